@@ -1,0 +1,63 @@
+# recsys — the two commands of the README, and their helpers.
+#   make reports   run the notebooks as reports on the embedded default (synthetic data)
+#   make test      notebooks clean + library in sync + nbdev_test + pytest
+# Both create (or reuse) .venv and install the pinned set from constraints.txt themselves.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.recsys-installed
+EXTRAS ?= dev,spark
+JOBS   ?=
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: install test check-clean check-sync check-readme nbtest pytest reports bench readme export clean-venv
+
+install: $(STAMP)
+
+$(STAMP): constraints.txt settings.ini setup.py pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "recsys needs Python 3.11+, found " + sys.version' 
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt pip setuptools wheel packaging
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt --no-build-isolation -e ".[$(EXTRAS)]"
+	$(BIN)/python -m pip check
+	@touch $@
+
+# --- the test command -------------------------------------------------------
+test: install check-clean check-sync check-readme nbtest pytest
+
+check-clean: install
+	@before=$$(cat nbs/*.ipynb | md5sum); $(BIN)/nbdev_clean; after=$$(cat nbs/*.ipynb | md5sum); \
+	if [ "$$before" != "$$after" ]; then echo "FAIL: notebooks were not clean; nbdev_clean has cleaned them now: review and commit"; exit 1; fi; \
+	echo "notebooks clean"
+
+check-sync: install
+	@sum() { find recsys -name '*.py' -print0 | sort -z | xargs -0 cat | md5sum; }; before=$$(sum); $(BIN)/nbdev_export; after=$$(sum); \
+	if [ "$$before" != "$$after" ]; then echo "FAIL: recsys/ was out of sync with nbs/; nbdev_export has updated it: review and commit"; exit 1; fi; \
+	echo "library in sync with notebooks"
+
+check-readme: install
+	@$(BIN)/python .ci/readme.py --check
+
+nbtest: install
+	$(BIN)/nbdev_test --n_workers 2 --timing
+
+pytest: install
+	$(BIN)/python -m pytest tests -q -ra
+
+# --- the main job -------------------------------------------------------------
+reports: install
+	$(BIN)/recsys-reports --dataset synthetic --scale small $(if $(JOBS),--jobs $(JOBS))
+
+bench: install
+	@for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+# --- development helpers ------------------------------------------------------
+export: install
+	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
+
+readme: install
+	$(BIN)/python .ci/readme.py --write
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,87 @@
+"""The repository's own set-up: settings, setup.py, the lock file, entry points, CI wiring."""
+import configparser, importlib, re, subprocess, sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cfg():
+    c = configparser.ConfigParser(delimiters=['='])
+    c.read(ROOT / 'settings.ini')
+    return c['DEFAULT']
+
+
+def pins():
+    out = {}
+    for line in (ROOT / 'constraints.txt').read_text().splitlines():
+        line = line.split('#')[0].strip()
+        if line:
+            name, _, ver = line.partition('==')
+            assert ver, f'constraints.txt line is not an exact pin: {line!r}'
+            out[re.sub(r'[-_.]+', '-', name).lower()] = ver
+    return out
+
+
+def test_settings_required_keys():
+    c = cfg()
+    assert c['lib_name'] == 'recsys' and c['nbs_path'] == 'nbs' and c['readme_nb'] == 'index.ipynb'
+    assert c['tst_flags'].split() == ['slow', 'notest']
+    assert c['allowed_cell_metadata_keys'].strip() == 'tags'
+
+
+def test_setup_py_does_not_use_pkg_resources():
+    assert 'pkg_resources' not in re.sub(r'""".*?"""', '', (ROOT / 'setup.py').read_text(), flags=re.S)
+
+
+def test_every_direct_dependency_is_pinned():
+    c, p = cfg(), pins()
+    names = c['requirements'].split() + c['dev_requirements'].split() + c['spark_requirements'].split()
+    missing = [n for n in names if re.sub(r'[-_.]+', '-', n).lower() not in p]
+    assert not missing, f'not pinned in constraints.txt: {missing}'
+    assert p['nbdev'] == '2.4.14' and p['execnb'] == '0.1.18' and p['fastcore'] == '1.14.5'
+
+
+def test_installed_versions_match_the_lock_file():
+    from importlib import metadata
+    p = pins()
+    wrong = {n: (v, metadata.version(n)) for n, v in p.items()
+             if n not in ('recsys',) and _installed(n) and metadata.version(n) != v}
+    assert not wrong, f'installed versions differ from constraints.txt: {wrong}'
+
+
+def _installed(n):
+    from importlib import metadata
+    try: metadata.version(n); return True
+    except metadata.PackageNotFoundError: return False
+
+
+def test_console_scripts_resolve():
+    for spec in cfg().get('console_scripts', '').split():
+        name, target = spec.split('=')
+        mod, func = target.split(':')
+        assert callable(getattr(importlib.import_module(mod), func)), spec
+
+
+def test_pip_check_is_clean():
+    r = subprocess.run([sys.executable, '-m', 'pip', 'check'], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    readme = (ROOT / 'README.md').read_text()
+    assert re.search(r'^make test\b', readme, re.M), 'README must state `make test`'
+    assert re.search(r'^make reports\b', readme, re.M), 'README must state `make reports`'
+    ci = [l.strip() for l in (ROOT / '.ci' / 'run').read_text().splitlines() if l.strip() and not l.strip().startswith('#')]
+    assert 'make test' in ci
+
+
+def test_notebooks_have_titles_and_export_targets():
+    import json
+    for nb in sorted((ROOT / 'nbs').glob('*.ipynb')):
+        cells = json.loads(nb.read_text())['cells']
+        assert cells[0]['cell_type'] == 'markdown' and ''.join(cells[0]['source']).startswith('# '), f'{nb.name}: no H1 title'
+        assert '> ' in ''.join(cells[0]['source']), f'{nb.name}: no one-line summary'
+        params = [c for c in cells if 'parameters' in c.get('metadata', {}).get('tags', [])]
+        assert len(params) <= 1, f'{nb.name}: more than one parameters cell'
