@@ -50,7 +50,7 @@ reports: install
 	$(BIN)/recsys-reports --dataset synthetic --scale small $(if $(JOBS),--jobs $(JOBS))
 
 bench: install
-	@for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
 
 # --- development helpers ------------------------------------------------------
 export: install

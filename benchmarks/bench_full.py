@@ -1,0 +1,160 @@
+"""Full scale: the full-size synthetic dataset from raw files to predictions_3.json, each stage timed and measured.
+
+Stages, each in its own process (wall time, CPU time, peak RSS of the process and of its process tree):
+  generate  recsys-synth --scale full --out DIR          (stands in for downloading the data: not in the target)
+  train     recsys-train --data DIR --out MODEL_DIR --factors 64 --iterations 15
+  predict   recsys-predict --data DIR --model MODEL_DIR --out predictions_3.json
+Training starts from the raw files: any interactions cache in DIR (DIR/_cache) is removed first.
+Targets (issue 12, on the project's 2-core, 24 GB machine): train + predict <= 15 minutes of wall time, and no stage
+above 12 GB (12e9 bytes) peak RSS. Writes benchmarks/out/bench_full.json (and a log per stage next to it); the data
+(~1 GB) and the model are deleted afterwards unless --keep.
+
+    .venv/bin/python benchmarks/bench_full.py                    # full scale: 46.5 M events, 557 k users, 43.7 k products
+    .venv/bin/python benchmarks/bench_full.py --scale small      # a minute or two: a check of the script itself
+    .venv/bin/python benchmarks/bench_full.py --keep --reuse-data  # keep the files; reuse them on the next run
+
+Exit status: 0 all stages ran and the targets are met (or do not apply: not full scale), 1 a target missed,
+2 a stage failed (the JSON says which and shows its last output lines).
+"""
+from __future__ import annotations
+
+import argparse, json, os, shutil, sys, time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import OUT, ROOT, machine_info, mem_available_gib, run_measured  # noqa: E402
+
+TARGET_S, TARGET_RSS_GB = 15 * 60, 12.0
+
+
+def _tool(name):
+    "The console script next to this interpreter (the venv's), or None."
+    p = Path(sys.executable).parent / name
+    return p if p.exists() else (Path(shutil.which(name)) if shutil.which(name) else None)
+
+
+def check_tools() -> str | None:
+    "Why the pipeline cannot run (missing module or console scripts), or None."
+    try:
+        from recsys.recommend import predict_cli, train_cli  # noqa: F401
+    except Exception as e:
+        return (f'recsys.recommend with train_cli / predict_cli is not importable ({e!r}): the recommend module '
+                f'(nbs/06_recommend.ipynb) must be exported first')
+    missing = [n for n in ('recsys-synth', 'recsys-train', 'recsys-predict') if _tool(n) is None]
+    if missing:
+        return (f"console script(s) {', '.join(missing)} not found next to {sys.executable}: run "
+                f"`.venv/bin/pip install -q --no-deps --no-build-isolation -e .` after adding them to settings.ini")
+    return None
+
+
+def _dir_size_mib(d: Path) -> float:
+    return sum(f.stat().st_size for f in Path(d).rglob('*') if f.is_file()) / 2**20
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--scale', default='full', choices=['tiny', 'small', 'full'])
+    ap.add_argument('--seed', type=int, default=42)
+    ap.add_argument('--factors', type=int, default=64)
+    ap.add_argument('--iterations', type=int, default=15)
+    ap.add_argument('--work', type=Path, default=None, help='folder for the data, model and predictions '
+                                                             '(default: benchmarks/out/bench_full-<scale>-seed<seed>)')
+    ap.add_argument('--reuse-data', action='store_true', help='skip generation when the folder already holds a complete dataset')
+    ap.add_argument('--keep', action='store_true', help='keep the data and the model afterwards (~1 GB at full scale)')
+    ap.add_argument('--train-extra', default='', help='extra recsys-train options, e.g. "--no-tune" (default: none)')
+    ap.add_argument('--timeout', type=float, default=3600, help='seconds per stage before it is stopped')
+    ap.add_argument('--out', type=Path, default=OUT / 'bench_full.json')
+    a = ap.parse_args(argv)
+
+    work = (a.work or OUT / f'bench_full-{a.scale}-seed{a.seed}').resolve()
+    data, model, pred = work / 'data', work / 'model', work / 'predictions_3.json'
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    res = {'benchmark': 'full scale: raw files -> predictions_3.json', 'scale': a.scale, 'seed': a.seed,
+           'params': {'factors': a.factors, 'iterations': a.iterations, 'train_extra': a.train_extra},
+           'targets': {'train_plus_predict_s': TARGET_S, 'peak_rss_gb': TARGET_RSS_GB, 'apply': a.scale == 'full'},
+           'machine': machine_info(), 'stages': {}}
+    print(f"full-scale benchmark: synthetic {a.scale} seed {a.seed} in {work}; {res['machine']['cores']} cores, "
+          f"{res['machine']['ram_gib']:.1f} GiB RAM, load average {res['machine']['load_average'][0]:.1f}", flush=True)
+
+    def finish(code):
+        res['load_average_end'] = list(os.getloadavg())
+        a.out.write_text(json.dumps(res, indent=1, default=str))
+        print(f'-> {a.out}')
+        return code
+
+    if why := check_tools():
+        res['error'] = why
+        print(f'bench_full: cannot run: {why}', file=sys.stderr)
+        return finish(2)
+
+    def stage(name, cmd):
+        print(f'== {name}: {" ".join(map(str, cmd))}', flush=True)
+        r = run_measured(cmd, log=a.out.parent / f'bench_full-{name}.log', timeout=a.timeout,
+                         env={'RECSYS_QUIET': '1'})
+        out = r.pop('output')
+        r['output_tail'] = out.splitlines()[-15:]
+        r['mem_available_gib_after'] = mem_available_gib()
+        res['stages'][name] = r
+        ok = r['returncode'] == 0 and not r['timed_out']
+        print(f"   {name}: {'ok' if ok else 'FAILED (exit %s%s)' % (r['returncode'], ', timed out' if r['timed_out'] else '')}"
+              f" wall {r['wall_s']:.1f} s, CPU {r['cpu_s']:.1f} s, peak RSS {r['peak_rss_mib']:,.0f} MiB "
+              f"(tree {r['peak_tree_rss_mib'] or float('nan'):,.0f} MiB)", flush=True)
+        return ok
+
+    # 1. generate: the stand-in for downloading the raw files
+    complete = (data / 'manifest.json').exists() and (data / 'train.parquet').exists() and (data / 'test.parquet').exists()
+    if a.reuse_data and complete:
+        res['stages']['generate'] = {'reused': True, 'command': f'(reused {data})'}
+        print(f'== generate: reusing {data}')
+    else:
+        if data.exists(): shutil.rmtree(data)
+        work.mkdir(parents=True, exist_ok=True)
+        if not stage('generate', [_tool('recsys-synth'), '--scale', a.scale, '--seed', a.seed, '--out', data]):
+            g = res['stages']['generate']
+            res['error'] = f"stage generate failed (exit {g['returncode']}): " + ' | '.join(g['output_tail'][-3:])
+            if not a.keep: shutil.rmtree(data, ignore_errors=True)
+            return finish(2)
+    try: res['data'] = json.loads((data / 'manifest.json').read_text())
+    except (OSError, ValueError): res['data'] = None
+    res['data_size_mib'] = _dir_size_mib(data)
+
+    # 2. train, from the raw files
+    shutil.rmtree(data / '_cache', ignore_errors=True)
+    shutil.rmtree(model, ignore_errors=True); pred.unlink(missing_ok=True)
+    ok = stage('train', [_tool('recsys-train'), '--data', data, '--out', model, '--factors', a.factors,
+                         '--iterations', a.iterations, *a.train_extra.split()])
+    # 3. predict
+    ok = ok and stage('predict', [_tool('recsys-predict'), '--data', data, '--model', model, '--out', pred])
+    if ok and pred.exists():
+        p = json.loads(pred.read_text())
+        recs = p.get('target', p) if isinstance(p, dict) else p
+        res['predictions'] = {'path': str(pred), 'sessions': len(recs), 'bytes': pred.stat().st_size}
+    if model.exists(): res['model_size_mib'] = _dir_size_mib(model)
+
+    # totals and verdicts
+    st = res['stages']
+    if ok:
+        tp = st['train']['wall_s'] + st['predict']['wall_s']
+        rss = max(max(st[s]['peak_rss_mib'], st[s]['peak_tree_rss_mib'] or 0) for s in ('train', 'predict'))
+        res['totals'] = {'train_plus_predict_s': tp, 'train_plus_predict_cpu_s': st['train']['cpu_s'] + st['predict']['cpu_s'],
+                         'peak_rss_mib': rss, 'peak_rss_gb': rss * 2**20 / 1e9,
+                         'with_generation_s': tp + st['generate'].get('wall_s', 0)}
+        met_t, met_m = tp <= TARGET_S, rss * 2**20 <= TARGET_RSS_GB * 1e9
+        res['verdict'] = {'time': ('met' if met_t else 'MISSED') if a.scale == 'full' else 'n/a (not full scale)',
+                          'memory': ('met' if met_m else 'MISSED') if a.scale == 'full' else 'n/a (not full scale)'}
+        print(f"\ntrain + predict: {tp:.1f} s wall ({tp / 60:.1f} min; target <= {TARGET_S / 60:.0f} min: {res['verdict']['time']}), "
+              f"peak RSS {rss * 2**20 / 1e9:.2f} GB (target <= {TARGET_RSS_GB:g} GB: {res['verdict']['memory']})")
+    else:
+        failed = next(s for s in ('train', 'predict') if s in st and (st[s]['returncode'] or st[s]['timed_out']))
+        res['error'] = f'stage {failed} failed (exit {st[failed]["returncode"]}): ' + ' | '.join(st[failed]['output_tail'][-3:])
+        print(f"bench_full: {res['error']}", file=sys.stderr)
+
+    if not a.keep:
+        shutil.rmtree(data, ignore_errors=True); shutil.rmtree(model, ignore_errors=True)
+        res['deleted'] = [str(data), str(model)]
+    code = 2 if not ok else (1 if 'MISSED' in res['verdict'].values() else 0)
+    return finish(code)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
