@@ -59,7 +59,7 @@ def test_aggregation_matches_ingest(pairs, tiny):
     assert Xs.carts.sum() > 0 and Xs.nnz == Xr.nnz
 
 
-@pytest.mark.parametrize('design', ['seed', {'name': 'bm25', 'params': {'alpha': 1, 'w_cart': 10}},
+@pytest.mark.parametrize('design', ['seed', 'default', {'name': 'bm25', 'params': {'alpha': 1, 'w_cart': 10}},
                                     {'name': 'seed', 'params': {'half_life_days': 3}}])
 def test_confidence_and_spark_input_match(pairs, tiny, design):
     "spark_confidence = design.apply; spark_ratings = to_spark's ratings; spark_reg = spark_reg_param."
