@@ -13,8 +13,8 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['TRACKED_PACKAGES', 'project_root', 'data_dir', 'reports_dir', 'cache_dir', 'seed_everything', 'derive_seed',
-           'blas_threads', 'blas_info', 'RecsysDataError', 'cli_errors', 'quiet', 'progress', 'atomic_write',
-           'versions', 'git_commit', 'write_results', 'save_figure']
+           'blas_threads', 'blas_info', 'RecsysDataError', 'cli_errors', 'quiet', 'progress', 'rss_mib', 'Stages',
+           'stages_table', 'atomic_write', 'versions', 'git_commit', 'write_results', 'save_figure']
 
 # %% ../nbs/00_core.ipynb #483ad04f
 def project_root(start: Path | str | None = None) -> Path:
@@ -102,6 +102,52 @@ def progress(iterable=None, desc: str | None = None, total: int | None = None, d
     from tqdm.auto import tqdm
     return tqdm(iterable, desc=desc, total=total, disable=quiet() if disable is None else disable,
                 dynamic_ncols=True, **kwargs)
+
+# %% ../nbs/00_core.ipynb #8a5577d9
+def rss_mib() -> tuple[float | None, float | None]:
+    "(current, peak) resident memory of this process in MiB, from /proc/self/status; (None, None) where unavailable."
+    try:
+        with open('/proc/self/status') as f: st = dict(l.split(':', 1) for l in f if l.startswith(('VmRSS', 'VmHWM')))
+        return int(st['VmRSS'].split()[0]) / 1024, int(st['VmHWM'].split()[0]) / 1024
+    except (OSError, KeyError, ValueError): return None, None
+
+class Stages:
+    "Wall time, CPU time and resident memory of named stages: `with stages('fit'): ...`; then `.records`, `.table()`."
+    def __init__(self, interval: float = 0.1, log=None):
+        self.records, self.interval, self.log = [], float(interval), log
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        import threading
+        stop, peak = threading.Event(), [rss_mib()[0] or 0.0]
+        def sample():
+            while not stop.wait(self.interval): peak[0] = max(peak[0], rss_mib()[0] or 0.0)
+        _, hwm0 = rss_mib(); w0, c0 = time.perf_counter(), time.process_time()
+        th = threading.Thread(target=sample, daemon=True); th.start()
+        try: yield self
+        finally:
+            stop.set(); th.join()
+            rss, hwm = rss_mib()
+            p = None if rss is None else (hwm if hwm0 is not None and hwm > hwm0 else max(peak[0], rss))
+            r = dict(stage=name, wall_s=round(time.perf_counter() - w0, 3), cpu_s=round(time.process_time() - c0, 3),
+                     rss_end_mib=None if rss is None else round(rss, 1), peak_rss_mib=None if p is None else round(p, 1))
+            self.records.append(r)
+            if self.log: self.log(f"  {name}: {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU"
+                                  + ('' if p is None else f", peak {p:,.0f} MiB, {rss:,.0f} MiB held after"))
+
+    def table(self):
+        "The records as a DataFrame, with a total row (peak = the largest stage peak)."
+        return stages_table(self.records)
+
+def stages_table(records):
+    "`Stages` records (also as saved in JSON) as a DataFrame, with a total row (peak = the largest stage peak)."
+    import pandas as pd
+    df = pd.DataFrame(list(records), columns=['stage', 'wall_s', 'cpu_s', 'rss_end_mib', 'peak_rss_mib'])
+    if len(df):
+        tot = {'stage': 'total', 'wall_s': df.wall_s.sum(), 'cpu_s': df.cpu_s.sum(), 'rss_end_mib': df.rss_end_mib.iloc[-1],
+               'peak_rss_mib': df.peak_rss_mib.max()}
+        df = pd.concat([df, pd.DataFrame([tot])], ignore_index=True)
+    return df
 
 # %% ../nbs/00_core.ipynb #704296bc
 @contextlib.contextmanager

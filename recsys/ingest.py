@@ -127,6 +127,7 @@ def validate_events(table: pa.Table, file=None, kind: str = 'train') -> pa.Table
     _check_dates(table['timestamp_local'], file, 'timestamp_local', with_time=True)
     for c, a in cols.items():
         table = table.set_column(table.column_names.index(c), c, pa.chunked_array([a]) if isinstance(a, pa.Array) else a)
+    pa.default_memory_pool().release_unused()   # the checks' temporary copies: ~3 GB at full scale the allocator would keep
     return table
 
 # %% ../nbs/01_ingest.ipynb #a1f40934
@@ -1111,6 +1112,17 @@ class RecsysDataset:
     def _lazy(self, name, fn):
         if name not in self._tables: self._tables[name] = fn()
         return self._tables[name]
+
+    @property
+    def loaded(self) -> set:
+        "The tables read so far and kept in memory ('train', 'test', 'products', ...)."
+        return set(self._tables)
+
+    def release(self, *names: str) -> 'RecsysDataset':
+        "Forget the in-memory copies of tables `names` (all when none given); they are read again when next used."
+        for n in (names or list(self._tables)): self._tables.pop(n, None)
+        import gc; gc.collect(); pa.default_memory_pool().release_unused()
+        return self
 
     @property
     def train(self) -> pa.Table:

@@ -5,7 +5,7 @@
 # %% ../nbs/06_recommend.ipynb #5117ba3b
 from __future__ import annotations
 
-import argparse, inspect, json, math, time
+import argparse, inspect, json, math, sys, time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
-from .core import RecsysDataError, atomic_write, cli_errors, derive_seed, versions
+from .core import RecsysDataError, Stages, atomic_write, cli_errors, derive_seed, quiet, stages_table, versions
 from .ingest import Interactions, RecsysDataset, aggregate, load_dataset, read_products, read_test
 from .confidence import DESIGNS, ConfidenceDesign, DEFAULT_DESIGN, confidence, counts_on_pattern, event_days, event_score, to_implicit
 from .als import ALSModel
@@ -29,7 +29,7 @@ __all__ = ['CATALOGUE_COLUMNS', 'FEATURES', 'DEFAULT_WEIGHTS', 'MODEL_FORMAT', '
            'session_confidence', 'session_inputs', 'candidates', 'recommend_sessions', 'ValidationSplit',
            'carve_validation', 'relevance', 'ndcg_per_session', 'ndcg_by_kind', 'tune_weights', 'save_model',
            'load_model', 'write_predictions', 'validate_predictions', 'session_kinds', 'als_contributions', 'explain',
-           'train_model', 'predict_file', 'train_cli', 'predict_cli']
+           'warm_factors', 'train_model', 'predict_file', 'train_cli', 'predict_cli']
 
 # %% ../nbs/06_recommend.ipynb #6b1ec18b
 def _int64(col, name: str, file=None, nullable: bool = False) -> np.ndarray:
@@ -244,9 +244,11 @@ def fit_session_model(X: Interactions, products=None, users=None, *, design=None
                       regularization: float = 0.05, alpha: float = 1.0, iterations: int = 15, seed: int = 42,
                       segments: Segments | None = None, segments_k: int | None = None, n_group: int = 20,
                       n_als: int = 20, n_history: int = 10, profile_weight: float = 0.3, rate_prior: float = 20.0,
-                      weights: dict | None = None, K: int = 5, show_progress: bool | None = None) -> SessionModel:
+                      weights: dict | None = None, K: int = 5, show_progress: bool | None = None,
+                      initial_factors=None) -> SessionModel:
     """Fit what a session recommender needs on training interactions `X`: the confidence design, ALS, item
-    statistics, country popularity and (given `segments`, or `users` with R, F, M) RFM segments and their popularity."""
+    statistics, country popularity and (given `segments`, or `users` with R, F, M) RFM segments and their popularity.
+    `initial_factors` (rows x factors, items x factors; see `warm_factors`) starts ALS there instead of at random."""
     design = _design(design)
     if 'half_life_days' in design.params and (X.last_ts is None or np.isnan(X.last_ts.data).all()):
         design = ConfidenceDesign(design.name, {k: v for k, v in design.params.items() if k != 'half_life_days'})  # no times
@@ -255,7 +257,8 @@ def fit_session_model(X: Interactions, products=None, users=None, *, design=None
     item_score = np.bincount(cnt.pattern.indices, weights=event_score(cnt, dp['w_view'], dp['w_cart'], dp['w_purchase'],
                                                                         dp['repeat']), minlength=X.n_items)
     als = ALSModel(factors=factors, regularization=regularization, alpha=alpha, iterations=iterations, seed=seed,
-                   calculate_training_loss=False).fit(to_implicit(C, alpha), show_progress=show_progress)
+                   calculate_training_loss=False).fit(to_implicit(C, alpha), show_progress=show_progress,
+                                                      initial_factors=initial_factors)
     cat = catalogue_frame(products, X.items); pn = cat['partnumber'].to_numpy(np.int64)
     if len(cat) < K: raise RecsysDataError(f'the catalogue has {len(cat)} products, fewer than K={K}', fix='check the products file')
     cat_of_item = _lookup(pn, X.items); on = cat_of_item >= 0
@@ -464,14 +467,28 @@ BASELINES = {
 # %% ../nbs/06_recommend.ipynb #c62f5262
 @dataclass
 class ValidationSplit:
-    "A pseudo-test carved from the training events: history, test-part events (no carts), labels, kind per session."
-    history: pa.Table
+    """A pseudo-test carved from the training events: history (as a row mask over `source`), test-part events (no
+    carts), labels, kind per session. `history_batches()` streams the history to `aggregate` without copying it."""
+    source: pa.Table           # the training events the split was carved from
+    history_mask: np.ndarray   # True for the rows of `source` in the history
     test: pa.Table
     labels: pd.DataFrame
     session_id: np.ndarray     # the test sessions (sorted)
     kind: np.ndarray           # their kinds (recsys.evaluate.KINDS)
     actor_carts: np.ndarray    # distinct products carted by each session's actor up to day D
     info: dict = field(default_factory=dict)
+
+    @property
+    def history(self) -> pa.Table:
+        "The history events as one table: a filtered copy, nearly as large as the training events."
+        return self.source.filter(pa.array(self.history_mask))
+
+    def history_batches(self, batch_rows: int = 1 << 20):
+        "The history events batch by batch, each filtered as it is read: what `aggregate` needs, without a full copy."
+        off = 0
+        for b in self.source.to_batches(max_chunksize=batch_rows):
+            n = b.num_rows; m = self.history_mask[off:off + n]; off += n
+            if m.any(): yield b if m.all() else b.filter(pa.array(m))
 
 def _last_full_day(day: np.ndarray, sid: np.ndarray) -> int:
     "The latest day with at least half the median number of sessions per day."
@@ -520,7 +537,7 @@ def carve_validation(train: pa.Table, day: str | None = None, max_rows: int = 10
     rp = np.repeat(pick, length)
     hist_mask = days < D; hist_mask[rows[rp & to_hist]] = True
     test_rows = np.sort(rows[rp & in_test])
-    history, test = train.filter(pa.array(hist_mask)), train.take(pa.array(test_rows)).drop_columns(['add_to_cart'])
+    test = train.take(pa.array(test_rows)).drop_columns(['add_to_cart'])
     lab = rows[rp & in_test & cart[rows]]
     labels = (pd.DataFrame({'session_id': sid[lab], 'partnumber': item[lab]}).drop_duplicates()
               .sort_values(['session_id', 'partnumber']).reset_index(drop=True))
@@ -531,9 +548,9 @@ def carve_validation(train: pa.Table, day: str | None = None, max_rows: int = 10
     returning = np.isin(c_ids, sid[hist_mask])     # the challenge's definition: the session id is in the history
     kind = (np.where(returning, 'returning_', 'new_').astype(object) + np.where(known, 'known', 'unknown').astype(object)).astype(str)
     info = dict(day=str(np.datetime64(D, 'D')), eligible=int(eligible.sum()), sessions=len(chosen), test_rows=len(test_rows),
-                labels=len(labels), history_rows=history.num_rows, max_rows=max_rows, returning_share=returning_share,
+                labels=len(labels), history_rows=int(hist_mask.sum()), max_rows=max_rows, returning_share=returning_share,
                 min_carts=min_carts, per_kind={k: int((kind == k).sum()) for k in KINDS})
-    return ValidationSplit(history, test, labels, c_ids, kind, n_carts[chosen], info)
+    return ValidationSplit(train, hist_mask, test, labels, c_ids, kind, n_carts[chosen], info)
 
 # %% ../nbs/06_recommend.ipynb #fe8347fa
 def relevance(sessions: Sessions, labels: pd.DataFrame, cat_items: np.ndarray) -> sp.csr_matrix:
@@ -767,50 +784,96 @@ def explain(model: SessionModel, sessions: Sessions, session_id: int, weights: d
 def _dataset(data, scale='tiny', seed=42) -> RecsysDataset:
     return data if isinstance(data, RecsysDataset) else load_dataset(str(data), scale=scale, seed=seed)
 
-DESIGN_CANDIDATES = (None, 'seed')   # None = recsys.confidence.DEFAULT_DESIGN; the validation split picks one
+DESIGN_CANDIDATES = (None,)   # None = recsys.confidence.DEFAULT_DESIGN; give several and the validation split picks one
+
+def warm_factors(model: SessionModel, X: Interactions, seed: int = 42) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Starting factors for an ALS fit of `X`, taken from the fitted `model`: rows matched by key and items by id
+    start where the model left them; the others are drawn as a cold start draws them (uniform on [0, 0.01), seeded).
+    Returns (row factors, item factors, the shares of rows and items matched)."""
+    f, dt = model.als.factors, model.als.item_factors.dtype
+    rng = np.random.default_rng(derive_seed(seed, 'recommend', 'warm start'))
+    def take(old_ids, old_F, new_ids):
+        pos = pd.Index(np.asarray(old_ids)).get_indexer(np.asarray(new_ids)); hit = pos >= 0
+        out = np.empty((len(new_ids), f), dt); out[hit] = old_F[pos[hit]]
+        out[~hit] = rng.random((int((~hit).sum()), f), dtype=dt) * 0.01
+        return out, float(hit.mean()) if len(hit) else 0.0
+    U, ru = take(model.keys, model.als.user_factors, X.keys)
+    V, ri = take(model.items, model.als.item_factors, X.items)
+    return U, V, dict(rows_matched=round(ru, 6), items_matched=round(ri, 6))
 
 def train_model(data, out_dir=None, *, scale: str = 'tiny', seed: int = 42, tune: bool = True, val_sessions: int | None = 5000,
                 val_day: str | None = None, val_max_rows: int = 10, val_min_carts: int = 1, profile_weights=(0.0, 0.3, 1.0),
                 design=DESIGN_CANDIDATES, weights: dict | None = None, segments_k: int | None = None,
-                show_progress: bool | None = None, **hyper) -> SessionModel:
+                iterations: int = 15, refit_iterations: int | None = None, warm_start: bool = True, show_progress: bool | None = None,
+                **hyper) -> SessionModel:
     """Raw files (a folder, 'synthetic' or a `RecsysDataset`) -> a `SessionModel`, saved to `out_dir` when given.
     `design` is a confidence design or a list of candidates; `hyper` goes to `fit_session_model` (factors,
-    regularization, alpha, iterations, n_als, ...). With `tune`, the design, the profile weight and the blend weights are
-    chosen on a validation split carved from train (never on test labels); without, the first design and `weights`."""
+    regularization, alpha, n_als, ...). With `tune`, the design, the profile weight and the blend weights are chosen on
+    a validation split carved from train (never on test labels), and the final fit on all the training events starts
+    from the chosen validation model's factors and runs `refit_iterations` (default: a third of `iterations`, at least
+    1); without tuning or with `warm_start=False`, the final fit is cold and runs `iterations`. Each stage's time and
+    memory go to `model.info['stages']`."""
     ds = _dataset(data, scale, seed)
     t0 = time.perf_counter()
+    loud = show_progress if show_progress is not None else not quiet()
+    st = Stages(log=(lambda s: print(s, file=sys.stderr, flush=True)) if loud else None)
     designs = list(design) if isinstance(design, (list, tuple)) else [design]
     designs = list({_design(d).label: _design(d) for d in designs}.values())            # distinct, in order
-    products, users, seg = ds.products, ds.users, None
+    had_train = 'train' in ds.loaded
+    with st('read products and users'): products, users, seg = ds.products, ds.users, None
     if users is not None and all(c in users.columns for c in ('R', 'F', 'M')) and len(users) >= 3:
-        seg = fit_segments(users, seed=seed, k=segments_k,
-                           k_range=range(2, min(9, len(users))) if segments_k is None else [segments_k])
-    val, chosen = None, designs[0]
+        with st('RFM segments'):
+            seg = fit_segments(users, seed=seed, k=segments_k,
+                               k_range=range(2, min(9, len(users))) if segments_k is None else [segments_k])
+    val, chosen, warm = None, designs[0], None
     if tune and weights is None:
-        split = carve_validation(ds.train, day=val_day, max_rows=val_max_rows, min_carts=val_min_carts,
-                                 n_sessions=val_sessions, seed=seed)
-        Xv, vs = aggregate(split.history), read_sessions(split.test)
-        kinds = pd.Series(split.kind, index=split.session_id).reindex(vs.session_id).to_numpy()
+        with st('validation split'):
+            split = carve_validation(ds.train, day=val_day, max_rows=val_max_rows, min_carts=val_min_carts,
+                                     n_sessions=val_sessions, seed=seed)
+        with st('validation interactions'):
+            Xv, vs = aggregate(split.history_batches()), read_sessions(split.test)
+            kinds = pd.Series(split.kind, index=split.session_id).reindex(vs.session_id).to_numpy()
+            labels, split_info = split.labels, split.info
+            del split                                   # the history mask and the events table
+            if not had_train: ds.release('train')       # the final fit streams the train file again
         best, per_design = None, {}
         for d in designs:
-            mv = fit_session_model(Xv, products, users, design=d, segments=seg, seed=seed, show_progress=show_progress, **hyper)
-            K = mv.params['K']; rel = relevance(vs, split.labels, mv.cat_items)
-            for pw in profile_weights:
-                c = candidates(mv, vs, pw)
-                w, _ = tune_weights(c, rel, K=K)
-                nd = ndcg_by_kind(c.top_k(w, K), rel, kinds, K)
-                per_design[f'{d.label}, profile_weight={pw:g}'] = nd['overall']
-                if best is None or nd['overall'] > best['ndcg']['overall'] + 1e-9:
-                    best = dict(design=d, profile_weight=pw, weights=w, ndcg=nd,
-                                baselines={b: ndcg_by_kind(c.top_k(bw, K), rel, kinds, K) for b, bw in BASELINES.items()})
-        chosen, weights = best['design'], best['weights']
-        val = dict(split=split.info, design=chosen.to_dict(), profile_weight=best['profile_weight'], weights=weights,
+            with st(f'validation fit: {d.label}'):
+                mv = fit_session_model(Xv, products, users, design=d, segments=seg, seed=seed, iterations=iterations,
+                                       show_progress=show_progress, **hyper)
+            with st(f'tuning: {d.label}'):
+                K = mv.params['K']; rel = relevance(vs, labels, mv.cat_items)
+                for pw in profile_weights:
+                    c = candidates(mv, vs, pw)
+                    w, _ = tune_weights(c, rel, K=K)
+                    nd = ndcg_by_kind(c.top_k(w, K), rel, kinds, K)
+                    per_design[f'{d.label}, profile_weight={pw:g}'] = nd['overall']
+                    if best is None or nd['overall'] > best['ndcg']['overall'] + 1e-9:
+                        best = dict(design=d, profile_weight=pw, weights=w, ndcg=nd, model=mv,
+                                    baselines={b: ndcg_by_kind(c.top_k(bw, K), rel, kinds, K) for b, bw in BASELINES.items()})
+                del mv, c
+        del Xv
+        chosen, weights, warm = best['design'], best['weights'], best.pop('model')
+        if not warm_start: warm = None                  # and the validation model is freed before the final fit
+        val = dict(split=split_info, design=chosen.to_dict(), profile_weight=best['profile_weight'], weights=weights,
                    ndcg=best['ndcg'], baselines=best['baselines'], candidates=per_design)
         hyper['profile_weight'] = best['profile_weight']
-    model = fit_session_model(ds.interactions(), products, users, design=chosen, segments=seg, seed=seed, weights=weights,
-                              show_progress=show_progress, **hyper)
-    model.info.update(dataset=ds.name, validation=val, train_seconds=round(time.perf_counter() - t0, 2))
-    if out_dir is not None: save_model(model, out_dir)
+    with st('interactions'): X = ds.interactions()
+    final = dict(warm_start=warm is not None, iterations=int(iterations))
+    init = None
+    if warm is not None:
+        final['iterations'] = max(1, int(iterations) // 3) if refit_iterations is None else int(refit_iterations)
+        with st('warm start'):
+            U, V, matched = warm_factors(warm, X, seed); init = (U, V); final.update(matched); del warm, U, V
+    with st('final fit'):
+        model = fit_session_model(X, products, users, design=chosen, segments=seg, seed=seed, weights=weights,
+                                  iterations=final['iterations'], initial_factors=init, show_progress=show_progress, **hyper)
+        del init
+    model.params['iterations'] = int(iterations)
+    model.info.update(dataset=ds.name, validation=val, final_fit=final, stages=st.records,
+                      train_seconds=round(time.perf_counter() - t0, 2))
+    if out_dir is not None:
+        with st('save'): save_model(model, out_dir)
     return model
 
 def predict_file(model: SessionModel, test, out, products=None) -> dict:
@@ -837,23 +900,32 @@ def train_cli(argv=None):
     ap.add_argument('--seed', type=int, default=42)
     ap.add_argument('--design', action='append', default=None,
                     help='confidence design: a name (seed, linear, hu, hu_log, bm25, tfidf) or its JSON; repeat it to let the '
-                         f"validation split choose (default: recsys.confidence.DEFAULT_DESIGN, {_design(None).label}, and 'seed')")
+                         'validation split choose (each candidate costs one more ALS fit) '
+                         f"(default: recsys.confidence.DEFAULT_DESIGN, {_design(None).label})")
     ap.add_argument('--factors', type=int, default=64)
     ap.add_argument('--regularization', type=float, default=0.05)
     ap.add_argument('--alpha', type=float, default=1.0)
-    ap.add_argument('--iterations', type=int, default=15)
+    ap.add_argument('--iterations', type=int, default=15, help='ALS iterations of the validation fit (and of a cold final fit)')
+    ap.add_argument('--refit-iterations', type=int, default=None,
+                    help='ALS iterations of the final fit on all the events, which starts from the tuned validation model '
+                         '(default: a third of --iterations; 0 keeps the validation factors)')
     ap.add_argument('--segments-k', type=int, default=None, help='number of RFM segments (default: elbow + silhouette rule)')
     ap.add_argument('--n-als', type=int, default=20, help='ALS candidates per session')
     ap.add_argument('--weights', type=_json_arg, default=None, help='blend weights as JSON (skips tuning)')
+    ap.add_argument('--cold-refit', action='store_true', help='fit the final model from random factors with --iterations '
+                    '(slower; by default it starts from the tuned validation model)')
     ap.add_argument('--no-tune', action='store_true', help='keep the default blend weights')
     ap.add_argument('--val-sessions', type=int, default=5000, help='validation sessions for tuning (at most)')
     ap.add_argument('--val-day', default=None, help='validation day YYYY-MM-DD (default: the last full training day)')
     a = ap.parse_args(argv)
+    if a.refit_iterations is not None and a.refit_iterations < 0: ap.error('--refit-iterations must be >= 0')
     t0 = time.perf_counter()
     m = train_model(a.data, a.out, scale=a.scale, seed=a.seed, tune=not a.no_tune, val_sessions=a.val_sessions,
                     val_day=a.val_day, weights=a.weights, segments_k=a.segments_k, design=a.design or DESIGN_CANDIDATES, factors=a.factors,
-                    regularization=a.regularization, alpha=a.alpha, iterations=a.iterations, n_als=a.n_als)
+                    regularization=a.regularization, alpha=a.alpha, iterations=a.iterations,
+                    refit_iterations=a.refit_iterations, warm_start=not a.cold_refit, n_als=a.n_als)
     print(f'{m} -> {a.out} [{time.perf_counter() - t0:.1f} s]')
+    print(stages_table(m.info['stages']).to_string(index=False, float_format=lambda x: f'{x:,.1f}'))
     if v := m.info.get('validation'):
         print(f"validation NDCG@{m.params['K']} {v['ndcg']['overall']:.4f} (in-session re-ranking "
               f"{v['baselines']['in-session re-ranking']['overall']:.4f}) on {v['split']['sessions']:,} sessions of {v['split']['day']}; "

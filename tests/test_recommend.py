@@ -37,12 +37,19 @@ def model_dir(data, tmp_path_factory):
     r = cli('recsys-train', '--data', data, '--out', out, *FAST, '--val-sessions', '500')
     assert r.returncode == 0, r.stderr
     assert 'validation NDCG@5' in r.stdout and str(out) in r.stdout
+    assert 'final fit' in r.stdout and 'peak_rss_mib' in r.stdout               # the table of stages
     return out
 
 
 def test_two_commands_raw_files_to_valid_predictions(data, model_dir, tmp_path):
     man = json.loads((model_dir / 'manifest.json').read_text())
     assert man['format'] == 'recsys.session-model/1' and man['info']['validation']['split']['sessions'] > 0
+    # the final fit continued from the validation model (a third of --iterations 3), and every stage was measured
+    assert man['info']['final_fit']['warm_start'] and man['info']['final_fit']['iterations'] == 1
+    assert man['params']['iterations'] == 3 and man['info']['final_fit']['rows_matched'] > 0.5
+    stages = [s['stage'] for s in man['info']['stages']]
+    assert stages[0] == 'read products and users' and stages[-2:] == ['warm start', 'final fit']
+    assert all(s['wall_s'] >= 0 and s['peak_rss_mib'] > 0 for s in man['info']['stages'])
     assert not list(model_dir.rglob('*.pkl')) and not list(model_dir.rglob('*.pickle'))
     out = tmp_path / 'predictions_3.json'
     r = cli('recsys-predict', '--data', data, '--model', model_dir, '--out', out)
@@ -114,6 +121,8 @@ def test_csv_files_and_errors(data, model_dir, tmp_path):
     assert r.returncode == 2 and 'error:' in r.stderr
     r = cli('recsys-train', '--data', data, '--out', tmp_path / 'm3', '--design', 'nonsense', '--no-tune')
     assert r.returncode == 2 and 'bad confidence design' in r.stderr
+    r = cli('recsys-train', '--data', data, '--out', tmp_path / 'm4', '--refit-iterations', '-1')
+    assert r.returncode == 2 and '--refit-iterations must be >= 0' in r.stderr and not (tmp_path / 'm4').exists()
     ids = pd.read_parquet(data / 'test.parquet').session_id.unique()
     with pytest.raises(RecsysDataError, match='test sessions without predictions'):
         validate_predictions(out, np.r_[ids, 123_456_789], data / 'products.parquet')
