@@ -47,6 +47,25 @@ def check_tools() -> str | None:
     return None
 
 
+def score(recs: dict, data: Path, K: int = 5) -> dict:
+    "NDCG@K of predictions_3.json's lists against the generator's hidden labels, overall and per kind of session."
+    import numpy as np, pandas as pd
+    lab = pd.read_parquet(data / 'test_labels.parquet')
+    rel = lab.groupby('session_id')['partnumber'].apply(set)
+    disc = 1.0 / np.log2(np.arange(2, K + 2))
+    nd = {}
+    for sid, items in recs.items():
+        r = rel.get(int(sid))
+        if not r: continue                                      # a session without a label cannot be scored
+        nd[int(sid)] = sum(disc[i] for i, x in enumerate(items[:K]) if x in r) / disc[:min(len(r), K)].sum()
+    s = pd.Series(nd, dtype=float); out = {'overall': float(s.mean())}
+    kf = data / 'test_sessions.parquet'
+    if kf.exists():
+        kinds = pd.read_parquet(kf).set_index('session_id')['kind'].reindex(s.index)
+        out.update({k: float(v) for k, v in s.groupby(kinds).mean().items()})
+    return out
+
+
 def _dir_size_mib(d: Path) -> float:
     return sum(f.stat().st_size for f in Path(d).rglob('*') if f.is_file()) / 2**20
 
@@ -129,7 +148,17 @@ def main(argv=None):
         p = json.loads(pred.read_text())
         recs = p.get('target', p) if isinstance(p, dict) else p
         res['predictions'] = {'path': str(pred), 'sessions': len(recs), 'bytes': pred.stat().st_size}
-    if model.exists(): res['model_size_mib'] = _dir_size_mib(model)
+        if (data / 'test_labels.parquet').exists():          # synthetic data: the hidden labels say how good it is
+            res['ndcg@5'] = score(recs, data)
+            print(f"   NDCG@5 against the hidden labels: {res['ndcg@5']['overall']:.4f} "
+                  f"({', '.join(f'{k} {v:.4f}' for k, v in res['ndcg@5'].items() if k != 'overall')})")
+    if model.exists():
+        res['model_size_mib'] = _dir_size_mib(model)
+        try:                                                   # the trainer's own account of its stages
+            info = json.loads((model / 'manifest.json').read_text())['info']
+            res['train_stages'], res['final_fit'] = info.get('stages'), info.get('final_fit')
+            res['validation_ndcg@5'] = (info.get('validation') or {}).get('ndcg', {}).get('overall')
+        except (OSError, ValueError, KeyError): pass
 
     # totals and verdicts
     st = res['stages']

@@ -224,6 +224,19 @@ def fig_full(j, out, argv):
                      f"{_f(t['train_plus_predict_cpu_s'], 1)} CPU s; peak RSS {t['peak_rss_gb']:.2f} GB"))
         rows.append(('with generation (the stand-in for downloading)', f"{_f(t['with_generation_s'], 1)} s"))
     if j.get('predictions'): rows.append(('predictions_3.json', f"{j['predictions']['sessions']:,} sessions"))
+    if j.get('ndcg@5'):
+        n = j['ndcg@5']
+        rows.append(('NDCG@5 against the hidden labels', f"{n['overall']:.4f} overall; " +
+                     ', '.join(f'{k} {v:.4f}' for k, v in n.items() if k != 'overall') +
+                     (f" (validation {j['validation_ndcg@5']:.4f})" if j.get('validation_ndcg@5') is not None else '')))
+    if j.get('final_fit'):
+        f = j['final_fit']
+        rows.append(('final fit', (f"warm start from the validation model ({f.get('rows_matched', 0):.1%} of rows, "
+                                   f"{f.get('items_matched', 0):.1%} of items matched), " if f.get('warm_start') else 'cold start, ')
+                     + f"{f['iterations']} iterations"))
+    for r in j.get('train_stages') or []:
+        rows.append((f"train stage: {r['stage']}", f"wall {_f(r['wall_s'], 1)} s, CPU {_f(r['cpu_s'], 1)} s, peak RSS "
+                     f"{_mib(r.get('peak_rss_mib'))}, held after {_mib(r.get('rss_end_mib'))}"))
     if j.get('error'): rows.append(('error', j['error']))
     v = j.get('verdict', {})
     verdict = f"time {v.get('time', '?')}, memory {v.get('memory', '?')}" if v else 'FAILED'
