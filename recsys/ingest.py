@@ -82,8 +82,7 @@ def _check_values(col, allowed: tuple, file, name, nullable=False, fix=None):
                    example=None if np.isnan(ex) else (int(ex) if ex == int(ex) else float(ex)), fix=fix)
 
 def _check_dates(col, file, name, with_time: bool):
-    if isinstance(col, pa.ChunkedArray): col = col.combine_chunks()
-    t = col.type
+    t = col.type                   # chunks stay chunks: a contiguous copy of 46 M strings would cost ~1 GB
     if pa.types.is_timestamp(t) or pa.types.is_date(t): return
     if not (pa.types.is_string(t) or pa.types.is_large_string(t)):
         raise _bad(f'expected a date/time column (string or timestamp), found type {t}', file, name,
@@ -92,6 +91,7 @@ def _check_dates(col, file, name, with_time: bool):
         raise _bad('missing dates/times', file, name, col.null_count, fix='drop the rows without a time')
     try: pc.cast(col, pa.timestamp('ms') if with_time else pa.date32())
     except pa.ArrowInvalid:
+        if isinstance(col, pa.ChunkedArray): col = col.combine_chunks()     # the error path needs row positions
         ok = pc.is_valid(pc.strptime(col, '%Y-%m-%d %H:%M:%S' if with_time else '%Y-%m-%d', 's', error_is_null=True))
         if with_time:   # fractional seconds make strptime fail; fall back to a pattern check
             ok = pc.match_substring_regex(col, r'^\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?$')

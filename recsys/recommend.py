@@ -491,10 +491,18 @@ class ValidationSplit:
             if m.any(): yield b if m.all() else b.filter(pa.array(m))
 
 def _last_full_day(day: np.ndarray, sid: np.ndarray) -> int:
-    "The latest day with at least half the median number of sessions per day."
-    base = int(sid.max()) - int(sid.min()) + 1
-    u, cnt = np.unique(np.unique(day.astype(np.int64) * base + (sid - sid.min())) // base, return_counts=True)
+    "The latest day with at least half the median number of sessions per day (one day at a time: bounded memory)."
+    d0 = int(day.min()); u = np.flatnonzero(np.bincount(day - d0)) + d0
+    cnt = np.array([np.unique(sid[day == d]).size for d in u])
     return int(u[cnt >= 0.5 * np.median(cnt)][-1])
+
+def _present(targets: np.ndarray, values: np.ndarray, mask: np.ndarray, chunk: int = 1 << 22) -> np.ndarray:
+    "Which of `targets` occur among `values[mask]`, a chunk of rows at a time (no copy of a 46 M-row column)."
+    found = np.zeros(len(targets), bool)
+    for a in range(0, len(values), chunk):
+        v = values[a:a + chunk][mask[a:a + chunk]]
+        if len(v): found |= np.isin(targets, v)
+    return found
 
 def carve_validation(train: pa.Table, day: str | None = None, max_rows: int = 10, returning_share: float = 0.5,
                      min_carts: int = 1, n_sessions: int | None = 5000, seed: int = 42) -> ValidationSplit:
@@ -505,17 +513,18 @@ def carve_validation(train: pa.Table, day: str | None = None, max_rows: int = 10
     sid, item = _int64(train['session_id'], 'session_id'), _int64(train['partnumber'], 'partnumber')
     uid = _int64(train['user_id'], 'user_id', nullable=True) if 'user_id' in train.column_names else np.full(len(sid), np.nan)
     cart = _int64(train['add_to_cart'], 'add_to_cart') > 0
-    ts = _times_ms(train); ts = np.arange(len(sid)) if ts is None else ts
     D = _last_full_day(days, sid) if day is None else int(np.datetime64(str(day)[:10], 'D').astype(np.int64))
     if not (days < D).any() or not (days == D).any():
         raise RecsysDataError(f'no history before, or no events on, the validation day {np.datetime64(D, "D")}',
                               column='date', fix='choose another validation day')
-    actor = np.where(np.isnan(uid), sid * 2 + 1, np.nan_to_num(uid).astype(np.int64) * 2)
-    m = cart & (days <= D)                          # distinct carted (session, product) pairs per actor, up to D
-    pk = np.unique(np.c_[actor[m], sid[m], item[m]], axis=0)
+    def actor(r):        # registered user u -> 2u, anonymous session s -> 2s + 1; for rows r only (whole columns cost GBs)
+        u = uid[r]; return np.where(np.isnan(u), sid[r] * 2 + 1, np.nan_to_num(u).astype(np.int64) * 2)
+    m = np.flatnonzero(cart & (days <= D))          # distinct carted (session, product) pairs per actor, up to D
+    pk = np.unique(np.c_[actor(m), sid[m], item[m]], axis=0)
     a_u, a_n = np.unique(pk[:, 0], return_counts=True)
     rows = np.flatnonzero(days == D)                # day-D rows, by session then time
-    rows = rows[np.lexsort((rows, ts[rows], sid[rows]))]
+    ts = _times_ms(train.take(pa.array(rows)))      # the times of day-D rows only (no timestamps: file order)
+    rows = rows[np.lexsort((rows, rows if ts is None else ts, sid[rows]))]
     s_ids, start, length = np.unique(sid[rows], return_index=True, return_counts=True)
     pos = np.arange(len(rows)) - np.repeat(start, length)
     rng = np.random.default_rng(derive_seed(seed, 'recommend', 'validation'))
@@ -526,7 +535,7 @@ def carve_validation(train: pa.Table, day: str | None = None, max_rows: int = 10
     in_test = (pos >= np.repeat(lo, length)) & (pos < np.repeat(hi, length))
     to_hist = np.repeat(ret, length) & (pos < np.repeat(lo, length))
     has_label = np.bincount(np.repeat(np.arange(len(s_ids)), length)[in_test & cart[rows]], minlength=len(s_ids)) > 0
-    p = _lookup(a_u, actor[rows[start]]); n_carts = np.where(p >= 0, a_n[np.maximum(p, 0)], 0) if len(a_u) else np.zeros(len(s_ids), np.int64)
+    p = _lookup(a_u, actor(rows[start])); n_carts = np.where(p >= 0, a_n[np.maximum(p, 0)], 0) if len(a_u) else np.zeros(len(s_ids), np.int64)
     eligible = has_label & (n_carts >= min_carts)
     chosen = np.flatnonzero(eligible)
     if n_sessions is not None and len(chosen) > n_sessions: chosen = np.sort(rng.choice(chosen, n_sessions, replace=False))
@@ -541,11 +550,10 @@ def carve_validation(train: pa.Table, day: str | None = None, max_rows: int = 10
     lab = rows[rp & in_test & cart[rows]]
     labels = (pd.DataFrame({'session_id': sid[lab], 'partnumber': item[lab]}).drop_duplicates()
               .sort_values(['session_id', 'partnumber']).reset_index(drop=True))
-    hu = uid[hist_mask]; hist_users = np.unique(hu[~np.isnan(hu)])
     c_ids = s_ids[chosen]; c_uid = np.full(len(chosen), np.nan); cr = rows[rp]
     np.fmax.at(c_uid, np.searchsorted(c_ids, sid[cr]), uid[cr])
-    known = ~np.isnan(c_uid) & np.isin(c_uid, hist_users)
-    returning = np.isin(c_ids, sid[hist_mask])     # the challenge's definition: the session id is in the history
+    known = ~np.isnan(c_uid) & _present(c_uid, uid, hist_mask)
+    returning = _present(c_ids, sid, hist_mask)     # the challenge's definition: the session id is in the history
     kind = (np.where(returning, 'returning_', 'new_').astype(object) + np.where(known, 'known', 'unknown').astype(object)).astype(str)
     info = dict(day=str(np.datetime64(D, 'D')), eligible=int(eligible.sum()), sessions=len(chosen), test_rows=len(test_rows),
                 labels=len(labels), history_rows=int(hist_mask.sum()), max_rows=max_rows, returning_share=returning_share,
