@@ -347,7 +347,7 @@ def write_results(path: Path, records: list[dict], notes: list[str] = ()):
         f = r.get('figures')
         L += [f'<a name="{r["name"]}"></a>', f"## {r['title']}", '',
               f"Command: `{r['command']}`" + (' (quick sizes)' if r.get('quick') else ''), '',
-              f"Run {r['date']}: {r['status']}; {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU; peak RSS {_mib(r['peak_rss_mib'])} "
+              f"Run {r['date']} on commit `{r['machine']['git'].get('short') or '?'}`: {r['status']}; {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU; peak RSS {_mib(r['peak_rss_mib'])} "
               f"(largest process), {_mib(r.get('peak_tree_rss_mib'))} (process tree); load average {r['load_start'][0]:.1f} -> "
               f"{r['load_end'][0]:.1f}.", '']
         if f:
