@@ -48,22 +48,17 @@ def check_tools() -> str | None:
 
 
 def score(recs: dict, data: Path, K: int = 5) -> dict:
-    "NDCG@K of predictions_3.json's lists against the generator's hidden labels, overall and per kind of session."
+    "NDCG@K of predictions_3.json's lists against the generator's hidden labels, overall and per kind, by recsys's metric."
     import numpy as np, pandas as pd
-    lab = pd.read_parquet(data / 'test_labels.parquet')
-    rel = lab.groupby('session_id')['partnumber'].apply(set)
-    disc = 1.0 / np.log2(np.arange(2, K + 2))
-    nd = {}
-    for sid, items in recs.items():
-        r = rel.get(int(sid))
-        if not r: continue                                      # a session without a label cannot be scored
-        nd[int(sid)] = sum(disc[i] for i, x in enumerate(items[:K]) if x in r) / disc[:min(len(r), K)].sum()
-    s = pd.Series(nd, dtype=float); out = {'overall': float(s.mean())}
+    from recsys.recommend import ndcg_by_kind, read_sessions, relevance
+    sessions = read_sessions(data / 'test.parquet')
+    items = np.unique(np.concatenate([np.asarray([x for v in recs.values() for x in v], np.int64),
+                                      pd.read_parquet(data / 'test_labels.parquet')['partnumber'].to_numpy(np.int64)]))
+    idx = np.vstack([np.searchsorted(items, np.asarray(recs[str(s)], np.int64)) for s in sessions.session_id])
     kf = data / 'test_sessions.parquet'
-    if kf.exists():
-        kinds = pd.read_parquet(kf).set_index('session_id')['kind'].reindex(s.index)
-        out.update({k: float(v) for k, v in s.groupby(kinds).mean().items()})
-    return out
+    kinds = pd.read_parquet(kf).set_index('session_id')['kind'].reindex(sessions.session_id).to_numpy() if kf.exists() else None
+    return {k: v for k, v in ndcg_by_kind(idx, relevance(sessions, pd.read_parquet(data / 'test_labels.parquet'), items),
+                                          kinds, K).items() if v == v}
 
 
 def _dir_size_mib(d: Path) -> float:

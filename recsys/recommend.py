@@ -927,6 +927,9 @@ def train_cli(argv=None):
     ap.add_argument('--val-day', default=None, help='validation day YYYY-MM-DD (default: the last full training day)')
     a = ap.parse_args(argv)
     if a.refit_iterations is not None and a.refit_iterations < 0: ap.error('--refit-iterations must be >= 0')
+    if a.refit_iterations is not None and (a.no_tune or a.weights is not None or a.cold_refit):
+        ap.error('--refit-iterations sets the warm final fit, which needs tuning: drop it, or drop --no-tune / --weights / '
+                 '--cold-refit (a cold final fit runs --iterations)')
     t0 = time.perf_counter()
     m = train_model(a.data, a.out, scale=a.scale, seed=a.seed, tune=not a.no_tune, val_sessions=a.val_sessions,
                     val_day=a.val_day, weights=a.weights, segments_k=a.segments_k, design=a.design or DESIGN_CANDIDATES, factors=a.factors,

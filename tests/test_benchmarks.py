@@ -117,3 +117,27 @@ def test_full_scale_verdicts():
     f = run_all.fig_full(j, '', [])
     assert f['verdict'] == 'time met, memory met' and f['headline'].startswith('13.3 min')
     assert any(k.startswith('train: `x`') for k, _ in f['rows'])
+
+
+def test_full_scale_scores_with_the_hidden_labels_and_shows_the_trainer_stages():
+    import bench_full, pandas as pd
+    from recsys.synth import ensure_synthetic
+    d = ensure_synthetic('tiny', 42)
+    lab = pd.read_parquet(d / 'test_labels.parquet').groupby('session_id')['partnumber'].apply(list)
+    pool = pd.read_parquet(d / 'products.parquet')['partnumber'].tolist()
+    sids = pd.read_parquet(d / 'test.parquet')['session_id'].unique()
+    def lists(hit_first):
+        out = {}
+        for s in sids:
+            good = lab.get(s, [])[:5]; bad = [p for p in pool if p not in good][:5]
+            out[str(s)] = (good + bad)[:5] if hit_first else bad
+        return out
+    best, worst = bench_full.score(lists(True), d), bench_full.score(lists(False), d)
+    assert best['overall'] == pytest.approx(1.0) and worst['overall'] == 0.0
+    assert {'new_known', 'returning_unknown'} <= set(best)                        # per kind, from test_sessions.parquet
+    j = {'scale': 'full', 'seed': 42, 'stages': {}, 'ndcg@5': best, 'validation_ndcg@5': 0.8,
+         'final_fit': {'warm_start': True, 'iterations': 5, 'rows_matched': 0.9, 'items_matched': 1.0},
+         'train_stages': [{'stage': 'final fit', 'wall_s': 12.0, 'cpu_s': 20.0, 'peak_rss_mib': 900.0, 'rss_end_mib': 800.0}]}
+    rows = dict(run_all.fig_full(j, '', [])['rows'])
+    assert rows['NDCG@5 against the hidden labels'].startswith('1.0000 overall')
+    assert '5 iterations' in rows['final fit'] and 'peak RSS 900 MiB' in rows['train stage: final fit']

@@ -123,8 +123,19 @@ def test_csv_files_and_errors(data, model_dir, tmp_path):
     assert r.returncode == 2 and 'bad confidence design' in r.stderr
     r = cli('recsys-train', '--data', data, '--out', tmp_path / 'm4', '--refit-iterations', '-1')
     assert r.returncode == 2 and '--refit-iterations must be >= 0' in r.stderr and not (tmp_path / 'm4').exists()
+    r = cli('recsys-train', '--data', data, '--out', tmp_path / 'm5', '--no-tune', '--refit-iterations', '2')
+    assert r.returncode == 2 and 'needs tuning' in r.stderr and not (tmp_path / 'm5').exists()
     ids = pd.read_parquet(data / 'test.parquet').session_id.unique()
     with pytest.raises(RecsysDataError, match='test sessions without predictions'):
         validate_predictions(out, np.r_[ids, 123_456_789], data / 'products.parquet')
     with pytest.raises(RecsysDataError, match='not in the catalogue'):
         validate_predictions(out, ids, pd.read_parquet(data / 'products.parquet').partnumber.to_numpy()[:50])
+
+
+def test_cold_refit_fits_the_final_model_from_scratch(data, tmp_path):
+    out = tmp_path / 'cold'
+    r = cli('recsys-train', '--data', data, '--out', out, *FAST, '--val-sessions', '500', '--cold-refit')
+    assert r.returncode == 0, r.stderr
+    info = json.loads((out / 'manifest.json').read_text())['info']
+    assert info['final_fit'] == {'warm_start': False, 'iterations': 3}
+    assert 'warm start' not in [s['stage'] for s in info['stages']] and info['validation'] is not None
