@@ -5,7 +5,7 @@
 # %% ../nbs/00_core.ipynb #2084d8d7
 from __future__ import annotations
 
-import contextlib, datetime as _dt, json, os, random, subprocess, sys, tempfile, time
+import argparse, contextlib, datetime as _dt, glob, json, os, random, shutil, subprocess, sys, tempfile, time
 from importlib import metadata
 from pathlib import Path
 
@@ -14,7 +14,9 @@ import numpy as np
 # %% auto #0
 __all__ = ['TRACKED_PACKAGES', 'project_root', 'data_dir', 'reports_dir', 'cache_dir', 'seed_everything', 'derive_seed',
            'blas_threads', 'blas_info', 'RecsysDataError', 'cli_errors', 'quiet', 'progress', 'rss_mib', 'Stages',
-           'stages_table', 'atomic_write', 'versions', 'git_commit', 'write_results', 'save_figure']
+           'stages_table', 'atomic_write', 'prepare_output', 'check_writable', 'replace_path', 'atomic_dir',
+           'HelpWithDefaults', 'cli_parser', 'positive_int', 'seed_int', 'iso_date', 'file_fingerprint', 'versions',
+           'git_commit', 'write_results', 'save_figure']
 
 # %% ../nbs/00_core.ipynb #483ad04f
 def project_root(start: Path | str | None = None) -> Path:
@@ -81,15 +83,25 @@ class RecsysDataError(ValueError):
 
 # %% ../nbs/00_core.ipynb #f3c77bf9
 def cli_errors(main):
-    "Decorate a CLI entry point: `RecsysDataError` (and Ctrl-C) become a one-line message and exit status 2."
+    """Decorate a CLI entry point: `RecsysDataError`, an `OSError` naming a file (read-only folder, disk full...) and a
+    closed pipe (`... | head`) become a one-line message and exit status 2; Ctrl-C exits with 130. Never a traceback."""
     import functools
     @functools.wraps(main)
     def _inner(*args, **kwargs):
         try: return main(*args, **kwargs)
         except RecsysDataError as e:
             print(f'error: {e}', file=sys.stderr); sys.exit(2)
+        except BrokenPipeError:
+            with contextlib.suppress(OSError):                 # stdout is gone: stop Python complaining when it flushes
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            print('error: the output pipe was closed before the command finished (nothing was written after that)', file=sys.stderr)
+            sys.exit(2)
         except KeyboardInterrupt:
             print('interrupted', file=sys.stderr); sys.exit(130)
+        except OSError as e:
+            if e.filename is None: raise
+            print(f"error: file '{e.filename}': {e.strerror or e}. Fix: check the path and its permissions, or choose another one",
+                  file=sys.stderr); sys.exit(2)
     return _inner
 
 # %% ../nbs/00_core.ipynb #8f11a285
@@ -165,6 +177,154 @@ def atomic_write(path, mode: str = 'w', **kwargs):
     except BaseException:
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
         raise
+
+# %% ../nbs/00_core.ipynb #d7979a9b
+def _same(a: Path, b: Path) -> bool:
+    try: return a.resolve() == b.resolve()
+    except OSError: return False
+
+def _inside(child: Path, parent: Path) -> bool:
+    try: return child.resolve().is_relative_to(parent.resolve())
+    except OSError: return False
+
+def prepare_output(path, kind: str, *, own=None, force: bool = False, folder: bool = False, flag: str = '--out',
+                   inputs=()) -> Path:
+    """Check, before any work, that `path` may receive the command's output (`kind`, e.g. 'a model folder'):
+    not one of `inputs`, the right type (file or `folder`), empty or missing or recognised by `own(path)` as an earlier
+    output of the same kind (else only with `force`), and writable. Returns the path; raises `RecsysDataError`."""
+    path = Path(path).expanduser()
+    for i in inputs:
+        if i is None: continue
+        i = Path(i)
+        if _same(path, i) or (folder and _inside(i, path)):
+            raise RecsysDataError(f'{flag} is one of the inputs of this command ({i}); refusing to overwrite it', file=str(path),
+                                  fix=f'choose another {flag}')
+    if path.exists() or path.is_symlink():
+        if folder and not path.is_dir():
+            raise RecsysDataError(f'{flag} names an existing file, but {kind} is a folder', file=str(path),
+                                  fix=f'give {flag} a folder path (new or empty), or remove the file')
+        if not folder and path.is_dir():
+            raise RecsysDataError(f'{flag} names an existing folder, but {kind} is a file', file=str(path),
+                                  fix=f'give {flag} a file path, e.g. {path / "NAME"}')
+        nonempty = any(path.iterdir()) if folder else path.stat().st_size > 0
+        mine = False
+        if nonempty and own is not None:
+            try: mine = bool(own(path))
+            except Exception: mine = False
+        if nonempty and not mine and not force:
+            raise RecsysDataError(f'{flag} already exists and is not {kind} written by this command; refusing to overwrite it',
+                                  file=str(path), fix=f'choose another {flag}, or add --force to replace it')
+    check_writable(path.parent, flag=flag)
+    return path
+
+def check_writable(folder, flag: str = '--out') -> Path:
+    "Create `folder` if needed and prove a file can be created in it; else `RecsysDataError` naming it."
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix='.write-test.', dir=folder); os.close(fd); os.unlink(tmp)
+    except OSError as e:
+        raise RecsysDataError(f'cannot write there ({e.strerror or e})', file=str(folder),
+                              fix=f'give {flag} a path in a folder you can write to') from None
+    return folder
+
+# %% ../nbs/00_core.ipynb #41094b44
+def _exchange(a: Path, b: Path) -> bool:
+    "Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."
+    import ctypes, ctypes.util
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6', use_errno=True)
+        return libc.renameat2(-100, os.fsencode(a), -100, os.fsencode(b), 2) == 0
+    except (OSError, AttributeError): return False
+
+def _pid_alive(pid: int) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True
+    return True
+
+def _remove(p: Path):
+    if p.is_dir() and not p.is_symlink(): shutil.rmtree(p, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError): p.unlink()
+
+def replace_path(src, dst):
+    "Put `src` (a file or folder) at `dst`, replacing what is there in one step where the OS allows it."
+    src, dst = Path(src), Path(dst)
+    if not (dst.exists() or dst.is_symlink()): os.rename(src, dst); return
+    if _exchange(src, dst): _remove(src); return
+    old = dst.with_name(f'.{dst.name}.{os.getpid()}.old.tmp')
+    os.rename(dst, old); os.rename(src, dst); _remove(old)
+
+def _clean_stale(path: Path):
+    "Remove temporary siblings `.NAME.<pid>.*.tmp` left by killed runs (their process is gone)."
+    for p in path.parent.glob(f'.{glob.escape(path.name)}.*.tmp'):
+        parts = p.name[len(path.name) + 2:].split('.')
+        if parts and parts[0].isdigit() and not _pid_alive(int(parts[0])): _remove(p)
+
+@contextlib.contextmanager
+def atomic_dir(path):
+    """Yield a temporary sibling folder of `path` to fill; on success it replaces `path` (the old content goes, stale files
+    included), on error or kill the old `path` is untouched."""
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    _clean_stale(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f'.{path.name}.{os.getpid()}.', suffix='.tmp', dir=path.parent))
+    umask = os.umask(0); os.umask(umask); os.chmod(tmp, 0o777 & ~umask)
+    try:
+        yield tmp
+        replace_path(tmp, path)
+    except BaseException:
+        _remove(tmp); raise
+
+# %% ../nbs/00_core.ipynb #722a78c7
+class HelpWithDefaults(argparse.HelpFormatter):
+    "Help that always shows an option's default (unless the help text already speaks of it)."
+    def _get_help_string(self, action):
+        h = action.help or ''
+        if (not action.option_strings or action.default is argparse.SUPPRESS or isinstance(action.default, bool)
+                or action.required or 'default' in h.lower() or isinstance(action, argparse._VersionAction)): return h
+        return (h + (' (default: none)' if action.default is None or action.default == [] else ' (default: %(default)s)')).strip()
+
+    def _format_action(self, action):
+        if action.option_strings and not action.help and action.help is not argparse.SUPPRESS:   # no help text: defaults too
+            import copy; action = copy.copy(action); action.help = self._get_help_string(action) or None
+        return super()._format_action(action)
+
+def cli_parser(prog: str, description: str | None = None, **kwargs) -> argparse.ArgumentParser:
+    "An `ArgumentParser` with `--version` and defaults in `--help` (the one way `recsys-*` commands are built)."
+    from recsys import __version__
+    p = argparse.ArgumentParser(prog=prog, description=description, formatter_class=HelpWithDefaults, **kwargs)
+    p.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
+    return p
+
+def positive_int(s) -> int:
+    "argparse type: an integer >= 1."
+    try: v = int(s)
+    except ValueError: raise argparse.ArgumentTypeError(f'expected a whole number >= 1, got {s!r}') from None
+    if v < 1: raise argparse.ArgumentTypeError(f'must be at least 1, got {v}')
+    return v
+
+def seed_int(s) -> int:
+    "argparse type: a seed, an integer >= 0."
+    try: v = int(s)
+    except ValueError: raise argparse.ArgumentTypeError(f'expected a whole number >= 0, got {s!r}') from None
+    if v < 0: raise argparse.ArgumentTypeError(f'a seed must be >= 0, got {v}')
+    return v
+
+def iso_date(s) -> str:
+    "argparse type: a real calendar date YYYY-MM-DD (returned as given)."
+    try: _dt.date.fromisoformat(str(s)); return str(s)
+    except ValueError: raise argparse.ArgumentTypeError(f'expected a date YYYY-MM-DD, got {s!r}') from None
+
+def file_fingerprint(path, mtime: bool = False, block: int = 1 << 16) -> str:
+    "A cheap content id of a file: its size and a SHA-256 of its first and last `block` bytes (and its mtime if asked)."
+    import hashlib
+    p = Path(path); st = p.stat(); h = hashlib.sha256(str(st.st_size).encode())
+    with open(p, 'rb') as f:
+        h.update(f.read(block))
+        if st.st_size > block: f.seek(max(block, st.st_size - block)); h.update(f.read(block))
+    if mtime: h.update(str(st.st_mtime_ns).encode())
+    return h.hexdigest()[:16]
 
 # %% ../nbs/00_core.ipynb #072a1c23
 TRACKED_PACKAGES = ('recsys', 'numpy', 'scipy', 'pandas', 'pyarrow', 'scikit-learn', 'implicit', 'threadpoolctl',

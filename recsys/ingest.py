@@ -1254,25 +1254,51 @@ def _events_summary(t: pa.Table) -> dict:
     if 'add_to_cart' in t.column_names: s['cart_rate'] = pc.mean(t['add_to_cart']).as_py()
     return s
 
+def _is_interactions_dir(p) -> bool:
+    try: return json.loads((Path(p) / 'meta.json').read_text()).get('format') == INTERACTIONS_FORMAT
+    except (OSError, ValueError, AttributeError): return False
+
+def _is_products_parquet(p) -> bool:
+    try: return 'partnumber' in pq.read_schema(p).names
+    except Exception: return False
+
 @cli_errors
 def ingest_main(argv=None):
     "recsys-ingest: check a data folder, convert products.pkl once, or aggregate events into interactions."
-    import argparse
-    ap = argparse.ArgumentParser(prog='recsys-ingest', description=ingest_main.__doc__)
+    from recsys.core import HelpWithDefaults, atomic_dir, cli_parser, prepare_output
+    ap = cli_parser('recsys-ingest', description=ingest_main.__doc__)
     sub = ap.add_subparsers(dest='cmd', required=True)
-    c = sub.add_parser('check', help='validate the Inditex-format files in a folder'); c.add_argument('dir')
-    v = sub.add_parser('convert-products', help='convert products.pkl to parquet (runs the pickle: needs --trust)')
-    v.add_argument('pkl'); v.add_argument('--out', default=None)
+    c = sub.add_parser('check', help='validate the Inditex-format files in a folder', formatter_class=HelpWithDefaults)
+    c.add_argument('dir', nargs='?', default=None, help='the data folder (same as --data)')
+    c.add_argument('--data', default=None, help='the data folder')
+    v = sub.add_parser('convert-products', help='convert products.pkl to parquet (runs the pickle: needs --trust)',
+                       formatter_class=HelpWithDefaults)
+    v.add_argument('pkl'); v.add_argument('--out', default=None, help='the parquet file (default: PKL with .parquet)')
     v.add_argument('--trust', action='store_true', help='I trust this pickle (loading it executes code from the file)')
-    a = sub.add_parser('aggregate', help='events (parquet/CSV) -> an Interactions folder')
-    a.add_argument('src'); a.add_argument('--out', required=True); a.add_argument('--key', default='user_or_session', choices=KEYS)
+    v.add_argument('--force', action='store_true', help='replace --out even if it is not a products parquet file')
+    a = sub.add_parser('aggregate', help='events (parquet/CSV) -> an Interactions folder', formatter_class=HelpWithDefaults)
+    a.add_argument('src', help='the events file (e.g. DIR/train.parquet)')
+    a.add_argument('--out', required=True, help='the Interactions folder (refused if it holds anything but earlier interactions)')
+    a.add_argument('--key', default='user_or_session', choices=KEYS)
+    a.add_argument('--force', action='store_true', help='replace --out even if it is not an earlier Interactions folder')
     args = ap.parse_args(argv)
     if args.cmd == 'check':
-        print(json.dumps(check_dataset(args.dir), indent=1))
+        d = args.data or args.dir
+        if d is None: c.error('give the data folder: recsys-ingest check --data DIR')
+        print(json.dumps(check_dataset(d), indent=1))
     elif args.cmd == 'convert-products':
         out = Path(args.out) if args.out else Path(args.pkl).with_suffix('.parquet')
+        if not args.trust: raise _pickle_refused(args.pkl)
+        out = prepare_output(out, 'a products parquet file', own=_is_products_parquet, force=args.force, inputs=[args.pkl])
         print(convert_products_pickle(args.pkl, out, trust=args.trust))
     else:
-        t0 = time.perf_counter(); X = aggregate(args.src, key=args.key)
-        X.save(args.out); print(f'{X} in {time.perf_counter() - t0:.1f} s -> {args.out}')
+        src = Path(args.src)
+        if src.is_dir():
+            raise RecsysDataError('is a folder; aggregate reads one events file', file=str(src),
+                                  fix=f'pass the events file itself, e.g. {src / "train.parquet"}')
+        out = prepare_output(args.out, 'an Interactions folder', own=_is_interactions_dir, force=args.force, folder=True,
+                             inputs=[src])
+        t0 = time.perf_counter(); X = aggregate(src, key=args.key)
+        with atomic_dir(out) as tmp: X.save(tmp)
+        print(f'{X} in {time.perf_counter() - t0:.1f} s -> {out}')
     return 0

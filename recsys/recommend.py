@@ -29,7 +29,8 @@ __all__ = ['CATALOGUE_COLUMNS', 'FEATURES', 'DEFAULT_WEIGHTS', 'MODEL_FORMAT', '
            'session_confidence', 'session_inputs', 'candidates', 'recommend_sessions', 'ValidationSplit',
            'carve_validation', 'relevance', 'ndcg_per_session', 'ndcg_by_kind', 'tune_weights', 'save_model',
            'load_model', 'write_predictions', 'validate_predictions', 'session_kinds', 'als_contributions', 'explain',
-           'warm_factors', 'train_model', 'predict_file', 'train_cli', 'predict_cli']
+           'warm_factors', 'train_model', 'data_record', 'check_model_fits', 'coverage', 'predict_file', 'is_model_dir',
+           'is_predictions_file', 'train_cli', 'predict_cli']
 
 # %% ../nbs/06_recommend.ipynb #6b1ec18b
 def _int64(col, name: str, file=None, nullable: bool = False) -> np.ndarray:
@@ -606,6 +607,7 @@ def tune_weights(cands: Candidates, rel: sp.csr_matrix, start: dict | None = Non
     return w, pd.DataFrame(trace)
 
 # %% ../nbs/06_recommend.ipynb #0d010b4b
+from .core import atomic_dir
 def _json_ready(o):
     "NaN/inf -> None and NumPy -> Python, recursively (manifests are strict JSON)."
     if isinstance(o, dict): return {str(k): _json_ready(v) for k, v in o.items()}
@@ -616,8 +618,12 @@ def _json_ready(o):
     return o
 
 def save_model(model: SessionModel, out_dir) -> Path:
-    "Write `model` to the folder `out_dir` (see above; no pickle)."
-    d = Path(out_dir); d.mkdir(parents=True, exist_ok=True)
+    """Write `model` to the folder `out_dir` (see above; no pickle). The folder is filled beside `out_dir` and swapped into
+    place at the end: a failed or killed save leaves the previous model whole, and no file of it survives in the new one."""
+    with atomic_dir(out_dir) as d: _save_model_files(model, d)
+    return Path(out_dir)
+
+def _save_model_files(model: SessionModel, d: Path):
     h = model.info['id_hash']
     model.als.save(d / 'als', meta={'id_hash': h, 'confidence': model.params['design']})
     with atomic_write(d / 'rows.parquet', 'wb') as f: pq.write_table(pa.table({'key': pa.array(model.keys.tolist(), pa.string())}), f)
@@ -633,7 +639,6 @@ def save_model(model: SessionModel, out_dir) -> Path:
     man = {'format': MODEL_FORMAT, 'params': _json_ready(model.params), 'info': _json_ready(model.info),
            'list_names': model.list_names, 'versions': versions(), 'saved': time.strftime('%Y-%m-%dT%H:%M:%S%z')}
     with atomic_write(d / 'manifest.json') as f: json.dump(man, f, indent=1, allow_nan=False)
-    return d
 
 def load_model(model_dir) -> SessionModel:
     "Read a model folder written by `save_model` (or `recsys-train`); refuses foreign, incomplete or mismatched folders."
@@ -789,6 +794,8 @@ def explain(model: SessionModel, sessions: Sessions, session_id: int, weights: d
     return {'viewed': viewed, 'recommendations': rec, 'drivers': drivers, 'neighbours': neighbours}
 
 # %% ../nbs/06_recommend.ipynb #1f0a3261
+from .core import atomic_dir, cli_parser, file_fingerprint, iso_date, positive_int, prepare_output, seed_int
+
 def _dataset(data, scale='tiny', seed=42) -> RecsysDataset:
     return data if isinstance(data, RecsysDataset) else load_dataset(str(data), scale=scale, seed=seed)
 
@@ -878,21 +885,70 @@ def train_model(data, out_dir=None, *, scale: str = 'tiny', seed: int = 42, tune
                                   iterations=final['iterations'], initial_factors=init, show_progress=show_progress, **hyper)
         del init
     model.params['iterations'] = int(iterations)
-    model.info.update(dataset=ds.name, validation=val, final_fit=final, stages=st.records,
+    model.info.update(dataset=ds.name, data=data_record(ds), validation=val, final_fit=final, stages=st.records,
                       train_seconds=round(time.perf_counter() - t0, 2))
     if out_dir is not None:
         with st('save'): save_model(model, out_dir)
     return model
 
-def predict_file(model: SessionModel, test, out, products=None) -> dict:
-    "Recommend for every session of `test` (events or a path), write `out` (predictions_3.json) and validate it."
+def data_record(ds: RecsysDataset) -> dict:
+    "What a model was trained on: the dataset's name and, per input file, its name and content fingerprint."
+    return {'name': ds.name, 'files': {k: {'name': Path(p).name, 'fingerprint': file_fingerprint(p)}
+                                       for k in ('train', 'products', 'users') if (p := ds.files.get(k)) is not None}}
+
+def check_model_fits(model: SessionModel, ds: RecsysDataset, model_dir=None, allow: bool = False) -> list[str]:
+    """Compare the train and products files of `ds` with the ones `model` was trained on (by content); raise
+    `RecsysDataError` naming both datasets when they differ, unless `allow` (then return the differences)."""
+    rec = (model.info.get('data') or {}).get('files') or {}
+    diffs = []
+    for k in ('products', 'train'):
+        if k in rec and (p := ds.files.get(k)) is not None and file_fingerprint(p) != rec[k]['fingerprint']:
+            diffs.append(f"its {k} file differs from {Path(p).name} of '{ds.name}'")
+    if diffs and not allow:
+        raise RecsysDataError(f"the model was trained on '{model.info.get('dataset')}', not on '{ds.name}': " + '; '.join(diffs),
+                              file=str(model_dir) if model_dir else None,
+                              fix='use the model trained on this data (or retrain: recsys-train --data DIR), or add --allow-mismatch '
+                                  'if you know they fit')
+    return diffs
+
+def coverage(model: SessionModel, sessions: Sessions) -> dict:
+    "How much of `sessions` the model knows: rows on known items, sessions with no known item, sessions left to popularity."
+    known = np.isin(sessions.row_item, model.items)
+    has = np.zeros(len(sessions), bool); has[sessions.row_session[known]] = True
+    u, s = model.profile_rows(sessions); pop = ~has & (u < 0) & (s < 0)
+    n = max(1, len(sessions))
+    return {'rows_known_item_share': round(float(known.mean()) if len(known) else 0.0, 6),
+            'sessions_no_known_item': int((~has).sum()), 'sessions_popularity': int(pop.sum()),
+            'popularity_share': round(float(pop.sum()) / n, 6)}
+
+def predict_file(model: SessionModel, test, out, products=None, warn_share: float = 0.05) -> dict:
+    """Recommend for every session of `test` (events or a path), write `out` (predictions_3.json) and validate it.
+    The summary counts the sessions the model knows nothing about; a warning goes to stderr when more than `warn_share`
+    of them are served by popularity alone."""
     t0 = time.perf_counter()
     sessions = read_sessions(test)
     if products is not None: model.restrict(_partnumbers_of(products))
+    cov = coverage(model, sessions)
+    if cov['popularity_share'] > warn_share:
+        print(f"warning: {cov['sessions_no_known_item']:,} of {len(sessions):,} test sessions view no item the model knows "
+              f"({1 - cov['rows_known_item_share']:.0%} of the rows are unknown items); {cov['sessions_popularity']:,} "
+              f"({cov['popularity_share']:.0%}) get popularity fallbacks only. Is the model trained on this data?",
+              file=sys.stderr, flush=True)
     recs = recommend_sessions(model, sessions)
     write_predictions(out, sessions.session_id, recs)
     summary = validate_predictions(out, sessions, model.cat_items[model.allowed], K=recs.shape[1])
-    return {**summary, 'seconds': round(time.perf_counter() - t0, 3), 'path': str(out)}
+    return {**summary, **cov, 'seconds': round(time.perf_counter() - t0, 3), 'path': str(out)}
+
+def is_model_dir(p) -> bool:
+    "An earlier `recsys-train` output: a folder whose manifest.json has the session-model format."
+    try: return json.loads((Path(p) / 'manifest.json').read_text()).get('format') == MODEL_FORMAT
+    except (OSError, ValueError, AttributeError): return False
+
+def is_predictions_file(p) -> bool:
+    "An earlier `recsys-predict` output: a JSON file that starts with {\"target\"."
+    try:
+        with open(p, 'rb') as f: return f.read(64).lstrip().replace(b' ', b'').startswith(b'{"target"')
+    except OSError: return False
 
 def _json_arg(s):
     try: return json.loads(s)
@@ -901,41 +957,52 @@ def _json_arg(s):
 @cli_errors
 def train_cli(argv=None):
     "recsys-train: raw Inditex-format files (or 'synthetic') -> a model folder for recsys-predict."
-    ap = argparse.ArgumentParser(prog='recsys-train', description=train_cli.__doc__)
+    from recsys.synth import SCALES
+    ap = cli_parser('recsys-train', description=train_cli.__doc__)
     ap.add_argument('--data', required=True, help="folder with the train (+ products, users) files, or 'synthetic'")
-    ap.add_argument('--out', required=True, help='the model folder to write')
-    ap.add_argument('--scale', default='tiny', help='synthetic scale (with --data synthetic)')
-    ap.add_argument('--seed', type=int, default=42)
+    ap.add_argument('--out', required=True, help='the model folder to write (refused if it holds anything but an earlier model)')
+    ap.add_argument('--force', action='store_true', help='replace --out even if it is not an earlier model folder')
+    ap.add_argument('--scale', default=None, choices=list(SCALES), help='synthetic scale, with --data synthetic only (default: tiny)')
+    ap.add_argument('--seed', type=seed_int, default=42)
     ap.add_argument('--design', action='append', default=None,
                     help='confidence design: a name (seed, linear, hu, hu_log, bm25, tfidf) or its JSON; repeat it to let the '
                          'validation split choose (each candidate costs one more ALS fit) '
                          f"(default: recsys.confidence.DEFAULT_DESIGN, {_design(None).label})")
-    ap.add_argument('--factors', type=int, default=64)
+    ap.add_argument('--factors', type=positive_int, default=64)
     ap.add_argument('--regularization', type=float, default=0.05)
     ap.add_argument('--alpha', type=float, default=1.0)
-    ap.add_argument('--iterations', type=int, default=15, help='ALS iterations of the validation fit (and of a cold final fit)')
+    ap.add_argument('--iterations', type=positive_int, default=15, help='ALS iterations of the validation fit (and of a cold final fit)')
     ap.add_argument('--refit-iterations', type=int, default=None,
                     help='ALS iterations of the final fit on all the events, which starts from the tuned validation model '
                          '(default: a third of --iterations; 0 keeps the validation factors)')
-    ap.add_argument('--segments-k', type=int, default=None, help='number of RFM segments (default: elbow + silhouette rule)')
-    ap.add_argument('--n-als', type=int, default=20, help='ALS candidates per session')
+    ap.add_argument('--segments-k', type=positive_int, default=None, help='number of RFM segments (default: elbow + silhouette rule)')
+    ap.add_argument('--n-als', type=positive_int, default=20, help='ALS candidates per session')
     ap.add_argument('--weights', type=_json_arg, default=None, help='blend weights as JSON (skips tuning)')
     ap.add_argument('--cold-refit', action='store_true', help='fit the final model from random factors with --iterations '
                     '(slower; by default it starts from the tuned validation model)')
     ap.add_argument('--no-tune', action='store_true', help='keep the default blend weights')
-    ap.add_argument('--val-sessions', type=int, default=5000, help='validation sessions for tuning (at most)')
-    ap.add_argument('--val-day', default=None, help='validation day YYYY-MM-DD (default: the last full training day)')
+    ap.add_argument('--val-sessions', type=positive_int, default=5000, help='validation sessions for tuning (at most)')
+    ap.add_argument('--val-day', type=iso_date, default=None, help='validation day YYYY-MM-DD (default: the last full training day)')
     a = ap.parse_args(argv)
     if a.refit_iterations is not None and a.refit_iterations < 0: ap.error('--refit-iterations must be >= 0')
     if a.refit_iterations is not None and (a.no_tune or a.weights is not None or a.cold_refit):
         ap.error('--refit-iterations sets the warm final fit, which needs tuning: drop it, or drop --no-tune / --weights / '
                  '--cold-refit (a cold final fit runs --iterations)')
     t0 = time.perf_counter()
-    m = train_model(a.data, a.out, scale=a.scale, seed=a.seed, tune=not a.no_tune, val_sessions=a.val_sessions,
+    ds = _dataset(a.data, a.scale or 'tiny', a.seed)
+    out = prepare_output(a.out, 'a model folder', own=is_model_dir, force=a.force, folder=True,
+                         inputs=[ds.dir, *[p for p in ds.files.values() if p is not None]])
+    if a.scale is not None and str(a.data) != 'synthetic':
+        print(f'warning: --scale {a.scale} is ignored: --data is a folder, its files are used as they are', file=sys.stderr)
+    used = {k: ds.files.get(k) for k in ('train', 'products', 'users')}
+    print(f"data '{ds.name}': " + ', '.join(f'{k} {Path(p).name}' if p else f'{k}: MISSING' for k, p in used.items())
+          + ('' if used['products'] else ' (no product attributes: catalogue = the items seen in train)')
+          + ('' if used['users'] else ' (no users file: no RFM segments, no segment fallbacks)'), file=sys.stderr, flush=True)
+    m = train_model(ds, out, scale=a.scale, seed=a.seed, tune=not a.no_tune, val_sessions=a.val_sessions,
                     val_day=a.val_day, weights=a.weights, segments_k=a.segments_k, design=a.design or DESIGN_CANDIDATES, factors=a.factors,
                     regularization=a.regularization, alpha=a.alpha, iterations=a.iterations,
                     refit_iterations=a.refit_iterations, warm_start=not a.cold_refit, n_als=a.n_als)
-    print(f'{m} -> {a.out} [{time.perf_counter() - t0:.1f} s]')
+    print(f'{m} -> {out} [{time.perf_counter() - t0:.1f} s]')
     print(stages_table(m.info['stages']).to_string(index=False, float_format=lambda x: f'{x:,.1f}'))
     if v := m.info.get('validation'):
         print(f"validation NDCG@{m.params['K']} {v['ndcg']['overall']:.4f} (in-session re-ranking "
@@ -946,19 +1013,30 @@ def train_cli(argv=None):
 @cli_errors
 def predict_cli(argv=None):
     "recsys-predict: a model folder + the test file -> predictions_3.json (validated after writing)."
-    ap = argparse.ArgumentParser(prog='recsys-predict', description=predict_cli.__doc__)
+    from recsys.synth import SCALES
+    ap = cli_parser('recsys-predict', description=predict_cli.__doc__)
     ap.add_argument('--data', required=True, help="folder with the test (+ products) files, or 'synthetic'")
     ap.add_argument('--model', required=True, help='the model folder written by recsys-train')
-    ap.add_argument('--out', default='predictions_3.json')
-    ap.add_argument('--scale', default='tiny', help='synthetic scale (with --data synthetic)')
-    ap.add_argument('--seed', type=int, default=42)
+    ap.add_argument('--out', default='predictions_3.json',
+                    help='the predictions file (default: predictions_3.json in the current folder; an earlier predictions file '
+                         'there is replaced, any other file is refused)')
+    ap.add_argument('--force', action='store_true', help='replace --out even if it is not an earlier predictions file')
+    ap.add_argument('--allow-mismatch', action='store_true',
+                    help='predict even though the model was trained on other train/products files than --data holds')
+    ap.add_argument('--scale', default='tiny', choices=list(SCALES), help='synthetic scale (with --data synthetic)')
+    ap.add_argument('--seed', type=seed_int, default=42)
     a = ap.parse_args(argv)
     ds = _dataset(a.data, a.scale, a.seed)
+    out = prepare_output(a.out, 'a predictions file', own=is_predictions_file, force=a.force,
+                         inputs=[a.model, *[p for p in ds.files.values() if p is not None]])
     if ds.files.get('test') is None:
         raise RecsysDataError('no test file (test.parquet, test.csv or test.zip) in the data folder', file=str(ds.dir),
                               fix='put the Inditex test file next to the train file')
     model = load_model(a.model)
-    s = predict_file(model, ds.files['test'], a.out, products=ds.products)
-    print(f"{s['path']}: {s['sessions']:,} sessions x {s['K']} products ({s['distinct_items']:,} distinct), validated "
+    for d in check_model_fits(model, ds, a.model, allow=a.allow_mismatch):
+        print(f"warning (--allow-mismatch): the model was trained on '{model.info.get('dataset')}': {d}", file=sys.stderr)
+    s = predict_file(model, ds.files['test'], out, products=ds.products)
+    print(f"{s['path']}: {s['sessions']:,} sessions x {s['K']} products ({s['distinct_items']:,} distinct), validated; "
+          f"{s['sessions_no_known_item']:,} sessions with no known item, {s['popularity_share']:.1%} served by popularity "
           f"[{s['seconds']:.2f} s]")
     return 0

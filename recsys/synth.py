@@ -20,7 +20,7 @@ from .core import RecsysDataError, cli_errors, data_dir, derive_seed, progress, 
 # %% auto #0
 __all__ = ['SYNTH_VERSION', 'SCALES', 'P', 'COUNTRIES', 'COUNTRY_P', 'TZ_HOURS', 'DEVICE_P', 'TRAIN_DAYS', 'TEST_DAYS', 'KINDS',
            'TRAIN_SCHEMA', 'TEST_SCHEMA', 'synthetic_dir', 'World', 'People', 'generate', 'ensure_synthetic',
-           'load_truth', 'oracle_scores', 'oracle_recommend', 'synth_cli']
+           'load_truth', 'oracle_scores', 'oracle_recommend', 'is_synthetic_dir', 'synth_cli']
 
 # %% ../nbs/01a_synth.ipynb #d83a4a58
 SYNTH_VERSION = 1
@@ -605,23 +605,34 @@ def oracle_recommend(src, K: int = 5) -> tuple[np.ndarray, np.ndarray]:
     return sid.copy(), recs
 
 # %% ../nbs/01a_synth.ipynb #90e15403
+def is_synthetic_dir(p) -> bool:
+    "An earlier `recsys-synth` output: a folder whose manifest.json is the generator's."
+    try: m = json.loads((Path(p) / 'manifest.json').read_text())
+    except (OSError, ValueError): return False
+    return isinstance(m, dict) and {'version', 'fingerprint', 'scale', 'seed', 'files'} <= set(m)
+
 @cli_errors
 def synth_cli(argv=None):
     "Entry point of `recsys-synth`."
-    ap = argparse.ArgumentParser(prog='recsys-synth', description='Write synthetic Inditex-format data with planted truth.')
+    from recsys.core import atomic_dir, cli_parser, positive_int, prepare_output, seed_int
+    ap = cli_parser('recsys-synth', description='Write synthetic Inditex-format data with planted truth.')
     ap.add_argument('--scale', choices=list(SCALES), default='tiny')
-    ap.add_argument('--seed', type=int, default=42)
-    ap.add_argument('--out', default=None, help='output folder (default: data/synthetic/<scale>-seed<seed>)')
+    ap.add_argument('--seed', type=seed_int, default=42)
+    ap.add_argument('--out', default=None, help='output folder (default: data/synthetic/<scale>-seed<seed>); refused if it holds '
+                                                'anything but earlier synthetic data')
+    ap.add_argument('--force', action='store_true', help='replace --out even if it is not an earlier recsys-synth folder')
     ap.add_argument('--format', choices=['parquet', 'csv'], default='parquet', dest='fmt')
-    ap.add_argument('--sessions', type=int, default=None, help='number of train sessions (overrides the scale)')
+    ap.add_argument('--sessions', type=positive_int, default=None, help='number of train sessions (default: the scale\'s)')
     a = ap.parse_args(argv)
     if a.sessions is not None and a.sessions < 100:
         raise RecsysDataError(f'--sessions {a.sessions} is too small', fix='ask for at least 100 sessions')
     t0 = time.time()
     if a.out is None and a.fmt == 'parquet' and a.sessions is None: out = ensure_synthetic(a.scale, a.seed)
     else:
-        out = a.out or str(synthetic_dir(a.scale, a.seed)) + ('' if a.fmt == 'parquet' else f'-{a.fmt}')
-        out = generate(out, a.scale, a.seed, a.fmt, sizes={'n_sessions': a.sessions} if a.sessions else None)
+        out = Path(a.out or str(synthetic_dir(a.scale, a.seed)) + ('' if a.fmt == 'parquet' else f'-{a.fmt}'))
+        out = prepare_output(out, 'a recsys-synth folder', own=is_synthetic_dir, force=a.force, folder=True)
+        with atomic_dir(out) as tmp:         # generated beside, swapped in at the end: no stale files, no half folder
+            generate(tmp, a.scale, a.seed, a.fmt, sizes={'n_sessions': a.sessions} if a.sessions else None)
     m = json.loads((Path(out) / 'manifest.json').read_text())
     print(f"{out}: train {m['train']['rows']:,} rows ({m['train']['sessions']:,} sessions), test {m['test']['rows']:,} rows "
           f"({m['test']['sessions']:,} sessions), {m['products']['rows']:,} products, {m['users']['rows']:,} users "
