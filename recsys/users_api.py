@@ -15,12 +15,12 @@ import pandas as pd
 from .core import RecsysDataError, atomic_write, cli_errors, progress
 
 # %% auto #0
-__all__ = ['VALUE_KEYS', 'INT_KEYS', 'ENTRY_COLUMNS', 'USER_COLUMNS', 'MALFORMED_KINDS', 'RETRY_STATUSES', 'demo_users',
-           'read_users_file', 'MalformedResponse', 'parse_user', 'parse_id_list', 'Faults', 'malform', 'encode_users',
-           'make_app', 'UsersServer', 'RetryPolicy', 'parse_retry_after', 'default_checkpoint', 'Checkpoint',
-           'success_line', 'failure_line', 'entries_from_checkpoint', 'users_view', 'validate_users_view',
-           'write_parquet', 'output_paths', 'HarvestResult', 'read_ids', 'harvest_async', 'harvest', 'users_cli',
-           'serve_cli']
+__all__ = ['VALUE_KEYS', 'INT_KEYS', 'ENTRY_COLUMNS', 'USER_COLUMNS', 'MALFORMED_KINDS', 'RETRY_STATUSES', 'SOURCE_KEY',
+           'demo_users', 'read_users_file', 'MalformedResponse', 'parse_user', 'parse_id_list', 'Faults', 'malform',
+           'encode_users', 'make_app', 'UsersServer', 'RetryPolicy', 'parse_retry_after', 'default_checkpoint',
+           'Checkpoint', 'success_line', 'failure_line', 'entries_from_checkpoint', 'users_view', 'validate_users_view',
+           'write_parquet', 'parquet_source', 'output_paths', 'HarvestResult', 'bind_checkpoint', 'read_ids',
+           'harvest_async', 'harvest', 'users_cli', 'serve_cli']
 
 # %% ../nbs/01b_users_api.ipynb #608d39dc
 VALUE_KEYS = ('country', 'R', 'F', 'M')       # the parallel lists of one user, in the API's order
@@ -58,10 +58,10 @@ def _with_entry_index(df: pd.DataFrame, file) -> pd.DataFrame:
     return df[ENTRY_COLUMNS].sort_values(['user_id', 'entry'], kind='stable').reset_index(drop=True)
 
 def read_users_file(path) -> pd.DataFrame:
-    "The users table (one row per entry) from a file or a data directory (`users_entries.parquet` > `users.parquet` > `users.csv`)."
+    "The users table (one row per entry) from a file or a data directory (`users_entries.parquet` > `users_entries.csv` > `users.parquet` > `users.csv`: entries first, so users with several entries keep them)."
     path = Path(path)
     if path.is_dir():
-        for name in ('users_entries.parquet', 'users.parquet', 'users.csv'):
+        for name in ('users_entries.parquet', 'users_entries.csv', 'users.parquet', 'users.csv'):
             if (path / name).exists(): path = path / name; break
         else:
             raise RecsysDataError('no users file in the data directory', file=path,
@@ -460,15 +460,29 @@ def validate_users_view(df: pd.DataFrame, file) -> pd.DataFrame:
     from recsys.ingest import validate_users       # imported here: the harvester's start-up stays light
     return validate_users(df, file) if len(df) else df
 
-def write_parquet(df: pd.DataFrame, path) -> Path:
-    "Write `df` to parquet atomically."
+SOURCE_KEY = b'recsys-users'    # parquet metadata: which server a harvest output came from
+
+def write_parquet(df: pd.DataFrame, path, source: dict | None = None) -> Path:
+    "Write `df` to parquet atomically; `source` (e.g. the base URL) goes into the file's metadata."
     import pyarrow as pa, pyarrow.parquet as pq
-    with atomic_write(path, 'wb') as f: pq.write_table(pa.Table.from_pandas(df, preserve_index=False), f)
+    t = pa.Table.from_pandas(df, preserve_index=False)
+    if source is not None: t = t.replace_schema_metadata({**(t.schema.metadata or {}), SOURCE_KEY: json.dumps(source).encode()})
+    with atomic_write(path, 'wb') as f: pq.write_table(t, f)
     return Path(path)
 
+def parquet_source(path) -> dict | None:
+    "The `source` a harvest output was written with (None: not a harvest output, or unreadable)."
+    import pyarrow.parquet as pq
+    try: return json.loads(((pq.read_schema(path).metadata or {}).get(SOURCE_KEY)) or b'null')
+    except Exception: return None
+
 def output_paths(out) -> tuple[Path, Path, Path]:
-    "(entries file, users file, failed-ids file) for output `out`."
+    """(entries file, users file, failed-ids file) for output `out`. `.../users.parquet` gives the data-folder layout
+    (`users_entries.parquet`, `users.parquet`, `users_failed.txt`); any other `X.parquet` gives `X.parquet`,
+    `X_users.parquet`, `X_failed.txt`."""
     out = Path(out)
+    if out.name == 'users.parquet':
+        return out.with_name('users_entries.parquet'), out, out.with_name('users_failed.txt')
     return out, out.with_name(out.stem + '_users.parquet'), out.with_name(out.stem + '_failed.txt')
 
 # %% ../nbs/01b_users_api.ipynb #825d29ca
@@ -489,6 +503,7 @@ class HarvestResult:
     fetch_s: float = 0.0      # seconds spent fetching
     elapsed_s: float = 0.0    # seconds in all (outputs included)
     failures: dict = dataclasses.field(default_factory=dict)   # cause -> users that failed for it (this run)
+    incomplete: int = 0       # failed users whose last error was transient (server down...): no output was written
 
     @property
     def users_per_s(self) -> float: return self.fetched / self.fetch_s if self.fetch_s > 0 else 0.0
@@ -508,6 +523,29 @@ def _check_base_url(url: str) -> str:
     if not re.match(r'^https?://[^/\s]+', str(url)):
         raise RecsysDataError(f'not an http(s) URL: {url!r}', fix='pass e.g. --base-url http://127.0.0.1:8000')
     return str(url).rstrip('/')
+
+def _transient(reason) -> bool:
+    "A failure that says nothing about the user (timeout, dropped connection, 5xx, 429): the run, not the data, failed."
+    if not reason: return False
+    c = _cause(reason)
+    return c in ('timeout', 'connection') or c.startswith('http 5') or c == 'http 429'
+
+def bind_checkpoint(ckpt: Path, source: dict, force: bool = False):
+    """Tie checkpoint `ckpt` to the `source` (base URL) that produced it, in `<ckpt>.source.json`: a checkpoint of another
+    source is refused (with `force`: discarded), so a rerun against another server never mixes two servers' users."""
+    side = ckpt.with_name(ckpt.name + '.source.json')
+    old = None
+    with contextlib.suppress(OSError, ValueError): old = json.loads(side.read_text())
+    has_work = ckpt.exists() and ckpt.stat().st_size > 0
+    if has_work and old is not None and old != source:
+        if not force:
+            raise RecsysDataError(f"the checkpoint was written for {old.get('base_url')}, not {source.get('base_url')}",
+                                  file=str(ckpt), fix='rerun with the same --base-url to resume, give this server its own '
+                                  '--out/--checkpoint, or add --force to discard that checkpoint')
+        ckpt.unlink()
+    if old != source:
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(side) as f: json.dump(source, f)
 
 def _cause(reason: str) -> str:
     "The failure cause used for counting: 'http 500', 'timeout', 'connection', 'malformed'."
@@ -570,15 +608,17 @@ def read_ids(path) -> list[int]:
 
 async def harvest_async(base_url: str, out, ids=None, *, concurrency: int = 64, timeout: float = 10.0,
                         policy: RetryPolicy | None = None, checkpoint=None, seed: int | None = None,
-                        sync_interval: float = 0.25, show_progress: bool | None = None, validate: bool = True) -> HarvestResult:
+                        sync_interval: float = 0.25, show_progress: bool | None = None, validate: bool = True,
+                        force: bool = False) -> HarvestResult:
     "Fetch every user (of `ids`, else of `GET /users`) into `out` (entries parquet) and its siblings; resumable. See `harvest`."
     import aiohttp
     t0 = time.perf_counter()
     base = _check_base_url(base_url)
     if concurrency < 1: raise ValueError('concurrency must be at least 1')
     policy = policy or RetryPolicy()
-    out, users_out, failed_out = output_paths(out)
     ckpt_path = Path(checkpoint) if checkpoint else default_checkpoint(out)
+    out, users_out, failed_out = output_paths(out)
+    bind_checkpoint(ckpt_path, {'base_url': base}, force=force)
     rng = random.Random(seed)
     res = HarvestResult(out=out, users_out=users_out, failed_out=None, checkpoint=ckpt_path)
     failures = collections.Counter()
@@ -645,10 +685,17 @@ async def harvest_async(base_url: str, out, ids=None, *, concurrency: int = 64, 
                 if pending: ck.append(pending); pending = []          # never lose a synced-to-be batch
                 bar.close()
             res.fetch_s = time.perf_counter() - t1
+        _, last_error = ck.state()
+    transient = [i for i in ids if _transient(last_error.get(i))]
+    if transient:          # the server went away: a final file now would be partial; the checkpoint keeps the work
+        res.failed, res.incomplete, res.failures = len(transient), len(transient), dict(failures)
+        with atomic_write(failed_out) as f: f.write(''.join(f'{i}\n' for i in transient))
+        res.failed_out, res.elapsed_s = failed_out, time.perf_counter() - t0
+        return res
     entries = entries_from_checkpoint(ckpt_path, ids)
     if validate: entries = validate_users_view(entries, out)
     users = users_view(entries)
-    write_parquet(entries, out); write_parquet(users, users_out)
+    write_parquet(entries, out, {'base_url': base}); write_parquet(users, users_out, {'base_url': base})
     missing = sorted(set(ids) - set(users['user_id'].tolist()))
     res.entries, res.failed, res.failures = len(entries), len(missing), dict(failures)
     if missing:
@@ -674,10 +721,15 @@ def harvest(base_url: str, out, ids=None, **kwargs) -> HarvestResult:
     return _run_coro(harvest_async(base_url, out, ids, **kwargs))
 
 # %% ../nbs/01b_users_api.ipynb #3af3529b
+from .core import seed_int
 def _users_parser():
-    p = argparse.ArgumentParser(prog='recsys-users', description='Fetch every user of the users API into parquet, resumably.')
+    from recsys.core import cli_parser
+    p = cli_parser('recsys-users', description='Fetch every user of the users API into parquet, resumably.')
     p.add_argument('--base-url', required=True, help='the API root, e.g. http://127.0.0.1:8000')
-    p.add_argument('--out', required=True, type=Path, help='entries parquet; <stem>_users.parquet and <stem>_failed.txt go next to it')
+    p.add_argument('--out', required=True, type=Path, help='DIR/users.parquet: users.parquet (one row per user) + users_entries.parquet + users_failed.txt; any other '
+                                                       'X.parquet: X.parquet (entries) + X_users.parquet + X_failed.txt')
+    p.add_argument('--force', action='store_true', help='replace outputs that are not this server\'s earlier harvest, and discard '
+                                                        'a checkpoint of another server')
     p.add_argument('--concurrency', type=int, default=64, help='requests in flight (default 64)')
     p.add_argument('--ids', type=Path, help='file of user ids to fetch (default: GET /users)')
     p.add_argument('--checkpoint', type=Path, help='checkpoint file (default <out stem>.checkpoint.jsonl)')
@@ -685,8 +737,18 @@ def _users_parser():
     p.add_argument('--max-attempts', type=int, default=8, help='attempts per user (default 8)')
     p.add_argument('--backoff-base', type=float, default=0.1, help='seconds, first backoff window (default 0.1)')
     p.add_argument('--backoff-cap', type=float, default=30.0, help='seconds, widest backoff window (default 30)')
-    p.add_argument('--seed', type=int, default=None, help='seed of the jitter')
+    p.add_argument('--seed', type=seed_int, default=None, help='seed of the jitter')
     return p
+
+def _check_users_outputs(base_url: str, out, force: bool = False):
+    "Before fetching: each output is missing, empty, or this server's earlier harvest (else `--force`), and writable."
+    from recsys.core import prepare_output
+    base = _check_base_url(base_url)
+    mine = lambda p: (parquet_source(p) or {}).get('base_url') == base
+    e, u, f = output_paths(out)
+    prepare_output(e, f'a users harvest of {base}', own=mine, force=force)
+    prepare_output(u, f'a users harvest of {base}', own=mine, force=force)
+    prepare_output(f, 'a failed-ids list', own=lambda p: all(t.strip().isdigit() for t in p.read_text().split()), force=force)
 
 @cli_errors
 def users_cli(argv=None):
@@ -695,19 +757,26 @@ def users_cli(argv=None):
     if a.concurrency < 1: p.error('--concurrency must be at least 1')
     if a.max_attempts < 1: p.error('--max-attempts must be at least 1')
     if a.timeout <= 0: p.error('--timeout must be positive')
+    _check_users_outputs(a.base_url, a.out, a.force)
     ids = read_ids(a.ids) if a.ids else None
     policy = RetryPolicy(max_attempts=a.max_attempts, base=a.backoff_base, cap=a.backoff_cap)
     res = harvest(a.base_url, a.out, ids, concurrency=a.concurrency, timeout=a.timeout, policy=policy,
-                  checkpoint=a.checkpoint, seed=a.seed)
+                  checkpoint=a.checkpoint, seed=a.seed, force=a.force)
     print(res.summary(), flush=True)
+    if res.incomplete:
+        print(f'error: {res.incomplete:,} users failed with timeouts, dropped connections or server errors (is the server up?); '
+              f'no output was written (the earlier one, if any, is untouched); the {res.requested - res.incomplete:,} others are '
+              f'in the checkpoint {res.checkpoint}. Fix: run the same command again to resume', file=sys.stderr)
+        sys.exit(1)
     if not res.ok:
         print(f'error: {res.failed:,} users never succeeded; their ids are in {res.failed_out}; '
               'run the same command again to retry them', file=sys.stderr)
         sys.exit(1)
 
 def _serve_parser():
-    p = argparse.ArgumentParser(prog='recsys-users-serve', description='Serve the users API on 127.0.0.1, with optional faults.')
-    p.add_argument('--data', required=True, type=Path, help='folder (or file) holding users_entries.parquet, users.parquet or users.csv')
+    from recsys.core import cli_parser
+    p = cli_parser('recsys-users-serve', description='Serve the users API on 127.0.0.1, with optional faults.')
+    p.add_argument('--data', required=True, type=Path, help='folder (or file) holding users_entries.parquet/.csv, users.parquet or users.csv')
     p.add_argument('--port', type=int, default=8000, help='port on 127.0.0.1 (0: a free one; default 8000)')
     p.add_argument('--limit', type=int, default=None, help='serve only the first N users')
     f = Faults()
@@ -717,7 +786,7 @@ def _serve_parser():
         p.add_argument('--' + name.replace('_', '-'), type=float, default=getattr(f, name), help=f'{help_} (default {getattr(f, name)})')
     p.add_argument('--fault-limit', type=int, default=None, help='at most N faulty answers per user')
     p.add_argument('--poison-ids', default='', help='comma-separated ids whose every answer is malformed')
-    p.add_argument('--seed', type=int, default=0, help='seed of the fault draws')
+    p.add_argument('--seed', type=seed_int, default=0, help='seed of the fault draws')
     return p
 
 @cli_errors
@@ -746,4 +815,7 @@ def serve_cli(argv=None):
         for s in (signal.SIGINT, signal.SIGTERM): asyncio.get_running_loop().add_signal_handler(s, stop.set)
         await stop.wait()
         await runner.cleanup()
-    asyncio.run(main())
+    try: asyncio.run(main())
+    except OSError as e:          # the port is taken, or not ours to bind
+        raise RecsysDataError(f'cannot listen on 127.0.0.1:{a.port} ({e.strerror or e})',
+                              fix='choose another --port, or --port 0 for a free one') from None
