@@ -17,10 +17,10 @@ from .core import (RecsysDataError, atomic_write, cli_errors, git_commit, progre
 # %% auto #0
 __all__ = ['DEPENDS', 'SCALES', 'PUBLISHED_ML100K', 'PUBLISHED_SOURCE', 'COMPARE_COLUMNS', 'discover_notebooks',
            'notebook_parameters', 'fixture_notebook', 'demo_notebooks', 'dependencies', 'topo_order', 'load_grid',
-           'expand_grid', 'params_slug', 'run_name', 'Job', 'plan_jobs', 'is_done', 'kernel_env', 'notebook_html',
-           'run_job', 'prepare_data', 'job_priorities', 'run_reports', 'format_summary', 'flatten_metrics',
-           'headline_metric', 'plot_sweep', 'build_index', 'find_chromium', 'browser_check', 'compare_runs',
-           'reports_cli']
+           'expand_grid', 'params_slug', 'run_name', 'Job', 'plan_jobs', 'data_fingerprint', 'is_done', 'kernel_env',
+           'notebook_html', 'run_job', 'prepare_data', 'job_priorities', 'run_reports', 'format_summary',
+           'flatten_metrics', 'headline_metric', 'plot_sweep', 'build_index', 'find_chromium', 'browser_check',
+           'compare_runs', 'reports_cli']
 
 # %% ../nbs/07_reports.ipynb #94debfce
 def _root() -> Path:
@@ -160,7 +160,11 @@ def topo_order(deps: dict[str, list[str]]) -> list[str]:
 
 # %% ../nbs/07_reports.ipynb #416c0e72
 def load_grid(path) -> dict[str, dict[str, list]]:
-    "Read a sweep grid: JSON `{notebook: {parameter: value or [values]}}`."
+    "Read a sweep grid, JSON `{notebook: {parameter: value or [values]}}`: from a file, or given inline (text starting with `{`)."
+    if isinstance(path, str) and path.lstrip().startswith('{'):
+        try: return _check_grid(json.loads(path))
+        except ValueError as e: raise RecsysDataError(f'--grid is not valid JSON: {e}', fix='write {"05_evaluate": {"factors": [32, 64]}} '
+                                                      'or the path of a file holding it') from None
     path = Path(path)
     try: grid = json.loads(path.read_text())
     except OSError as e: raise RecsysDataError(f'cannot read the grid ({e.strerror})', file=path, fix='pass an existing JSON file to --grid') from None
@@ -260,6 +264,7 @@ def plan_jobs(run_dir, dataset: str = 'synthetic', scale: str = 'small', seed: i
     deps = dependencies(list(nbs), depends)
     extra = {'K': K, 'run_dir': str(run_dir), **(params or {})}
     declared_any = set()
+    data_fp = data_fingerprint(dataset)
     jobs = []
     for name in topo_order(deps):
         declared = notebook_parameters(nbs[name])
@@ -268,7 +273,7 @@ def plan_jobs(run_dir, dataset: str = 'synthetic', scale: str = 'small', seed: i
         bad = [k for k in grid.get(name, {}) if k not in declared]
         if bad: raise RecsysDataError(f'the grid sets {", ".join(map(repr, bad))} for {name}, whose parameters cell does not declare it',
                                       fix=f'{name} declares: {", ".join(sorted(declared))}')
-        nb_fp = _fingerprint_nb(nbs[name])
+        nb_fp = [_fingerprint_nb(nbs[name]), data_fp]
         base = {'dataset': dataset, 'scale': scale, 'seed': int(seed)}
         base.update({k: v for k, v in extra.items() if v is not None and k in declared})
         for cfg in expand_grid(grid.get(name)):
@@ -280,6 +285,16 @@ def plan_jobs(run_dir, dataset: str = 'synthetic', scale: str = 'small', seed: i
     missing = sorted(set(params or {}) - declared_any)
     if missing: raise RecsysDataError(f'--param {", ".join(missing)}: no report notebook declares it', fix='check the spelling')
     return jobs
+
+def data_fingerprint(dataset) -> str | None:
+    """The content id of a folder dataset: name, size, mtime and first/last-block hash of each of its files (so a cached job
+    reruns when its input changed). None for 'synthetic' and 'movielens-100k', whose content their name and version fix."""
+    from recsys.core import data_dir, file_fingerprint
+    if str(dataset) in ('synthetic', 'movielens-100k'): return None
+    d = data_dir() / 'raw' if str(dataset) == 'inditex' else Path(str(dataset)).expanduser()
+    if not d.is_dir(): return None
+    files = sorted(p for p in d.iterdir() if p.is_file() and not p.name.startswith(('.', '_')))
+    return hashlib.sha256(json.dumps([(p.name, file_fingerprint(p, mtime=True)) for p in files]).encode()).hexdigest()[:16]
 
 def is_done(job: Job) -> bool:
     "True when the job's folder holds a completion marker with the job's fingerprint."
@@ -987,16 +1002,18 @@ def _parse_param(s: str) -> tuple[str, object]:
     except ValueError: return name, val
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='recsys-reports', description='Run the report notebooks with papermill (in parallel) and write reports/<run>/index.html.')
-    p.add_argument('--dataset', default='synthetic', help="'synthetic', 'movielens-100k' or a folder of Inditex-format files")
+    from recsys.core import cli_parser, positive_int, seed_int
+    p = cli_parser('recsys-reports', description='Run the report notebooks with papermill (in parallel) and write reports/<run>/index.html.')
+    p.add_argument('--data', '--dataset', dest='dataset', default='synthetic',
+                   help="'synthetic', 'movielens-100k' or a folder of Inditex-format files (--dataset: the same)")
     p.add_argument('--scale', default='small', choices=SCALES, help='synthetic data size (default: small)')
-    p.add_argument('--seed', type=int, default=42, help='the one seed of the run (default: 42)')
-    p.add_argument('--jobs', type=int, default=None, help='parallel jobs (default: the number of cores)')
+    p.add_argument('--seed', type=seed_int, default=42, help='the one seed of the run (default: 42)')
+    p.add_argument('--jobs', type=positive_int, default=None, help='parallel jobs (default: the number of cores)')
     p.add_argument('--out', default=None, help='the run folder (default: reports/<dataset>-<scale>-seed<seed>)')
-    p.add_argument('--grid', default=None, help='JSON sweep grid: {"05_evaluate": {"factors": [32, 64]}}')
-    p.add_argument('--force', action='store_true', help='rerun jobs that are already done')
+    p.add_argument('--grid', default=None, help='sweep grid, inline JSON or a JSON file: {"05_evaluate": {"factors": [32, 64]}}')
+    p.add_argument('--force', action='store_true', help='rerun jobs that are already done (and write into an --out that is not a report run folder)')
     p.add_argument('--only', nargs='+', default=None, metavar='NB', help='run only these notebooks (names or number prefixes)')
-    p.add_argument('--K', type=int, default=None, help='cut-off K for the notebooks that declare K (default: their own)')
+    p.add_argument('--K', type=positive_int, default=None, help='cut-off K for the notebooks that declare K (default: their own)')
     p.add_argument('--param', '-p', action='append', default=[], metavar='NAME=VALUE', help='a parameter for the notebooks declaring it')
     p.add_argument('--nbs', default=None, help='the notebooks folder (default: <project>/nbs)')
     p.add_argument('--timeout', type=float, default=None, help='seconds allowed per cell (default: no limit)')
@@ -1025,6 +1042,11 @@ def reports_cli(argv=None) -> int:
             shown = {k: v for k, v in j.params.items() if k not in ('out_dir', 'run_dir')}
             print(f"  {j.key:40} {'done' if is_done(j) and not a.force else 'todo':4}  waits for: {', '.join(j.deps) or '-':28} {shown}")
         return 0
+    if a.out:       # a folder of something else is not silently filled (or, later, cleaned) with report files
+        from recsys.core import check_writable, prepare_output
+        prepare_output(a.out, 'a report run folder', own=lambda p: (Path(p) / 'run.json').exists() or (Path(p) / '.lock').exists(),
+                       force=a.force, folder=True)
+        if Path(a.out).is_dir(): check_writable(a.out)
     summary = run_reports(a.dataset, a.scale, a.seed, jobs=a.jobs, out=a.out, grid=a.grid, force=a.force, only=a.only,
                           nbs_dir=a.nbs, K=a.K, params=params, timeout=a.timeout, screenshot=not a.no_screenshot,
                           prepare=not a.no_prepare)

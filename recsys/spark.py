@@ -624,41 +624,52 @@ def _resolve_events(data: str, scale: str = 'tiny', seed: int = 42) -> tuple[str
 @cli_errors
 def spark_cli(argv=None):
     "recsys-spark: the Spark ALS job — read events, aggregate, confidence, fit, top-K unseen items (evaluate with --holdout)."
-    import argparse
-    ap = argparse.ArgumentParser(prog='recsys-spark', description=spark_cli.__doc__)
-    ap.add_argument('data', nargs='?', default='synthetic',
+    import contextlib
+    from recsys.core import atomic_dir, cli_parser, positive_int, prepare_output, seed_int
+    from recsys.synth import SCALES
+    ap = cli_parser('recsys-spark', description=spark_cli.__doc__)
+    ap.add_argument('data_pos', nargs='?', default=None, metavar='DATA', help='the same as --data')
+    ap.add_argument('--data', default=None,
                     help="events: a parquet file or folder (local or s3a://, hdfs://…), a folder of Inditex files, "
                          "'synthetic' or 'movielens-100k' (default: synthetic)")
-    ap.add_argument('--scale', default='tiny', help='synthetic scale (tiny, small, full)')
-    ap.add_argument('--seed', type=int, default=42)
+    ap.add_argument('--scale', default='tiny', choices=list(SCALES), help='synthetic scale (with --data synthetic)')
+    ap.add_argument('--seed', type=seed_int, default=42)
     ap.add_argument('--key', default=None, choices=KEYS, help='row key (default: user_or_session; MovieLens: user)')
     ap.add_argument('--design', default='default', help="confidence design: 'default' (the project's), a name ('seed', 'bm25' …) or its JSON")
-    ap.add_argument('--K', type=int, default=10, help='items per row')
-    ap.add_argument('--factors', type=int, default=64); ap.add_argument('--regularization', type=float, default=0.1)
-    ap.add_argument('--iterations', type=int, default=15); ap.add_argument('--alpha', type=float, default=1.0)
+    ap.add_argument('--K', type=positive_int, default=10, help='items per row')
+    ap.add_argument('--factors', type=positive_int, default=64); ap.add_argument('--regularization', type=float, default=0.1)
+    ap.add_argument('--iterations', type=positive_int, default=15); ap.add_argument('--alpha', type=float, default=1.0)
     ap.add_argument('--holdout', type=int, default=0, help='hold out each row\'s N latest pairs and evaluate (0: no evaluation)')
     ap.add_argument('--max-eval-rows', type=int, default=None, help='rows to recommend for / evaluate (a CRC-32 sample)')
     ap.add_argument('--blocks', type=int, default=None, help='ALS user and item blocks (default: the parallelism)')
     ap.add_argument('--master', default=None, help='Spark master (default: local[2], or what spark-submit set)')
     ap.add_argument('--memory', default='2g', help='driver memory in local mode')
     ap.add_argument('--checkpoint-dir', default=None)
-    ap.add_argument('--out', default=None, help='folder for recommendations.parquet (and metrics.json when local)')
+    ap.add_argument('--out', default=None, help='folder for recommendations.parquet (and metrics.json when local); a local '
+                                                'folder is refused if it holds anything but an earlier recsys-spark output')
+    ap.add_argument('--force', action='store_true', help='replace a local --out even if it is not an earlier recsys-spark output')
     a = ap.parse_args(argv)
+    if a.data and a.data_pos and a.data != a.data_pos: ap.error('give the data once: --data DATA (the positional DATA is the same)')
+    a.data = a.data or a.data_pos or 'synthetic'
+    local = bool(a.out) and '://' not in a.out
+    if local:
+        out = prepare_output(a.out, 'a recsys-spark output folder', folder=True, force=a.force,
+                             own=lambda p: (Path(p) / 'recommendations.parquet').exists() or (Path(p) / 'metrics.json').exists())
     path, key = _resolve_events(a.data, a.scale, a.seed)
     _require_spark()
     from pyspark.sql import SparkSession
     ours = SparkSession.getActiveSession() is None          # stop only a session this call started
     spark = spark_session(master=a.master, memory=a.memory, app_name='recsys-spark', checkpoint_dir=a.checkpoint_dir)
     try:
-        r = run_spark(spark, path, design=as_design(a.design), K=a.K, factors=a.factors, regularization=a.regularization,
-                      iterations=a.iterations, alpha=a.alpha, holdout=a.holdout, key=a.key or key, seed=a.seed,
-                      blocks=a.blocks, max_eval_rows=a.max_eval_rows, out=a.out)
+        with (atomic_dir(out) if local else contextlib.nullcontext(a.out)) as target:    # local: written beside, swapped in
+            r = run_spark(spark, path, design=as_design(a.design), K=a.K, factors=a.factors, regularization=a.regularization,
+                          iterations=a.iterations, alpha=a.alpha, holdout=a.holdout, key=a.key or key, seed=a.seed,
+                          blocks=a.blocks, max_eval_rows=a.max_eval_rows, out=None if target is None else str(target))
+            summary = {'data': path, 'metrics': r.metrics, 'evaluator': r.evaluator, 'info': r.info, 'timings': r.timings}
+            text = json.dumps(summary, indent=1, default=str)
+            if local: (Path(target) / 'metrics.json').write_text(text)
     finally:
         if ours: spark.stop()
-    summary = {'data': path, 'metrics': r.metrics, 'evaluator': r.evaluator, 'info': r.info, 'timings': r.timings}
-    text = json.dumps(summary, indent=1, default=str)
-    if a.out and '://' not in a.out:
-        Path(a.out).mkdir(parents=True, exist_ok=True); (Path(a.out) / 'metrics.json').write_text(text)
     print(text)
     return 0
 
