@@ -88,7 +88,10 @@ def cli_errors(main):
     import functools
     @functools.wraps(main)
     def _inner(*args, **kwargs):
-        try: return main(*args, **kwargs)
+        try:
+            r = main(*args, **kwargs)
+            sys.stdout.flush()                                 # a closed pipe shows up here, not at interpreter exit
+            return r
         except RecsysDataError as e:
             print(f'error: {e}', file=sys.stderr); sys.exit(2)
         except BrokenPipeError:
