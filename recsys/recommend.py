@@ -22,6 +22,7 @@ from .confidence import DESIGNS, ConfidenceDesign, DEFAULT_DESIGN, confidence, c
 from .als import ALSModel
 from .evaluate import KINDS, hits_at_k
 from .eda import Segments, fit_segments, load_segments, segment_popularity
+from .task import RETURNING_SHARE, SHOWN_ROWS_P, challenge_test
 
 # %% auto #0
 __all__ = ['CATALOGUE_COLUMNS', 'FEATURES', 'DEFAULT_WEIGHTS', 'MODEL_FORMAT', 'BASELINES', 'DESIGN_CANDIDATES', 'Sessions',
@@ -476,7 +477,7 @@ class ValidationSplit:
     labels: pd.DataFrame
     session_id: np.ndarray     # the test sessions (sorted)
     kind: np.ndarray           # their kinds (recsys.evaluate.KINDS)
-    actor_carts: np.ndarray    # distinct products carted by each session's actor up to day D
+    n_labels: np.ndarray       # labels (distinct products carted after the cut) per session
     info: dict = field(default_factory=dict)
 
     @property
@@ -505,9 +506,28 @@ def _present(targets: np.ndarray, values: np.ndarray, mask: np.ndarray, chunk: i
         if len(v): found |= np.isin(targets, v)
     return found
 
-def carve_validation(train: pa.Table, day: str | None = None, max_rows: int = 10, returning_share: float = 0.5,
-                     min_carts: int = 1, n_sessions: int | None = 5000, seed: int = 42) -> ValidationSplit:
-    "The challenge's protocol carved out of the training events `train` (see above): the later train day as pseudo-test."
+
+def _history_users(uid: np.ndarray, hist: np.ndarray, chunk: int = 1 << 22) -> np.ndarray:
+    "The distinct user ids among the history rows, a chunk at a time."
+    out = [np.unique(u[~np.isnan(u)]) for a in range(0, len(uid), chunk) for u in [uid[a:a + chunk][hist[a:a + chunk]]]]
+    return np.unique(np.concatenate(out)) if out else np.zeros(0)
+
+def _challenge_on_day(train, days, D, sid, item, cart, uid, min_carts, min_sessions, **kw):
+    "`recsys.task.challenge_test` on the rows of day D; `min_carts` is lowered (and recorded) until `min_sessions` qualify."
+    rows = np.flatnonzero(days == D)
+    ts = _times_ms(train.take(pa.array(rows)))                # the times of day-D rows only (no timestamps: file order)
+    hu = _history_users(uid, days < D)
+    for mc in range(min_carts, 0, -1):
+        ct = challenge_test(sid[rows], item[rows], cart[rows], rows if ts is None else ts, uid[rows], history_users=hu,
+                            min_carts=mc, **kw)
+        if len(ct.sessions) >= min_sessions or mc == 1: break
+    ct.info['min_carts_asked'] = min_carts
+    return rows, ct
+
+def carve_validation(train: pa.Table, day: str | None = None, max_rows: int = 10, returning_share: float = RETURNING_SHARE,
+                     min_carts: int = 5, n_sessions: int | None = 5000, seed: int = 42, kinds='real',
+                     shown_rows=SHOWN_ROWS_P, min_sessions: int = 100) -> ValidationSplit:
+    "A pseudo-test carved from the training events `train` exactly as the challenge's test is built (see above)."
     if 'add_to_cart' not in train.column_names:
         raise RecsysDataError('the training events have no add_to_cart column', column='add_to_cart', fix='pass the train file')
     days = event_days(train)
@@ -518,48 +538,19 @@ def carve_validation(train: pa.Table, day: str | None = None, max_rows: int = 10
     if not (days < D).any() or not (days == D).any():
         raise RecsysDataError(f'no history before, or no events on, the validation day {np.datetime64(D, "D")}',
                               column='date', fix='choose another validation day')
-    def actor(r):        # registered user u -> 2u, anonymous session s -> 2s + 1; for rows r only (whole columns cost GBs)
-        u = uid[r]; return np.where(np.isnan(u), sid[r] * 2 + 1, np.nan_to_num(u).astype(np.int64) * 2)
-    m = np.flatnonzero(cart & (days <= D))          # distinct carted (session, product) pairs per actor, up to D
-    pk = np.unique(np.c_[actor(m), sid[m], item[m]], axis=0)
-    a_u, a_n = np.unique(pk[:, 0], return_counts=True)
-    rows = np.flatnonzero(days == D)                # day-D rows, by session then time
-    ts = _times_ms(train.take(pa.array(rows)))      # the times of day-D rows only (no timestamps: file order)
-    rows = rows[np.lexsort((rows, rows if ts is None else ts, sid[rows]))]
-    s_ids, start, length = np.unique(sid[rows], return_index=True, return_counts=True)
-    pos = np.arange(len(rows)) - np.repeat(start, length)
-    rng = np.random.default_rng(derive_seed(seed, 'recommend', 'validation'))
-    ret = (rng.random(len(s_ids)) < returning_share) & (length >= 2)
-    cut = np.where(ret, 1 + np.floor(rng.random(len(s_ids)) * (length - 1)).astype(np.int64), 0)
-    lo = np.where(ret, cut, np.floor(rng.random(len(s_ids)) * np.maximum(length - max_rows + 1, 1)).astype(np.int64))
-    hi = lo + np.minimum(max_rows, length - lo)
-    in_test = (pos >= np.repeat(lo, length)) & (pos < np.repeat(hi, length))
-    to_hist = np.repeat(ret, length) & (pos < np.repeat(lo, length))
-    has_label = np.bincount(np.repeat(np.arange(len(s_ids)), length)[in_test & cart[rows]], minlength=len(s_ids)) > 0
-    p = _lookup(a_u, actor(rows[start])); n_carts = np.where(p >= 0, a_n[np.maximum(p, 0)], 0) if len(a_u) else np.zeros(len(s_ids), np.int64)
-    eligible = has_label & (n_carts >= min_carts)
-    chosen = np.flatnonzero(eligible)
-    if n_sessions is not None and len(chosen) > n_sessions: chosen = np.sort(rng.choice(chosen, n_sessions, replace=False))
-    if not len(chosen):
+    rows, ct = _challenge_on_day(train, days, D, sid, item, cart, uid, min_carts, min_sessions, kinds=kinds,
+                                 shown_rows=np.asarray(shown_rows)[:max_rows], returning_share=returning_share,
+                                 n_sessions=n_sessions, seed=derive_seed(seed, 'recommend', 'validation'))
+    if not len(ct.sessions):
         raise RecsysDataError(f'no eligible validation sessions on {np.datetime64(D, "D")} (min_carts={min_carts})',
                               fix='lower min_carts or choose another day')
-    pick = np.zeros(len(s_ids), bool); pick[chosen] = True
-    rp = np.repeat(pick, length)
-    hist_mask = days < D; hist_mask[rows[rp & to_hist]] = True
-    test_rows = np.sort(rows[rp & in_test])
-    test = train.take(pa.array(test_rows)).drop_columns(['add_to_cart'])
-    lab = rows[rp & in_test & cart[rows]]
-    labels = (pd.DataFrame({'session_id': sid[lab], 'partnumber': item[lab]}).drop_duplicates()
-              .sort_values(['session_id', 'partnumber']).reset_index(drop=True))
-    c_ids = s_ids[chosen]; c_uid = np.full(len(chosen), np.nan); cr = rows[rp]
-    np.fmax.at(c_uid, np.searchsorted(c_ids, sid[cr]), uid[cr])
-    known = ~np.isnan(c_uid) & _present(c_uid, uid, hist_mask)
-    returning = _present(c_ids, sid, hist_mask)     # the challenge's definition: the session id is in the history
-    kind = (np.where(returning, 'returning_', 'new_').astype(object) + np.where(known, 'known', 'unknown').astype(object)).astype(str)
-    info = dict(day=str(np.datetime64(D, 'D')), eligible=int(eligible.sum()), sessions=len(chosen), test_rows=len(test_rows),
-                labels=len(labels), history_rows=int(hist_mask.sum()), max_rows=max_rows, returning_share=returning_share,
-                min_carts=min_carts, per_kind={k: int((kind == k).sum()) for k in KINDS})
-    return ValidationSplit(train, hist_mask, test, labels, c_ids, kind, n_carts[chosen], info)
+    hist_mask = days < D; hist_mask[rows[ct.moved]] = True
+    test = train.take(pa.array(rows[ct.shown])).drop_columns(['add_to_cart'])
+    info = dict(day=str(np.datetime64(D, 'D')), history_rows=int(hist_mask.sum()), test_rows=test.num_rows,
+                max_rows=max_rows, **{k: v for k, v in ct.info.items() if k != 'shown_rows'})
+    s = ct.sessions
+    return ValidationSplit(train, hist_mask, test, ct.labels, s.session_id.to_numpy(), s.kind.to_numpy().astype(str),
+                           s.n_labels.to_numpy(), info)
 
 # %% ../nbs/06_recommend.ipynb #fe8347fa
 def relevance(sessions: Sessions, labels: pd.DataFrame, cat_items: np.ndarray) -> sp.csr_matrix:
@@ -817,7 +808,7 @@ def warm_factors(model: SessionModel, X: Interactions, seed: int = 42) -> tuple[
     return U, V, dict(rows_matched=round(ru, 6), items_matched=round(ri, 6))
 
 def train_model(data, out_dir=None, *, scale: str = 'tiny', seed: int = 42, tune: bool = True, val_sessions: int | None = 5000,
-                val_day: str | None = None, val_max_rows: int = 10, val_min_carts: int = 1, profile_weights=(0.0, 0.3, 1.0),
+                val_day: str | None = None, val_max_rows: int = 10, val_min_carts: int = 5, profile_weights=(0.0, 0.3, 1.0),
                 design=DESIGN_CANDIDATES, weights: dict | None = None, segments_k: int | None = None,
                 iterations: int = 15, refit_iterations: int | None = None, warm_start: bool = True, show_progress: bool | None = None,
                 **hyper) -> SessionModel:

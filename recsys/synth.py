@@ -16,44 +16,47 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .core import RecsysDataError, cli_errors, data_dir, derive_seed, progress, seed_everything
+from .task import KINDS, KIND_SHARES, RETURNING_SHARE, SHOWN_ROWS_P, challenge_test
 
 # %% auto #0
-__all__ = ['SYNTH_VERSION', 'SCALES', 'P', 'COUNTRIES', 'COUNTRY_P', 'TZ_HOURS', 'DEVICE_P', 'TRAIN_DAYS', 'TEST_DAYS', 'KINDS',
-           'TRAIN_SCHEMA', 'TEST_SCHEMA', 'synthetic_dir', 'World', 'People', 'generate', 'ensure_synthetic',
-           'load_truth', 'oracle_scores', 'oracle_recommend', 'is_synthetic_dir', 'synth_cli']
+__all__ = ['SYNTH_VERSION', 'SCALES', 'P', 'COUNTRIES', 'COUNTRY_P', 'TZ_HOURS', 'DEVICE_P', 'TRAIN_DAYS', 'TEST_DAYS',
+           'TRAIN_SCHEMA', 'TEST_SCHEMA', 'POOL_CLASSES', 'REAL_FIGURES', 'synthetic_dir', 'World', 'People',
+           'generate', 'ensure_synthetic', 'load_truth', 'oracle_scores', 'oracle_recommend', 'is_synthetic_dir',
+           'synth_cli', 'realism', 'cart_rate_by_popularity']
 
 # %% ../nbs/01a_synth.ipynb #d83a4a58
-SYNTH_VERSION = 1
+SYNTH_VERSION = 2
 
 SCALES = {
-    'tiny':  dict(n_products=1_000, n_families=30, n_users=60, n_visitors=400, n_sessions=2_300, max_session=300,
-                  emb_dim=32, latent_dim=16, n_test=40, cand_factor=5, cand_power=1, min_carts=2, chunk_sessions=50_000),
+    'tiny':  dict(n_products=1_000, n_families=30, n_users=150, n_visitors=600, n_sessions=3_000, max_session=300,
+                  emb_dim=32, latent_dim=16, n_test=40, min_carts=3, pool_sessions=3_000, chunk_sessions=50_000),
     'small': dict(n_products=10_000, n_families=120, n_users=19_000, n_visitors=85_000, n_sessions=170_000,
-                  max_session=2_000, emb_dim=64, latent_dim=24, n_test=1_000, cand_factor=6, min_carts=5,
+                  max_session=2_000, emb_dim=64, latent_dim=24, n_test=1_000, min_carts=5, pool_sessions=40_000,
                   chunk_sessions=50_000),
-    'full':  dict(n_products=43_692, n_families=217, n_users=557_006, n_visitors=2_400_000, n_sessions=5_115_000,
-                  max_session=6_480, emb_dim=1280, latent_dim=32, n_test=7_349, cand_factor=6, min_carts=5,
+    'full':  dict(n_products=43_692, n_families=217, n_users=557_006, n_visitors=2_400_000, n_sessions=4_570_000,
+                  max_session=6_480, emb_dim=1280, latent_dim=32, n_test=7_349, min_carts=5, pool_sessions=200_000,
                   chunk_sessions=50_000),
 }
 
 P = dict(
     s_section=1.0, s_family=1.0, s_item=0.7, s_user=0.7, s_session=0.4,  # latent spreads (sigma_z, _f, _v, _u, _s)
-    pop_alpha=0.8, dead_share=0.03,                                     # popularity power law; never-live products
-    beta_family=2.0, beta_view=1.0, pool_a=2.5, pool_b=0.9, pool_c=1,   # views: how sharply they follow the intent
-    beta_cart=4.5, beta_repeat=1.0, pop_cart=0.5, discount_cart=0.2,    # carts: beta_c, beta_k, beta_w, beta_d
-    s_item_cart=0.0, s_person_cart=0.7, s_session_cart=1.6, cart_rate=0.059, dup_cart=0.04,
-    len_mu=1.35, len_sigma=1.25, long_share=2e-4, long_min=200,         # session length: log-normal + Pareto tail
+    own_taste=0.7,                       # share of sessions led by the person's own taste (else a family of the moment)
+    pop_alpha=0.65, dead_share=0.03,                                    # popularity power law; never-live products
+    beta_family=3.0, primary=0.62, beta_view=0.7, n_draw=2,            # views: family logits, primary family, tournament
+    revisit=0.09,                                                       # a row returns to a product already seen
+    beta_cart=3.0, beta_repeat=0.2, pop_cart=0.4, pop_cart2=0.08, discount_cart=0.55, device3_cart=0.8,
+    s_item_cart=0.0, s_person_cart=0.7, s_session_cart=1.4, len_cart=0.12, cart_rate=0.059, dup_cart=0.04, cart_last=1.0,
+    single=0.317, len_mu=1.45, len_sigma=1.4, long_share=2e-4, long_min=200,   # session length: 1 row, log-normal, tail
     registered_share=0.15, never_login_share=0.05, act_sigma_user=1.5, act_sigma_visitor=1.2,
     emb_noise=1.0, emb_missing=6_170 / 43_692, section_nan=90 / 43_692, pagetype_nan=1_197 / 46_551_445,
-    discount_share=0.2, entries_extra=(577_495 - 557_006) / 557_006, test_tries=30,
+    discount_share=0.035, cart_page=0.12, entries_extra=(577_495 - 557_006) / 557_006,
 )
 
-COUNTRIES = np.array([25, 34, 29, 57]); COUNTRY_P = np.array([0.86, 0.06, 0.05, 0.03])
+COUNTRIES = np.array([25, 29, 34, 57]); COUNTRY_P = np.array([0.066, 0.328, 0.303, 0.303])   # anonymous sessions
 TZ_HOURS = {25: 2, 34: 1, 29: 3, 57: -5}            # local time = UTC + offset (so `date` can differ from it)
-DEVICE_P = np.array([0.70, 0.24, 0.06])             # device_type 1, 2, 3
+DEVICE_P = np.array([0.90, 0.0065, 0.0935])         # device_type 1, 2, 3 (sessions)
 TRAIN_DAYS = np.arange(np.datetime64('2024-06-01'), np.datetime64('2024-06-15'))
 TEST_DAYS = np.array(['2024-06-15', '2024-06-16'], dtype='datetime64[D]')
-KINDS = ('new_known', 'new_unknown', 'returning_known', 'returning_unknown')
 
 def synthetic_dir(scale: str = 'tiny', seed: int = 42) -> Path:
     "Where `ensure_synthetic` keeps the files of `scale` and `seed`: `data_dir()/synthetic/<scale>-seed<seed>`."
@@ -120,8 +123,8 @@ def _make_world(cfg: dict, seed: int) -> World:
     discount = (rng.random(I) < P['discount_share']).astype(np.int32)
     live = pop > 0
     lp = np.zeros(I); lp[live] = np.log(pop[live]); lp[live] -= lp[live].mean()
-    item_cart = (P['discount_cart'] * (discount - discount.mean()) + P['pop_cart'] * lp
-                 + P['s_item_cart'] * rng.standard_normal(I)).astype(np.float32)
+    item_cart = (P['discount_cart'] * (discount - discount.mean()) + P['pop_cart'] * lp - P['pop_cart2'] * lp ** 2
+                 + P['s_item_cart'] * rng.standard_normal(I)).astype(np.float32)      # peaks for mid-popular products
     by_family = np.argsort(family, kind='stable')
     fam_pop = np.bincount(family, weights=pop, minlength=F)
     cw = np.cumsum(pop[by_family]); f_sorted = family[by_family]
@@ -207,25 +210,32 @@ def _ragged_pick(cdf_flat: np.ndarray, seg: np.ndarray, u: np.ndarray) -> np.nda
     "One index per draw from per-segment CDFs stacked as `segment + cdf` (increasing overall)."
     return np.searchsorted(cdf_flat, seg + u, side='right')
 
+def _slots(rng, L: np.ndarray):
+    "Rows in time order: each row either opens a new product slot or revisits an earlier slot of its session."
+    rseg = np.repeat(np.arange(len(L)), L); starts = np.concatenate([[0], np.cumsum(L)[:-1]]).astype(np.int64)
+    pos = np.arange(len(rseg)) - starts[rseg]
+    new = (pos == 0) | (rng.random(len(rseg)) >= P['revisit'])
+    slot = np.cumsum(new) - 1
+    first = slot[starts][rseg]
+    pick = np.where(new, slot, first + np.floor(rng.random(len(rseg)) * (slot - first + 1)).astype(np.int64))
+    return rseg, new, pick
+
 def _views_block(rng, w: World, S: np.ndarray, L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    "Rows (session index, product) for sessions with intents S and lengths L."
+    "Rows (session index, product) in time order for sessions with intents S and lengths L."
     n, F = len(L), len(w.C)
-    pool = np.minimum(L, np.ceil(P['pool_a'] * L.astype(np.float64) ** P['pool_b'])).astype(np.int64) + P['pool_c']
+    rseg, new, pick = _slots(rng, L)
+    sseg = rseg[new]; ns = len(sseg)
     logits = P['beta_family'] * (S @ w.C.T).astype(np.float64) + w.fam_logw[None]
     logits -= logits.max(1, keepdims=True)
-    cf = np.cumsum(np.exp(logits), 1); cf /= cf[:, -1:]; cf += np.arange(n)[:, None]
-    pseg = np.repeat(np.arange(n), pool)
-    fam = np.clip(_ragged_pick(cf.ravel(), pseg, rng.random(len(pseg))) - pseg * F, 0, F - 1)
-    pos = np.minimum(np.searchsorted(w.fam_cdf, fam + rng.random(len(fam)), side='right'), len(w.fam_cdf) - 1)
-    item = w.by_family[pos]                                                 # the pool: product per candidate
-    aff = P['beta_view'] * np.einsum('ij,ij->i', S[pseg], w.V[item]).astype(np.float64)
-    starts = np.concatenate([[0], np.cumsum(pool)[:-1]])
-    e = np.exp(aff - np.maximum.reduceat(aff, starts)[pseg])
-    ce = np.cumsum(e); tot = np.add.reduceat(e, starts); before = ce[starts] - e[starts]
-    cdf = np.minimum((ce - before[pseg]) / tot[pseg], 1.0) + pseg
-    rseg = np.repeat(np.arange(n), L)
-    pick = np.clip(_ragged_pick(cdf, rseg, rng.random(len(rseg))), starts[rseg], starts[rseg] + pool[rseg] - 1)
-    return rseg, item[pick]
+    cf = np.cumsum(np.exp(logits), 1); cf /= cf[:, -1:]; cf = (cf + np.arange(n)[:, None]).ravel()
+    prim = np.clip(_ragged_pick(cf, np.arange(n), rng.random(n)) - np.arange(n) * F, 0, F - 1)
+    fam = np.clip(_ragged_pick(cf, sseg, rng.random(ns)) - sseg * F, 0, F - 1)
+    fam = np.where(rng.random(ns) < P['primary'], prim[sseg], fam)            # the session's primary family, or another
+    m = P['n_draw']; fam_m = np.repeat(fam, m)
+    ip = np.minimum(np.searchsorted(w.fam_cdf, fam_m + rng.random(len(fam_m)), side='right'), len(w.fam_cdf) - 1)
+    cand = w.by_family[ip].reshape(ns, m)                                       # m products of the family, by popularity
+    aff = P['beta_view'] * np.einsum('ijk,ik->ij', w.V[cand], S[sseg]) + rng.gumbel(size=(ns, m))
+    return rseg, cand[np.arange(ns), aff.argmax(1)][pick]                       # the best-liked of them
 
 def _segments(rng, w: World, S: np.ndarray, L: np.ndarray, block: int = 20_000):
     "Rows for all sessions, in blocks; returns (row session, row product, (pair session, pair product, k, row->pair))."
@@ -247,16 +257,17 @@ def _cart_logit(w: World, S, b, qseg, qitem, k) -> np.ndarray:
     return b[qseg] + w.item_cart[qitem] + P['beta_cart'] * aff + P['beta_repeat'] * np.log(k)
 
 def _carts(rng, w: World, S, b, a0: float, rseg, pairs):
-    "Cart flags per row, q and the carted flag per pair."
+    "Cart flags per row (on the pair's last visit, mostly), q and the carted flag per pair."
     qseg, qitem, k, inv = pairs
     q = _sigmoid(a0 + _cart_logit(w, S, b, qseg, qitem, k))
     carted = rng.random(len(q)) < q
-    order = np.lexsort((rng.random(len(rseg)), inv))             # rows grouped by pair, random order inside
-    first = np.searchsorted(inv[order], np.arange(len(q)))
+    order = np.lexsort((np.arange(len(rseg)), inv))              # rows grouped by pair, in time order inside
+    first = np.searchsorted(inv[order], np.arange(len(q))); last = first + k - 1
+    on = np.where(rng.random(len(q)) < P['cart_last'], last, first)
     cart = np.zeros(len(rseg), bool)
-    cart[order[first[carted]]] = True
+    cart[order[on[carted]]] = True
     dup = carted & (k >= 2) & (rng.random(len(q)) < P['dup_cart'])
-    cart[order[first[dup] + 1]] = True
+    cart[order[np.where(on == first, first + 1, first)[dup]]] = True
     return cart, q, carted
 
 # %% ../nbs/01a_synth.ipynb #c1607929
@@ -267,36 +278,51 @@ def _start_seconds(rng, n) -> np.ndarray:
     return rng.choice(24, size=n, p=_HOUR_P) * 3600 + rng.random(n) * 3600
 
 def _lengths(rng, n, cap) -> np.ndarray:
-    "Log-normal lengths, plus a rare Pareto tail (crawler-like sessions of hundreds to thousands of rows), capped."
-    L = np.exp(P['len_mu'] + P['len_sigma'] * rng.standard_normal(n))
+    "One row (a share `single`) or 1 + a log-normal, plus a rare Pareto tail (crawler-like sessions), capped."
+    L = np.where(rng.random(n) < P['single'], 1.0, 1 + np.exp(P['len_mu'] + P['len_sigma'] * rng.standard_normal(n)))
     tail = rng.random(n) < P['long_share']
     L[tail] = P['long_min'] * (1 - rng.random(int(tail.sum()))) ** -1.0
     return np.minimum(np.ceil(L), cap).astype(np.int64)
 
 def _intents(rng, w: World, pp: People, person) -> np.ndarray:
-    d = w.V.shape[1]
-    return (_person_taste(w, pp, person) + (P['s_session'] / np.sqrt(d)) * rng.standard_normal((len(person), d))).astype(np.float32)
+    "The person's taste (a share `own_taste` of sessions) or a family of the moment, plus the session's own noise."
+    d, n = w.V.shape[1], len(person)
+    fcdf = np.cumsum(w.fam_pop); fcdf /= fcdf[-1]
+    g = np.minimum(np.searchsorted(fcdf, rng.random(n)), len(fcdf) - 1)
+    moment = w.C[g] + (P['s_user'] / np.sqrt(d)) * rng.standard_normal((n, d)).astype(np.float32)
+    base = np.where((rng.random(n) < P['own_taste'])[:, None], _person_taste(w, pp, person), moment)
+    return (base + (P['s_session'] / np.sqrt(d)) * rng.standard_normal((n, d))).astype(np.float32)
 
-def _session_cart(rng, pp: People, person) -> np.ndarray:
-    "b = b_p + a session's own mood: carts cluster in fewer sessions (2.5 carted products per session with a cart, real)."
-    return (_person_cart(pp, person) + P['s_session_cart'] * rng.standard_normal(len(person))).astype(np.float32)
+def _session_cart(rng, pp: People, person, device) -> np.ndarray:
+    "b = b_p + a session's own mood (+ device 3's lift): carts cluster in fewer sessions, as in the real file."
+    return (_person_cart(pp, person) + P['s_session_cart'] * rng.standard_normal(len(person))
+            + P['device3_cart'] * (device == 3)).astype(np.float32)
+
+def _length_cart(b, L) -> np.ndarray:
+    "Longer sessions cart more readily (the real cart rate rises from 6 % of one-row sessions to 59 % of 20+ rows)."
+    return (b + P['len_cart'] * (np.log(L) - 1.0)).astype(np.float32)
 
 def _session_country(rng, pp: People, person, reg) -> np.ndarray:
     drawn = rng.choice(COUNTRIES, size=len(person), p=COUNTRY_P)
     own = pp.country[np.minimum(person, pp.n_users - 1)]
     return np.where(reg & np.isin(own, COUNTRIES), own, drawn).astype(np.int64)
 
-def _draw_sessions(rng, w: World, pp: People, cfg: dict, n: int) -> dict:
+def _draw_sessions(rng, w: World, pp: People, cfg: dict, n: int, person=None, days=TRAIN_DAYS, login=False) -> dict:
+    "Everything a session needs besides its rows; `person` given (test pool) or drawn by activity."
     U, Vn = pp.n_users, pp.n_visitors
-    reg = rng.random(n) < cfg.get('reg_share', P['registered_share'])
-    pu = np.minimum(np.searchsorted(pp.cdf_user, rng.random(n)), U - 1)
-    pv = U + np.minimum(np.searchsorted(pp.cdf_visitor, rng.random(n)), Vn - 1)
-    person = np.where(reg, pu, pv)
-    shown = reg & ~pp.never_login[np.minimum(person, U - 1)]
-    return dict(person=person, L=_lengths(rng, n, cfg['max_session']), S=_intents(rng, w, pp, person),
-                b=_session_cart(rng, pp, person), uid=np.where(shown, person + 1.0, np.nan),
-                country=_session_country(rng, pp, person, reg), device=rng.choice(3, size=n, p=DEVICE_P) + 1,
-                date=TRAIN_DAYS[rng.integers(len(TRAIN_DAYS), size=n)], start_s=_start_seconds(rng, n))
+    if person is None:
+        reg = rng.random(n) < cfg.get('reg_share', P['registered_share'])
+        pu = np.minimum(np.searchsorted(pp.cdf_user, rng.random(n)), U - 1)
+        pv = U + np.minimum(np.searchsorted(pp.cdf_visitor, rng.random(n)), Vn - 1)
+        person = np.where(reg, pu, pv)
+    reg = person < U
+    shown = reg & (login | ~pp.never_login[np.minimum(person, U - 1)])
+    device = rng.choice(3, size=n, p=DEVICE_P) + 1
+    L = _lengths(rng, n, cfg['max_session'])
+    return dict(person=person, L=L, S=_intents(rng, w, pp, person),
+                b=_length_cart(_session_cart(rng, pp, person, device), L), uid=np.where(shown, person + 1.0, np.nan),
+                country=_session_country(rng, pp, person, reg), device=device,
+                date=days[rng.integers(len(days), size=n)], start_s=_start_seconds(rng, n))
 
 def _calibrate(w: World, pp: People, cfg: dict, seed: int) -> float:
     "The intercept a0 giving the target share of add-to-cart rows."
@@ -321,19 +347,26 @@ TRAIN_SCHEMA = pa.schema([('session_id', pa.int64()), ('date', pa.string()), ('t
                           ('partnumber', pa.int64()), ('device_type', pa.int64()), ('pagetype', pa.float64())])
 TEST_SCHEMA = pa.schema([f for f in TRAIN_SCHEMA if f.name != 'add_to_cart'])
 
-def _rows_table(rng, s: dict, sid, rseg, ritem, cart, w: World, with_cart=True, force_nan=False) -> pa.Table:
-    "Rows of sessions (`s`: per-session arrays, `rseg`: the session of each row) as an Arrow table."
-    o = np.argsort(rseg, kind='stable'); rseg, ritem, cart = rseg[o], ritem[o], cart[o]
-    n, nr = len(sid), len(rseg)
+def _row_times(rng, s: dict, rseg: np.ndarray) -> np.ndarray:
+    "Local times (int64 ms) of rows given in time order within each session (`rseg`: session index, sorted)."
+    n, nr = len(s['L']), len(rseg)
     L = np.bincount(rseg, minlength=n); starts = np.concatenate([[0], np.cumsum(L)[:-1]])
     pace = np.exp(rng.normal(np.log(15_000), 0.8, n))
     gap = np.minimum(rng.exponential(1.0, nr) * pace[rseg], 600_000); gap[starts[L > 0]] = 0
     cs = np.cumsum(gap); off = (cs - cs[starts][rseg]).astype(np.int64)
     tz = np.zeros(n, np.int64)
     for c, h in TZ_HOURS.items(): tz[s['country'] == c] = h
-    ts = (s['date'].astype('datetime64[ms]').astype(np.int64) + (s['start_s'] * 1000).astype(np.int64)
-          + tz * 3_600_000)[rseg] + off
-    page = np.where(rng.random(nr) < 0.994, 24.0, rng.choice(_OTHER_PAGES, size=nr, p=_PAGE_P))
+    return (s['date'].astype('datetime64[ms]').astype(np.int64) + (s['start_s'] * 1000).astype(np.int64)
+            + tz * 3_600_000)[rseg] + off
+
+def _rows_table(rng, s: dict, sid, rseg, ritem, cart, w: World, with_cart=True, force_nan=False, ts=None) -> pa.Table:
+    """Rows of sessions (`s`: per-session arrays, `rseg`: the session of each row, rows in time order) as an Arrow
+    table, shuffled inside each session as in the real file. Cart rows carry the cart page's type (not 24) at rate
+    `cart_page`: the real file's leak."""
+    o = np.argsort(rseg, kind='stable'); rseg, ritem, cart = rseg[o], ritem[o], cart[o]
+    ts = _row_times(rng, s, rseg) if ts is None else np.asarray(ts)[o]
+    nr = len(rseg)
+    page = np.where(cart & (rng.random(nr) < P['cart_page']), rng.choice(_OTHER_PAGES, size=nr, p=_PAGE_P), 24.0)
     pnan = rng.random(nr) < P['pagetype_nan']
     if force_nan and nr and not pnan.any(): pnan[rng.integers(nr)] = True
     o = np.lexsort((rng.random(nr), rseg))                     # shuffle inside each session, sessions in order
@@ -352,52 +385,47 @@ def _rows_table(rng, s: dict, sid, rseg, ritem, cart, w: World, with_cart=True, 
     return pa.table(cols, schema=TRAIN_SCHEMA if with_cart else TEST_SCHEMA)
 
 # %% ../nbs/01a_synth.ipynb #a3a3433f
-def _weighted_sample(rng, idx, weight, k):
-    "k elements of idx drawn with probability proportional to weight: distinct unless the pool is small."
-    if k > len(idx) // 2: return rng.choice(idx, size=k, p=weight / weight.sum()) if len(idx) else idx
-    key = rng.exponential(1.0, len(idx)) / weight
-    return idx[np.argpartition(key, k - 1)[:k]] if k else idx[:0]
+POOL_CLASSES = {'anonymous': 0.6, 'registered_new': 0.2, 'registered_known': 0.2}   # the test pool's persons
 
-def _plan_test(rng, w: World, pp: People, cfg: dict, a0: float):
-    U, Vn, N = pp.n_users, pp.n_visitors, cfg['n_sessions']
-    per = np.full(4, cfg['n_test'] // 4); per[:cfg['n_test'] % 4] += 1
-    n_c = int(np.ceil(per.max() * cfg['cand_factor']))
-    act2 = pp.activity ** cfg.get('cand_power', 2)
-    pool_k = np.flatnonzero(~pp.never_login); pool_n = np.flatnonzero(pp.never_login); pool_v = np.arange(U, U + Vn)
-    known = _weighted_sample(rng, pool_k, act2[pool_k], 2 * n_c)
-    unk_reg = _weighted_sample(rng, pool_n, act2[pool_n], n_c // 2)     # logged in at test time only
-    unk = rng.permutation(np.concatenate([unk_reg, _weighted_sample(rng, pool_v, act2[pool_v], 2 * n_c - len(unk_reg))]))
-    h, hu = len(known) // 2, len(unk) // 2
-    groups = [known[:h], unk[:hu], known[h:], unk[hu:]]
-    kind = np.concatenate([np.full(len(g), i) for i, g in enumerate(groups)])
-    person = np.concatenate(groups); n = len(person); reg = person < U; returning = kind >= 2
-    c = dict(person=person, kind=kind, returning=returning, S=_intents(rng, w, pp, person), b=_session_cart(rng, pp, person),
-             uid=np.where(reg, person + 1.0, np.nan), country=_session_country(rng, pp, person, reg),
-             device=rng.choice(3, size=n, p=DEVICE_P) + 1,
-             date=np.where(returning, TEST_DAYS[0], TEST_DAYS[rng.integers(2, size=n)]))
-    c['train_start_s'] = 5 * 3600 + rng.random(n) * 7 * 3600
-    c['train_L'] = np.minimum(_lengths(rng, n, cfg['max_session']), 50)
-    c['start_s'] = np.where(returning, c['train_start_s'] + 2 * 3600 + rng.random(n) * 3 * 3600, _start_seconds(rng, n))
-    # ids
-    n_new = int((~returning).sum())
-    ids = np.arange(1, N + n_new + 1, dtype=np.int64)
-    new_pos = np.sort(rng.choice(len(ids), size=n_new, replace=False))
-    train_ids = np.delete(ids, new_pos)
-    ret_pos = rng.choice(N, size=int(returning.sum()), replace=False)
-    c['sid'] = np.empty(n, np.int64); c['sid'][~returning] = rng.permutation(ids[new_pos]); c['sid'][returning] = train_ids[ret_pos]
-    c['ret_pos'] = np.full(n, -1); c['ret_pos'][returning] = ret_pos
-    # the test part, conditioned on at least one cart (first of T draws with a cart)
-    T = P['test_tries']; rep = np.tile(np.arange(n), T)
-    Lr = np.minimum(rng.geometric(0.3, n * T), 10).astype(np.int64)
-    rseg, ritem, pairs = _segments(rng, w, c['S'][rep], Lr)
-    cart, q, carted = _carts(rng, w, c['S'][rep], c['b'][rep], a0, rseg, pairs)
-    has = np.bincount(pairs[0][carted], minlength=n * T).reshape(T, n) > 0
-    keep = np.zeros(n * T, bool); keep[np.where(has.any(0), has.argmax(0), T - 1) * n + np.arange(n)] = True
-    c['L'] = Lr[keep.reshape(T, n).argmax(0) * n + np.arange(n)]
-    rm, pm = keep[rseg], keep[pairs[0]]
-    rows = dict(seg=rep[rseg[rm]], item=ritem[rm], cart=cart[rm])
-    prs = dict(seg=rep[pairs[0][pm]], item=pairs[1][pm], q=q[pm], carted=carted[pm])
-    return c, train_ids, per, rows, prs
+def _pool_persons(rng, pp: People, urows: np.ndarray, n: int) -> np.ndarray:
+    "Persons of the test-day pool: visitors, users without and with logged train rows (`POOL_CLASSES`), by activity."
+    U = pp.n_users
+    groups = [np.arange(U, U + pp.n_visitors), np.flatnonzero(urows == 0), np.flatnonzero(urows > 0)]
+    cls = rng.choice(3, size=n, p=np.array(list(POOL_CLASSES.values())))
+    person = np.empty(n, np.int64)
+    for g, idx in enumerate(groups):
+        m = cls == g
+        if not len(idx): idx = groups[0]
+        a = pp.activity[idx]; person[m] = idx[np.minimum(np.searchsorted(np.cumsum(a) / a.sum(), rng.random(int(m.sum()))), len(idx) - 1)]
+    return person
+
+def _test_pool(rng, w: World, pp: People, cfg: dict, a0: float, urows: np.ndarray, n: int, sid0: int) -> dict:
+    "Whole sessions on the test days (`n`, ids from `sid0`): the rows `challenge_test` chooses the test from."
+    s = _draw_sessions(rng, w, pp, cfg, n, person=_pool_persons(rng, pp, urows, n), days=TEST_DAYS, login=True)
+    rseg, ritem, pairs = _segments(rng, w, s['S'], s['L'])
+    cart, q, carted = _carts(rng, w, s['S'], s['b'], a0, rseg, pairs)
+    return dict(s=s, sid=sid0 + np.arange(n, dtype=np.int64), rseg=rseg, ritem=ritem, cart=cart, pairs=pairs, q=q,
+                ts=_row_times(rng, s, rseg))
+
+def _choose_test(w: World, pool: dict, urows: np.ndarray, cfg: dict, seed: int, kinds) -> 'ChallengeTest':
+    "The test, built by `recsys.task.challenge_test` from the pool, exactly as the validation split is built."
+    s, r = pool['s'], pool['rseg']
+    return challenge_test(pool['sid'][r], w.partnumber[pool['ritem']].astype(np.int64), pool['cart'], pool['ts'],
+                          s['uid'][r], history_users=np.flatnonzero(urows > 0) + 1.0, min_carts=cfg['min_carts'],
+                          kinds=kinds, n_sessions=cfg['n_test'], can_return=s['date'] == TEST_DAYS[0],
+                          seed=derive_seed(seed, 'synth', 'select'))
+
+def _make_test(w: World, pp: People, cfg: dict, seed: int, a0: float, urows: np.ndarray, sid0: int, kinds='real'):
+    "Pool and test; the pool grows (up to 4 times) until every kind has the sessions it wants."
+    rng = np.random.default_rng(derive_seed(seed, 'synth', 'test'))
+    n = cfg['pool_sessions']
+    for attempt in range(4):
+        pool = _test_pool(rng, w, pp, cfg, a0, urows, n, sid0)
+        ct = _choose_test(w, pool, urows, cfg, seed, kinds)
+        sel = ct.info['selection']
+        if all(v.get('taken', 0) >= v.get('wanted', 0) for v in sel.values()): break
+        n *= 2
+    return pool, ct
 
 # %% ../nbs/01a_synth.ipynb #cb760433
 class _Sink:
@@ -431,32 +459,54 @@ def _csv_ready(t: pa.Table) -> pa.Table:
 def _write(out: Path, name: str, t: pa.Table, fmt: str = 'parquet') -> Path:
     s = _Sink(out, name, t.schema, fmt); s.write(t); return s.close()
 
-def _train_chunk(k: int, w: World, pp: People, cfg: dict, seed: int, a0: float, train_ids, cand: dict, ret_of):
+def _train_chunk(k: int, w: World, pp: People, cfg: dict, seed: int, a0: float, train_ids):
     cs = cfg['chunk_sessions']; p0, p1 = k * cs, min((k + 1) * cs, len(train_ids))
     rng = np.random.default_rng(derive_seed(seed, 'synth', 'train', str(k)))
     s = _draw_sessions(rng, w, pp, cfg, p1 - p0)
-    ci = ret_of[p0:p1]; m = ci >= 0                   # sessions that are the first part of a returning test session
-    if m.any():
-        c = ci[m]
-        for key in ('person', 'S', 'b', 'country', 'device', 'date'): s[key][m] = cand[key][c]
-        s['L'][m], s['start_s'][m] = cand['train_L'][c], cand['train_start_s'][c]
-        pers = cand['person'][c]
-        shown = (pers < pp.n_users) & ~pp.never_login[np.minimum(pers, pp.n_users - 1)]
-        s['uid'][m] = np.where(shown, pers + 1.0, np.nan)
     rseg, ritem, pairs = _segments(rng, w, s['S'], s['L'])
     cart, q, carted = _carts(rng, w, s['S'], s['b'], a0, rseg, pairs)
     t = _rows_table(rng, s, train_ids[p0:p1], rseg, ritem, cart, w, force_nan=(k == 0))
     logged = ~np.isnan(s['uid'][rseg])
-    stats = dict(person_carts=np.bincount(s['person'][pairs[0][carted]], minlength=pp.n_users + pp.n_visitors),
-                 user_rows=np.bincount(s['person'][rseg][logged], minlength=pp.n_users),
+    stats = dict(user_rows=np.bincount(s['person'][rseg][logged], minlength=pp.n_users),
                  rows=len(rseg), cart_rows=int(cart.sum()), anonymous_rows=int((~logged).sum()), sessions=p1 - p0,
                  sessions_with_cart=int(len(np.unique(pairs[0][carted]))), carted_pairs=int(carted.sum()),
                  distinct_pairs=len(q), longest_session=int(s['L'].max()))
     return t, stats
 
 # %% ../nbs/01a_synth.ipynb #8fccdb7e
-def generate(out_dir, scale='tiny', seed: int = 42, fmt: str = 'parquet', sizes: dict | None = None) -> Path:
-    "Write the synthetic Inditex-format files of `scale` (a name of `SCALES`) for `seed` into `out_dir`."
+def _write_test(out: Path, w: World, pool: dict, ct, fmt: str) -> tuple[pa.Table, pa.Table, pa.Table]:
+    "test (the shown rows), test_labels (session_id, partnumber, shown) and test_sessions files."
+    sh, rng = ct.shown, np.random.default_rng(0)
+    test = _rows_table(rng, pool['s'], pool['sid'], pool['rseg'][sh], pool['ritem'][sh], pool['cart'][sh], w,
+                       with_cart=False, ts=pool['ts'][sh])
+    _write(out, 'test', test, fmt)
+    labels = pa.Table.from_pandas(ct.labels.astype({'session_id': 'int64', 'partnumber': 'int64', 'shown': 'bool'}),
+                                  preserve_index=False)
+    _write(out, 'test_labels', labels, fmt)
+    ss = ct.sessions.assign(user_in_train=ct.sessions.user_kind.eq('registered_known'))
+    sessions = pa.Table.from_pandas(ss[['session_id', 'user_id', 'kind', 'user_kind', 'returning', 'user_in_train',
+                                        'n_rows', 'n_labels', 'n_future']], preserve_index=False)
+    _write(out, 'test_sessions', sessions, fmt)
+    return test, labels, sessions
+
+def _oracle_arrays(w: World, pool: dict, ct) -> dict:
+    "Per test session, every product it views after the cut with its true cart probability q, best first."
+    sel = np.searchsorted(pool['sid'], ct.sessions.session_id.to_numpy())
+    pos = np.full(len(pool['sid']), -1); pos[sel] = np.arange(len(sel))
+    qseg, qitem, k, inv = pool['pairs']
+    after = np.ones(len(pool['rseg']), bool); after[ct.moved] = False
+    has = np.bincount(inv[after], minlength=len(qseg)) > 0
+    m = (pos[qseg] >= 0) & has
+    ps, pi, pq_ = pos[qseg[m]], qitem[m], pool['q'][m]
+    o = np.lexsort((w.partnumber[pi], -pq_, ps))
+    return dict(oracle_ptr=np.searchsorted(ps[o], np.arange(len(sel) + 1)),
+                oracle_partnumber=w.partnumber[pi[o]].astype(np.int64), oracle_score=pq_[o], sel=sel)
+
+# %% ../nbs/01a_synth.ipynb #8fccdb7e
+def generate(out_dir, scale='tiny', seed: int = 42, fmt: str = 'parquet', sizes: dict | None = None,
+             test_kinds='real') -> Path:
+    """Write the synthetic Inditex-format files of `scale` (a name of `SCALES`) for `seed` into `out_dir`; the test
+    is built by `recsys.task.challenge_test` with user kinds in `test_kinds` proportions ('real', 'balanced', ...)."""
     if fmt not in ('parquet', 'csv'): raise RecsysDataError(f'unknown format {fmt!r}', fix='use parquet or csv')
     cfg, t0, out = _config(scale, sizes), time.time(), Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -470,76 +520,51 @@ def generate(out_dir, scale='tiny', seed: int = 42, fmt: str = 'parquet', sizes:
     _write(out, 'products', products); n_products = products.num_rows; del products
     users, entries = _users_tables(pp, seed)
     _write(out, 'users', users, fmt); _write(out, 'users_entries', entries, fmt)
-    cand, train_ids, per, trows, tpairs = _plan_test(np.random.default_rng(derive_seed(seed, 'synth', 'test')), w, pp, cfg, a0)
-    N = cfg['n_sessions']
-    n_rk, n_ret = int((cand['kind'] == 2).sum()), int(cand['returning'].sum())
-    cfg['reg_share'] = max(0.0, P['registered_share'] * N - n_rk) / max(N - n_ret, 1)   # keep the logged-in share
-    ret_of = np.full(N, -1, np.int64); r = np.flatnonzero(cand['returning']); ret_of[cand['ret_pos'][r]] = r
-    # train
+    N = cfg['n_sessions']; train_ids = np.arange(1, N + 1, dtype=np.int64)
     sink = _Sink(out, 'train', TRAIN_SCHEMA, fmt)
     tot = dict(rows=0, cart_rows=0, anonymous_rows=0, sessions=0, sessions_with_cart=0, carted_pairs=0,
                distinct_pairs=0, longest_session=0)
-    pcarts = np.zeros(pp.n_users + pp.n_visitors, np.int64); urows = np.zeros(pp.n_users, np.int64)
+    urows = np.zeros(pp.n_users, np.int64)
     n_chunks = -(-N // cfg['chunk_sessions'])
     try:
         chunks = range(n_chunks) if n_chunks == 1 else progress(range(n_chunks), desc=f'recsys-synth {cfg["name"]}: train',
                                                                 total=n_chunks, unit='chunk')
         for k in chunks:
-            t, st = _train_chunk(k, w, pp, cfg, seed, a0, train_ids, cand, ret_of)
+            t, st = _train_chunk(k, w, pp, cfg, seed, a0, train_ids)
             sink.write(t); del t
-            pcarts += st.pop('person_carts'); urows += st.pop('user_rows')
+            urows += st.pop('user_rows')
             for key, v in st.items(): tot[key] = max(tot[key], v) if key == 'longest_session' else tot[key] + v
+        pool, ct = _make_test(w, pp, cfg, seed, a0, urows, N + 1, test_kinds)
+        mv = ct.moved                                   # returning sessions: their first rows are in train
+        sink.write(_rows_table(np.random.default_rng(1), pool['s'], pool['sid'], pool['rseg'][mv], pool['ritem'][mv],
+                               pool['cart'][mv], w, ts=pool['ts'][mv]))
+        tot['rows'] += len(mv); tot['cart_rows'] += int(pool['cart'][mv].sum())
         sink.close()
     except BaseException:
         sink.abort(); raise
-    # select the test sessions
-    n_lab = np.bincount(tpairs['seg'][tpairs['carted']], minlength=len(cand['person']))
-    reg = cand['person'] < pp.n_users
-    in_train = np.zeros(len(reg), bool); in_train[reg] = urows[cand['person'][reg]] > 0
-    known = ~np.isnan(cand['uid']) & in_train
-    ok = (n_lab >= 1) & (pcarts[cand['person']] + n_lab >= cfg['min_carts']) & (known == np.isin(cand['kind'], (0, 2)))
-    srng = np.random.default_rng(derive_seed(seed, 'synth', 'select'))
-    chosen = np.concatenate([srng.permutation(np.flatnonzero(ok & (cand['kind'] == i)))[:per[i]] for i in range(4)])
-    chosen = chosen[np.argsort(cand['sid'][chosen])]
-    pos = np.full(len(reg), -1); pos[chosen] = np.arange(len(chosen))
-    c = {k: v[chosen] for k, v in cand.items()}
-    rk = pos[trows['seg']] >= 0
-    test = _rows_table(srng, c, c['sid'], pos[trows['seg'][rk]], trows['item'][rk], trows['cart'][rk], w, with_cart=False)
-    _write(out, 'test', test, fmt)
-    pk = pos[tpairs['seg']] >= 0
-    ps, pi, pq_, pc_ = pos[tpairs['seg'][pk]], tpairs['item'][pk], tpairs['q'][pk], tpairs['carted'][pk]
-    o = np.lexsort((w.partnumber[pi[pc_]], ps[pc_]))
-    labels = pa.table({'session_id': pa.array(c['sid'][ps[pc_][o]]), 'partnumber': pa.array(w.partnumber[pi[pc_][o]].astype(np.int64))})
-    _write(out, 'test_labels', labels, fmt)
-    sessions = pa.table({'session_id': pa.array(c['sid']), 'user_id': pa.array(c['uid'], mask=np.isnan(c['uid'])),
-                         'kind': pa.array([KINDS[i] for i in c['kind']], pa.string()),
-                         'returning': pa.array(c['returning']), 'user_in_train': pa.array(np.isin(c['kind'], (0, 2))),
-                         'n_rows': pa.array(c['L']), 'n_labels': pa.array(n_lab[chosen])})
-    _write(out, 'test_sessions', sessions, fmt)
-    o = np.lexsort((w.partnumber[pi], -pq_, ps))
+    test, labels, sessions = _write_test(out, w, pool, ct, fmt)
+    orc = _oracle_arrays(w, pool, ct); sel = orc.pop('sel'); s = pool['s']
     np.savez(out / '.truth.tmp.npz', partnumber=w.partnumber.astype(np.int64), item_factors=w.V,
              item_cart_bias=w.item_cart, popularity=w.pop, family_factors=w.C, section_factors=w.M,
              user_id=np.arange(1, pp.n_users + 1, dtype=np.int64), user_factors=_person_taste(w, pp, np.arange(pp.n_users)),
-             test_session_id=c['sid'], test_intent=c['S'], test_person_taste=_person_taste(w, pp, c['person']),
-             test_session_cart=c['b'], oracle_ptr=np.searchsorted(ps[o], np.arange(len(chosen) + 1)),
-             oracle_partnumber=w.partnumber[pi[o]].astype(np.int64), oracle_score=pq_[o],
+             test_session_id=pool['sid'][sel], test_intent=s['S'][sel], test_person_taste=_person_taste(w, pp, s['person'][sel]),
+             test_session_cart=s['b'][sel], **orc,
              cart_intercept=np.float64(a0), emb_projection=emb['A'], emb_offset=emb['offset'], params=np.array(json.dumps(P)))
     os.replace(out / '.truth.tmp.npz', out / 'truth.npz')
     rows = max(tot['rows'], 1)
-    man = dict(version=SYNTH_VERSION, fingerprint=_fingerprint({k: v for k, v in cfg.items() if k != 'reg_share'}),
-               scale=cfg['name'], seed=int(seed), format=fmt,
-               sizes={k: v for k, v in cfg.items() if k not in ('name', 'reg_share')},
+    info = {k: v for k, v in ct.info.items() if k not in ('selection',)}
+    man = dict(version=SYNTH_VERSION, fingerprint=_fingerprint(cfg), scale=cfg['name'], seed=int(seed), format=fmt,
+               sizes={k: v for k, v in cfg.items() if k != 'name'},
                train=dict(tot, anonymous_share=round(tot['anonymous_rows'] / rows, 5), cart_share=round(tot['cart_rows'] / rows, 5)),
-               test=dict(sessions=len(chosen), rows=test.num_rows, labels=labels.num_rows,
-                         per_kind={KINDS[i]: int((c['kind'] == i).sum()) for i in range(4)},
-                         wanted_per_kind={KINDS[i]: int(per[i]) for i in range(4)}),
+               test=dict(info, rows=test.num_rows, kinds=str(test_kinds), selection=ct.info['selection'],
+                         per_kind={k: int((ct.sessions.kind == k).sum()) for k in KINDS}),
                products=dict(rows=n_products, emb_dim=cfg['emb_dim'], latent_dim=cfg['latent_dim']),
                users=dict(rows=users.num_rows, entries=entries.num_rows), cart_intercept=round(a0, 6),
                files=sorted([p.name for p in out.iterdir() if not p.name.startswith('.')] + ['manifest.json']),
                seconds=round(time.time() - t0, 2))
-    if man['test']['per_kind'] != man['test']['wanted_per_kind']:
-        print(f'recsys-synth: fewer eligible test sessions than wanted: {man["test"]["per_kind"]}', file=sys.stderr)
-    with open(out / '.manifest.json.tmp', 'w') as f: json.dump(man, f, indent=2)
+    short = {k: v for k, v in ct.info['selection'].items() if v.get('taken', 0) < v.get('wanted', 0)}
+    if short: print(f'recsys-synth: fewer eligible test sessions than wanted: {short}', file=sys.stderr)
+    with open(out / '.manifest.json.tmp', 'w') as f: json.dump(man, f, indent=2, default=int)
     os.replace(out / '.manifest.json.tmp', out / 'manifest.json')
     return out
 
@@ -637,3 +662,124 @@ def synth_cli(argv=None):
     print(f"{out}: train {m['train']['rows']:,} rows ({m['train']['sessions']:,} sessions), test {m['test']['rows']:,} rows "
           f"({m['test']['sessions']:,} sessions), {m['products']['rows']:,} products, {m['users']['rows']:,} users "
           f"[{time.time() - t0:.1f} s]")
+
+# %% ../nbs/01a_synth.ipynb #3854964c
+REAL_FIGURES = {   # figure: (real value, tolerance (absolute), source) -- INDITEX_DATA.md, "Measured on the real train file"
+    'anonymous rows':                     (0.853, 0.02, 'MP'),
+    'cart rows':                          (0.059, 0.005, 'MP'),
+    'rows per session p50':               (3, 1, 'PS'),
+    'rows per session p75':               (10, 2, 'PS'),
+    'rows per session mean':              (10.2, 1.5, 'PS'),
+    'single-row sessions':                (0.317, 0.02, 'MP'),
+    'distinct products per session':      (8.06, 1.5, 'PS'),
+    'sessions with a cart':               (0.227, 0.03, 'MP'),
+    'carted products per carting session': (2.54, 0.3, 'MP; INDITEX_DATA.md'),
+    'cart rate, 1-row sessions':          (0.062, 0.02, 'MP'),
+    'cart rate, 2-3 rows':                (0.134, 0.03, 'MP'),
+    'cart rate, 4-5 rows':                (0.194, 0.03, 'MP'),
+    'cart rate, 6-10 rows':               (0.276, 0.03, 'MP'),
+    'cart rate, 11-20 rows':              (0.405, 0.04, 'MP'),
+    'cart rate, 20+ rows':                (0.591, 0.05, 'MP'),
+    'visits per carted pair':             (1.33, 0.2, 'AF'),
+    'carts on a product viewed earlier':  (0.242, 0.06, 'MP'),
+    'user x product pairs viewed >= 2':   (0.174, 0.05, 'MP'),
+    'sessions with >= 5 carts: rows':     (53.3, 20, 'MP'),
+    'sessions with >= 5 carts: distinct products': (37.9, 10, 'MP'),
+    'top-1 % products, share of rows':    (0.182, 0.03, 'MP'),
+    'favourite family = session family':  (0.175, 0.06, 'MP'),
+    'co-carted pairs across families':    (0.43, 0.1, 'MP'),
+    'device 1 sessions':                  (0.90, 0.02, 'MP'),
+    'device 3 sessions':                  (0.095, 0.02, 'MP'),
+    'cart rate device 3 / device 1':      (9.0 / 5.7, 0.3, 'MP'),
+    'country 25 sessions':                (0.20, 0.03, 'PS'),
+    'country 29 sessions':                (0.28, 0.03, 'PS'),
+    'discounted among viewed':            (0.033, 0.01, 'MP'),
+    'cart rate discounted / not':         (7.2 / 5.4, 0.25, 'MP'),
+    'rows with pagetype != 24':           (0.006, 0.003, 'MP'),
+    'pagetype != 24 rows carted':         (1.0, 0.05, 'MP'),
+    'test rows with pagetype != 24':      (0.054, 0.035, 'PS'),
+}
+
+def _sorted_rows(train: pd.DataFrame):
+    "Train rows in (session, time) order as arrays, and each session's length and row range."
+    ts = pd.to_datetime(train.timestamp_local, format='%Y-%m-%d %H:%M:%S.%f').to_numpy().astype(np.int64)
+    o = np.lexsort((ts, train.session_id.to_numpy()))
+    r = {c: train[c].to_numpy()[o] for c in ('session_id', 'partnumber', 'add_to_cart', 'user_id', 'device_type',
+                                             'country', 'pagetype', 'date')}
+    r['cart'] = r.pop('add_to_cart') > 0
+    _, r['seg'], r['L'] = np.unique(r['session_id'], return_inverse=True, return_counts=True)
+    return r
+
+def _pair_figures(r: dict) -> dict:
+    "Figures on distinct (session, product) pairs: distinct products, carts, revisits, depth."
+    I = int(r['partnumber'].max()) + 1; L, seg = r['L'], r['seg']
+    up, pinv, pk = np.unique(seg.astype(np.int64) * I + r['partnumber'], return_inverse=True, return_counts=True)
+    pseg, carted = up // I, np.bincount(pinv, weights=r['cart'], minlength=len(up)) > 0
+    dist, ncart = np.bincount(pseg, minlength=len(L)), np.bincount(pseg[carted], minlength=len(L))
+    o = np.argsort(pinv, kind='stable'); first = np.zeros(len(pinv), bool)
+    first[o[np.r_[0, np.flatnonzero(np.diff(pinv[o])) + 1]]] = True
+    f = {'distinct products per session': dist.mean(), 'sessions with a cart': (ncart > 0).mean(),
+         'carted products per carting session': ncart[ncart > 0].mean(), 'visits per carted pair': pk[carted].mean(),
+         'carts on a product viewed earlier': (~first[r['cart']]).mean(),
+         'sessions with >= 5 carts: rows': L[ncart >= 5].mean(), 'sessions with >= 5 carts: distinct products': dist[ncart >= 5].mean()}
+    for name, a, b in (('1-row sessions', 1, 1), ('2-3 rows', 2, 3), ('4-5 rows', 4, 5), ('6-10 rows', 6, 10),
+                       ('11-20 rows', 11, 20), ('20+ rows', 21, 10**9)):
+        f[f'cart rate, {name}'] = (ncart[(L >= a) & (L <= b)] > 0).mean()
+    cs = pseg[carted]; cfam = r['family_of'](up[carted] % I)
+    g = pd.DataFrame({'s': cs, 'f': cfam}).groupby(['s', 'f']).size()
+    n_s = g.groupby(level=0).sum()
+    f['co-carted pairs across families'] = 1 - (g * (g - 1) / 2).sum() / (n_s * (n_s - 1) / 2).sum()
+    return f
+
+def _favourite_family(r: dict, fam: np.ndarray) -> float:
+    "How often a logged-in session's main family is its user's favourite family over the earlier days."
+    day = r['date'].astype('datetime64[D]').astype(np.int64); lg = ~np.isnan(r['user_id'])
+    D = np.unique(day)[-2] if (day == day.max()).mean() < 0.03 else day.max()      # the last full day
+    top = lambda df, by: df.groupby(by + ['f']).size().rename('n').reset_index().sort_values(['n', 'f'], ascending=[False, True]).drop_duplicates(by)
+    h = top(pd.DataFrame({'u': r['user_id'][lg & (day < D)], 'f': fam[lg & (day < D)]}), ['u']).set_index('u')['f']
+    c = top(pd.DataFrame({'s': r['session_id'][lg & (day == D)], 'u': r['user_id'][lg & (day == D)], 'f': fam[lg & (day == D)]}), ['s', 'u'])
+    c = c[c.u.isin(h.index)]
+    return float((h.reindex(c.u).to_numpy() == c.f.to_numpy()).mean()) if len(c) else float('nan')
+
+def _row_figures(r: dict, products: pd.DataFrame) -> dict:
+    "Figures on rows and sessions: lengths, users, popularity, devices, countries, discounts, page types."
+    L, first = r['L'], np.r_[0, np.cumsum(r['L'])[:-1]]
+    pr = products.set_index('partnumber'); item = r['partnumber']; cart = r['cart']
+    lg = ~np.isnan(r['user_id'])
+    _, k2 = np.unique(r['user_id'][lg].astype(np.int64) * (int(item.max()) + 1) + item[lg], return_counts=True)
+    cnt = np.sort(np.unique(item, return_counts=True)[1])[::-1]
+    disc = pr['discount'].astype(float).reindex(item).to_numpy() > 0
+    dev, page = r['device_type'], r['pagetype']; other = (page != 24) & ~np.isnan(page)
+    return {'anonymous rows': (~lg).mean(), 'cart rows': cart.mean(), 'rows per session p50': np.median(L),
+            'rows per session p75': np.percentile(L, 75), 'rows per session mean': L.mean(),
+            'single-row sessions': (L == 1).mean(), 'user x product pairs viewed >= 2': (k2 >= 2).mean(),
+            'top-1 % products, share of rows': cnt[:max(1, round(0.01 * len(products)))].sum() / len(item),
+            'favourite family = session family': _favourite_family(r, pr['family'].reindex(item).to_numpy()),
+            'device 1 sessions': (dev[first] == 1).mean(), 'device 3 sessions': (dev[first] == 3).mean(),
+            'cart rate device 3 / device 1': cart[dev == 3].mean() / cart[dev == 1].mean(),
+            'country 25 sessions': (r['country'][first] == 25).mean(), 'country 29 sessions': (r['country'][first] == 29).mean(),
+            'discounted among viewed': disc.mean(), 'cart rate discounted / not': cart[disc].mean() / cart[~disc].mean(),
+            'rows with pagetype != 24': other.mean(), 'pagetype != 24 rows carted': cart[other].mean()}
+
+def realism(src) -> pd.DataFrame:
+    "The figures of `REAL_FIGURES` measured on a dataset folder, side by side with the real ones and their tolerance."
+    d = Path(src)
+    train = pd.read_parquet(d / 'train.parquet'); test = pd.read_parquet(d / 'test.parquet', columns=['pagetype'])
+    products = pd.read_parquet(d / 'products.parquet', columns=['partnumber', 'family', 'discount'])
+    r = _sorted_rows(train); del train
+    r['family_of'] = lambda i: products.set_index('partnumber')['family'].reindex(i).to_numpy()
+    got = {**_row_figures(r, products), **_pair_figures(r)}
+    tp = test.pagetype.to_numpy(); got['test rows with pagetype != 24'] = ((tp != 24) & ~np.isnan(tp)).mean()
+    df = pd.DataFrame([(k, v[0], v[1], float(got[k]), v[2]) for k, v in REAL_FIGURES.items()],
+                      columns=['figure', 'real', 'tolerance', 'synthetic', 'source']).set_index('figure')
+    df['within'] = (df.synthetic - df.real).abs() <= df.tolerance
+    return df
+
+def cart_rate_by_popularity(src) -> pd.Series:
+    "Cart rate of rows by their product's number of rows, in the real buckets scaled to the data's size (real: 42 k products, 46.6 M rows)."
+    t = pd.read_parquet(Path(src) / 'train.parquet', columns=['partnumber', 'add_to_cart'])
+    n = t.groupby('partnumber').add_to_cart.transform('size').to_numpy()
+    scale = (len(t) / t.partnumber.nunique()) / (46_551_445 / 42_000)
+    edges = [0, 100, 500, 1_000, 5_000, np.inf]
+    b = pd.cut(n / scale, edges, right=False, labels=['<100', '100-499', '500-999', '1k-5k', '5k+'])
+    return t.add_to_cart.groupby(b, observed=False).mean()
