@@ -471,7 +471,7 @@ def plot_rate(ax, table: pd.DataFrame, title: str, xlabel: str, top: int | None 
     "Bars of `table.rate` (in %) with Wilson error bars and the rows of each group written on top."
     t = table.head(top) if top else table
     x = np.arange(len(t))
-    ax.bar(x, 100 * t['rate'], yerr=100 * np.vstack([t['rate'] - t['lo'], t['hi'] - t['rate']]), capsize=3, color='C0')
+    ax.bar(x, 100 * t['rate'], yerr=100 * np.clip(np.vstack([t['rate'] - t['lo'], t['hi'] - t['rate']]), 0, None), capsize=3, color='C0')
     ax.set_xticks(x, [str(v) for v in t.index], rotation=45 if len(t) > 6 else 0)
     for xi, (r, n) in enumerate(zip(t['hi'], t['rows'])): ax.annotate(f'{n:,}', (xi, 100 * r), ha='center', va='bottom', fontsize=7)
     ax.set(title=title, xlabel=xlabel, ylabel='cart rate (% of views, 95 % CI)')

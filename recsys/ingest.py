@@ -923,6 +923,7 @@ def _read_row_group(path, i, cols) -> pa.RecordBatch:
         _tls.pf = {str(path): (pf := pq.ParquetFile(path))}
     t = pf.read_row_group(i, columns=cols, use_threads=False)
     bs = t.to_batches()
+    if not bs: return pa.RecordBatch.from_pylist([], schema=t.schema)      # an empty row group
     return bs[0] if len(bs) == 1 else t.combine_chunks().to_batches()[0]
 
 def _n_workers() -> int:

@@ -536,8 +536,8 @@ def generate(out_dir, scale='tiny', seed: int = 42, fmt: str = 'parquet', sizes:
             for key, v in st.items(): tot[key] = max(tot[key], v) if key == 'longest_session' else tot[key] + v
         pool, ct = _make_test(w, pp, cfg, seed, a0, urows, N + 1, test_kinds)
         mv = ct.moved                                   # returning sessions: their first rows are in train
-        sink.write(_rows_table(np.random.default_rng(1), pool['s'], pool['sid'], pool['rseg'][mv], pool['ritem'][mv],
-                               pool['cart'][mv], w, ts=pool['ts'][mv]))
+        if len(mv): sink.write(_rows_table(np.random.default_rng(1), pool['s'], pool['sid'], pool['rseg'][mv],
+                                           pool['ritem'][mv], pool['cart'][mv], w, ts=pool['ts'][mv]))
         tot['rows'] += len(mv); tot['cart_rows'] += int(pool['cart'][mv].sum())
         sink.close()
     except BaseException:
