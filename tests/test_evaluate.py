@@ -313,7 +313,7 @@ def test_synthetic_oracle_and_kinds_agree_with_the_generator(tmp_path, monkeypat
     assert (s['test'].sessions.set_index('session_id')['kind'] == planted.reindex(s['test'].sessions['session_id'])).all()
     oracle, _ = oracle_session_metrics(ds.truth, s['test'], K=5)
     pop, _ = evaluate_sessions(PopularityRecommender().fit(s['test'].history()), s['test'], K=5, candidates_first=False)
-    assert oracle['ndcg@5'] > pop['ndcg@5'] and oracle['hit_rate@5'] == 1.0
+    assert oracle['ndcg@5'] > pop['ndcg@5'] and oracle['hit_rate@5'] > pop['hit_rate@5']
     assert s['validation'].history_views.shape[1] == s['test'].history_views.shape[1]
 
 
