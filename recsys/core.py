@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['TRACKED_PACKAGES', 'project_root', 'data_dir', 'reports_dir', 'cache_dir', 'seed_everything', 'derive_seed',
-           'blas_threads', 'blas_info', 'RecsysDataError', 'cli_errors', 'quiet', 'progress', 'rss_mib', 'Stages',
-           'stages_table', 'atomic_write', 'prepare_output', 'check_writable', 'replace_path', 'atomic_dir',
-           'HelpWithDefaults', 'cli_parser', 'positive_int', 'seed_int', 'iso_date', 'file_fingerprint', 'versions',
+__all__ = ['positive_int', 'seed_int', 'TRACKED_PACKAGES', 'project_root', 'data_dir', 'reports_dir', 'cache_dir',
+           'seed_everything', 'derive_seed', 'blas_threads', 'blas_info', 'RecsysDataError', 'cli_errors', 'quiet',
+           'progress', 'rss_mib', 'Stages', 'stages_table', 'atomic_write', 'prepare_output', 'check_writable',
+           'replace_path', 'atomic_dir', 'HelpWithDefaults', 'cli_parser', 'iso_date', 'file_fingerprint', 'versions',
            'git_commit', 'write_results', 'save_figure']
 
 # %% ../nbs/00_core.ipynb #483ad04f
@@ -300,19 +300,19 @@ def cli_parser(prog: str, description: str | None = None, **kwargs) -> argparse.
     p.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
     return p
 
-def positive_int(s) -> int:
-    "argparse type: an integer >= 1."
-    try: v = int(s)
-    except ValueError: raise argparse.ArgumentTypeError(f'expected a whole number >= 1, got {s!r}') from None
-    if v < 1: raise argparse.ArgumentTypeError(f'must be at least 1, got {v}')
-    return v
+def _int_at_least(lo: int, what: str = 'a whole number'):
+    "An argparse type for integers >= `lo`; `what` names the value in the message."
+    def parse(s) -> int:
+        try: v = int(s)
+        except ValueError: raise argparse.ArgumentTypeError(f'expected {what} >= {lo}, got {s!r}') from None
+        if v < lo: raise argparse.ArgumentTypeError(f'{what} must be >= {lo}, got {v}')
+        return v
+    return parse
 
-def seed_int(s) -> int:
-    "argparse type: a seed, an integer >= 0."
-    try: v = int(s)
-    except ValueError: raise argparse.ArgumentTypeError(f'expected a whole number >= 0, got {s!r}') from None
-    if v < 0: raise argparse.ArgumentTypeError(f'a seed must be >= 0, got {v}')
-    return v
+positive_int = _int_at_least(1)
+positive_int.__doc__ = "argparse type: an integer >= 1."
+seed_int = _int_at_least(0, 'a seed')
+seed_int.__doc__ = "argparse type: a seed, an integer >= 0."
 
 def iso_date(s) -> str:
     "argparse type: a real calendar date YYYY-MM-DD (returned as given)."
