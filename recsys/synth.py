@@ -31,22 +31,23 @@ SCALES = {
     'tiny':  dict(n_products=1_000, n_families=30, n_users=150, n_visitors=600, n_sessions=3_000, max_session=300,
                   emb_dim=32, latent_dim=16, n_test=40, min_carts=3, pool_sessions=3_000, chunk_sessions=50_000),
     'small': dict(n_products=10_000, n_families=120, n_users=19_000, n_visitors=85_000, n_sessions=170_000,
-                  max_session=2_000, emb_dim=64, latent_dim=24, n_test=1_000, min_carts=5, pool_sessions=40_000,
+                  max_session=2_000, emb_dim=64, latent_dim=24, n_test=1_000, min_carts=5, pool_sessions=55_000,
                   chunk_sessions=50_000),
-    'full':  dict(n_products=43_692, n_families=217, n_users=557_006, n_visitors=2_400_000, n_sessions=4_570_000,
-                  max_session=6_480, emb_dim=1280, latent_dim=32, n_test=7_349, min_carts=5, pool_sessions=200_000,
+    'full':  dict(n_products=43_692, n_families=217, n_users=557_006, n_visitors=2_400_000, n_sessions=5_200_000,
+                  max_session=6_480, emb_dim=1280, latent_dim=32, n_test=7_349, min_carts=5, pool_sessions=400_000,
                   chunk_sessions=50_000),
 }
 
 P = dict(
     s_section=1.0, s_family=1.0, s_item=0.7, s_user=0.7, s_session=0.4,  # latent spreads (sigma_z, _f, _v, _u, _s)
-    own_taste=0.7,                       # share of sessions led by the person's own taste (else a family of the moment)
-    pop_alpha=0.65, dead_share=0.03,                                    # popularity power law; never-live products
+    own_taste=0.6, fav_primary=0.35,      # sessions led by the person's own taste (else a family of the moment); of those,
+                                         # the share whose primary family is the person's favourite
+    pop_alpha=0.67, dead_share=0.03,                                    # popularity power law; never-live products
     beta_family=3.0, primary=0.62, beta_view=0.7, n_draw=2,            # views: family logits, primary family, tournament
-    revisit=0.09,                                                       # a row returns to a product already seen
-    beta_cart=3.0, beta_repeat=0.2, pop_cart=0.4, pop_cart2=0.08, discount_cart=0.55, device3_cart=0.8,
-    s_item_cart=0.0, s_person_cart=0.7, s_session_cart=1.4, len_cart=0.12, cart_rate=0.059, dup_cart=0.04, cart_last=1.0,
-    single=0.317, len_mu=1.45, len_sigma=1.4, long_share=2e-4, long_min=200,   # session length: 1 row, log-normal, tail
+    revisit=0.17,                                                       # a row returns to a product already seen
+    beta_cart=3.0, beta_repeat=0.25, pop_cart=0.5, pop_cart2=0.15, discount_cart=0.45, device3_cart=0.8,
+    s_item_cart=0.0, s_person_cart=0.7, s_session_cart=1.4, len_cart=0.05, cart_rate=0.059, dup_cart=0.04, cart_last=1.0,
+    single=0.317, len_mu=1.45, len_sigma=1.37, long_share=2e-4, long_min=200,   # session length: 1 row, log-normal, tail
     registered_share=0.15, never_login_share=0.05, act_sigma_user=1.5, act_sigma_visitor=1.2,
     emb_noise=1.0, emb_missing=6_170 / 43_692, section_nan=90 / 43_692, pagetype_nan=1_197 / 46_551_445,
     discount_share=0.035, cart_page=0.12, entries_extra=(577_495 - 557_006) / 557_006,
@@ -176,11 +177,15 @@ def _make_people(cfg: dict, seed: int) -> People:
     never = rng.random(U) < P['never_login_share']
     return People(U, Vn, cu / cu[-1], cv / cv[-1], act, country, never, derive_seed(seed, 'synth', 'people-hash'))
 
-def _person_taste(w: World, pp: People, persons) -> np.ndarray:
-    "u_p: the centre of the person's favourite family (drawn by family popularity) plus noise; a function of p."
-    d = w.V.shape[1]
+def _person_family(w: World, pp: People, persons) -> np.ndarray:
+    "g_p: the person's favourite family, drawn by family popularity; a function of p."
     fcdf = np.cumsum(w.fam_pop); fcdf /= fcdf[-1]
-    g = np.minimum(np.searchsorted(fcdf, _hash_uniform(persons, pp.salt + 1)), len(fcdf) - 1)
+    return np.minimum(np.searchsorted(fcdf, _hash_uniform(persons, pp.salt + 1)), len(fcdf) - 1)
+
+def _person_taste(w: World, pp: People, persons) -> np.ndarray:
+    "u_p: the centre of the person's favourite family plus noise; a function of p."
+    d = w.V.shape[1]
+    g = _person_family(w, pp, persons)
     return (w.C[g] + (P['s_user'] / np.sqrt(d)) * _hash_normal(persons, d, pp.salt + 2)).astype(np.float32)
 
 def _person_cart(pp: People, persons) -> np.ndarray:
@@ -220,26 +225,42 @@ def _slots(rng, L: np.ndarray):
     pick = np.where(new, slot, first + np.floor(rng.random(len(rseg)) * (slot - first + 1)).astype(np.int64))
     return rseg, new, pick
 
-def _views_block(rng, w: World, S: np.ndarray, L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    "Rows (session index, product) in time order for sessions with intents S and lengths L."
+def _family_cdfs(w: World, S: np.ndarray) -> np.ndarray:
+    "Each session's family distribution softmax(beta_f <s, c_f> + log W_f), stacked for `_ragged_pick`."
+    lg = P['beta_family'] * (S @ w.C.T) + w.fam_logw.astype(np.float32)[None]    # exp in float32 (the hot spot),
+    lg -= lg.max(1, keepdims=True); np.exp(lg, out=lg)                            # sums in float64
+    cf = np.cumsum(lg, 1, dtype=np.float64); cf /= cf[:, -1:]; cf += np.arange(len(S))[:, None]
+    return cf.ravel()
+
+def _pick(rng, w: World, S: np.ndarray, sseg: np.ndarray, fam: np.ndarray) -> np.ndarray:
+    "Per slot: the better-liked (affinity + Gumbel noise) of `n_draw` products drawn from its family by popularity."
+    m = P['n_draw']; fam_m = np.repeat(fam, m)
+    ip = np.minimum(np.searchsorted(w.fam_cdf, fam_m + rng.random(len(fam_m)), side='right'), len(w.fam_cdf) - 1)
+    cand = w.by_family[ip].reshape(len(fam), m)
+    aff = P['beta_view'] * np.einsum('ijk,ik->ij', w.V[cand], S[sseg]) + rng.gumbel(size=(len(fam), m))
+    return cand[np.arange(len(fam)), aff.argmax(1)]
+
+def _views_block(rng, w: World, S: np.ndarray, L: np.ndarray, fav=None) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (session index, product) in time order for sessions with intents S, lengths L and favourite families
+    `fav` (-1: none) that lead the session as its primary family."""
     n, F = len(L), len(w.C)
     rseg, new, pick = _slots(rng, L)
     sseg = rseg[new]; ns = len(sseg)
-    logits = P['beta_family'] * (S @ w.C.T).astype(np.float64) + w.fam_logw[None]
-    logits -= logits.max(1, keepdims=True)
-    cf = np.cumsum(np.exp(logits), 1); cf /= cf[:, -1:]; cf = (cf + np.arange(n)[:, None]).ravel()
+    cf = _family_cdfs(w, S)
     prim = np.clip(_ragged_pick(cf, np.arange(n), rng.random(n)) - np.arange(n) * F, 0, F - 1)
+    if fav is not None: prim = np.where(fav >= 0, fav, prim)
     fam = np.clip(_ragged_pick(cf, sseg, rng.random(ns)) - sseg * F, 0, F - 1)
     fam = np.where(rng.random(ns) < P['primary'], prim[sseg], fam)            # the session's primary family, or another
-    m = P['n_draw']; fam_m = np.repeat(fam, m)
-    ip = np.minimum(np.searchsorted(w.fam_cdf, fam_m + rng.random(len(fam_m)), side='right'), len(w.fam_cdf) - 1)
-    cand = w.by_family[ip].reshape(ns, m)                                       # m products of the family, by popularity
-    aff = P['beta_view'] * np.einsum('ijk,ik->ij', w.V[cand], S[sseg]) + rng.gumbel(size=(ns, m))
-    return rseg, cand[np.arange(ns), aff.argmax(1)][pick]                       # the best-liked of them
+    item = _pick(rng, w, S, sseg, fam)
+    _, first = np.unique(sseg.astype(np.int64) * len(w.V) + item, return_index=True)
+    dup = np.ones(ns, bool); dup[first] = False                                # a new slot on a product already seen:
+    if dup.any(): item[dup] = _pick(rng, w, S, sseg[dup], fam[dup])            # drawn once more (revisits are `revisit`'s)
+    return rseg, item[pick]
 
-def _segments(rng, w: World, S: np.ndarray, L: np.ndarray, block: int = 20_000):
+def _segments(rng, w: World, S: np.ndarray, L: np.ndarray, block: int = 20_000, fav=None):
     "Rows for all sessions, in blocks; returns (row session, row product, (pair session, pair product, k, row->pair))."
-    parts = [_views_block(rng, w, S[a:a + block], L[a:a + block]) for a in range(0, len(L), block)]
+    parts = [_views_block(rng, w, S[a:a + block], L[a:a + block], None if fav is None else fav[a:a + block])
+             for a in range(0, len(L), block)]
     off = np.arange(0, len(L), block)
     rseg = np.concatenate([p[0] + o for p, o in zip(parts, off)]) if parts else np.zeros(0, np.int64)
     ritem = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
@@ -284,14 +305,17 @@ def _lengths(rng, n, cap) -> np.ndarray:
     L[tail] = P['long_min'] * (1 - rng.random(int(tail.sum()))) ** -1.0
     return np.minimum(np.ceil(L), cap).astype(np.int64)
 
-def _intents(rng, w: World, pp: People, person) -> np.ndarray:
-    "The person's taste (a share `own_taste` of sessions) or a family of the moment, plus the session's own noise."
+def _intents(rng, w: World, pp: People, person) -> tuple[np.ndarray, np.ndarray]:
+    """The person's taste (a share `own_taste` of sessions) or a family of the moment, plus the session's own noise;
+    and which sessions follow the person's own taste."""
     d, n = w.V.shape[1], len(person)
+    own = rng.random(n) < P['own_taste']; m = int((~own).sum())
     fcdf = np.cumsum(w.fam_pop); fcdf /= fcdf[-1]
-    g = np.minimum(np.searchsorted(fcdf, rng.random(n)), len(fcdf) - 1)
-    moment = w.C[g] + (P['s_user'] / np.sqrt(d)) * rng.standard_normal((n, d)).astype(np.float32)
-    base = np.where((rng.random(n) < P['own_taste'])[:, None], _person_taste(w, pp, person), moment)
-    return (base + (P['s_session'] / np.sqrt(d)) * rng.standard_normal((n, d))).astype(np.float32)
+    g = np.minimum(np.searchsorted(fcdf, rng.random(m)), len(fcdf) - 1)
+    s = (P['s_session'] / np.sqrt(d)) * rng.standard_normal((n, d), dtype=np.float32)
+    s[own] += _person_taste(w, pp, person[own])                     # each branch computed only where it applies
+    s[~own] += w.C[g] + (P['s_user'] / np.sqrt(d)) * rng.standard_normal((m, d), dtype=np.float32)
+    return s, own
 
 def _session_cart(rng, pp: People, person, device) -> np.ndarray:
     "b = b_p + a session's own mood (+ device 3's lift): carts cluster in fewer sessions, as in the real file."
@@ -319,7 +343,9 @@ def _draw_sessions(rng, w: World, pp: People, cfg: dict, n: int, person=None, da
     shown = reg & (login | ~pp.never_login[np.minimum(person, U - 1)])
     device = rng.choice(3, size=n, p=DEVICE_P) + 1
     L = _lengths(rng, n, cfg['max_session'])
-    return dict(person=person, L=L, S=_intents(rng, w, pp, person),
+    S, own = _intents(rng, w, pp, person)
+    fav = np.where(own & (rng.random(n) < P['fav_primary']), _person_family(w, pp, person), -1)   # -1: drawn by intent
+    return dict(person=person, L=L, S=S, fav=fav,
                 b=_length_cart(_session_cart(rng, pp, person, device), L), uid=np.where(shown, person + 1.0, np.nan),
                 country=_session_country(rng, pp, person, reg), device=device,
                 date=days[rng.integers(len(days), size=n)], start_s=_start_seconds(rng, n))
@@ -328,7 +354,7 @@ def _calibrate(w: World, pp: People, cfg: dict, seed: int) -> float:
     "The intercept a0 giving the target share of add-to-cart rows."
     rng = np.random.default_rng(derive_seed(seed, 'synth', 'pilot'))
     s = _draw_sessions(rng, w, pp, cfg, 20_000)
-    rseg, _, (qseg, qitem, k, _) = _segments(rng, w, s['S'], s['L'])
+    rseg, _, (qseg, qitem, k, _) = _segments(rng, w, s['S'], s['L'], fav=s['fav'])
     z = _cart_logit(w, s['S'], s['b'], qseg, qitem, k)
     mult, target = 1 + P['dup_cart'] * (k >= 2), P['cart_rate'] * len(rseg)
     lo, hi = -30.0, 10.0
@@ -385,7 +411,7 @@ def _rows_table(rng, s: dict, sid, rseg, ritem, cart, w: World, with_cart=True, 
     return pa.table(cols, schema=TRAIN_SCHEMA if with_cart else TEST_SCHEMA)
 
 # %% ../nbs/01a_synth.ipynb #a3a3433f
-POOL_CLASSES = {'anonymous': 0.6, 'registered_new': 0.2, 'registered_known': 0.2}   # the test pool's persons
+POOL_CLASSES = {'anonymous': 0.75, 'registered_new': 0.15, 'registered_known': 0.10}   # the test pool's persons
 
 def _pool_persons(rng, pp: People, urows: np.ndarray, n: int) -> np.ndarray:
     "Persons of the test-day pool: visitors, users without and with logged train rows (`POOL_CLASSES`), by activity."
@@ -402,7 +428,7 @@ def _pool_persons(rng, pp: People, urows: np.ndarray, n: int) -> np.ndarray:
 def _test_pool(rng, w: World, pp: People, cfg: dict, a0: float, urows: np.ndarray, n: int, sid0: int) -> dict:
     "Whole sessions on the test days (`n`, ids from `sid0`): the rows `challenge_test` chooses the test from."
     s = _draw_sessions(rng, w, pp, cfg, n, person=_pool_persons(rng, pp, urows, n), days=TEST_DAYS, login=True)
-    rseg, ritem, pairs = _segments(rng, w, s['S'], s['L'])
+    rseg, ritem, pairs = _segments(rng, w, s['S'], s['L'], fav=s['fav'])
     cart, q, carted = _carts(rng, w, s['S'], s['b'], a0, rseg, pairs)
     return dict(s=s, sid=sid0 + np.arange(n, dtype=np.int64), rseg=rseg, ritem=ritem, cart=cart, pairs=pairs, q=q,
                 ts=_row_times(rng, s, rseg))
@@ -420,6 +446,7 @@ def _make_test(w: World, pp: People, cfg: dict, seed: int, a0: float, urows: np.
     rng = np.random.default_rng(derive_seed(seed, 'synth', 'test'))
     n = cfg['pool_sessions']
     for attempt in range(4):
+        pool = ct = None                                   # let the previous attempt go before drawing a larger pool
         pool = _test_pool(rng, w, pp, cfg, a0, urows, n, sid0)
         ct = _choose_test(w, pool, urows, cfg, seed, kinds)
         sel = ct.info['selection']
@@ -463,7 +490,7 @@ def _train_chunk(k: int, w: World, pp: People, cfg: dict, seed: int, a0: float, 
     cs = cfg['chunk_sessions']; p0, p1 = k * cs, min((k + 1) * cs, len(train_ids))
     rng = np.random.default_rng(derive_seed(seed, 'synth', 'train', str(k)))
     s = _draw_sessions(rng, w, pp, cfg, p1 - p0)
-    rseg, ritem, pairs = _segments(rng, w, s['S'], s['L'])
+    rseg, ritem, pairs = _segments(rng, w, s['S'], s['L'], fav=s['fav'])
     cart, q, carted = _carts(rng, w, s['S'], s['b'], a0, rseg, pairs)
     t = _rows_table(rng, s, train_ids[p0:p1], rseg, ritem, cart, w, force_nan=(k == 0))
     logged = ~np.isnan(s['uid'][rseg])
@@ -474,9 +501,9 @@ def _train_chunk(k: int, w: World, pp: People, cfg: dict, seed: int, a0: float, 
     return t, stats
 
 # %% ../nbs/01a_synth.ipynb #8fccdb7e
-def _write_test(out: Path, w: World, pool: dict, ct, fmt: str) -> tuple[pa.Table, pa.Table, pa.Table]:
+def _write_test(out: Path, w: World, pool: dict, ct, fmt: str, seed: int) -> tuple[pa.Table, pa.Table, pa.Table]:
     "test (the shown rows), test_labels (session_id, partnumber, shown) and test_sessions files."
-    sh, rng = ct.shown, np.random.default_rng(0)
+    sh, rng = ct.shown, np.random.default_rng(derive_seed(seed, 'synth', 'test-rows'))
     test = _rows_table(rng, pool['s'], pool['sid'], pool['rseg'][sh], pool['ritem'][sh], pool['cart'][sh], w,
                        with_cart=False, ts=pool['ts'][sh])
     _write(out, 'test', test, fmt)
@@ -502,7 +529,7 @@ def _oracle_arrays(w: World, pool: dict, ct) -> dict:
     return dict(oracle_ptr=np.searchsorted(ps[o], np.arange(len(sel) + 1)),
                 oracle_partnumber=w.partnumber[pi[o]].astype(np.int64), oracle_score=pq_[o], sel=sel)
 
-# %% ../nbs/01a_synth.ipynb #8fccdb7e
+# %% ../nbs/01a_synth.ipynb #a96a0b69
 def generate(out_dir, scale='tiny', seed: int = 42, fmt: str = 'parquet', sizes: dict | None = None,
              test_kinds='real') -> Path:
     """Write the synthetic Inditex-format files of `scale` (a name of `SCALES`) for `seed` into `out_dir`; the test
@@ -536,13 +563,15 @@ def generate(out_dir, scale='tiny', seed: int = 42, fmt: str = 'parquet', sizes:
             for key, v in st.items(): tot[key] = max(tot[key], v) if key == 'longest_session' else tot[key] + v
         pool, ct = _make_test(w, pp, cfg, seed, a0, urows, N + 1, test_kinds)
         mv = ct.moved                                   # returning sessions: their first rows are in train
-        if len(mv): sink.write(_rows_table(np.random.default_rng(1), pool['s'], pool['sid'], pool['rseg'][mv],
-                                           pool['ritem'][mv], pool['cart'][mv], w, ts=pool['ts'][mv]))
+        if len(mv):
+            rng = np.random.default_rng(derive_seed(seed, 'synth', 'returning-rows'))
+            sink.write(_rows_table(rng, pool['s'], pool['sid'], pool['rseg'][mv], pool['ritem'][mv], pool['cart'][mv], w,
+                                   ts=pool['ts'][mv]))
         tot['rows'] += len(mv); tot['cart_rows'] += int(pool['cart'][mv].sum())
         sink.close()
     except BaseException:
         sink.abort(); raise
-    test, labels, sessions = _write_test(out, w, pool, ct, fmt)
+    test, labels, sessions = _write_test(out, w, pool, ct, fmt, seed)
     orc = _oracle_arrays(w, pool, ct); sel = orc.pop('sel'); s = pool['s']
     np.savez(out / '.truth.tmp.npz', partnumber=w.partnumber.astype(np.int64), item_factors=w.V,
              item_cart_bias=w.item_cart, popularity=w.pop, family_factors=w.C, section_factors=w.M,
@@ -700,18 +729,22 @@ REAL_FIGURES = {   # figure: (real value, tolerance (absolute), source) -- INDIT
     'test rows with pagetype != 24':      (0.054, 0.035, 'PS'),
 }
 
-def _sorted_rows(train: pd.DataFrame):
-    "Train rows in (session, time) order as arrays, and each session's length and row range."
-    ts = pd.to_datetime(train.timestamp_local, format='%Y-%m-%d %H:%M:%S.%f').to_numpy().astype(np.int64)
-    o = np.lexsort((ts, train.session_id.to_numpy()))
-    r = {c: train[c].to_numpy()[o] for c in ('session_id', 'partnumber', 'add_to_cart', 'user_id', 'device_type',
-                                             'country', 'pagetype', 'date')}
-    r['cart'] = r.pop('add_to_cart') > 0
+def _sorted_rows(train: pa.Table):
+    "Train rows in (session, time) order as arrays (dates as day numbers), and each session's length."
+    num = lambda c, t: pc.cast(train[c], t).to_numpy(zero_copy_only=False)          # nulls become NaN in floats
+    ts = pc.cast(pc.cast(train['timestamp_local'], pa.string()) if pa.types.is_string(train['timestamp_local'].type)
+                 else train['timestamp_local'], pa.timestamp('ms'))
+    r = {'session_id': num('session_id', pa.int64()), 'partnumber': num('partnumber', pa.int64()),
+         'cart': num('add_to_cart', pa.int64()) > 0, 'user_id': num('user_id', pa.float64()),
+         'device_type': num('device_type', pa.int64()), 'country': num('country', pa.int64()),
+         'pagetype': num('pagetype', pa.float64()), 'date': num('date', pa.date32()).astype('datetime64[D]').astype(np.int64)}
+    o = np.lexsort((pc.cast(ts, pa.int64()).to_numpy(zero_copy_only=False), r['session_id']))
+    r = {k: v[o] for k, v in r.items()}
     _, r['seg'], r['L'] = np.unique(r['session_id'], return_inverse=True, return_counts=True)
     return r
 
-def _pair_figures(r: dict) -> dict:
-    "Figures on distinct (session, product) pairs: distinct products, carts, revisits, depth."
+def _pair_figures(r: dict, family: pd.Series) -> dict:
+    "Figures on distinct (session, product) pairs: distinct products, carts, revisits, depth; `family` by partnumber."
     I = int(r['partnumber'].max()) + 1; L, seg = r['L'], r['seg']
     up, pinv, pk = np.unique(seg.astype(np.int64) * I + r['partnumber'], return_inverse=True, return_counts=True)
     pseg, carted = up // I, np.bincount(pinv, weights=r['cart'], minlength=len(up)) > 0
@@ -725,7 +758,7 @@ def _pair_figures(r: dict) -> dict:
     for name, a, b in (('1-row sessions', 1, 1), ('2-3 rows', 2, 3), ('4-5 rows', 4, 5), ('6-10 rows', 6, 10),
                        ('11-20 rows', 11, 20), ('20+ rows', 21, 10**9)):
         f[f'cart rate, {name}'] = (ncart[(L >= a) & (L <= b)] > 0).mean()
-    cs = pseg[carted]; cfam = r['family_of'](up[carted] % I)
+    cs = pseg[carted]; cfam = family.reindex(up[carted] % I).to_numpy()
     g = pd.DataFrame({'s': cs, 'f': cfam}).groupby(['s', 'f']).size()
     n_s = g.groupby(level=0).sum()
     f['co-carted pairs across families'] = 1 - (g * (g - 1) / 2).sum() / (n_s * (n_s - 1) / 2).sum()
@@ -733,7 +766,7 @@ def _pair_figures(r: dict) -> dict:
 
 def _favourite_family(r: dict, fam: np.ndarray) -> float:
     "How often a logged-in session's main family is its user's favourite family over the earlier days."
-    day = r['date'].astype('datetime64[D]').astype(np.int64); lg = ~np.isnan(r['user_id'])
+    day = r['date']; lg = ~np.isnan(r['user_id'])
     D = np.unique(day)[-2] if (day == day.max()).mean() < 0.03 else day.max()      # the last full day
     top = lambda df, by: df.groupby(by + ['f']).size().rename('n').reset_index().sort_values(['n', 'f'], ascending=[False, True]).drop_duplicates(by)
     h = top(pd.DataFrame({'u': r['user_id'][lg & (day < D)], 'f': fam[lg & (day < D)]}), ['u']).set_index('u')['f']
@@ -761,14 +794,22 @@ def _row_figures(r: dict, products: pd.DataFrame) -> dict:
             'discounted among viewed': disc.mean(), 'cart rate discounted / not': cart[disc].mean() / cart[~disc].mean(),
             'rows with pagetype != 24': other.mean(), 'pagetype != 24 rows carted': cart[other].mean()}
 
+def _folder_table(d: Path, name: str, columns=None) -> pa.Table:
+    "`name`.parquet or `name`.csv of a dataset folder (only the `columns` asked for); a clear error when neither is there."
+    import pyarrow.csv as pacsv
+    if (d / f'{name}.parquet').exists(): return pq.read_table(d / f'{name}.parquet', columns=columns)
+    if (d / f'{name}.csv').exists():
+        return pacsv.read_csv(d / f'{name}.csv', convert_options=pacsv.ConvertOptions(include_columns=columns))
+    raise RecsysDataError(f'no {name}.parquet or {name}.csv in the folder', file=str(d),
+                          fix='pass a dataset folder as recsys-synth writes it (train, test, products)')
+
 def realism(src) -> pd.DataFrame:
     "The figures of `REAL_FIGURES` measured on a dataset folder, side by side with the real ones and their tolerance."
     d = Path(src)
-    train = pd.read_parquet(d / 'train.parquet'); test = pd.read_parquet(d / 'test.parquet', columns=['pagetype'])
-    products = pd.read_parquet(d / 'products.parquet', columns=['partnumber', 'family', 'discount'])
+    train = _folder_table(d, 'train'); test = _folder_table(d, 'test', ['pagetype']).to_pandas()
+    products = _folder_table(d, 'products', ['partnumber', 'family', 'discount']).to_pandas()
     r = _sorted_rows(train); del train
-    r['family_of'] = lambda i: products.set_index('partnumber')['family'].reindex(i).to_numpy()
-    got = {**_row_figures(r, products), **_pair_figures(r)}
+    got = {**_row_figures(r, products), **_pair_figures(r, products.set_index('partnumber')['family'])}
     tp = test.pagetype.to_numpy(); got['test rows with pagetype != 24'] = ((tp != 24) & ~np.isnan(tp)).mean()
     df = pd.DataFrame([(k, v[0], v[1], float(got[k]), v[2]) for k, v in REAL_FIGURES.items()],
                       columns=['figure', 'real', 'tolerance', 'synthetic', 'source']).set_index('figure')
@@ -777,7 +818,7 @@ def realism(src) -> pd.DataFrame:
 
 def cart_rate_by_popularity(src) -> pd.Series:
     "Cart rate of rows by their product's number of rows, in the real buckets scaled to the data's size (real: 42 k products, 46.6 M rows)."
-    t = pd.read_parquet(Path(src) / 'train.parquet', columns=['partnumber', 'add_to_cart'])
+    t = _folder_table(Path(src), 'train', ['partnumber', 'add_to_cart']).to_pandas()
     n = t.groupby('partnumber').add_to_cart.transform('size').to_numpy()
     scale = (len(t) / t.partnumber.nunique()) / (46_551_445 / 42_000)
     edges = [0, 100, 500, 1_000, 5_000, np.inf]
