@@ -13,6 +13,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .core import RecsysDataError, derive_seed, progress
+from .task import RETURNING_SHARE, SHOWN_ROWS_P, challenge_test
 
 # %% auto #0
 __all__ = ['METRICS', 'PROTOCOLS', 'ELEMENTWISE_DESIGNS', 'KINDS', 'ALS_DEFAULTS', 'ALS_GRIDS', 'PUBLISHED_ML100K', 'metric_keys',
@@ -627,13 +628,15 @@ def session_split(history_events, test_events, labels, name: str = 'test', extra
     return SessionSplit(name, V, C, _code_keys(codes), country, items, S, T, sessions, info or {})
 
 def challenge_split(events, test_date: str | None = None, min_carts: int = 5, name: str = 'test', n_days: int = 1,
-                    max_rows: int | None = 10, extra_items=None) -> SessionSplit:
-    """Carve the challenge protocol out of a labelled event log: rows of the `n_days` days starting at `test_date`
-    (default: the last full day — the latest with at least half the median sessions per day) are the test part,
-    earlier rows the history (later rows are dropped). As in the challenge's test file, a test session keeps at most
-    its last `max_rows` rows (by `timestamp_local`); its earlier rows join the history, making it a returning session.
-    A test session is kept when it carted at least once in its test part and its user (or, anonymous, the session
-    itself) carted >= `min_carts` distinct products overall."""
+                    max_rows: int | None = 10, extra_items=None, kinds='natural', returning_share: float = RETURNING_SHARE,
+                    shown_rows=SHOWN_ROWS_P, seed: int = 42) -> SessionSplit:
+    """Carve the challenge's test out of a labelled event log with `recsys.task.challenge_test` (the function that
+    builds the synthetic test and `recsys.recommend.carve_validation`): the sessions of the `n_days` days starting at
+    `test_date` (default: the last full day — the latest with at least half the median sessions per day) are the
+    candidates, earlier rows the history (later rows are dropped). A session qualifies when it carts at least
+    `min_carts` distinct products after its cut; its first rows (at most `max_rows`) are its input, every product it
+    carts is a target; a returning session's first rows join the history. `kinds='natural'` keeps every qualifying
+    session ('real' matches the real test's user kinds)."""
     df = events_frame(events, with_cart=True)
     per_day = df.groupby('date')['session_id'].nunique().sort_index()
     dates = per_day.index.to_numpy().astype(str)
@@ -644,22 +647,17 @@ def challenge_split(events, test_date: str | None = None, min_carts: int = 5, na
     if test_date not in set(dates): raise RecsysDataError(f'no events on {test_date}', column='date', fix=f'choose a date in {dates[0]}..{dates[-1]}')
     if not (dates < test_date).any(): raise RecsysDataError(f'no history before {test_date}', column='date', fix='choose a later test date')
     test_dates = dates[dates >= test_date][:n_days]
-    hist, day = df[df['date'] < test_date], df[df['date'].isin(test_dates)]
-    seen = pd.concat([hist, day])
-    if max_rows is not None:                       # the session's last max_rows rows are its test part
-        order = ['session_id', 'timestamp_local'] if 'timestamp_local' in day else ['session_id']
-        day = day.sort_values(order, kind='stable')
-        from_end = day.groupby('session_id').cumcount(ascending=False)
-        hist, day = pd.concat([hist, day[from_end.to_numpy() >= max_rows]]), day[from_end.to_numpy() < max_rows]
-    carted = seen.loc[seen['add_to_cart'].to_numpy() > 0].assign(actor=lambda f: _actor_codes(f)).drop_duplicates(['actor', 'session_id', 'partnumber'])
-    actor_carts = carted.groupby('actor').size()
-    lab = day.loc[day['add_to_cart'] > 0, ['session_id', 'partnumber']].drop_duplicates()
-    s_actor = pd.Series(_actor_codes(day), index=day.index).groupby(day['session_id']).first()
-    ok = s_actor.index[s_actor.map(actor_carts).fillna(0).to_numpy() >= min_carts]
-    lab = lab[lab['session_id'].isin(ok)]
+    hist, day = df[df['date'] < test_date], df[df['date'].isin(test_dates)].reset_index(drop=True)
+    t = pd.to_datetime(day['timestamp_local']).astype('int64').to_numpy() if 'timestamp_local' in day else np.arange(len(day))
+    ct = challenge_test(day['session_id'], day['partnumber'], day['add_to_cart'], t, day['user_id'],
+                        history_users=hist['user_id'].dropna().unique(), min_carts=min_carts, kinds=kinds,
+                        shown_rows=np.asarray(shown_rows)[:max_rows] if max_rows else shown_rows,
+                        returning_share=returning_share, seed=seed)
     info = dict(test_dates=' '.join(test_dates), history_from=str(dates[0]), history_to=str(dates[dates < test_date][-1]),
-                min_carts=min_carts, max_rows=max_rows, sessions_in_test_days=int(day['session_id'].nunique()))
-    return session_split(hist, day.drop(columns='add_to_cart'), lab, name=name, extra_items=extra_items, info=info)
+                min_carts=min_carts, max_rows=max_rows, sessions_in_test_days=int(day['session_id'].nunique()),
+                future_label_share=ct.info['future_label_share'])
+    return session_split(pd.concat([hist, day.iloc[ct.moved]]), day.iloc[ct.shown].drop(columns='add_to_cart'), ct.labels,
+                         name=name, extra_items=extra_items, info=info)
 
 # %% ../nbs/05_evaluate.ipynb #ec51a6da
 def session_groups(split: SessionSplit, labels: dict | pd.Series | None = None, by: str = 'country') -> tuple[np.ndarray, np.ndarray]:

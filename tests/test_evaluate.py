@@ -265,30 +265,44 @@ def _events():
 def test_challenge_split_kinds_targets_and_filter():
     from recsys.evaluate import challenge_split
     ev = _events()
-    s = challenge_split(ev, test_date='2024-06-03', min_carts=1)
+    ALL = [0] * 9 + [1]                                                      # show every row (up to 10) of a session
+    s = challenge_split(ev, test_date='2024-06-03', min_carts=1, returning_share=0, shown_rows=ALL)
     t = s.sessions.set_index('session_id')
     assert sorted(t.index) == [3, 4, 5, 6]
     assert t.loc[4, 'kind'] == 'new_known' and t.loc[3, 'kind'] == 'returning_unknown' and t.loc[6, 'kind'] == 'new_unknown'
     items = list(s.items)
     tgt = {sid: sorted(items[j] for j in s.target[i].indices) for i, sid in enumerate(s.sessions['session_id'])}
     assert tgt == {3: [105], 4: [104], 5: [101], 6: [102, 103]}
-    # inputs are the test day's views (carts hidden): session 4 viewed 104 twice and 106 once
+    # inputs are the shown rows (carts hidden): session 4 viewed 104 twice and 106 once
     i4 = int(np.flatnonzero(s.sessions['session_id'] == 4)[0])
     assert dict(zip([items[j] for j in s.session[i4].indices], s.session[i4].data)) == {104: 2.0, 106: 1.0}
     # the profile of session 4 is user 7's history row; of session 3, its own earlier part; session 6 has none
     keys = s.history_keys[s.sessions.set_index('session_id')['history_row'].reindex([4, 3]).to_numpy()]
     assert list(keys) == ['u_7', 's_3'] and t.loc[6, 'history_row'] == -1
     assert s.profile()[i4].sum() == 5                                        # user 7: 5 rows before the test day
-    # min_carts counts the user's (or anonymous session's) distinct carts over history and test day
-    s5 = challenge_split(ev, test_date='2024-06-03', min_carts=2)
-    assert sorted(s5.sessions['session_id']) == [4, 6]                       # user 7 has 5, user 9 has 2; 3 and 5 have 1
+    # only the first row shown: session 6 shows 102, and 103 is a target it never showed (a future cart)
+    s1 = challenge_split(ev, test_date='2024-06-03', min_carts=1, returning_share=0, shown_rows=[1])
+    i6 = int(np.flatnonzero(s1.sessions['session_id'] == 6)[0])
+    assert [items[j] for j in s1.session[i6].indices] == [102] and s1.target[i6].nnz == 2
+    # min_carts counts the session's own distinct carts after its cut (the rule: sessions that cart >= 5 products)
+    s2 = challenge_split(ev, test_date='2024-06-03', min_carts=2, returning_share=0, shown_rows=ALL)
+    assert sorted(s2.sessions['session_id']) == [6]
+    # a returning session's first rows join the history (sessions of 4 rows or more): anonymous session 8 is cut
+    # after its first row, which becomes its own history row; its carts after the cut are the targets
+    ev8 = pd.concat([ev, pd.DataFrame([(8, '2024-06-03', np.nan, 25, p, c) for p, c in ((110, 0), (111, 0), (112, 1), (113, 1))],
+                                      columns=ev.columns)], ignore_index=True)
+    sr = challenge_split(ev8, test_date='2024-06-03', min_carts=1, returning_share=1, shown_rows=ALL)
+    r8 = sr.sessions.set_index('session_id').loc[8]
+    assert r8['kind'] == 'returning_unknown' and sr.history_keys[r8['history_row']] == 's_8'
+    assert sr.history()[r8['history_row']].sum() == 1 and r8['n_targets'] == 2
+    assert sr.sessions.set_index('session_id').loc[4, 'kind'] == 'new_known'        # 3 rows: too short to be cut
     with pytest.raises(RecsysDataError, match='no history'): challenge_split(ev, test_date='2024-06-01')
 
 
 def test_candidates_first_reranks_the_session():
     from recsys.evaluate import challenge_split, evaluate_sessions
     ev = _events()
-    s = challenge_split(ev, test_date='2024-06-03', min_carts=1)
+    s = challenge_split(ev, test_date='2024-06-03', min_carts=1, returning_share=0, shown_rows=[0] * 9 + [1])
     pop = PopularityRecommender().fit(s.history())
     ids, _ = pop.recommend_new(s.session, N=3, filter_seen=False, candidates=s.session)
     items = np.asarray(s.items)
