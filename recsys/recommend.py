@@ -498,15 +498,6 @@ def _last_full_day(day: np.ndarray, sid: np.ndarray) -> int:
     cnt = np.array([np.unique(sid[day == d]).size for d in u])
     return int(u[cnt >= 0.5 * np.median(cnt)][-1])
 
-def _present(targets: np.ndarray, values: np.ndarray, mask: np.ndarray, chunk: int = 1 << 22) -> np.ndarray:
-    "Which of `targets` occur among `values[mask]`, a chunk of rows at a time (no copy of a 46 M-row column)."
-    found = np.zeros(len(targets), bool)
-    for a in range(0, len(values), chunk):
-        v = values[a:a + chunk][mask[a:a + chunk]]
-        if len(v): found |= np.isin(targets, v)
-    return found
-
-
 def _history_users(uid: np.ndarray, hist: np.ndarray, chunk: int = 1 << 22) -> np.ndarray:
     "The distinct user ids among the history rows, a chunk at a time."
     out = [np.unique(u[~np.isnan(u)]) for a in range(0, len(uid), chunk) for u in [uid[a:a + chunk][hist[a:a + chunk]]]]
@@ -836,6 +827,9 @@ def train_model(data, out_dir=None, *, scale: str = 'tiny', seed: int = 42, tune
         with st('validation split'):
             split = carve_validation(ds.train, day=val_day, max_rows=val_max_rows, min_carts=val_min_carts,
                                      n_sessions=val_sessions, seed=seed)
+            if split.info['min_carts'] < split.info['min_carts_asked']:
+                print(f"note: too few sessions cart >= {split.info['min_carts_asked']} products on {split.info['day']}; the "
+                      f"validation split uses sessions with >= {split.info['min_carts']} carts", file=sys.stderr)
         with st('validation interactions'):
             Xv, vs = aggregate(split.history_batches()), read_sessions(split.test)
             kinds = pd.Series(split.kind, index=split.session_id).reindex(vs.session_id).to_numpy()
