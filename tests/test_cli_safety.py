@@ -121,9 +121,11 @@ def test_predict_counts_unknown_sessions_and_train_says_what_it_used(w, tmp_path
     r = run('recsys-predict', '--data', alien, '--model', d / 'm42', '--out', tmp_path / 'p.json', '--allow-mismatch')
     assert r.returncode == 0, r.stderr
     assert re.search(r'warning: \d+ of \d+ test sessions view no item the model knows', r.stderr), r.stderr
-    assert re.search(r'\d+ sessions with no known item, [\d.]+% served by popularity', r.stdout), r.stdout
+    alien_n = int(re.search(r'(\d+) sessions with no known item, [\d.]+% served by popularity', r.stdout).group(1))
     r = run('recsys-predict', '--data', d / 'd42', '--model', d / 'm42', '--out', tmp_path / 'p.json')   # its own file: replaced
-    assert r.returncode == 0 and 'warning' not in r.stderr, r.stderr
+    assert r.returncode == 0, r.stderr
+    own_n = int(re.search(r'(\d+) sessions with no known item', r.stdout).group(1))
+    assert alien_n == 40 and own_n <= alien_n // 5, (alien_n, own_n)   # a 300-session model misses a few products of its own test
     part = tmp_path / 'part'; part.mkdir()
     shutil.copy(d / 'd42' / 'train.parquet', part); shutil.copy(d / 'd42' / 'test.parquet', part)
     r = run('recsys-train', '--data', part, '--out', tmp_path / 'm', '--scale', 'small', *TRAIN_FAST)
