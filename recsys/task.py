@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .core import RecsysDataError
+from .core import RecsysDataError, cli_errors
 
 # %% auto #0
 __all__ = ['SHOWN_ROWS_P', 'KIND_SHARES', 'USER_KINDS', 'KINDS', 'RETURNING_SHARE', 'ChallengeTest', 'challenge_test', 'score',
-           'shown_items', 'baselines', 'baseline_table']
+           'shown_items', 'baselines', 'baseline_table', 'read_predictions', 'score_folder', 'score_table', 'score_cli']
 
 # %% ../nbs/00a_task.ipynb #027502a8
 SHOWN_ROWS_P = 0.82 ** np.arange(10); SHOWN_ROWS_P = SHOWN_ROWS_P / SHOWN_ROWS_P.sum()
@@ -218,3 +218,93 @@ def baseline_table(test_rows: pd.DataFrame, labels: pd.DataFrame, popular, sessi
         s = score(r, labels, sessions, K)
         rows.append({'method': name, **{k: v for k, v in s.items() if not k.startswith('by ') and not k.startswith('sessions')}})
     return pd.DataFrame(rows).set_index('method')
+
+# %% ../nbs/00a_task.ipynb #7ae66334
+import json
+from pathlib import Path
+
+def read_predictions(path) -> dict:
+    "A predictions file `{\"target\": {\"<session_id>\": [p1, ..., pK]}}` as {session_id: [partnumbers]}, checked."
+    path = Path(path)
+    if not path.exists(): raise RecsysDataError('predictions file not found', file=str(path), fix='run recsys-predict --out FILE')
+    try: obj = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RecsysDataError(f'not valid JSON ({e})', file=str(path), fix='write it with recsys-predict') from None
+    if not isinstance(obj, dict) or not isinstance(obj.get('target'), dict):
+        raise RecsysDataError('expected {"target": {"<session_id>": [partnumbers...]}}', file=str(path),
+                              fix="use the challenge's format (recsys-predict writes it)")
+    out = {}
+    for k, v in obj['target'].items():
+        try: out[int(k)] = [int(p) for p in v]
+        except (TypeError, ValueError):
+            raise RecsysDataError('session ids and partnumbers must be whole numbers', file=str(path), example=f'{k}: {v}',
+                                  fix='write {"<session_id>": [partnumber, ...]}') from None
+    return out
+
+def _label_files(data) -> tuple:
+    "(labels, sessions or None) of a data folder, or a RecsysDataError saying that the folder has no hidden labels."
+    import pyarrow.parquet as pq
+    d = Path(data)
+    if not d.is_dir(): raise RecsysDataError('no such data folder', file=str(d), fix='give --data the folder with test_labels.parquet')
+    lab_p = next((p for p in (d / 'test_labels.parquet', d / 'test_labels.csv') if p.exists()), None)
+    if lab_p is None:
+        raise RecsysDataError('no hidden labels here (test_labels.parquet): only a folder written by recsys-synth or '
+                              'recsys-ingest convert-log has them (the real test keeps its labels secret)', file=str(d),
+                              fix='score on such a folder, e.g. recsys-ingest convert-log LOG --out DIR, then --data DIR')
+    lab = pq.read_table(lab_p).to_pandas() if lab_p.suffix == '.parquet' else pd.read_csv(lab_p)
+    if missing := [c for c in ('session_id', 'partnumber') if c not in lab.columns]:
+        raise RecsysDataError(f'missing column(s) {missing}; found {list(lab.columns)}', file=str(lab_p), column=missing[0],
+                              fix='labels need session_id, partnumber (and shown)')
+    ses_p = d / 'test_sessions.parquet'
+    return lab, (pq.read_table(ses_p).to_pandas() if ses_p.exists() else None), lab_p
+
+def score_folder(data, predictions, K: int = 5) -> dict:
+    "`score` of a predictions file against the hidden labels of folder `data`, with coverage counts."
+    lab, ses, lab_p = _label_files(data)
+    recs = read_predictions(predictions)
+    want = np.unique(lab['session_id'].to_numpy(np.int64)); have = np.fromiter(recs, np.int64, len(recs))
+    covered = np.isin(want, have)
+    if not covered.any():
+        raise RecsysDataError(f'none of the {len(want):,} labelled sessions of {data} is in the predictions '
+                              f'(they are predictions for another test; e.g. session {int(have[0]) if len(have) else None})',
+                              file=str(predictions), fix=f'predict on this folder: recsys-predict --data {data} --model M --out FILE')
+    out = score(recs, lab, ses, K)
+    out.update(missing_sessions=int((~covered).sum()), extra_sessions=int((~np.isin(have, want)).sum()),
+               shown_flag='shown' in lab.columns, labels=len(lab), K=K)
+    if ses is not None and 'kind' in ses: out['kind sessions'] = {k: int(v) for k, v in ses.kind.value_counts().items()}
+    return out
+
+def score_table(s: dict) -> str:
+    "A score as a small text table."
+    K = s['K']; f = lambda x: '   -  ' if x is None or x != x else f'{x:.4f}'
+    rows = [f"{'':24}{'NDCG@' + str(K):>8}{'hit@' + str(K):>8}{'sessions':>10}",
+            f"{'all carts':24}{f(s[f'ndcg@{K}']):>8}{f(s[f'hit@{K}']):>8}{s['sessions']:>10,}",
+            f"{'future carts (not shown)':24}{f(s[f'ndcg@{K} future']):>8}{f(s[f'hit@{K} future']):>8}{s['sessions future']:>10,}"]
+    for k, v in (s.get('by kind') or {}).items():
+        n = (s.get('kind sessions') or {}).get(k, '')
+        rows.append(f"{'  ' + k:24}{f(v[f'ndcg@{K}']):>8}{'':>8}{n:>10,}" + f"   future {f(v[f'ndcg@{K} future'])}")
+    return '\n'.join(rows)
+
+def _finite(o):
+    if isinstance(o, dict): return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, float) and o != o: return None
+    return o
+
+@cli_errors
+def score_cli(argv=None):
+    "recsys-score: score predictions_3.json against a folder's hidden labels (NDCG@5 and hit@5, all / future carts, per kind)."
+    from recsys.core import cli_parser, positive_int
+    ap = cli_parser('recsys-score', description=score_cli.__doc__)
+    ap.add_argument('--data', required=True, help='the folder with test_labels.parquet (recsys-synth or recsys-ingest convert-log output)')
+    ap.add_argument('--predictions', default='predictions_3.json', help='the predictions file')
+    ap.add_argument('--k', type=positive_int, default=5, help='cut-off K of NDCG@K and hit@K')
+    ap.add_argument('--json', action='store_true', help='print the scores as JSON')
+    a = ap.parse_args(argv)
+    s = score_folder(a.data, a.predictions, a.k)
+    if a.json: print(json.dumps(_finite(s), indent=1)); return 0
+    print(f"{a.predictions} on {a.data}: {s['sessions']:,} labelled sessions, {s['labels']:,} labels")
+    print(score_table(s))
+    if s['missing_sessions']: print(f"warning: {s['missing_sessions']:,} labelled sessions have no predictions (scored 0)")
+    if s['extra_sessions']: print(f"note: {s['extra_sessions']:,} predicted sessions have no labels (ignored)")
+    if not s['shown_flag']: print('note: the labels have no shown flag: "future carts" counts every label')
+    return 0
