@@ -208,7 +208,8 @@ def _embedding_matrix(emb, file=None, partnumbers=None) -> tuple[np.ndarray, np.
             _check_lengths(lens, present, file, partnumbers)
             d = int(lens[present][0]) if present.any() else 0
             vals = pc.cast(emb.flatten(), pa.float32()).to_numpy(zero_copy_only=False)
-            out = np.zeros((len(emb), d), np.float32); out[present] = vals.reshape(-1, d)
+            out = np.zeros((len(emb), d), np.float32)
+            if present.any(): out[present] = vals.reshape(-1, d)          # all null (a converted log): no embeddings
             return out, present
         emb = emb.to_pandas()
     emb = list(emb)
@@ -601,7 +602,9 @@ def _int_col(col, file, name, allow_null=False) -> np.ndarray:
         ex = np.flatnonzero(pc.is_null(col).to_numpy(zero_copy_only=False))[0]
         raise RecsysDataError('missing values in a column that must never be null', file=file, column=name,
                               n_bad=col.null_count, example=f'row {ex}', fix=f'drop the rows without a {name}')
-    if pa.types.is_integer(t): return col.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    if pa.types.is_integer(t):                   # with nulls (allowed here) NumPy gets floats with NaN: keep them so
+        a = col.to_numpy(zero_copy_only=False)
+        return a.astype(np.int64, copy=False) if not col.null_count else a.astype(np.float64, copy=False)
     if pa.types.is_floating(t) or pa.types.is_decimal(t):
         a = col.to_numpy(zero_copy_only=False).astype(np.float64)
         bad = np.isfinite(a) & (a != np.floor(a))
@@ -650,6 +653,8 @@ def _events_from_batch(batch: pa.RecordBatch, key: str, file=None, event_map: di
             raise RecsysDataError('add_to_cart must be 0 or 1', file=file, column='add_to_cart', n_bad=int(bad.sum()),
                                   example=int(cart[bad][0]), fix='recode add_to_cart as 0/1')
         cart = cart.astype(np.int8)
+        if (ec := _col(batch, 'event')) is not None:   # a converted log: every row a view, carts flagged, purchases kept
+            purch = (_event_codes(ec, file, event_map) == 2).view(np.int8)
     elif (ec := _col(batch, 'event')) is not None:
         code = _event_codes(ec, file, event_map)
         view, cart, purch = (code == 0).view(np.int8), (code == 1).view(np.int8), (code == 2).view(np.int8)
@@ -1208,7 +1213,7 @@ def dataset_files(d) -> dict:
             'products': _find(d, 'products', ('.parquet',)) or _find(d, 'products', ('.pkl', '.pickle')),
             'users': _find(d, 'users', ('.parquet', '.csv')) or _find(d, 'users_entries', ('.parquet',)),
             'test_labels': _find(d, 'test_labels'), 'truth': _find(d, 'truth', ('.npz',)),
-            'manifest': _find(d, 'manifest', ('.json',))}
+            'manifest': _find(d, 'manifest', ('.json',)), 'dataset': _find(d, 'dataset', ('.json',))}
 
 def load_dataset(dataset: str = 'synthetic', scale: str = 'tiny', seed: int = 42) -> RecsysDataset:
     "'synthetic' (for `scale`, `seed`), 'movielens-100k', 'inditex' (data/raw) or a directory of Inditex-format files."
@@ -1231,6 +1236,8 @@ def load_dataset(dataset: str = 'synthetic', scale: str = 'tiny', seed: int = 42
                               f'{sorted(p.name for p in d.iterdir())[:12]}', file=str(d),
                               fix='put the Inditex train file in this folder')
     meta = json.loads(files['manifest'].read_text()) if files['manifest'] else {}
+    if not meta and files['dataset']:             # a converted event log (recsys.convert): what it is and how it was made
+        with contextlib.suppress(OSError, ValueError): meta = json.loads(files['dataset'].read_text())
     return RecsysDataset(name, d, 'inditex', files, meta)
 
 # %% ../nbs/01_ingest.ipynb #d9862df9
@@ -1265,7 +1272,7 @@ def _is_products_parquet(p) -> bool:
 
 @cli_errors
 def ingest_main(argv=None):
-    "recsys-ingest: check a data folder, convert products.pkl once, or aggregate events into interactions."
+    "recsys-ingest: check a data folder, convert products.pkl once, aggregate events into interactions, or convert your own event log."
     from recsys.core import HelpWithDefaults, atomic_dir, cli_parser, prepare_output
     ap = cli_parser('recsys-ingest', description=ingest_main.__doc__)
     sub = ap.add_subparsers(dest='cmd', required=True)
@@ -1282,7 +1289,10 @@ def ingest_main(argv=None):
     a.add_argument('--out', required=True, help='the Interactions folder (refused if it holds anything but earlier interactions)')
     a.add_argument('--key', default='user_or_session', choices=KEYS)
     a.add_argument('--force', action='store_true', help='replace --out even if it is not an earlier Interactions folder')
+    from recsys.convert import add_convert_log_parser, convert_log_main   # here, not at the top: recsys.convert imports this module
+    add_convert_log_parser(sub)
     args = ap.parse_args(argv)
+    if args.cmd == 'convert-log': return convert_log_main(args)
     if args.cmd == 'check':
         d = args.data or args.dir
         if d is None: c.error('give the data folder: recsys-ingest check --data DIR')
