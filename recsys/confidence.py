@@ -15,11 +15,12 @@ import scipy.sparse as sp
 from .core import RecsysDataError
 
 # %% auto #0
-__all__ = ['REPEATS', 'TRANSFORMS', 'DESIGNS', 'DEFAULT_DESIGN', 'Counts', 'counts_on_pattern', 'count_repeats', 'event_score',
-           'recency_decay', 'confidence', 'seed_confidence', 'linear_confidence', 'hu_confidence', 'hu_log_confidence',
-           'bm25_confidence', 'tfidf_confidence', 'check_design', 'random_counts', 'ConfidenceDesign', 'to_implicit',
-           'SparkInput', 'spark_reg_param', 'to_spark', 'hu_objective', 'hu_half_step', 'spark_half_step', 'event_days',
-           'TemporalSplit', 'temporal_split', 'design_grid', 'cart_view_ratio', 'compare_designs']
+__all__ = ['REPEATS', 'TRANSFORMS', 'DESIGNS', 'DEFAULT_DESIGN', 'DEFAULT_ALS', 'DEFAULTS', 'Counts', 'counts_on_pattern',
+           'count_repeats', 'event_score', 'recency_decay', 'confidence', 'seed_confidence', 'linear_confidence',
+           'hu_confidence', 'hu_log_confidence', 'bm25_confidence', 'tfidf_confidence', 'check_design', 'random_counts',
+           'ConfidenceDesign', 'to_implicit', 'SparkInput', 'spark_reg_param', 'to_spark', 'hu_objective',
+           'hu_half_step', 'spark_half_step', 'event_days', 'TemporalSplit', 'temporal_split', 'design_grid',
+           'cart_view_ratio', 'compare_designs', 'default_als_params']
 
 # %% ../nbs/03_confidence.ipynb #17aa532d
 def _csr(m, name: str) -> sp.csr_matrix:
@@ -497,4 +498,13 @@ def compare_designs(split: TemporalSplit, designs: list, K: int = 5, als: dict |
     return df
 
 # %% ../nbs/03_confidence.ipynb #19a881d4
-DEFAULT_DESIGN = ConfidenceDesign('bm25', {'alpha': 1.0, 'by': 'row', 'w_cart': 10.0})
+DEFAULT_DESIGN = ConfidenceDesign('bm25', {'alpha': 1.0, 'by': 'row', 'w_cart': 10.0, 'w_purchase': 30.0})
+DEFAULT_ALS = {'factors': 64, 'regularization': 0.05, 'iterations': 15}
+DEFAULTS = {'design': DEFAULT_DESIGN, **DEFAULT_ALS}
+
+def default_als_params(**overrides) -> dict:
+    """The project's one default as flat keyword arguments (`recsys.evaluate.ALSRecommender(**default_als_params())`):
+    `DEFAULT_ALS`, and the design as `design` (its name) plus its parameters; `overrides` (not None) replace any."""
+    out = {**DEFAULT_ALS, 'design': DEFAULT_DESIGN.name, **DEFAULT_DESIGN.params}
+    out.update({k: v for k, v in overrides.items() if v is not None})
+    return out

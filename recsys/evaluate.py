@@ -5,7 +5,7 @@
 # %% ../nbs/05_evaluate.ipynb #e3bdc3e0
 from __future__ import annotations
 
-import itertools, math, time, warnings
+import itertools, json, math, time, warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,8 +22,8 @@ __all__ = ['METRICS', 'PROTOCOLS', 'ELEMENTWISE_DESIGNS', 'KINDS', 'ALS_DEFAULTS
            'PopularityRecommender', 'GroupPopularityRecommender', 'OwnHistoryRecommender', 'ItemKNNRecommender',
            'EmbeddingRecommender', 'EASERecommender', 'ALSRecommender', 'HistoryBlend', 'events_frame', 'SessionSplit',
            'session_split', 'challenge_split', 'session_groups', 'evaluate_sessions', 'oracle_session_metrics',
-           'embeddings_for', 'inditex_splits', 'evaluate', 'fit_evaluate', 'compare', 'paired_bootstrap',
-           'compare_sessions', 'param_grid', 'grid_search', 'plot_sweep', 'als_grid']
+           'embeddings_for', 'inditex_splits', 'ratings_frame', 'train_input', 'evaluate', 'fit_evaluate', 'compare',
+           'paired_bootstrap', 'compare_sessions', 'param_grid', 'grid_search', 'plot_sweep', 'als_grid']
 
 # %% ../nbs/05_evaluate.ipynb #4005736d
 METRICS = ('ndcg@K', 'map', 'map@K', 'precision@K', 'recall@K', 'hit_rate@K', 'mrr@K', 'coverage@K')
@@ -141,34 +141,34 @@ def ranking_metrics(recs, relevant, K: int, item_popularity: np.ndarray | None =
     return {k: out[k] for k in metric_keys(K, item_popularity is not None)}
 
 # %% ../nbs/05_evaluate.ipynb #6d3f9d15
-def top_n(scores: np.ndarray, N: int, exclude: sp.spmatrix | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Top-`N` item indices per row of a dense `scores` matrix, best first; ties go to the lower item index.
+def top_n(scores: np.ndarray, N: int, exclude: sp.spmatrix | None = None, tiebreak: np.ndarray | None = None
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """Top-`N` item indices per row of a dense `scores` block (scored in float32), best first; ties go to the higher
+    `tiebreak` (one value per item, e.g. popularity), then to the lower item index.
 
     Items in `exclude` (sparse, same shape) and items scored -inf or NaN are never returned; rows with fewer
-    eligible items are padded with -1 (score -inf). Returns (ids int32 (n x N), scores float32 (n x N))."""
-    S = np.array(scores, dtype=np.float64, copy=True)
+    eligible items are padded with -1 (score -inf). Only the top of each row is sorted: one partition finds each
+    row's N-th best score, and the candidates at or above it are ordered. Returns (ids int32 (n x N), scores float32 (n x N))."""
+    S = np.array(scores, dtype=np.float32, copy=True)
     if S.ndim != 2: raise RecsysDataError(f'scores must be 2-D, got {S.ndim} dimension(s)')
     n, m = S.shape
+    N = int(N)
+    if N <= 0 or m == 0 or n == 0: return np.full((n, max(N, 0)), -1, np.int32), np.full((n, max(N, 0)), -np.inf, np.float32)
     S[np.isnan(S)] = -np.inf
     if exclude is not None and exclude.nnz:
         ex = sp.csr_matrix(exclude)
-        r = np.repeat(np.arange(n), np.diff(ex.indptr))
-        S[r, ex.indices] = -np.inf
-    N = int(N)
-    if N <= 0 or m == 0: return np.full((n, max(N, 0)), -1, np.int32), np.full((n, max(N, 0)), -np.inf, np.float32)
+        S[np.repeat(np.arange(n), np.diff(ex.indptr)), ex.indices] = -np.inf
     k = min(N, m)
-    kth = -np.partition(-S, k - 1, axis=1)[:, k - 1:k]        # the k-th largest score per row
-    gt = S > kth
-    eq = (S == kth) & (np.cumsum(S == kth, axis=1) <= (k - gt.sum(1, keepdims=True)))   # lowest indices among ties
-    sel = gt | eq
-    rows, cols = np.nonzero(sel)                               # row-major: exactly k per row, ascending item index
-    cols = cols.reshape(n, k); vals = S[rows, cols.ravel()].reshape(n, k)
-    order = np.argsort(-vals, axis=1, kind='stable')      # stable: ties keep ascending item index
-    ids = np.take_along_axis(cols, order, 1); sc = np.take_along_axis(vals, order, 1)
-    ids = np.where(np.isneginf(sc), -1, ids)
-    if k < N:
-        ids = np.hstack([ids, np.full((n, N - k), -1)]); sc = np.hstack([sc, np.full((n, N - k), -np.inf)])
-    return ids.astype(np.int32), sc.astype(np.float32)
+    kth = np.partition(S, m - k, axis=1)[:, m - k]               # each row's k-th largest score
+    r, c = np.nonzero((S >= kth[:, None]) & (S > -np.inf))        # the candidates: >= k per row, more only on ties
+    v = S[r, c]
+    keys = (c, -tiebreak[c], -v, r) if tiebreak is not None else (c, -v, r)
+    o = np.lexsort(keys); r, c, v = r[o], c[o], v[o]
+    rank = np.arange(len(r)) - np.searchsorted(r, r)              # position within the row
+    keep = rank < N
+    ids, sc = np.full((n, N), -1, np.int32), np.full((n, N), -np.inf, np.float32)
+    ids[r[keep], rank[keep]], sc[r[keep], rank[keep]] = c[keep], v[keep]
+    return ids, sc
 
 # %% ../nbs/05_evaluate.ipynb #b698f2b6
 @dataclass
@@ -180,6 +180,7 @@ class Split:
     row_ids: np.ndarray | None = None      # the id of each row (user id, session id ...)
     item_ids: np.ndarray | None = None     # the id of each column
     info: dict = field(default_factory=dict)
+    events: object = None                  # optional: the training event counts by kind (a recsys.confidence.Counts)
 
     def __post_init__(self):
         if self.train.shape != self.test.shape:
@@ -283,7 +284,7 @@ def _csr(X) -> sp.csr_matrix:
 
 def _candidates_first(S: np.ndarray, cand: sp.csr_matrix) -> np.ndarray:
     "Lift the candidate items of each row above every other item, keeping the order of the scores among them."
-    S = np.array(S, dtype=np.float64, copy=True)
+    S = np.array(S, dtype=np.float32, copy=True)
     F = np.isfinite(S)
     lo, hi = np.where(F, S, np.inf).min(1), np.where(F, S, -np.inf).max(1)
     lift = np.where(np.isfinite(hi - lo), hi - lo, 0.0) + 1.0
@@ -295,7 +296,9 @@ def _candidates_first(S: np.ndarray, cand: sp.csr_matrix) -> np.ndarray:
 class Recommender:
     "Base class: `fit(train)`, `recommend(rows, user_items, N, filter_seen)`, `recommend_new(user_items, N, filter_seen, **side)`."
     name = 'recommender'
-    batch_rows = 2048
+    batch_rows = 2048             # at most this many rows scored at once...
+    block_cells = 1 << 22         # ...and at most this many scores (16 MB of float32), whatever the catalogue
+    tiebreak_ = None              # per item: the second sort key of `top_n` (e.g. popularity), or None
 
     def fit(self, train, **side):
         self.train_ = _csr(train)
@@ -308,14 +311,16 @@ class Recommender:
     def _scores(self, X: sp.csr_matrix, rows: np.ndarray | None, **side) -> np.ndarray: raise NotImplementedError
 
     def _rank(self, X, rows, N, filter_seen, side, candidates=None):
+        "Score the rows block by block (float32, at most `block_cells` scores at once), keeping each block's top `N`."
         n = X.shape[0]
         ids, sc = np.full((n, N), -1, np.int32), np.full((n, N), -np.inf, np.float32)
-        for s in range(0, n, self.batch_rows):
-            sl = slice(s, min(n, s + self.batch_rows))
+        step = max(1, min(self.batch_rows, self.block_cells // max(self.n_items_, 1)))
+        for s in range(0, n, step):
+            sl = slice(s, min(n, s + step))
             Xb = X[sl]
             S = self._scores(Xb, None if rows is None else rows[sl], **{k: (v[sl] if isinstance(v, np.ndarray) and v.shape[:1] == (n,) else v) for k, v in side.items()})
             if candidates is not None: S = _candidates_first(S, candidates[sl])
-            ids[sl], sc[sl] = top_n(S, N, Xb if filter_seen else None)
+            ids[sl], sc[sl] = top_n(S, N, Xb if filter_seen else None, self.tiebreak_)
         return ids, sc
 
     def recommend(self, rows, user_items=None, N: int = 10, filter_seen: bool = True):
@@ -346,12 +351,12 @@ class RandomRecommender(Recommender):
     def __init__(self, seed: int = 42): self.seed = seed
     def _scores(self, X, rows, **side):
         rng = np.random.default_rng([self.seed, X.shape[0], X.nnz, 0 if rows is None or not len(rows) else int(rows[0])])
-        return rng.random((X.shape[0], self.n_items_))
+        return rng.random((X.shape[0], self.n_items_), dtype=np.float32)
 
 class PopularityRecommender(Recommender):
     "The most popular items (rows that interacted with each item in training), the same for everyone."
     name = 'popularity'
-    def _scores(self, X, rows, **side): return np.broadcast_to(self.item_popularity_, (X.shape[0], self.n_items_))
+    def _scores(self, X, rows, **side): return np.broadcast_to(self.item_popularity_.astype(np.float32), (X.shape[0], self.n_items_))
 
 class GroupPopularityRecommender(Recommender):
     """Popularity within the row's group (country, customer segment ...), global popularity breaking ties.
@@ -368,28 +373,26 @@ class GroupPopularityRecommender(Recommender):
         self.groups_ = g
         self.labels_, codes = np.unique(g, return_inverse=True)
         G = sp.csr_matrix((np.ones(len(g)), (codes, np.arange(len(g)))), shape=(len(self.labels_), len(g)))
-        self.group_pop_ = np.asarray((G @ (X > 0).astype(np.float64)).todense())
-        self.tiebreak_ = self.item_popularity_ / (self.item_popularity_.max() + 1.0)    # in [0, 1): never outranks a count
+        self.group_pop_ = np.asarray((G @ (X > 0).astype(np.float32)).todense())
+        self.tiebreak_ = self.item_popularity_                # ties within the group: global popularity
     def _scores(self, X, rows, groups=None, **side):
         g = self.groups_[rows] if rows is not None else groups
         if g is None: raise RecsysDataError('recommend_new of a group-popularity model needs groups= for the new rows')
         g = np.asarray(g)
         pos = np.searchsorted(self.labels_, g); pos = np.minimum(pos, len(self.labels_) - 1)
         known = self.labels_[pos] == g
-        S = np.zeros((X.shape[0], self.n_items_)); S[known] = self.group_pop_[pos[known]]
-        return S + self.tiebreak_
+        S = np.zeros((X.shape[0], self.n_items_), np.float32); S[known] = self.group_pop_[pos[known]]
+        return S
 
 # %% ../nbs/05_evaluate.ipynb #0f2968a4
 class OwnHistoryRecommender(Recommender):
     "The row's own items ranked by interaction value (popularity breaks ties), then popular items to fill the list."
     name = 'own-history'
     def __init__(self, fill: bool = True): self.fill = fill
+    def _fit(self, X, **side): self.tiebreak_ = self.item_popularity_    # popularity breaks ties, and orders the fill
     def _scores(self, X, rows, **side):
-        tb = self.item_popularity_ / (self.item_popularity_.max() + 1.0)
-        H = X.toarray().astype(np.float64)
-        u = np.unique(H[H > 0])
-        gap = np.diff(u).min() if len(u) > 1 else 1.0         # popularity may only break exact ties in H
-        return np.where(H > 0, 1.0 + H + 0.5 * gap * tb, tb if self.fill else -np.inf)
+        H = X.toarray().astype(np.float32)
+        return np.where(H > 0, 1.0 + H, 0.0 if self.fill else -np.inf).astype(np.float32)
 
 # %% ../nbs/05_evaluate.ipynb #a4aaba67
 class ItemKNNRecommender(Recommender):
@@ -406,9 +409,9 @@ class ItemKNNRecommender(Recommender):
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')          # implicit warns that BM25 weighting hands it a COO matrix
             m.fit(self._x(X), show_progress=False)
-        self.sim_ = sp.csr_matrix(m.similarity, dtype=np.float64)
-        self.tiebreak_ = 1e-9 * self.item_popularity_ / (self.item_popularity_.max() + 1.0)
-    def _scores(self, X, rows, **side): return (self._x(X) @ self.sim_).toarray() + self.tiebreak_
+        self.sim_ = sp.csr_matrix(m.similarity, dtype=np.float32)
+        self.tiebreak_ = self.item_popularity_
+    def _scores(self, X, rows, **side): return (self._x(X) @ self.sim_).toarray()
 
 class EmbeddingRecommender(Recommender):
     "Cosine between each item's embedding and the mean L2-normalised embedding of the row's items (missing -> last)."
@@ -422,14 +425,14 @@ class EmbeddingRecommender(Recommender):
         has = np.isfinite(E).all(1) & (np.abs(np.nan_to_num(E)).sum(1) > 0)
         En = np.where(has[:, None], np.nan_to_num(E), 0.0)
         En[has] /= np.linalg.norm(En[has], axis=1, keepdims=True)
-        self.E_, self.has_ = En, has
-        self.tiebreak_ = 1e-6 * self.item_popularity_ / (self.item_popularity_.max() + 1.0)
+        self.E_, self.has_ = En.astype(np.float32), has
+        self.tiebreak_ = self.item_popularity_
     def _scores(self, X, rows, **side):
-        P = (X > 0).astype(np.float64) @ self.E_
+        P = (X > 0).astype(np.float32) @ self.E_
         P /= np.maximum(np.linalg.norm(P, axis=1, keepdims=True), 1e-12)
         S = P @ self.E_.T
         S[:, ~self.has_] = -2.0                       # below any cosine
-        return S + self.tiebreak_
+        return S
 
 class EASERecommender(Recommender):
     "EASE (Steck 2019): closed-form item-item regression with zero diagonal, on the `max_items` most popular items."
@@ -446,48 +449,80 @@ class EASERecommender(Recommender):
         P = np.linalg.inv(G)
         B = P / (-np.diag(P))
         B[np.diag_indices_from(B)] = 0.0
-        self.keep_, self.B_ = keep, B
-        self.tiebreak_ = 1e-9 * self.item_popularity_ / (self.item_popularity_.max() + 1.0)
+        self.keep_, self.B_ = keep, B.astype(np.float32)
+        self.tiebreak_ = self.item_popularity_
     def _scores(self, X, rows, **side):
-        S = np.full((X.shape[0], self.n_items_), -1e9) + self.tiebreak_
-        S[:, self.keep_] = (self._x(X)[:, self.keep_] @ self.B_) + self.tiebreak_[self.keep_]
+        S = np.full((X.shape[0], self.n_items_), -1e9, np.float32)
+        S[:, self.keep_] = self._x(X)[:, self.keep_].astype(np.float32) @ self.B_
         return S
 
 # %% ../nbs/05_evaluate.ipynb #041546fa
 ELEMENTWISE_DESIGNS = ('hu', 'hu_log', 'linear', 'seed')
 
+def _is_counts(x) -> bool:
+    from recsys.confidence import Counts
+    return isinstance(x, Counts)
+
+def _stack_counts(a, X: sp.csr_matrix):
+    "Training event counts `a` (a `Counts`) with new rows `X` (views only) below them, as one `Counts`."
+    from recsys.confidence import counts_on_pattern
+    z = sp.csr_matrix(X.shape, dtype=np.float32)
+    return counts_on_pattern(views=sp.vstack([a.matrix(a.views), X]).tocsr(), carts=sp.vstack([a.matrix(a.carts), z]).tocsr(),
+                             purchases=sp.vstack([a.matrix(a.purchases), z]).tocsr())
+
 class ALSRecommender(Recommender):
-    "`recsys.als.ALSModel` on a `recsys.confidence` design (c = 1 + alpha·g(s)), behind the `Recommender` interface."
+    """`recsys.als.ALSModel` on a `recsys.confidence` design (c = 1 + alpha·g(s)), behind the `Recommender` interface.
+    Without arguments it is the project's one default (`recsys.confidence.DEFAULTS`). `fit` takes one value matrix
+    (its values are the views of the design) or the event counts of every kind (a `recsys.confidence.Counts`: views,
+    carts, purchases), which the design weighs itself."""
     name = 'als'
-    def __init__(self, factors: int = 64, regularization: float = 0.05, alpha: float = 1.0, iterations: int = 15,
-                 design: str = 'hu', repeat: str = 'all', seed: int = 42, use_gpu: bool = False, **design_params):
-        self.factors, self.regularization, self.alpha, self.iterations = int(factors), float(regularization), float(alpha), int(iterations)
-        self.design, self.repeat, self.seed, self.use_gpu, self.design_params = design, repeat, int(seed), bool(use_gpu), dict(design_params)
+    takes_events = True        # the evaluation hands it the events (views, carts, purchases), not one value matrix
+    def __init__(self, factors: int | None = None, regularization: float | None = None, alpha: float | None = None,
+                 iterations: int | None = None, design=None, repeat: str = 'all', seed: int = 42, use_gpu: bool = False,
+                 **design_params):
+        from recsys.confidence import ConfidenceDesign, DEFAULT_ALS, DEFAULT_DESIGN
+        if isinstance(design, ConfidenceDesign): design_params, design = {**design.params, **design_params}, design.name
+        if design is None: design, design_params = DEFAULT_DESIGN.name, {**DEFAULT_DESIGN.params, **design_params}
+        design_params = dict(design_params)
+        alpha = design_params.pop('alpha', 1.0) if alpha is None else alpha
+        self.factors = int(DEFAULT_ALS['factors'] if factors is None else factors)
+        self.regularization = float(DEFAULT_ALS['regularization'] if regularization is None else regularization)
+        self.iterations = int(DEFAULT_ALS['iterations'] if iterations is None else iterations)
+        self.alpha = float(alpha)
+        self.design, self.repeat, self.seed, self.use_gpu, self.design_params = design, repeat, int(seed), bool(use_gpu), design_params
 
     def params(self) -> dict:
         return dict(factors=self.factors, regularization=self.regularization, alpha=self.alpha, iterations=self.iterations,
                     design=self.design, repeat=self.repeat, **self.design_params)
 
-    def confidence(self, X: sp.csr_matrix) -> sp.csr_matrix:
-        "The confidence matrix of interaction values `X` under this model's design."
+    def confidence(self, X) -> sp.csr_matrix:
+        "The confidence matrix under this model's design of event counts `X` (a `Counts`), or of values `X` read as views."
         from recsys.confidence import DESIGNS
         if self.design not in DESIGNS: raise RecsysDataError(f'unknown confidence design {self.design!r}', fix=f'use one of {sorted(DESIGNS)}')
-        return DESIGNS[self.design](views=_csr(X), alpha=self.alpha, repeat=self.repeat, **self.design_params)
+        kw = dict(alpha=self.alpha, repeat=self.repeat, **self.design_params)
+        return DESIGNS[self.design](X, **kw) if _is_counts(X) else DESIGNS[self.design](views=_csr(X), **kw)
+
+    def fit(self, train, **side):
+        self.events_ = train if _is_counts(train) else None
+        if self.events_ is not None: train = train.matrix(train.views + train.carts + train.purchases)
+        return super().fit(train, **side)
 
     def _fit(self, X, **side):
         from recsys.als import ALSModel
         self.model_ = ALSModel(factors=self.factors, regularization=self.regularization, alpha=1.0, iterations=self.iterations,
                                seed=self.seed, use_gpu=self.use_gpu, calculate_training_loss=False)
-        self.model_.fit(self.confidence(X), show_progress=False)
+        self.model_.fit(self.confidence(self.events_ if self.events_ is not None else X), show_progress=False)
 
     def _new_confidence(self, X):
         if self.design in ELEMENTWISE_DESIGNS: return self.confidence(X)
         # corpus-dependent weightings (BM25, TF-IDF): weigh the new rows together with the training rows
-        return self.confidence(sp.vstack([self.train_, X]).tocsr())[self.train_.shape[0]:]
+        n = self.train_.shape[0]
+        if self.events_ is not None: return self.confidence(_stack_counts(self.events_, _csr(X)))[n:]
+        return self.confidence(sp.vstack([self.train_, X]).tocsr())[n:]
 
     def _scores(self, X, rows, **side):
         U = self.model_.user_factors[rows] if rows is not None else self.model_.fold_in(self._new_confidence(X))
-        return np.asarray(U, np.float64) @ np.asarray(self.model_.item_factors, np.float64).T
+        return np.asarray(U, np.float32) @ np.asarray(self.model_.item_factors, np.float32).T
 
     def recommend(self, rows, user_items=None, N: int = 10, filter_seen: bool = True):
         UI = self.train_ if user_items is None else _csr(user_items)
@@ -509,13 +544,14 @@ class HistoryBlend(Recommender):
         return self._adopt()
     def _adopt(self):
         self.train_, self.n_items_, self.item_popularity_ = self.base.train_, self.base.n_items_, self.base.item_popularity_
+        self.tiebreak_ = self.base.tiebreak_
         return self
     @classmethod
     def fitted(cls, base: Recommender, weight: float, name: str | None = None) -> 'HistoryBlend':
         "A blend around an already fitted `base` (no refit: for choosing `weight` cheaply)."
         return cls(base, weight, name)._adopt()
     def _scores(self, X, rows, **side):
-        return np.asarray(self.base._scores(X, rows, **side), dtype=np.float64) + self.weight * np.log1p(X.toarray())
+        return np.asarray(self.base._scores(X, rows, **side), dtype=np.float32) + np.float32(self.weight) * np.log1p(X.toarray().astype(np.float32))
 
 # %% ../nbs/05_evaluate.ipynb #b366638a
 KINDS = ('new_known', 'new_unknown', 'returning_known', 'returning_unknown')
@@ -554,6 +590,11 @@ class SessionSplit:
     def history(self, cart_weight: float = 0.0) -> sp.csr_matrix:
         "The training matrix: views + cart_weight x carts."
         return _csr(self.history_views + cart_weight * self.history_carts)
+
+    def events(self):
+        "The training events by kind (views, carts), a `recsys.confidence.Counts`, for models that weigh them themselves."
+        from recsys.confidence import counts_on_pattern
+        return counts_on_pattern(views=self.history_views, carts=self.history_carts)
 
     def profile(self, cart_weight: float = 0.0) -> sp.csr_matrix:
         "Each test session's history row (zeros when it has none)."
@@ -732,7 +773,31 @@ def inditex_splits(ds, min_carts: int | None = None, validation_days: int = 2) -
         val = challenge_split(train[train['date'] < first], min_carts=min_carts, name='validation', n_days=validation_days, extra_items=items)
     return {'validation': val, 'test': test}
 
+def ratings_frame(ds) -> pd.DataFrame | None:
+    """A ratings dataset as the frame the MovieLens protocols split ([user_id, item_id, rating, timestamp]): MovieLens-100K,
+    or a folder converted from a ratings log (`recsys-ingest convert-log --value rating`: a `rating` column in its train
+    file). None for event data."""
+    if ds.kind == 'movielens':
+        from recsys.ingest import load_movielens_100k
+        return load_movielens_100k()
+    import pyarrow.parquet as pq
+    train = (ds.files or {}).get('train')
+    if train is None or not str(train).endswith('.parquet') or 'rating' not in pq.read_schema(train).names: return None
+    t = pq.read_table(train, columns=['user_id', 'partnumber', 'rating', 'timestamp_local']).to_pandas()
+    if t['user_id'].isna().any(): raise RecsysDataError('a ratings log needs a user on every row', column='user_id',
+                                                        n_bad=int(t['user_id'].isna().sum()), fix='convert it with --user')
+    return pd.DataFrame({'user_id': t['user_id'].astype('int64'), 'item_id': t['partnumber'].astype('int64'),
+                         'rating': t['rating'].astype('float64'),
+                         'timestamp': pd.to_datetime(t['timestamp_local']).astype('int64').to_numpy() // 10**9})
+
 # %% ../nbs/05_evaluate.ipynb #9483c2e3
+def train_input(model, split, cart_weight: float = 0.0):
+    """What `model` is fitted on for `split`: the events by kind when the model weighs them itself (`takes_events`, e.g.
+    `ALSRecommender`) and the split has them, else the one value matrix (`split.train`, or `history(cart_weight)`)."""
+    ev = getattr(model, 'takes_events', False) or getattr(getattr(model, 'base', None), 'takes_events', False)
+    if isinstance(split, SessionSplit): return split.events() if ev else split.history(cart_weight)
+    return split.events if ev and split.events is not None else split.train
+
 def evaluate(model: Recommender, split: Split, K: int = 10, filter_seen: bool = True, rows: np.ndarray | None = None) -> dict:
     "Metrics at `K` of a fitted `model` on `split.test`, for `rows` (default: every row with a relevant item)."
     rows = split.eval_rows if rows is None else np.asarray(rows)
@@ -747,11 +812,11 @@ def fit_evaluate(model: Recommender, split, K: int = 10, filter_seen: bool = Tru
     Returns (metrics, metrics by kind or None, fit seconds)."""
     t0 = time.perf_counter()
     if isinstance(split, SessionSplit):
-        model.fit(split.history(cart_weight), **({'groups': groups[0]} if groups is not None else {}))
+        model.fit(train_input(model, split, cart_weight), **({'groups': groups[0]} if groups is not None else {}))
         fit_s = time.perf_counter() - t0
         m, by_kind = evaluate_sessions(model, split, K, candidates_first, cart_weight, profile_weight, None if groups is None else groups[1])
         return m, by_kind, fit_s
-    model.fit(split.train, **({'groups': groups[0]} if groups is not None else {}))
+    model.fit(train_input(model, split), **({'groups': groups[0]} if groups is not None else {}))
     fit_s = time.perf_counter() - t0
     return evaluate(model, split, K, filter_seen), None, fit_s
 
@@ -796,7 +861,7 @@ def compare_sessions(models: dict, validation: SessionSplit, test: SessionSplit,
         g = (groups or {}).get(name, {})
         m = copy.deepcopy(proto)
         t0 = time.perf_counter()
-        m.fit(validation.history(cart_weight), **({'groups': g['validation'][0]} if g else {}))
+        m.fit(train_input(m, validation, cart_weight), **({'groups': g['validation'][0]} if g else {}))
         fit_s = time.perf_counter() - t0
         best = None
         for w in profile_weights:
@@ -806,7 +871,7 @@ def compare_sessions(models: dict, validation: SessionSplit, test: SessionSplit,
         val_rows[name] = {**best[1], 'profile_weight': best[0], 'fit_s': round(fit_s, 3)}
         m = copy.deepcopy(proto)
         t0 = time.perf_counter()
-        m.fit(test.history(cart_weight), **({'groups': g['test'][0]} if g else {}))
+        m.fit(train_input(m, test, cart_weight), **({'groups': g['test'][0]} if g else {}))
         fit_s = time.perf_counter() - t0
         r, by_kind, ids = evaluate_sessions(m, test, K, candidates_first, cart_weight, best[0], g['test'][1] if g else None, return_ids=True)
         test_rows[name] = {**r, 'profile_weight': best[0], 'fit_s': round(fit_s, 3)}
@@ -819,26 +884,69 @@ def param_grid(**axes) -> list[dict]:
     keys = list(axes)
     return [dict(zip(keys, vals)) for vals in itertools.product(*(axes[k] if isinstance(axes[k], (list, tuple, np.ndarray)) else [axes[k]] for k in keys))]
 
-def grid_search(make_model, grid: list[dict], split, K: int = 10, metric: str | None = None, profile_weights=None, **kw) -> pd.DataFrame:
+def _beyond(values: list, edge) -> float | int | None:
+    "The next value past `edge` (the lowest or highest of a numeric grid axis `values`): the axis' own step, geometric when positive."
+    v = sorted(values)
+    if len(v) < 2: return None
+    lo = edge == v[0]
+    inner, e = (v[1], v[0]) if lo else (v[-2], v[-1])
+    nxt = e * (e / inner) if e > 0 and inner > 0 else e + (e - inner)
+    if isinstance(edge, (int, np.integer)) and not isinstance(edge, bool): nxt = int(round(nxt))
+    return None if nxt == e or (nxt <= 0 < e) or (v[0] >= 0 > nxt) else nxt
+
+def grid_search(make_model, grid: list[dict], split, K: int = 10, metric: str | None = None, profile_weights=None,
+                extend: int = 2, **kw) -> pd.DataFrame:
     """Fit `make_model(**params)` for every `params` of `grid` on the split's training data and score it on its test
     part (pass the VALIDATION split). On a `SessionSplit`, `profile_weights` (a list) are all scored for each fitted
-    model and the best kept. Returns one row per configuration, best `metric` (default nDCG@K) first."""
+    model and the best kept. Returns one row per configuration, best `metric` (default nDCG@K) first.
+
+    When the best configuration sits on the edge of a numeric axis (its lowest or highest value, the axis having two
+    or more), the grid is extended on the same split: the best configuration with that value one step further (the
+    axis' own ratio, or difference) is scored, and again from the new best, at most `extend` times per axis and
+    direction. Added rows have `extended` set to the axis they extended; `.attrs['extensions']` lists them in order."""
     if split.name == 'test': warnings.warn('grid_search() is scoring configurations on a split named "test": tune on the validation split', stacklevel=2)
     metric = metric or f'ndcg@{K}'
-    rows = []
-    for params in progress(grid, desc=f'tuning on {split.name}'):
+    rows, seen = [], set()
+    def run(params, extended=None):
+        seen.add(json.dumps(params, sort_keys=True, default=str))
         if isinstance(split, SessionSplit) and profile_weights is not None:
             cw = kw.get('cart_weight', 0.0)
             t0 = time.perf_counter()
-            m = make_model(**params).fit(split.history(cw))
+            m = make_model(**params); m.fit(train_input(m, split, cw))
             fit_s = time.perf_counter() - t0
             scored = [(w, evaluate_sessions(m, split, K, kw.get('candidates_first', True), cw, w)[0]) for w in profile_weights]
             w, res = max(scored, key=lambda t: t[1][metric])
-            rows.append({**params, 'profile_weight': w, **res, 'fit_s': round(fit_s, 3)})
+            rows.append({**params, 'profile_weight': w, **res, 'fit_s': round(fit_s, 3), 'extended': extended})
         else:
             res, _, fit_s = fit_evaluate(make_model(**params), split, K, **kw)
-            rows.append({**params, **res, 'fit_s': round(fit_s, 3)})
-    return pd.DataFrame(rows).sort_values(metric, ascending=False, kind='stable').reset_index(drop=True)
+            rows.append({**params, **res, 'fit_s': round(fit_s, 3), 'extended': extended})
+    for params in progress(grid, desc=f'tuning on {split.name}'): run(params)
+    axes = {k: sorted({g[k] for g in grid}) for k in (grid[0] if grid else {})
+            if all(isinstance(g.get(k), (int, float, np.integer, np.floating)) and not isinstance(g.get(k), bool) for g in grid)}
+    axes = {k: v for k, v in axes.items() if len(v) >= 2}
+    used = {(k, d): 0 for k in axes for d in ('low', 'high')}
+    extensions = []
+    while True:
+        best = max(rows, key=lambda r: (r[metric] if np.isfinite(r[metric]) else -np.inf))
+        params = {k: best[k] for k in grid[0]}
+        added = False
+        for k, vals in axes.items():
+            d = 'low' if params[k] == vals[0] else 'high' if params[k] == vals[-1] else None
+            if d is None or used[(k, d)] >= extend: continue
+            nxt = _beyond(vals, params[k])
+            if nxt is None: continue
+            cand = {**params, k: nxt}
+            if json.dumps(cand, sort_keys=True, default=str) in seen: continue
+            used[(k, d)] += 1
+            vals.insert(0, nxt) if d == 'low' else vals.append(nxt)
+            run(cand, extended=k)
+            extensions.append({'axis': k, 'from': params[k], 'to': nxt, metric: rows[-1][metric], 'best_before': best[metric]})
+            added = True
+            break
+        if not added: break
+    out = pd.DataFrame(rows).sort_values(metric, ascending=False, kind='stable').reset_index(drop=True)
+    out.attrs['extensions'] = extensions
+    return out
 
 def plot_sweep(table: pd.DataFrame, metric: str, params: list[str], title: str = ''):
     "One panel per hyperparameter: best and mean `metric` over the other axes at each value (log x for wide ranges)."
@@ -859,9 +967,11 @@ def plot_sweep(table: pd.DataFrame, metric: str, params: list[str], title: str =
     return fig
 
 # %% ../nbs/05_evaluate.ipynb #623c4732
-ALS_DEFAULTS = {
+from .confidence import default_als_params
+
+ALS_DEFAULTS = {   # 'inditex' (any event data) is the project's one default, recsys.confidence.DEFAULTS; MovieLens keeps its tuned ridge
     'movielens': dict(factors=32, regularization=42.0, alpha=1.4, iterations=30, design='hu', repeat='all'),
-    'inditex': dict(factors=64, regularization=1.0, alpha=30.0, iterations=15, design='hu', repeat='all'),
+    'inditex': default_als_params(repeat='all'),
 }
 ALS_GRIDS = {
     'movielens': {
@@ -870,11 +980,11 @@ ALS_GRIDS = {
         'full': dict(factors=[64, 128], regularization=[3.0, 10.0, 30.0, 100.0, 300.0], alpha=[0.3, 1.0, 3.0, 10.0, 30.0],
                      iterations=[15], design=['hu', 'hu_log', 'bm25'], repeat=['binary', 'all']),
     },
-    'inditex': {
-        'tiny': dict(factors=[16, 32], iterations=[10]),
-        'small': dict(factors=[64, 128], regularization=[1.0, 10.0], alpha=[10.0, 30.0]),
-        'full': dict(factors=[32, 64, 128], regularization=[0.1, 1.0, 10.0, 30.0], alpha=[1.0, 3.0, 10.0, 30.0],
-                     design=['hu', 'hu_log']),
+    'inditex': {    # centred on the default (bm25, alpha 1, lambda 0.05); grid_search extends an axis whose best is on an edge
+        'tiny': dict(factors=[32, 64], iterations=[10]),
+        'small': dict(factors=[64, 128], regularization=[0.05, 0.5], alpha=[0.3, 1.0]),
+        'full': dict(factors=[32, 64, 128], regularization=[0.01, 0.05, 0.5, 5.0], alpha=[0.3, 1.0, 3.0], w_cart=[3.0, 10.0, 30.0],
+                     design=['bm25', 'hu_log']),
     },
 }
 

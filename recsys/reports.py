@@ -15,12 +15,12 @@ from .core import (RecsysDataError, atomic_write, cli_errors, git_commit, progre
                          versions)
 
 # %% auto #0
-__all__ = ['DEPENDS', 'SCALES', 'PUBLISHED_ML100K', 'PUBLISHED_SOURCE', 'COMPARE_COLUMNS', 'discover_notebooks',
-           'notebook_parameters', 'fixture_notebook', 'demo_notebooks', 'dependencies', 'topo_order', 'load_grid',
-           'expand_grid', 'params_slug', 'run_name', 'Job', 'plan_jobs', 'data_fingerprint', 'is_done', 'kernel_env',
-           'notebook_html', 'run_job', 'prepare_data', 'job_priorities', 'run_reports', 'format_summary',
-           'flatten_metrics', 'headline_metric', 'plot_sweep', 'build_index', 'find_chromium', 'browser_check',
-           'compare_runs', 'reports_cli']
+__all__ = ['DEPENDS', 'FEATURES', 'NEEDS', 'SCALES', 'NA', 'PUBLISHED_ML100K', 'PUBLISHED_SOURCE', 'COMPARE_COLUMNS',
+           'discover_notebooks', 'notebook_parameters', 'fixture_notebook', 'demo_notebooks', 'dependencies',
+           'topo_order', 'dataset_features', 'not_applicable', 'load_grid', 'expand_grid', 'params_slug', 'run_name',
+           'Job', 'plan_jobs', 'data_fingerprint', 'is_done', 'kernel_env', 'notebook_html', 'run_job', 'prepare_data',
+           'job_priorities', 'run_reports', 'format_summary', 'flatten_metrics', 'headline_metric', 'plot_sweep',
+           'build_index', 'find_chromium', 'browser_check', 'compare_runs', 'reports_cli']
 
 # %% ../nbs/07_reports.ipynb #94debfce
 def _root() -> Path:
@@ -158,6 +158,87 @@ def topo_order(deps: dict[str, list[str]]) -> list[str]:
     for n in sorted(deps): visit(n, [])
     return order
 
+# %% ../nbs/07_reports.ipynb #505bccb8
+FEATURES = ('events', 'sessions', 'carts', 'purchases', 'ratings', 'test', 'test_labels', 'products', 'embeddings', 'users')
+NEEDS: dict[str, tuple[str, ...]] = {
+    '01_ingest': ('events',), '02_eda': ('events',), '03_confidence': ('events',), '04_als': ('events',),
+    '05_evaluate': ('events',), '06_recommend': ('sessions', 'carts', 'test'), '08_spark': ('events',)}
+_FEATURE_TEXT = {'sessions': 'sessions (a session_id per event)', 'carts': 'add-to-cart events', 'purchases': 'purchase events',
+                 'ratings': 'ratings', 'test': 'test file (the sessions to predict for)', 'test_labels': 'hidden test labels',
+                 'products': 'products file', 'embeddings': 'product embeddings', 'users': 'users file'}
+
+def _parquet_any_positive(path, column) -> bool | None:
+    "Whether parquet `column` holds a value > 0, from the row groups' statistics (None when they do not say)."
+    import pyarrow.parquet as pq
+    md = pq.ParquetFile(path).metadata
+    names = [md.schema.column(i).name for i in range(md.num_columns)]
+    if column not in names: return False
+    i = names.index(column); seen = False
+    for g in range(md.num_row_groups):
+        st = md.row_group(g).column(i).statistics
+        if st is None or not st.has_min_max: return None
+        seen = True
+        if st.max > 0: return True
+    return False if seen else None
+
+def _event_kinds(path) -> set[str] | None:
+    "The distinct values of a parquet train file's `event` column (None without one, or when unreadable)."
+    import pyarrow.parquet as pq, pyarrow.compute as pc
+    try:
+        if 'event' not in pq.read_schema(path).names: return None
+        return {str(v).lower() for v in pc.unique(pq.read_table(path, columns=['event'])['event']).to_pylist() if v is not None}
+    except Exception: return None
+
+def dataset_features(dataset: str, scale: str = 'tiny', seed: int = 42) -> dict[str, bool]:
+    """What the dataset offers, feature by feature (`FEATURES`): 'synthetic' and 'movielens-100k' by name, a folder by
+    its files. A feature that cannot be checked (an unreadable or CSV file) counts as present: the notebook decides."""
+    if dataset == 'synthetic':
+        return {f: f not in ('purchases', 'ratings') for f in FEATURES}
+    if dataset == 'movielens-100k':
+        return {f: f in ('events', 'ratings') for f in FEATURES}
+    from recsys.ingest import dataset_files
+    d = Path(dataset); files = dataset_files(d); out = {f: False for f in FEATURES}
+    try: meta = json.loads((d / 'dataset.json').read_text())
+    except (OSError, ValueError): meta = {}
+    train = files['train']; out['events'] = train is not None
+    out['test'], out['test_labels'] = files['test'] is not None, files['test_labels'] is not None
+    out['products'], out['users'] = files['products'] is not None, files['users'] is not None
+    cols = None
+    if train is not None and str(train).endswith('.parquet'):
+        try:
+            import pyarrow.parquet as pq
+            cols = set(pq.read_schema(train).names)
+        except Exception: cols = None
+    if cols is None:                                     # CSV, zip or unreadable: assume the Inditex layout
+        out.update(sessions=True, carts=True)
+    else:
+        out['sessions'] = 'session_id' in cols
+        out['ratings'] = 'rating' in cols
+        kinds = _event_kinds(train)
+        counted = (meta.get('counts') or {}).get('events') or {}
+        if kinds is not None:
+            out['carts'], out['purchases'] = 'cart' in kinds, 'purchase' in kinds
+        elif counted:
+            out['carts'], out['purchases'] = counted.get('cart', 0) > 0, counted.get('purchase', 0) > 0
+        elif 'add_to_cart' in cols:
+            try: any_cart = _parquet_any_positive(train, 'add_to_cart')
+            except Exception: any_cart = None
+            out['carts'] = True if any_cart is None else any_cart
+    if out['products'] and str(files['products']).endswith('.parquet'):
+        try:
+            import pyarrow.parquet as pq
+            emb = pq.read_table(files['products'], columns=['embedding'])['embedding']
+            out['embeddings'] = emb.null_count < len(emb)
+        except Exception: out['embeddings'] = False
+    elif out['products']: out['embeddings'] = True       # a pickle: checked when read
+    return out
+
+def not_applicable(notebook: str, features: dict[str, bool], needs: dict | None = None) -> str | None:
+    "Why `notebook` does not apply to a dataset with `features` (None when it does): the first missing needs, in words."
+    missing = [f for f in (NEEDS if needs is None else needs).get(notebook, ()) if not features.get(f, True)]
+    if not missing: return None
+    return 'not applicable: the dataset has no ' + ', no '.join(_FEATURE_TEXT.get(f, f) for f in missing)
+
 # %% ../nbs/07_reports.ipynb #416c0e72
 def load_grid(path) -> dict[str, dict[str, list]]:
     "Read a sweep grid, JSON `{notebook: {parameter: value or [values]}}`: from a file, or given inline (text starting with `{`)."
@@ -230,6 +311,7 @@ class Job:
     out_dir: Path
     deps: list = field(default_factory=list)
     fingerprint: str = ''
+    na: str | None = None        # why the notebook does not apply to the dataset (None: it does)
     @property
     def key(self) -> str: return f'{self.notebook}/{self.slug}'
     def spec(self, env: dict | None = None, kernel_name: str = 'python3', timeout: float | None = None) -> dict:
@@ -249,8 +331,9 @@ def _select(names, only) -> set[str]:
 
 def plan_jobs(run_dir, dataset: str = 'synthetic', scale: str = 'small', seed: int = 42, nbs_dir=None,
               grid: dict | None = None, only=None, K: int | None = None, params: dict | None = None,
-              depends: dict | None = None) -> list[Job]:
-    "The run's jobs in dependency order: one per notebook, or one per grid configuration, with the parameters to inject."
+              depends: dict | None = None, needs: dict | None = None) -> list[Job]:
+    """The run's jobs in dependency order: one per notebook, or one per grid configuration, with the parameters to inject;
+    a job whose notebook needs what the dataset lacks (`NEEDS`, `dataset_features`) carries the reason in `na`."""
     run_dir = Path(run_dir)
     nbs = discover_notebooks(nbs_dir)
     if not nbs:
@@ -265,6 +348,7 @@ def plan_jobs(run_dir, dataset: str = 'synthetic', scale: str = 'small', seed: i
     extra = {'K': K, 'run_dir': str(run_dir), **(params or {})}
     declared_any = set()
     data_fp = data_fingerprint(dataset)
+    features = dataset_features(dataset, scale, seed)
     jobs = []
     for name in topo_order(deps):
         declared = notebook_parameters(nbs[name])
@@ -281,7 +365,8 @@ def plan_jobs(run_dir, dataset: str = 'synthetic', scale: str = 'small', seed: i
             p = {**base, **cfg, 'out_dir': str(out)}
             fp = hashlib.sha256(json.dumps([nb_fp, {k: v for k, v in p.items() if k not in ('out_dir', 'run_dir')}],
                                            sort_keys=True, default=str).encode()).hexdigest()[:16]
-            jobs.append(Job(name, nbs[name], slug, p, cfg, out, [d for d in deps[name] if d in selected], fp))
+            jobs.append(Job(name, nbs[name], slug, p, cfg, out, [d for d in deps[name] if d in selected], fp,
+                            not_applicable(name, features, needs)))
     missing = sorted(set(params or {}) - declared_any)
     if missing: raise RecsysDataError(f'--param {", ".join(missing)}: no report notebook declares it', fix='check the spelling')
     return jobs
@@ -456,6 +541,18 @@ def _cached_record(job: Job) -> dict:
     rec.update(status='cached', notebook=job.notebook, slug=job.slug)
     return rec
 
+NA = 'not applicable'
+
+def _na_record(job: Job) -> dict:
+    "The record of a job whose notebook does not apply to the dataset; its folder gets a results.json saying why."
+    rec = {'notebook': job.notebook, 'slug': job.slug, 'status': NA, 'reason': job.na, 'wall_s': None,
+           'grid': job.grid, 'params': job.params, 'error': None}
+    job.out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ('_done.json', 'error.json', 'notebook.ipynb', 'notebook.html'): (job.out_dir / stale).unlink(missing_ok=True)
+    _write_json(job.out_dir / 'results.json', {'status': NA, 'reason': job.na, 'params': job.params, 'started': _now(),
+                                              'duration_s': 0.0, 'job': {k: rec[k] for k in ('notebook', 'slug', 'grid')}})
+    return rec
+
 def _skipped_record(job: Job, reason: str) -> dict:
     return {'notebook': job.notebook, 'slug': job.slug, 'status': 'skipped', 'reason': reason, 'wall_s': None,
             'grid': job.grid, 'params': job.params, 'error': None}
@@ -551,7 +648,7 @@ def _schedule(todo, waiting, records, n_par, worker, spec, nb_state, bar, cores:
 def run_reports(dataset: str = 'synthetic', scale: str = 'small', seed: int = 42, jobs: int | None = None, out=None,
                 grid=None, force: bool = False, only=None, nbs_dir=None, K: int | None = None, params: dict | None = None,
                 timeout: float | None = None, kernel_name: str = 'python3', depends: dict | None = None,
-                prepare: bool = True, screenshot: bool = True, show_progress: bool | None = None) -> dict:
+                prepare: bool = True, screenshot: bool = True, show_progress: bool | None = None, needs: dict | None = None) -> dict:
     """Run the report notebooks as papermill jobs; write `<run>/index.html`; return the run's summary.
     Workers are spawned processes: in a script, call this under `if __name__ == '__main__':`."""
     t0, started = time.time(), _now()
@@ -560,21 +657,23 @@ def run_reports(dataset: str = 'synthetic', scale: str = 'small', seed: int = 42
     reports = Path(os.environ.get('RECSYS_REPORTS_DIR') or root / 'reports')
     run_dir = Path(out).resolve() if out else (reports / run_name(dataset, scale, seed)).resolve()
     if grid is not None and not isinstance(grid, dict): grid = load_grid(grid)
-    plan = plan_jobs(run_dir, dataset, scale, seed, nbs_dir=nbs_dir, grid=grid, only=only, K=K, params=params, depends=depends)
+    plan = plan_jobs(run_dir, dataset, scale, seed, nbs_dir=nbs_dir, grid=grid, only=only, K=K, params=params, depends=depends,
+                     needs=needs)
     n_par = max(1, int(jobs or os.cpu_count() or 1))
     records: dict[str, dict] = {}
     todo = []
-    for j in plan:
-        if not force and is_done(j): records[j.key] = _cached_record(j)
-        else: todo.append(j)
     with _run_lock(run_dir):
+        for j in plan:
+            if j.na: records[j.key] = _na_record(j)
+            elif not force and is_done(j): records[j.key] = _cached_record(j)
+            else: todo.append(j)
         prep = prepare_data(dataset, scale, seed, kernel_env(seed)) if (prepare and todo) else {'step': 'none', 'note': 'not needed'}
         by_nb: dict[str, list[str]] = {}
         for j in plan: by_nb.setdefault(j.notebook, []).append(j.key)
         def nb_state(name):
             st = [records.get(k, {}).get('status') for k in by_nb.get(name, [])]
             if any(s in ('failed', 'skipped') for s in st): return 'bad'
-            return 'ok' if all(s in ('ok', 'cached') for s in st) else 'pending'
+            return 'ok' if all(s in ('ok', 'cached', NA) for s in st) else 'pending'
         bar = progress(total=len(plan), desc=f'reports {run_dir.name}', unit='job', disable=None if show_progress is None else not show_progress)
         bar.update(len(records))
         waiting = list(todo)
@@ -591,11 +690,12 @@ def run_reports(dataset: str = 'synthetic', scale: str = 'small', seed: int = 42
         shown = plan
         if only:     # the page summarises the whole run folder: add the done jobs of the notebooks not selected this time
             keys = {j.key for j in plan}
-            full = plan_jobs(run_dir, dataset, scale, seed, nbs_dir=nbs_dir, grid=grid, K=K, params=params, depends=depends)
-            shown = [j for j in full if j.key in keys or is_done(j)]
-            for j in shown: records.setdefault(j.key, _cached_record(j))
+            full = plan_jobs(run_dir, dataset, scale, seed, nbs_dir=nbs_dir, grid=grid, K=K, params=params, depends=depends,
+                             needs=needs)
+            shown = [j for j in full if j.key in keys or is_done(j) or j.na]
+            for j in shown: records.setdefault(j.key, _na_record(j) if j.na else _cached_record(j))
         ordered = [{**records[j.key], 'key': j.key, 'dir': f'{j.notebook}/{j.slug}', 'deps': j.deps} for j in shown]
-        counts = {s: sum(r['status'] == s for r in ordered) for s in ('ok', 'cached', 'failed', 'skipped')}
+        counts = {s: sum(r['status'] == s for r in ordered) for s in ('ok', 'cached', NA, 'failed', 'skipped')}
         run = {'run': run_dir.name, 'run_dir': str(run_dir), 'dataset': dataset, 'scale': scale, 'seed': int(seed), 'K': K,
                'params': params or {}, 'grid': grid or {}, 'jobs': n_par, 'force': force, 'only': list(only or []),
                'nbs_dir': str(Path(nbs_dir or root / 'nbs').resolve()), 'started': started, 'wall_s': round(time.time() - t0, 2),
@@ -613,7 +713,7 @@ def format_summary(summary: dict) -> str:
     "A few lines for the terminal: counts, failed and skipped jobs, the index page."
     c = summary['counts']
     lines = [f"recsys-reports: {len(summary['records'])} jobs in {summary['wall_s']:.1f} s with {summary['jobs']} worker(s): "
-             f"{c['ok']} ok, {c['cached']} cached, {c['failed']} failed, {c['skipped']} skipped"]
+             f"{c['ok']} ok, {c['cached']} cached, {c.get(NA, 0)} not applicable, {c['failed']} failed, {c['skipped']} skipped"]
     for r in summary['records']:
         if r['status'] == 'failed':
             e = r.get('error') or {}
@@ -621,6 +721,8 @@ def format_summary(summary: dict) -> str:
             lines.append(f"  FAILED  {r['key']}: {e.get('ename')}: {str(e.get('evalue'))[:200]}{cell} -> {r['dir']}/error.json")
         elif r['status'] == 'skipped':
             lines.append(f"  skipped {r['key']}: {r.get('reason')}")
+        elif r['status'] == NA:
+            lines.append(f"  n/a     {r['key']}: {r.get('reason')}")
     lines.append(f"index: {summary['index']}")
     return '\n'.join(lines)
 
@@ -709,6 +811,7 @@ th{background:#f2f4f8}tr:nth-child(even) td{background:#fafbfc}td.num{text-align
 .st{display:inline-block;padding:0 .5em;border-radius:.7em;font-size:.9em;font-weight:600}
 .st-ok{background:#dff3e3;color:#1a6b2c}.st-cached{background:#e5efff;color:#204f99}
 .st-failed{background:#fde2e1;color:#9b1c1c}.st-skipped{background:#f1ece1;color:#7a5b12}
+.st-not-applicable{background:#eceef2;color:#4a5163}
 .figs{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0;border:1px solid #e3e7ee;padding:.5em;background:#fff}
 figure img{max-width:560px;height:auto;display:block}figcaption{font-size:.85em;color:#56607a}
 pre{background:#f6f8fa;border:1px solid #e3e7ee;padding:.6em;overflow-x:auto;font-size:12.5px}
@@ -731,7 +834,7 @@ def _img(path: Path, alt: str) -> str:
 
 def _status(s) -> str:
     label = {'cached': 'ok (earlier run)'}.get(s, s)
-    return f'<span class="st st-{_e(s)}">{_e(label)}</span>'
+    return f'<span class="st st-{_e(str(s).replace(" ", "-"))}">{_e(label)}</span>'
 
 def _table(head: list[str], rows: list[list[str]], cls: list[str] | None = None) -> str:
     h = ''.join(f'<th>{c}</th>' for c in head)
@@ -906,6 +1009,10 @@ def build_index(run_dir) -> Path:
              ('dataset', run['dataset']), ('scale', run['scale']), ('seed', run['seed']), ('started', run['started']),
              ('wall time', f'{run["wall_s"]:.1f} s'), ('workers', run['jobs']), ('commit', (run.get('git_commit') or 'n/a')[:19])]) + '</p>',
          '<p>' + ' '.join(f'{_status(k)} {v}' for k, v in c.items()) + f' — {len(recs)} jobs</p>']
+    na = [r for r in recs if r['status'] == NA]
+    if na:
+        s.append('<p class="note">Reports that do not apply to this dataset (not run, not failed): '
+                 + '; '.join(f'<b>{_e(r["key"])}</b> — {_e((r.get("reason") or "").removeprefix("not applicable: "))}' for r in na) + '.</p>')
     if c['failed'] or c['skipped']:
         s.append('<p class="note">Some jobs did not complete: see <a href="#errors">Errors</a>. '
                  'Re-running the same command resumes the run (completed jobs are kept).</p>')
@@ -1025,7 +1132,7 @@ def _parser() -> argparse.ArgumentParser:
 
 @cli_errors
 def reports_cli(argv=None) -> int:
-    "`recsys-reports`: run the report notebooks; exit 0 when all completed, 1 when some failed or were skipped."
+    "`recsys-reports`: run the report notebooks; exit 0 when all completed (or do not apply), 1 when some failed or were skipped."
     a = _parser().parse_args(argv)
     import signal, threading
     if threading.current_thread() is threading.main_thread():     # `kill` / `timeout` stop a run like Ctrl-C does
@@ -1040,7 +1147,8 @@ def reports_cli(argv=None) -> int:
         print(f'run folder: {run_dir}')
         for j in plan:
             shown = {k: v for k, v in j.params.items() if k not in ('out_dir', 'run_dir')}
-            print(f"  {j.key:40} {'done' if is_done(j) and not a.force else 'todo':4}  waits for: {', '.join(j.deps) or '-':28} {shown}")
+            print(f"  {j.key:40} {'n/a' if j.na else 'done' if is_done(j) and not a.force else 'todo':4}  waits for: {', '.join(j.deps) or '-':28} {shown}"
+                  + (f'  ({j.na})' if j.na else ''))
         return 0
     if a.out:       # a folder of something else is not silently filled (or, later, cleaned) with report files
         from recsys.core import check_writable, prepare_output

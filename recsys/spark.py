@@ -23,7 +23,7 @@ __all__ = ['LOG4J2', 'SMALL_JOB_JVM', 'INDITEX_SCHEMA', 'ML100K_SCHEMA', 'EVENT_
            'pairs_to_interactions', 'as_design', 'design_kwargs', 'spark_confidence', 'spark_ratings', 'spark_reg',
            'pairs_frame', 'leave_last_pairs', 'spark_leave_last_pairs', 'fit_als', 'recommend_unseen', 'ranking_frame',
            'evaluator_metrics', 'collect_frame', 'frame_metrics', 'SparkResult', 'crc_sample', 'run_spark',
-           'run_implicit', 'parity', 'spark_cli']
+           'run_implicit', 'local_interactions', 'parity', 'spark_cli']
 
 # %% ../nbs/08_spark.ipynb #be5980c2
 LOG4J2 = """status = error
@@ -580,18 +580,29 @@ def run_implicit(X, design='default', K: int = 10, factors: int = 8, regularizat
 # %% ../nbs/08_spark.ipynb #71dd1749
 PARITY_METRICS = ('ndcg@{K}', 'map@{K}', 'recall@{K}', 'precision@{K}', 'hit_rate@{K}')
 
+def local_interactions(path, key: str = 'user_or_session'):
+    """The events at `path` aggregated on one machine by `recsys.ingest`: MovieLens's `u.data` (tab-separated, no header:
+    user, item, rating, timestamp) through the ingest module's MovieLens reader, any other file through `aggregate`."""
+    from recsys.ingest import aggregate, load_movielens_100k
+    from recsys.core import cache_dir
+    p = Path(str(path))
+    if p.name != 'u.data': return aggregate(path, key=key)
+    cached = cache_dir('ml-100k', create=False) / 'u.data'
+    if cached.exists() and p.resolve() == cached.resolve(): df = load_movielens_100k()
+    else: df = pd.read_csv(p, sep='\t', header=None, names=['user_id', 'item_id', 'rating', 'timestamp'])
+    return aggregate(df[['user_id', 'item_id', 'rating', 'timestamp']], key=key, meta={'source': str(p)})
+
 def parity(spark, path, X=None, design='default', K: int = 10, factors: int = 8, regularization: float = 1.0,
            iterations: int = 10, holdout: int = 1, key: str = 'user_or_session', seed: int = 42,
            max_eval_rows: int | None = None, use_cg: bool = False) -> dict:
     """Spark and implicit on the same events, split, design and hyperparameters: metrics side by side and checks.
     `X`: the events' `Interactions` if already at hand (else aggregated here, and timed)."""
-    from recsys.ingest import aggregate
     common = dict(design=design, K=K, factors=factors, regularization=regularization, iterations=iterations,
                   holdout=holdout, seed=seed, max_eval_rows=max_eval_rows)
     t = time.perf_counter()
     s = run_spark(spark, path, key=key, **common)
     spark_s = time.perf_counter() - t; t = time.perf_counter()
-    X = X if X is not None else aggregate(path, key=key)          # X=None: timed, like Spark's read + aggregate
+    X = X if X is not None else local_interactions(path, key)    # X=None: timed, like Spark's read + aggregate
     agg_s = time.perf_counter() - t
     i = run_implicit(X, use_cg=use_cg, **common)
     i['timings'] = {'read_aggregate_s': round(agg_s, 3), **i['timings']}

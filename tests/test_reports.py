@@ -176,3 +176,60 @@ def test_a_second_run_on_the_same_folder_is_refused(env, tmp_path):
     with R._run_lock(tmp_path):
         with pytest.raises(RecsysDataError, match='another recsys-reports run'):
             R.run_reports('synthetic', 'tiny', out=tmp_path, nbs_dir=env / 'nbs', prepare=False, screenshot=False)
+
+
+# ---------------------------------------------------------------- the real notebooks on other datasets (issue 18) ----
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_ML100K = ROOT.parent / 'shared' / 'data' / 'ml-100k'
+
+
+def _ml100k_home(tmp_path) -> dict:
+    "RECSYS_DATA_HOME for MovieLens-100K: the cache when it holds u.data, else links to ../shared (never copied into the repo)."
+    from recsys.core import cache_dir
+    if (cache_dir('ml-100k', create=False) / 'u.data').exists(): return {}
+    if not (SHARED_ML100K / 'u.data').exists(): pytest.skip('MovieLens-100K is neither in the cache nor in ../shared/data')
+    home = tmp_path / 'cache'; (home / 'ml-100k').mkdir(parents=True)
+    for f in SHARED_ML100K.iterdir(): (home / 'ml-100k' / f.name).symlink_to(f)
+    return {'RECSYS_DATA_HOME': str(home)}
+
+
+def _generic_log_folder(d: Path) -> Path:
+    "The tiny synthetic folder without what a generic event log lacks: users, image embeddings, the planted truth."
+    import shutil, pyarrow as pa, pyarrow.parquet as pq
+    from recsys.synth import ensure_synthetic
+    src = Path(ensure_synthetic('tiny')); d.mkdir(parents=True)
+    for f in ('train.parquet', 'test.parquet', 'test_labels.parquet'): shutil.copy(src / f, d / f)
+    p = pq.read_table(src / 'products.parquet')
+    i = p.schema.get_field_index('embedding')
+    pq.write_table(p.set_column(i, 'embedding', pa.nulls(p.num_rows, p.schema.field(i).type)), d / 'products.parquet')
+    (d / 'dataset.json').write_text(json.dumps({'name': 'generic-log', 'source': 'tests', 'mapping': {}, 'counts': {}}))
+    return d
+
+
+def _run_real(tmp_path, dataset, extra_env=None):
+    env = {**os.environ, 'RECSYS_REPORTS_DIR': str(tmp_path / 'reports'), **(extra_env or {})}
+    exe = Path(sys.executable).with_name('recsys-reports')
+    r = subprocess.run([str(exe), '--dataset', dataset, '--jobs', '2', '--no-screenshot', '--out', str(tmp_path / 'run')],
+                       capture_output=True, text=True, timeout=1500, env=env, cwd=ROOT)
+    run = json.loads((tmp_path / 'run' / 'run.json').read_text())
+    status = {rec['key']: rec['status'] for rec in run['records']}
+    assert r.returncode == 0 and set(status.values()) <= {'ok', 'not applicable'}, (status, r.stdout[-3000:], r.stderr[-3000:])
+    return run, status, r.stdout
+
+
+def test_reports_on_movielens_are_ok_or_not_applicable(tmp_path):
+    run, status, out = _run_real(tmp_path, 'movielens-100k', _ml100k_home(tmp_path))
+    assert status['06_recommend/default'] == 'not applicable'          # no sessions, carts or test: said, not failed
+    assert status['08_spark/default'] == 'ok' and status['05_evaluate/default'] == 'ok'   # u.data read as MovieLens
+    assert 'n/a     06_recommend/default: not applicable: the dataset has no sessions' in out
+    res = json.loads((tmp_path / 'run' / '06_recommend' / 'default' / 'results.json').read_text())
+    assert res['status'] == 'not applicable' and 'add-to-cart' in res['reason']
+    page = (tmp_path / 'run' / 'index.html').read_text()
+    assert 'st-not-applicable' in page and 'do not apply to this dataset' in page
+
+
+def test_reports_on_a_generic_log_folder_are_ok_or_not_applicable(tmp_path):
+    run, status, _ = _run_real(tmp_path, str(_generic_log_folder(tmp_path / 'log')))
+    assert status['06_recommend/default'] == 'ok' and status['05_evaluate/default'] == 'ok'
+    feats = R.dataset_features(str(tmp_path / 'log'))
+    assert feats['sessions'] and feats['carts'] and not feats['users'] and not feats['embeddings']
