@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import time as _time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,10 +16,12 @@ import scipy.sparse as sp
 from .core import RecsysDataError
 
 # %% auto #0
-__all__ = ['CAND_COLUMNS', 'COVIS_KINDS', 'top_k_per_session', 'shown_candidates', 'session_matrix', 'prune_top_n',
-           'covisitation', 'item_item_candidates', 'normalise_embeddings', 'embedding_neighbours', 'item_stats',
-           'group_top_items', 'group_candidates', 'history_candidates', 'popularity_candidates', 'als_candidates',
-           'recall_at_k', 'merge_candidates', 'label_candidates']
+__all__ = ['CAND_COLUMNS', 'COVIS_KINDS', 'SOURCE_FILES', 'top_k_per_session', 'shown_candidates', 'session_matrix',
+           'prune_top_n', 'covisitation', 'item_item_candidates', 'normalise_embeddings', 'embedding_neighbours',
+           'item_stats', 'group_top_items', 'group_candidates', 'history_candidates', 'popularity_candidates',
+           'als_candidates', 'recall_at_k', 'merge_candidates', 'label_candidates', 'event_rows',
+           'catalogue_embeddings', 'reduce_embeddings', 'CandidateSources', 'fit_sources', 'generate', 'save_sources',
+           'load_sources']
 
 # %% ../nbs/06c_candidates.ipynb #01394f13
 CAND_COLUMNS = ('session', 'item', 'score', 'rank')
@@ -108,10 +112,16 @@ def _lag_pairs(s, i, t, c, kind: str, window_ms: int, tau_ms: float, cart_weight
 
 # %% ../nbs/06c_candidates.ipynb #7acf98e2
 def prune_top_n(M, top_n: int) -> sp.csr_matrix:
-    "Keep each row's `top_n` largest entries (ties: lower column first)."
-    M = sp.coo_matrix(M)
-    t = top_k_per_session(M.row, M.col, M.data, top_n)
-    return sp.csr_matrix((t['score'].to_numpy(), (t['session'].to_numpy(), t['item'].to_numpy())), shape=M.shape, dtype=np.float32)
+    """Keep each row's `top_n` largest entries (ties: lower column first). One stable sort of the stored entries by
+    (row, -value): summed duplicates and sorted columns first, so that equal values keep column order."""
+    M = sp.csr_matrix(M, dtype=np.float32, copy=True); M.sum_duplicates(); M.sort_indices()
+    r = np.repeat(np.arange(M.shape[0], dtype=np.int64), np.diff(M.indptr))
+    d = M.data.astype(np.float64)
+    span = 2.0 * (float(np.abs(d).max()) if d.size else 1.0) + 1.0    # rows apart by more than any value difference
+    o = np.argsort(r * span - d, kind='stable')
+    rank = np.arange(o.size) - M.indptr[r[o]]
+    keep = np.sort(o[rank < top_n])
+    return sp.csr_matrix((M.data[keep], (r[keep], M.indices[keep])), shape=M.shape, dtype=np.float32)
 
 def _chunks(lengths: np.ndarray, chunk_pairs: int) -> np.ndarray:
     "Session boundaries [0, ..., n] so that each chunk's pair bound (sum of L*(L-1)) stays under `chunk_pairs`."
@@ -123,10 +133,12 @@ def _chunks(lengths: np.ndarray, chunk_pairs: int) -> np.ndarray:
 # %% ../nbs/06c_candidates.ipynb #3ce15a43
 def covisitation(session, item, time, cart, n_items: int, kind: str = 'view_cart', window_ms: int = 24 * 3600 * 1000,
                  tau_ms: float = 30 * 60 * 1000, cart_weight: float = 3.0, top_n: int = 20, max_events: int = 30,
-                 chunk_pairs: int = 5_000_000, info: dict | None = None) -> sp.csr_matrix:
+                 chunk_pairs: int = 5_000_000, max_nnz: int = 50_000_000, info: dict | None = None) -> sp.csr_matrix:
     """Co-visitation matrix (n_items x n_items, CSR, each row's `top_n` neighbours) of `kind` in `COVIS_KINDS` from
-    training rows (session key, item index, time in ms, cart flag), built in chunks of sessions. `info` (a dict), if
-    given, receives the sizes that bound memory: pairs per chunk and their bytes."""
+    training rows (session key, item index, time in ms, cart flag), built in chunks of sessions. When the running sum
+    holds more than `max_nnz` entries it is cut to each item's `10 x top_n` strongest (bounded memory at any log size;
+    an entry that weak cannot reach the top `top_n` unless most of its weight is still to come). `info` (a dict), if
+    given, receives the sizes that bound memory: pairs per chunk and their bytes, and the number of such cuts."""
     if kind not in COVIS_KINDS: raise RecsysDataError(f'unknown co-visitation kind {kind!r}', fix=f'use one of {COVIS_KINDS}')
     t0 = _time.perf_counter()
     s, i, t = (np.asarray(a, np.int64) for a in (session, item, time)); c = np.asarray(cart, bool)
@@ -137,7 +149,8 @@ def covisitation(session, item, time, cart, n_items: int, kind: str = 'view_cart
     _, start, L = np.unique(s, return_index=True, return_counts=True)
     bounds = _chunks(L.astype(np.int64), chunk_pairs); row_at = np.r_[start, s.size]
     total = sp.csr_matrix((n_items, n_items), dtype=np.float32)
-    stats = dict(kind=kind, rows=int(s.size), sessions=int(L.size), chunks=0, pairs=0, peak_chunk_pairs=0, peak_pair_bytes=0)
+    stats = dict(kind=kind, rows=int(s.size), sessions=int(L.size), chunks=0, pairs=0, peak_chunk_pairs=0, peak_pair_bytes=0,
+                 cuts=0)
     for lo, hi in zip(bounds[:-1], bounds[1:]):
         r0, r1 = row_at[lo], row_at[hi]
         a, b, w = _lag_pairs(s[r0:r1], i[r0:r1], t[r0:r1], c[r0:r1], kind, window_ms, tau_ms, cart_weight)
@@ -145,11 +158,14 @@ def covisitation(session, item, time, cart, n_items: int, kind: str = 'view_cart
         ses = np.searchsorted(start, a + r0, side='right') - 1 - lo     # session of the pair, local to the chunk
         ia, ib = i[r0:r1][a], i[r0:r1][b]
         key = (ses * n_items + ia) * n_items + ib
-        oo = np.lexsort((-w, key)); first = np.r_[True, key[oo][1:] != key[oo][:-1]]
-        keep_pairs = oo[first]                                    # one per (session, a, b): the largest weight
-        stats['peak_pair_bytes'] = max(stats['peak_pair_bytes'], sum(x.nbytes for x in (a, b, w, ses, ia, ib, key, oo)))
+        oo = np.argsort(key); ks = key[oo]
+        first = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+        wmax = np.maximum.reduceat(w[oo], first)                  # one per (session, a, b): the largest weight
+        pa_, pb_ = (ks[first] // n_items) % n_items, ks[first] % n_items
+        stats['peak_pair_bytes'] = max(stats['peak_pair_bytes'], sum(x.nbytes for x in (a, b, w, ses, ia, ib, key, oo, ks)))
         stats['chunks'] += 1; stats['pairs'] += int(a.size); stats['peak_chunk_pairs'] = max(stats['peak_chunk_pairs'], int(a.size))
-        total = total + sp.csr_matrix((w[keep_pairs].astype(np.float32), (ia[keep_pairs], ib[keep_pairs])), shape=(n_items, n_items))
+        total = total + sp.csr_matrix((wmax.astype(np.float32), (pa_, pb_)), shape=(n_items, n_items))
+        if total.nnz > max_nnz: total = prune_top_n(total, 10 * top_n); stats['cuts'] += 1
     stats['nnz_before_top_n'] = int(total.nnz)
     M = prune_top_n(total, top_n)
     stats.update(nnz=int(M.nnz), seconds=round(_time.perf_counter() - t0, 3))
@@ -321,3 +337,181 @@ def merge_candidates(cands: dict, max_rank: int | None = None) -> pd.DataFrame:
 def label_candidates(merged: pd.DataFrame, labels: pd.DataFrame) -> np.ndarray:
     "Whether each (session, item) row of `merged` is a label (a 0/1 int array, the ranker's target)."
     return np.isin(_keys(merged['session'], merged['item']), _keys(labels['session'], labels['item'])).astype(np.int8)
+
+# %% ../nbs/06c_candidates.ipynb #020fce52
+def event_rows(events, cat_items, batch_rows: int = 1 << 21) -> dict:
+    """Training events (an Arrow table or an iterable of tables/record batches, e.g. `ValidationSplit.history_batches()`)
+    as arrays: session, item (position in the sorted `cat_items`), time (ms; the row's position where the file has no
+    times), cart, user (-1 = anonymous). Rows of products outside `cat_items` are dropped."""
+    from recsys.sessions import _int64, _lookup, _times_ms
+    import pyarrow as pa
+    cat_items = np.asarray(cat_items, np.int64)
+    batches = events.to_batches(max_chunksize=batch_rows) if isinstance(events, pa.Table) else events
+    parts, off = [], 0
+    for b in batches:
+        t = b if isinstance(b, pa.Table) else pa.Table.from_batches([b])
+        ci = _lookup(cat_items, _int64(t['partnumber'], 'partnumber')); ok = ci >= 0
+        ts = _times_ms(t)
+        ts = np.arange(off, off + t.num_rows, dtype=np.int64) if ts is None else ts
+        u = _int64(t['user_id'], 'user_id', nullable=True) if 'user_id' in t.column_names else np.full(t.num_rows, np.nan)
+        cart = (_int64(t['add_to_cart'], 'add_to_cart') > 0) if 'add_to_cart' in t.column_names else np.zeros(t.num_rows, bool)
+        parts.append(dict(session=_int64(t['session_id'], 'session_id')[ok], item=ci[ok].astype(np.int32), time=ts[ok],
+                          cart=cart[ok], user=np.nan_to_num(u, nan=-1).astype(np.int64)[ok]))
+        off += t.num_rows
+    keys = ('session', 'item', 'time', 'cart', 'user')
+    if not parts: return {k: np.zeros(0, np.int64) for k in keys}
+    return {k: np.concatenate([p[k] for p in parts]) for k in keys}
+
+def catalogue_embeddings(products: pd.DataFrame | None, cat_items) -> tuple[np.ndarray, np.ndarray] | None:
+    "(embedding matrix, present mask) aligned with the sorted `cat_items`, or None when `products` has no embeddings."
+    if products is None or 'embedding' not in products.columns: return None
+    from recsys.ingest import product_embeddings
+    pn, E, present = product_embeddings(products)
+    if not present.any(): return None
+    idx = pd.Index(pn).get_indexer(np.asarray(cat_items, np.int64)); m = idx >= 0
+    out, ok = np.zeros((len(idx), E.shape[1]), np.float32), np.zeros(len(idx), bool)
+    out[m], ok[m] = E[idx[m]], present[idx[m]]
+    return out, ok
+
+# %% ../nbs/06c_candidates.ipynb #3cc85c25
+SOURCE_FILES = ('sources.json', 'sources.npz')
+
+def _group_codes(catalogue: pd.DataFrame, col: str) -> np.ndarray:
+    if col not in catalogue: return np.full(len(catalogue), -1, np.int64)
+    return np.nan_to_num(pd.to_numeric(catalogue[col], errors='coerce').to_numpy(np.float64), nan=-1).astype(np.int64)
+
+def reduce_embeddings(X: np.ndarray, ok: np.ndarray, dim: int = 32, seed: int = 42) -> tuple[np.ndarray, float]:
+    "L2-normalised rows projected on their first `dim` principal components, re-normalised; (matrix, variance kept)."
+    if X.shape[1] <= dim or ok.sum() <= dim: return X.astype(np.float32), 1.0
+    from sklearn.decomposition import PCA
+    p = PCA(n_components=dim, random_state=seed, svd_solver='randomized').fit(X[ok])
+    Z = np.zeros((len(X), dim), np.float32); Z[ok] = p.transform(X[ok])
+    Z, _ = normalise_embeddings(Z, ok)
+    return Z, float(p.explained_variance_ratio_.sum())
+
+@dataclass(eq=False)
+class CandidateSources:
+    "The item-side candidate sources fitted on training rows, indexed by catalogue position (see above)."
+    covis: dict                  # kind -> items x items CSR (top_n per row)
+    embedding: sp.csr_matrix | None   # items x items CSR of cosine neighbours, or None without embeddings
+    emb: np.ndarray              # items x d reduced, L2-normalised embeddings (zero rows where absent)
+    emb_ok: np.ndarray           # items: has an embedding
+    family: np.ndarray           # items: family code (-1 none)
+    section: np.ndarray          # items: section code (-1 none)
+    stats: pd.DataFrame          # items: views, carts, cart_rate, shrunk_rate
+    group_top: dict              # 'family' / 'section' -> groups x items CSR of top sellers by shrunk cart rate
+    params: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+    @property
+    def n_items(self) -> int: return len(self.family)
+    def __repr__(self):
+        return (f"CandidateSources({self.n_items:,} items; co-visitation {', '.join(f'{k} {m.nnz:,}' for k, m in self.covis.items())}; "
+                f"embedding {'none' if self.embedding is None else f'{self.embedding.nnz:,}'})")
+
+# %% ../nbs/06c_candidates.ipynb #9868f5ba
+def _recent(rows: dict, max_rows: int | None) -> dict:
+    "The rows of the latest whole days (by time) that fit in `max_rows` (all rows if they fit, or if None)."
+    n = rows['session'].size
+    if max_rows is None or n <= max_rows: return rows
+    day = rows['time'] // 86_400_000
+    d, cnt = np.unique(day, return_counts=True)
+    keep_days = d[np.cumsum(cnt[::-1])[::-1] <= max_rows]
+    m = np.isin(day, keep_days if keep_days.size else d[-1:])
+    return {k: v[m] for k, v in rows.items()}
+
+def fit_sources(rows: dict, catalogue: pd.DataFrame, embeddings=None, *, top_n: int = 20, group_top_n: int = 100,
+                covis_rows: int | None = 12_000_000, emb_dim: int = 32, seed: int = 42, progress=None) -> CandidateSources:
+    """Fit every item-side source on training `rows` (from `event_rows`): co-visitation (on the most recent
+    `covis_rows`), embedding neighbours (`embeddings` = (matrix, present mask) aligned with `catalogue`), family and
+    section top sellers, item statistics. `progress(name)`, if given, is called before each step."""
+    t0 = _time.perf_counter(); n = len(catalogue); info = {}
+    step = progress or (lambda name: None)
+    recent = _recent(rows, covis_rows); covis = {}
+    info['covis_rows'] = int(recent['session'].size)
+    for kind in COVIS_KINDS:
+        step(f'co-visitation {kind}'); info[kind] = {}
+        covis[kind] = covisitation(recent['session'], recent['item'], recent['time'], recent['cart'], n, kind, top_n=top_n,
+                                   info=info[kind])
+    del recent
+    step('item statistics and top sellers')
+    stats = item_stats(rows['item'], rows['cart'], n)
+    fam, sec = _group_codes(catalogue, 'family'), _group_codes(catalogue, 'cod_section')
+    group_top = {g: group_top_items(codes, stats['shrunk_rate'], top_n=group_top_n)
+                 for g, codes in (('family', fam), ('section', sec)) if (codes >= 0).any()}
+    nn, emb, ok = None, np.zeros((n, 0), np.float32), np.zeros(n, bool)
+    if embeddings is not None:
+        step('embedding neighbours')
+        X, ok = normalise_embeddings(*embeddings)
+        if ok.sum() > 1:
+            te = _time.perf_counter()
+            nn = embedding_neighbours(X, top_n=top_n, present=ok)
+            emb, info['emb_variance_kept'] = reduce_embeddings(X, ok, emb_dim, seed)
+            info['embedding_seconds'] = round(_time.perf_counter() - te, 3)
+        del X
+    info['seconds'] = round(_time.perf_counter() - t0, 3)
+    params = dict(top_n=int(top_n), group_top_n=int(group_top_n), covis_rows=covis_rows, emb_dim=int(emb_dim), seed=int(seed))
+    return CandidateSources(covis, nn, emb, ok, fam, sec, stats, group_top, params, info)
+
+# %% ../nbs/06c_candidates.ipynb #ed6c57d8
+def _group_session_candidates(T: sp.csr_matrix, rs, ri, n_sessions: int, groups: np.ndarray, k: int) -> pd.DataFrame:
+    "`group_candidates` with the group's top sellers already fitted (`T`, groups x items)."
+    g = groups[ri]; ok = g >= 0
+    rows = np.bincount(rs, minlength=n_sessions).astype(np.float64)
+    G = sp.csr_matrix((1.0 / rows[rs[ok]], (rs[ok], g[ok])), shape=(n_sessions, T.shape[0]))
+    C = (G @ T).tocoo()
+    return top_k_per_session(C.row, C.col, C.data, k)
+
+def generate(self: CandidateSources, row_session, row_item, row_time, n_sessions: int, k: int = 50,
+             half_life: float = 2.0) -> dict:
+    """Every item-side source's candidates for sessions given by their shown rows (session index, catalogue position,
+    time): {'shown', 'covis_<kind>', 'embedding', 'family', 'section'} -> (session, item, score, rank) frames."""
+    rs, ri, rt = (np.asarray(a, np.int64) for a in (row_session, row_item, row_time))
+    S = session_matrix(rs, ri, n_sessions, self.n_items, row_time=rt, half_life=half_life)
+    out = {'shown': shown_candidates(rs, ri, rt)}
+    for kind, M in self.covis.items(): out[f'covis_{kind}'] = item_item_candidates(M, S, k=k)
+    if self.embedding is not None: out['embedding'] = item_item_candidates(self.embedding, S, k=k)
+    for g, T in self.group_top.items():
+        out[g] = _group_session_candidates(T, rs, ri, n_sessions, self.family if g == 'family' else self.section, k)
+    return out
+
+CandidateSources.generate = generate
+
+# %% ../nbs/06c_candidates.ipynb #c43fe311
+def save_sources(src: CandidateSources, d) -> Path:
+    "Write `src` into the folder `d` as `sources.npz` (arrays, no pickle) and `sources.json` (parameters, info)."
+    import json
+    from recsys.core import atomic_write
+    d = Path(d); d.mkdir(parents=True, exist_ok=True)
+    arrays = {'emb': src.emb, 'emb_ok': src.emb_ok, 'family': src.family, 'section': src.section,
+              **{f'stats_{c}': src.stats[c].to_numpy() for c in src.stats.columns}}
+    mats = {**{f'covis_{k}': m for k, m in src.covis.items()}, **{f'top_{g}': m for g, m in src.group_top.items()}}
+    if src.embedding is not None: mats['embedding'] = src.embedding
+    for name, m in mats.items():
+        m = sp.csr_matrix(m)
+        arrays.update({f'{name}__data': m.data, f'{name}__indices': m.indices, f'{name}__indptr': m.indptr,
+                       f'{name}__shape': np.array(m.shape, np.int64)})
+    with atomic_write(d / 'sources.npz', 'wb') as f: np.savez(f, **arrays)
+    meta = {'format': 'recsys.candidate-sources/1', 'matrices': sorted(mats), 'stats': list(src.stats.columns),
+            'params': src.params, 'info': src.info}
+    with atomic_write(d / 'sources.json') as f: json.dump(meta, f, indent=1, default=float)
+    return d
+
+def load_sources(d) -> CandidateSources:
+    "Read what `save_sources` wrote; a missing or foreign file is a `RecsysDataError` naming it."
+    import json
+    d = Path(d)
+    for f in SOURCE_FILES:
+        if not (d / f).exists(): raise RecsysDataError('the candidate sources are missing', file=str(d / f), fix='retrain the model')
+    meta = json.loads((d / 'sources.json').read_text())
+    if meta.get('format') != 'recsys.candidate-sources/1':
+        raise RecsysDataError(f"unknown candidate-sources format {meta.get('format')!r}", file=str(d / 'sources.json'),
+                              fix='retrain the model with this version of recsys')
+    with np.load(d / 'sources.npz', allow_pickle=False) as z:
+        def mat(name):
+            return sp.csr_matrix((z[f'{name}__data'], z[f'{name}__indices'], z[f'{name}__indptr']), shape=tuple(z[f'{name}__shape']))
+        covis = {k: mat(f'covis_{k}') for k in COVIS_KINDS if f'covis_{k}' in meta['matrices']}
+        top = {g: mat(f'top_{g}') for g in ('family', 'section') if f'top_{g}' in meta['matrices']}
+        nn = mat('embedding') if 'embedding' in meta['matrices'] else None
+        stats = pd.DataFrame({c: z[f'stats_{c}'] for c in meta['stats']})
+        return CandidateSources(covis, nn, z['emb'], z['emb_ok'], z['family'], z['section'], stats, top, meta['params'], meta['info'])

@@ -13,12 +13,13 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .core import RecsysDataError, atomic_write
-from .candidates import _keys, _ragged, top_k_per_session
+from .candidates import _keys, _ragged, label_candidates, merge_candidates, top_k_per_session
 from .evaluate import per_user_metrics
 
 # %% auto #0
 __all__ = ['FEATURE_GROUPS', 'ID_COLUMNS', 'MODEL_FILE', 'META_FILE', 'candidate_features', 'feature_columns', 'feature_groups',
-           'top_k_items', 'relevance', 'ndcg_at_k', 'Ranker', 'ablation']
+           'top_k_items', 'relevance', 'ndcg_at_k', 'Ranker', 'ablation', 'session_extras', 'session_table',
+           'table_labels', 'fit_ranker', 'rank_sessions']
 
 # %% ../nbs/06d_ranker.ipynb #8cfd46a4
 def _lookup(keys: np.ndarray, values: np.ndarray, query: np.ndarray, fill=0.0) -> np.ndarray:
@@ -89,8 +90,9 @@ def candidate_features(merged: pd.DataFrame, row_session, row_item, *, stats: pd
 
 # %% ../nbs/06d_ranker.ipynb #62d3fbcb
 FEATURE_GROUPS = {'shown': ('shown_',), 'covis': ('covis_',), 'embedding': ('embedding_', 'emb_'),
-                  'family_section': ('family_', 'section_'), 'history': ('history_',), 'popularity': ('popular', 'item_'),
-                  'als': ('als_',), 'pagetype': ('pagetype_',), 'session': ('sess_',)}
+                  'family_section': ('family_', 'section_'), 'blend': ('blend_',), 'history': ('history',),
+                  'popularity': ('popular', 'item_', 'group_pop'), 'als': ('als',), 'pagetype': ('pagetype_',),
+                  'session': ('sess_',)}
 ID_COLUMNS = ('session', 'item')
 
 def feature_columns(frame: pd.DataFrame) -> list[str]:
@@ -225,3 +227,91 @@ def ablation(make_ranker, train: tuple, valid: tuple | None, score, features: li
         rows.append(dict(dropped=g, n_features=len(keep), score=score(r), trees=r.best_iteration_))
     t = pd.DataFrame(rows).set_index('dropped')
     return t.assign(delta=t['score'] - t.loc['none', 'score'])
+
+# %% ../nbs/06d_ranker.ipynb #659a2d6b
+def session_extras(events, sessions) -> tuple[np.ndarray, np.ndarray]:
+    "(page type per row, device per session) of `events`, the table `sessions` was read from (rows in the same order)."
+    import pyarrow as pa
+    from recsys.sessions import _int64
+    n_rows = len(sessions.row_item)
+    if events is None or events.num_rows != n_rows: return np.full(n_rows, np.nan), np.full(len(sessions), np.nan)
+    pt = (_int64(events['pagetype'], 'pagetype', nullable=True) if 'pagetype' in events.column_names else np.full(n_rows, np.nan))
+    dev = np.full(len(sessions), np.nan)
+    if 'device_type' in events.column_names:
+        np.fmax.at(dev, sessions.row_session, _int64(events['device_type'], 'device_type', nullable=True))
+    return pt, dev
+
+def session_table(model, sources, sessions, events=None, k: int = 50, profile_weight: float | None = None) -> tuple[pd.DataFrame, dict]:
+    """(features, candidates by source) for every session of `sessions` (`recsys.sessions.Sessions`, read from `events`):
+    the `sources`' candidates plus the session model's blend, restricted to the items the model may recommend, and
+    the features of every (session, candidate) row (see above). Rows are sorted by (session, catalogue position)."""
+    from recsys.sessions import FEATURES, _pair_dots, _pair_values, candidates
+    from recsys.sessions import _lookup as _position
+    n, NC = len(sessions), len(model.cat_items)
+    if sources.n_items != NC:
+        raise RecsysDataError(f'the candidate sources cover {sources.n_items:,} items, the model\'s catalogue {NC:,}',
+                              fix='fit the sources on the model\'s catalogue (retrain)')
+    lin = candidates(model, sessions, profile_weight)
+    ci = _position(model.cat_items, sessions.row_item); ok = ci >= 0
+    rs, ri, rt = sessions.row_session[ok], ci[ok], sessions.row_time[ok]
+    cands = sources.generate(rs, ri, rt, n, k=k)
+    cands['blend'] = top_k_per_session(lin.s, lin.item, lin.score(model.weights), k)
+    cands = {name: c[model.allowed[c['item'].to_numpy()]].reset_index(drop=True) for name, c in cands.items()}
+    merged = merge_candidates(cands)
+    ms, mi = merged['session'].to_numpy(np.int64), merged['item'].to_numpy(np.int64)
+    mcol = model.item_of_cat[mi]
+    merged['als'] = np.where(mcol >= 0, _pair_dots(lin.U, model.als.item_factors, ms, np.maximum(mcol, 0)), np.nan).astype(np.float32)
+    merged['history'] = np.log1p(_pair_values(lin.P, ms, mcol)).astype(np.float32)
+    for f in ('item_rate', 'item_pop'): merged[f] = model.item_stats[f].to_numpy()[mi].astype(np.float32)
+    merged['group_pop'] = _lookup_pairs(lin.s, lin.item, lin.F[:, FEATURES.index('group_pop')], ms, mi).astype(np.float32)
+    pt, dev = session_extras(events, sessions)
+    ur, _ = model.profile_rows(sessions)
+    info = pd.DataFrame({'device': dev, 'country': sessions.country.astype(np.float64),
+                         'user_kind': np.where(np.isnan(sessions.user_id), 0, np.where(ur >= 0, 2, 1)).astype(np.float64),
+                         'segment': model.segment_of(sessions.user_id).astype(np.float64)})
+    F = candidate_features(merged, rs, ri, stats=sources.stats, item_family=sources.family, item_section=sources.section,
+                           embeddings=(sources.emb, sources.emb_ok) if sources.emb_ok.any() else None, row_pagetype=pt[ok],
+                           session_info=info)
+    return F, cands
+
+def _lookup_pairs(s, i, v, qs, qi) -> np.ndarray:
+    "v at the (s, i) pairs equal to (qs, qi), 0 where absent."
+    return _lookup(_keys(s, i), np.asarray(v, np.float64), _keys(qs, qi))
+
+# %% ../nbs/06d_ranker.ipynb #b0a19bbf
+def table_labels(F: pd.DataFrame, sessions, cat_items, labels: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+    """(0/1 target per row of `F`, labels as (session index, catalogue position)) from labels (session_id, partnumber);
+    labels of unknown sessions or products are dropped."""
+    from recsys.sessions import _lookup as _position
+    L = pd.DataFrame({'session': _position(sessions.session_id, labels['session_id'].to_numpy(np.int64)),
+                      'item': _position(np.asarray(cat_items, np.int64), labels['partnumber'].to_numpy(np.int64))})
+    L = L[(L['session'] >= 0) & (L['item'] >= 0)].drop_duplicates().reset_index(drop=True)
+    return label_candidates(F, L), L
+
+def fit_ranker(F: pd.DataFrame, y, seed: int = 42, valid_share: float = 0.2, features: list[str] | None = None,
+               **params) -> Ranker:
+    """A `Ranker` fit on the rows of `F` with 0/1 target `y`: sessions drawn (seeded) into a training part and a
+    `valid_share` part for early stopping; sessions without a positive candidate carry no ranking signal and are left
+    out of both. The result records the sessions and rows it used in `info_`."""
+    from recsys.core import derive_seed
+    s = F['session'].to_numpy(np.int64); y = np.asarray(y, np.int8)
+    n = int(s.max()) + 1 if s.size else 0
+    pos = np.bincount(s, weights=y, minlength=n) > 0
+    hold = np.random.default_rng(derive_seed(seed, 'ranker', 'early-stopping')).random(n) < valid_share
+    tr, va = pos[s] & ~hold[s], pos[s] & hold[s]
+    if not tr.any():
+        raise RecsysDataError('no training session has a label among its candidates', fix='use more validation sessions')
+    r = Ranker(features=features, seed=seed, **params)
+    r.fit(F[tr], y[tr], s[tr], *((F[va], y[va], s[va]) if va.any() else ()))
+    r.info_ = dict(sessions=int(pos.sum()), sessions_without_positive=int((~pos).sum()), train_sessions=int((pos & ~hold).sum()),
+                   valid_sessions=int((pos & hold).sum()), train_rows=int(tr.sum()), valid_rows=int(va.sum()),
+                   positives=int(y.sum()), best_iteration=r.best_iteration_, fit_seconds=round(r.fit_seconds_, 3))
+    return r
+
+def rank_sessions(model, sources, ranker: Ranker, sessions, events=None, K: int | None = None, k: int = 50) -> np.ndarray:
+    "Top-`K` partnumbers (sessions x K) by the ranker over `session_table`'s candidates (K defaults to the model's)."
+    K = K or model.params['K']
+    F, _ = session_table(model, sources, sessions, events, k=k)
+    top = top_k_items(F['session'], F['item'], ranker.predict(F), len(sessions), K)
+    if (top < 0).any(): raise RecsysDataError(f'fewer than K={K} candidates for some sessions', n_bad=int((top < 0).any(1).sum()))
+    return model.cat_items[top]

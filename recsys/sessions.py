@@ -300,6 +300,8 @@ class Candidates:
     F: np.ndarray           # pairs x len(FEATURES), float64
     n_items: int            # catalogue size
     info: dict = field(default_factory=dict)
+    U: np.ndarray | None = None          # sessions x factors: the folded-in sessions (zero rows: no input)
+    P: sp.csr_matrix | None = None       # sessions x model items: the profile (user's history + earlier part)
 
     def __len__(self): return len(self.s)
     def __repr__(self): return f'Candidates({len(self.s):,} pairs for {len(self.sessions):,} sessions)'
@@ -440,7 +442,7 @@ def candidates(model: SessionModel, sessions: Sessions, profile_weight: float | 
     F[:, FEATURES.index('item_rate')] = model.item_stats['item_rate'].to_numpy()[item]
     F[:, FEATURES.index('item_pop')] = model.item_stats['item_pop'].to_numpy()[item]
     info = dict(sessions=n, pairs=len(uk), with_input=int(has.sum()), seconds=round(time.perf_counter() - t0, 4))
-    return Candidates(sessions, s, item, F, NC, info)
+    return Candidates(sessions, s, item, F, NC, info, U, P)
 
 def recommend_sessions(model: SessionModel, sessions: Sessions, K: int | None = None, weights: dict | None = None,
                        profile_weight: float | None = None) -> np.ndarray:

@@ -58,11 +58,11 @@ def _history_users(uid: np.ndarray, hist: np.ndarray, chunk: int = 1 << 22) -> n
     out = [np.unique(u[~np.isnan(u)]) for a in range(0, len(uid), chunk) for u in [uid[a:a + chunk][hist[a:a + chunk]]]]
     return np.unique(np.concatenate(out)) if out else np.zeros(0)
 
-def _challenge_on_day(train, days, D, sid, item, cart, uid, min_carts, min_sessions, **kw):
-    "`recsys.task.challenge_test` on the rows of day D; `min_carts` is lowered (and recorded) until `min_sessions` qualify."
-    rows = np.flatnonzero(days == D)
-    ts = _times_ms(train.take(pa.array(rows)))                # the times of day-D rows only (no timestamps: file order)
-    hu = _history_users(uid, days < D)
+def _challenge_on_days(train, days, D0, D, sid, item, cart, uid, min_carts, min_sessions, **kw):
+    "`recsys.task.challenge_test` on the rows of days D0..D; `min_carts` is lowered (and recorded) until `min_sessions` qualify."
+    rows = np.flatnonzero((days >= D0) & (days <= D))
+    ts = _times_ms(train.take(pa.array(rows)))                # the times of those rows only (no timestamps: file order)
+    hu = _history_users(uid, days < D0)
     for mc in range(min_carts, 0, -1):
         ct = challenge_test(sid[rows], item[rows], cart[rows], rows if ts is None else ts, uid[rows], history_users=hu,
                             min_carts=mc, **kw)
@@ -72,8 +72,10 @@ def _challenge_on_day(train, days, D, sid, item, cart, uid, min_carts, min_sessi
 
 def carve_validation(train: pa.Table, day: str | None = None, max_rows: int = 10, returning_share: float = RETURNING_SHARE,
                      min_carts: int = 5, n_sessions: int | None = 5000, seed: int = 42, kinds='real',
-                     shown_rows=SHOWN_ROWS_P, min_sessions: int = 100) -> ValidationSplit:
-    "A pseudo-test carved from the training events `train` exactly as the challenge's test is built (see above)."
+                     shown_rows=SHOWN_ROWS_P, min_sessions: int = 100, n_days: int = 1, max_days: int | None = None) -> ValidationSplit:
+    """A pseudo-test carved from the training events `train` exactly as the challenge's test is built (see above): from
+    the last `n_days` full days (ending on `day`), widened one day at a time up to `max_days` while fewer than
+    `min_sessions` sessions qualify."""
     if 'add_to_cart' not in train.column_names:
         raise RecsysDataError('the training events have no add_to_cart column', column='add_to_cart', fix='pass the train file')
     days = event_days(train)
@@ -84,15 +86,21 @@ def carve_validation(train: pa.Table, day: str | None = None, max_rows: int = 10
     if not (days < D).any() or not (days == D).any():
         raise RecsysDataError(f'no history before, or no events on, the validation day {np.datetime64(D, "D")}',
                               column='date', fix='choose another validation day')
-    rows, ct = _challenge_on_day(train, days, D, sid, item, cart, uid, min_carts, min_sessions, kinds=kinds,
-                                 shown_rows=np.asarray(shown_rows)[:max_rows], returning_share=returning_share,
-                                 n_sessions=n_sessions, seed=derive_seed(seed, 'recommend', 'validation'))
-    if not len(ct.sessions):
+    max_days = max(int(n_days), int(max_days or n_days)); ct = None
+    for nd in range(int(n_days), max_days + 1):
+        if nd > 1 and not (days < D - nd + 1).any(): break     # keep a history
+        D0 = D - nd + 1
+        rows, ct = _challenge_on_days(train, days, D0, D, sid, item, cart, uid, min_carts, min_sessions, kinds=kinds,
+                                      shown_rows=np.asarray(shown_rows)[:max_rows], returning_share=returning_share,
+                                      n_sessions=n_sessions, seed=derive_seed(seed, 'recommend', 'validation'))
+        if len(ct.sessions) >= min_sessions and ct.info['min_carts'] == min_carts: break
+    if ct is None or not len(ct.sessions):
         raise RecsysDataError(f'no eligible validation sessions on {np.datetime64(D, "D")} (min_carts={min_carts})',
                               fix='lower min_carts or choose another day')
-    hist_mask = days < D; hist_mask[rows[ct.moved]] = True
+    hist_mask = days < D0; hist_mask[rows[ct.moved]] = True
     test = train.take(pa.array(rows[ct.shown])).drop_columns(['add_to_cart'])
-    info = dict(day=str(np.datetime64(D, 'D')), history_rows=int(hist_mask.sum()), test_rows=test.num_rows,
+    info = dict(day=str(np.datetime64(D, 'D')), first_day=str(np.datetime64(D0, 'D')),
+                days=int(D - D0 + 1), history_rows=int(hist_mask.sum()), test_rows=test.num_rows,
                 max_rows=max_rows, **{k: v for k, v in ct.info.items() if k != 'shown_rows'})
     s = ct.sessions
     return ValidationSplit(train, hist_mask, test, ct.labels, s.session_id.to_numpy(), s.kind.to_numpy().astype(str),
