@@ -52,7 +52,12 @@ def _save_model_files(model: SessionModel, d: Path):
     with atomic_write(d / 'lists.npz', 'wb') as f:
         np.savez(f, lists=model.lists, user_segment_user=us.index.to_numpy(np.float64), user_segment_label=us.to_numpy(np.int64))
     if model.segments is not None: model.segments.save(d / 'segments')
+    if model.sources is not None:
+        from recsys.candidates import save_sources
+        save_sources(model.sources, d / 'sources')
+    if model.ranker is not None: model.ranker.save(d / 'ranker')
     man = {'format': MODEL_FORMAT, 'params': _json_ready(model.params), 'info': _json_ready(model.info),
+           'stages': ['linear'] + (['lightgbm'] if model.ranker is not None else []),
            'list_names': model.list_names, 'versions': versions(), 'saved': time.strftime('%Y-%m-%dT%H:%M:%S%z')}
     with atomic_write(d / 'manifest.json') as f: json.dump(man, f, indent=1, allow_nan=False)
 
@@ -81,9 +86,18 @@ def load_model(model_dir) -> SessionModel:
     with np.load(d / 'lists.npz', allow_pickle=False) as z:
         lists, us = z['lists'], pd.Series(z['user_segment_label'], index=z['user_segment_user'])
     seg = load_segments(d / 'segments') if (d / 'segments' / 'segments.json').exists() else None
-    return SessionModel(als, items, keys, H, pd.read_parquet(d / 'catalogue.parquet'), pd.read_parquet(d / 'item_stats.parquet'),
-                        lists, list(man['list_names']), us, seg, man['params'], man['info'],
-                        it['score_total'].to_numpy() if 'score_total' in it.column_names else None)
+    sources = ranker = None
+    if (d / 'ranker').exists():
+        from recsys.candidates import load_sources
+        from recsys.ranker import Ranker
+        sources, ranker = load_sources(d / 'sources'), Ranker.load(d / 'ranker')
+    m = SessionModel(als, items, keys, H, pd.read_parquet(d / 'catalogue.parquet'), pd.read_parquet(d / 'item_stats.parquet'),
+                     lists, list(man['list_names']), us, seg, man['params'], man['info'],
+                     it['score_total'].to_numpy() if 'score_total' in it.column_names else None, sources, ranker)
+    if sources is not None and sources.n_items != len(m.cat_items):
+        raise RecsysDataError(f'sources/ covers {sources.n_items:,} items, catalogue.parquet {len(m.cat_items):,}', file=str(d),
+                              fix='retrain the model')
+    return m
 
 # %% ../nbs/06e_model_io.ipynb #81956c73
 def write_predictions(path, session_ids, recs) -> Path:

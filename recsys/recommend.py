@@ -10,9 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from .core import RecsysDataError, Stages, cli_errors, derive_seed, quiet, stages_table
-from .ingest import Interactions, RecsysDataset, aggregate, load_dataset
+from .ingest import Interactions, RecsysDataset, aggregate, load_dataset, read_test, _iter_batches
+from .confidence import DEFAULT_ALS
 from .evaluate import KINDS
 from .eda import fit_segments
 from .sessions import (
@@ -20,6 +22,8 @@ from .sessions import (
     candidates, catalogue_frame, explain, fit_session_model, read_sessions, recommend_sessions, session_confidence,
     session_inputs, session_kinds, top_k_pairs, _design, _lookup)
 from .validation import ValidationSplit, carve_validation, ndcg_by_kind, ndcg_per_session, relevance, tune_weights
+from .candidates import catalogue_embeddings, event_rows, fit_sources, recall_at_k
+from .ranker import fit_ranker, rank_sessions, session_table, table_labels
 from .model_io import load_model, save_model, validate_predictions, write_predictions, _json_ready, _partnumbers_of
 
 # the names above keep their old home: `from recsys.recommend import ...` works as before the split
@@ -30,13 +34,13 @@ _all_ = ['BASELINES', 'CATALOGUE_COLUMNS', 'DEFAULT_WEIGHTS', 'FEATURES', 'MODEL
          'load_model', 'save_model', 'validate_predictions', 'write_predictions']
 
 # %% auto #0
-__all__ = ['DESIGN_CANDIDATES', 'warm_factors', 'train_model', 'data_record', 'check_model_fits', 'coverage', 'predict_file',
-           'is_model_dir', 'is_predictions_file', 'train_cli', 'predict_cli', 'BASELINES', 'CATALOGUE_COLUMNS',
-           'DEFAULT_WEIGHTS', 'FEATURES', 'MODEL_FORMAT', 'Candidates', 'SessionModel', 'Sessions', 'als_contributions',
-           'candidates', 'catalogue_frame', 'explain', 'fit_session_model', 'read_sessions', 'recommend_sessions',
-           'session_confidence', 'session_inputs', 'session_kinds', 'top_k_pairs', 'ValidationSplit',
-           'carve_validation', 'ndcg_by_kind', 'ndcg_per_session', 'relevance', 'tune_weights', 'load_model',
-           'save_model', 'validate_predictions', 'write_predictions']
+__all__ = ['DESIGN_CANDIDATES', 'RANKERS', 'warm_factors', 'train_model', 'data_record', 'check_model_fits', 'coverage',
+           'predict_file', 'is_model_dir', 'is_predictions_file', 'train_cli', 'predict_cli', 'BASELINES',
+           'CATALOGUE_COLUMNS', 'DEFAULT_WEIGHTS', 'FEATURES', 'MODEL_FORMAT', 'Candidates', 'SessionModel', 'Sessions',
+           'als_contributions', 'candidates', 'catalogue_frame', 'explain', 'fit_session_model', 'read_sessions',
+           'recommend_sessions', 'session_confidence', 'session_inputs', 'session_kinds', 'top_k_pairs',
+           'ValidationSplit', 'carve_validation', 'ndcg_by_kind', 'ndcg_per_session', 'relevance', 'tune_weights',
+           'load_model', 'save_model', 'validate_predictions', 'write_predictions']
 
 # %% ../nbs/06_recommend.ipynb #1f0a3261
 from .core import atomic_dir, cli_parser, file_fingerprint, iso_date, positive_int, prepare_output, seed_int
@@ -61,18 +65,44 @@ def warm_factors(model: SessionModel, X: Interactions, seed: int = 42) -> tuple[
     V, ri = take(model.items, model.als.item_factors, X.items)
     return U, V, dict(rows_matched=round(ru, 6), items_matched=round(ri, 6))
 
+def _holdout_scores(rk, F: pd.DataFrame, L: pd.DataFrame, n_sessions: int, seed: int, K: int) -> dict:
+    """NDCG@K on the ranker's early-stopping sessions (those `fit_ranker` held out; slightly optimistic for the ranker,
+    which stopped on them) of the ranker, the linear blend and the shown items by views then recency."""
+    from recsys.ranker import ndcg_at_k, top_k_items
+    hold = np.random.default_rng(derive_seed(seed, 'ranker', 'early-stopping')).random(n_sessions) < 0.2
+    m = hold[F['session'].to_numpy()]; Lh = L[hold[L['session'].to_numpy()]]
+    if not m.any() or not len(Lh): return {}
+    NC = int(max(F['item'].max(), L['item'].max())) + 1
+    def nd(score, rows=None):
+        rows = m if rows is None else m & rows
+        return round(ndcg_at_k(top_k_items(F['session'][rows], F['item'][rows], np.asarray(score)[rows], n_sessions, K), Lh, NC, K), 6)
+    return {'holdout_sessions': int(Lh['session'].nunique()), f'holdout_ndcg@{K}': nd(rk.predict(F)),
+            f'holdout_ndcg@{K}_linear': nd(-F['blend_rank'].fillna(1e9)),
+            f'holdout_ndcg@{K}_shown': nd(-F['shown_rank'], (F['shown_score'] > 0).to_numpy())}
+
+RANKERS = ('lightgbm', 'linear')
+
 def train_model(data, out_dir=None, *, scale: str = 'tiny', seed: int = 42, tune: bool = True, val_sessions: int | None = 5000,
-                val_day: str | None = None, val_max_rows: int = 10, val_min_carts: int = 5, profile_weights=(0.0, 0.3, 1.0),
+                val_day: str | None = None, val_max_rows: int = 10, val_min_carts: int = 5, val_days: int = 1,
+                val_max_days: int = 7, val_min_sessions: int = 1000, profile_weights=(0.0, 0.3, 1.0),
                 design=DESIGN_CANDIDATES, weights: dict | None = None, segments_k: int | None = None,
-                iterations: int = 15, refit_iterations: int | None = None, warm_start: bool = True, show_progress: bool | None = None,
+                iterations: int = DEFAULT_ALS['iterations'], refit_iterations: int | None = None, warm_start: bool = True,
+                show_progress: bool | None = None, ranker: str = 'lightgbm', cand_k: int = 50,
+                covis_rows: int | None = 12_000_000, ranker_params: dict | None = None, keep_table: bool = False,
                 **hyper) -> SessionModel:
     """Raw files (a folder, 'synthetic' or a `RecsysDataset`) -> a `SessionModel`, saved to `out_dir` when given.
     `design` is a confidence design or a list of candidates; `hyper` goes to `fit_session_model` (factors,
     regularization, alpha, n_als, ...). With `tune`, the design, the profile weight and the blend weights are chosen on
-    a validation split carved from train (never on test labels), and the final fit on all the training events starts
+    a validation split carved from train (never on test labels; the last `val_days` days, widened up to `val_max_days`
+    while fewer than `val_min_sessions` sessions qualify), and the final fit on all the training events starts
     from the chosen validation model's factors and runs `refit_iterations` (default: a third of `iterations`, at least
-    1); without tuning or with `warm_start=False`, the final fit is cold and runs `iterations`. Each stage's time and
-    memory go to `model.info['stages']`."""
+    1); without tuning or with `warm_start=False`, the final fit is cold and runs `iterations`. With
+    `ranker='lightgbm'` (the default) the candidate sources (`recsys.candidates`, `cand_k` per source, co-visitation on
+    the latest `covis_rows` rows) are fitted on the split's history and a LambdaRank ranker (`recsys.ranker`,
+    `ranker_params`) on its sessions, then the sources are refitted on all the training events; `ranker='linear'`
+    keeps the tuned blend alone. `keep_table` keeps the ranker's validation table as `model.validation_table_`
+    ((features, target), for ablations). Each stage's time and memory go to `model.info['stages']`."""
+    if ranker not in RANKERS: raise RecsysDataError(f'unknown ranker {ranker!r}', fix=f'use one of {list(RANKERS)}')
     ds = _dataset(data, scale, seed)
     t0 = time.perf_counter()
     loud = show_progress if show_progress is not None else not quiet()
@@ -86,29 +116,33 @@ def train_model(data, out_dir=None, *, scale: str = 'tiny', seed: int = 42, tune
             seg = fit_segments(users, seed=seed, k=segments_k,
                                k_range=range(2, min(9, len(users))) if segments_k is None else [segments_k])
     val, chosen, warm = None, designs[0], None
-    if tune and weights is None:
+    two_stage = ranker == 'lightgbm'
+    if (tune and weights is None) or two_stage:
         with st('validation split'):
             split = carve_validation(ds.train, day=val_day, max_rows=val_max_rows, min_carts=val_min_carts,
-                                     n_sessions=val_sessions, seed=seed)
+                                     n_sessions=val_sessions, seed=seed, n_days=val_days, max_days=val_max_days,
+                                     min_sessions=val_min_sessions)
             if split.info['min_carts'] < split.info['min_carts_asked']:
-                print(f"note: too few sessions cart >= {split.info['min_carts_asked']} products on {split.info['day']}; the "
-                      f"validation split uses sessions with >= {split.info['min_carts']} carts", file=sys.stderr)
+                print(f"note: too few sessions cart >= {split.info['min_carts_asked']} products in {split.info['days']} day(s) "
+                      f"to {split.info['day']}; the validation split uses sessions with >= {split.info['min_carts']} carts",
+                      file=sys.stderr)
         with st('validation interactions'):
-            Xv, vs = aggregate(split.history_batches()), read_sessions(split.test)
+            Xv, vs, vtest = aggregate(split.history_batches()), read_sessions(split.test), split.test
             kinds = pd.Series(split.kind, index=split.session_id).reindex(vs.session_id).to_numpy()
             labels, split_info = split.labels, split.info
+            hrows = event_rows(split.history_batches(), catalogue_frame(products, Xv.items)['partnumber']) if two_stage else None
             del split                                   # the history mask and the events table
             if not had_train: ds.release('train')       # the final fit streams the train file again
         best, per_design = None, {}
-        for d in designs:
+        for d in (designs if tune and weights is None else designs[:1]):
             with st(f'validation fit: {d.label}'):
                 mv = fit_session_model(Xv, products, users, design=d, segments=seg, seed=seed, iterations=iterations,
-                                       show_progress=show_progress, **hyper)
+                                       weights=weights, show_progress=show_progress, **hyper)
             with st(f'tuning: {d.label}'):
                 K = mv.params['K']; rel = relevance(vs, labels, mv.cat_items)
-                for pw in profile_weights:
+                for pw in (profile_weights if tune and weights is None else [mv.params['profile_weight']]):
                     c = candidates(mv, vs, pw)
-                    w, _ = tune_weights(c, rel, K=K)
+                    w, _ = tune_weights(c, rel, K=K) if tune and weights is None else (mv.weights, None)
                     nd = ndcg_by_kind(c.top_k(w, K), rel, kinds, K)
                     per_design[f'{d.label}, profile_weight={pw:g}'] = nd['overall']
                     if best is None or nd['overall'] > best['ndcg']['overall'] + 1e-9:
@@ -117,10 +151,24 @@ def train_model(data, out_dir=None, *, scale: str = 'tiny', seed: int = 42, tune
                 del mv, c
         del Xv
         chosen, weights, warm = best['design'], best['weights'], best.pop('model')
-        if not warm_start: warm = None                  # and the validation model is freed before the final fit
         val = dict(split=split_info, design=chosen.to_dict(), profile_weight=best['profile_weight'], weights=weights,
                    ndcg=best['ndcg'], baselines=best['baselines'], candidates=per_design)
         hyper['profile_weight'] = best['profile_weight']
+        if two_stage:
+            warm.params.update(weights=dict(weights), profile_weight=best['profile_weight'])
+            with st('validation candidate sources'):
+                emb = catalogue_embeddings(products, warm.cat_items)
+                src_v = fit_sources(hrows, warm.catalogue, emb, covis_rows=covis_rows, seed=seed); del hrows
+            with st('validation candidates'):
+                Fv, cands_v = session_table(warm, src_v, vs, vtest, k=cand_k)
+                yv, Lv = table_labels(Fv, vs, warm.cat_items, labels)
+                recall = recall_at_k(cands_v, Lv); del cands_v
+            with st('ranker fit'):
+                rk = fit_ranker(Fv, yv, seed=seed, **(ranker_params or {}))
+            val['ranker'] = dict(rk.info_, candidates_per_session=round(len(Fv) / max(len(vs), 1), 1), features=len(rk.features),
+                                 recall=recall.round(6).to_dict('index'), **_holdout_scores(rk, Fv, Lv, len(vs), seed, K))
+            table_v = (Fv, yv) if keep_table else None; del Fv, yv
+        if not warm_start: warm = None                  # and the validation model is freed before the final fit
     with st('interactions'): X = ds.interactions()
     final = dict(warm_start=warm is not None, iterations=int(iterations))
     init = None
@@ -133,6 +181,14 @@ def train_model(data, out_dir=None, *, scale: str = 'tiny', seed: int = 42, tune
                                   iterations=final['iterations'], initial_factors=init, show_progress=show_progress, **hyper)
         del init
     model.params['iterations'] = int(iterations)
+    if two_stage:
+        with st('candidate sources'):
+            rows = event_rows((load() for load, _ in _iter_batches(ds.files['train'])), model.cat_items)
+            model.sources = fit_sources(rows, model.catalogue, emb, covis_rows=covis_rows, seed=seed); del rows, emb, src_v
+        model.ranker = rk
+        if keep_table: model.validation_table_ = table_v
+        model.params.update(ranker='lightgbm', cand_k=int(cand_k), covis_rows=covis_rows)
+    else: model.params['ranker'] = 'linear'
     model.info.update(dataset=ds.name, data=data_record(ds), validation=val, final_fit=final, stages=st.records,
                       train_seconds=round(time.perf_counter() - t0, 2))
     if out_dir is not None:
@@ -169,12 +225,19 @@ def coverage(model: SessionModel, sessions: Sessions) -> dict:
             'sessions_no_known_item': int((~has).sum()), 'sessions_popularity': int(pop.sum()),
             'popularity_share': round(float(pop.sum()) / n, 6)}
 
-def predict_file(model: SessionModel, test, out, products=None, warn_share: float = 0.05) -> dict:
+def predict_file(model: SessionModel, test, out, products=None, warn_share: float = 0.05, ranker: str | None = None) -> dict:
     """Recommend for every session of `test` (events or a path), write `out` (predictions_3.json) and validate it.
+    `ranker` None uses the model's own last stage (the LightGBM ranker when it has one), 'linear' the tuned blend.
     The summary counts the sessions the model knows nothing about; a warning goes to stderr when more than `warn_share`
     of them are served by popularity alone."""
     t0 = time.perf_counter()
-    sessions = read_sessions(test)
+    if ranker not in (None, *RANKERS): raise RecsysDataError(f'unknown ranker {ranker!r}', fix=f'use one of {list(RANKERS)}')
+    if ranker == 'lightgbm' and model.ranker is None:
+        raise RecsysDataError('this model has no LightGBM ranker (it was trained with --ranker linear)',
+                              fix='predict with --ranker linear, or retrain without --ranker linear')
+    events = read_test(test) if isinstance(test, (str, Path)) else test
+    if isinstance(events, pd.DataFrame): events = pa.Table.from_pandas(events, preserve_index=False)
+    sessions = read_sessions(events, file=str(test) if isinstance(test, (str, Path)) else None)
     if products is not None: model.restrict(_partnumbers_of(products))
     cov = coverage(model, sessions)
     if cov['popularity_share'] > warn_share:
@@ -182,10 +245,13 @@ def predict_file(model: SessionModel, test, out, products=None, warn_share: floa
               f"({1 - cov['rows_known_item_share']:.0%} of the rows are unknown items); {cov['sessions_popularity']:,} "
               f"({cov['popularity_share']:.0%}) get popularity fallbacks only. Is the model trained on this data?",
               file=sys.stderr, flush=True)
-    recs = recommend_sessions(model, sessions)
+    used = 'lightgbm' if model.ranker is not None and ranker != 'linear' else 'linear'
+    if used == 'lightgbm':
+        recs = rank_sessions(model, model.sources, model.ranker, sessions, events, k=model.params.get('cand_k', 50))
+    else: recs = recommend_sessions(model, sessions)
     write_predictions(out, sessions.session_id, recs)
     summary = validate_predictions(out, sessions, model.cat_items[model.allowed], K=recs.shape[1])
-    return {**summary, **cov, 'seconds': round(time.perf_counter() - t0, 3), 'path': str(out)}
+    return {**summary, **cov, 'ranker': used, 'seconds': round(time.perf_counter() - t0, 3), 'path': str(out)}
 
 def is_model_dir(p) -> bool:
     "An earlier `recsys-train` output: a folder whose manifest.json has the session-model format."
@@ -197,6 +263,11 @@ def is_predictions_file(p) -> bool:
     try:
         with open(p, 'rb') as f: return f.read(64).lstrip().replace(b' ', b'').startswith(b'{"target"')
     except OSError: return False
+
+def _dataset_min_carts(ds: RecsysDataset) -> int:
+    "The min_carts a dataset's own test was built with (dataset.json of `recsys-ingest convert-log`), else 5."
+    t = (ds.meta or {}).get('test') if isinstance(getattr(ds, 'meta', None), dict) else None
+    return int(t['min_carts']) if isinstance(t, dict) and t.get('min_carts') else 5
 
 def _json_arg(s):
     try: return json.loads(s)
@@ -216,10 +287,10 @@ def train_cli(argv=None):
                     help='confidence design: a name (seed, linear, hu, hu_log, bm25, tfidf) or its JSON; repeat it to let the '
                          'validation split choose (each candidate costs one more ALS fit) '
                          f"(default: recsys.confidence.DEFAULT_DESIGN, {_design(None).label})")
-    ap.add_argument('--factors', type=positive_int, default=64)
-    ap.add_argument('--regularization', type=float, default=0.05)
+    ap.add_argument('--factors', type=positive_int, default=DEFAULT_ALS['factors'])
+    ap.add_argument('--regularization', type=float, default=DEFAULT_ALS['regularization'])
     ap.add_argument('--alpha', type=float, default=1.0)
-    ap.add_argument('--iterations', type=positive_int, default=15, help='ALS iterations of the validation fit (and of a cold final fit)')
+    ap.add_argument('--iterations', type=positive_int, default=DEFAULT_ALS['iterations'], help='ALS iterations of the validation fit (and of a cold final fit)')
     ap.add_argument('--refit-iterations', type=int, default=None,
                     help='ALS iterations of the final fit on all the events, which starts from the tuned validation model '
                          '(default: a third of --iterations; 0 keeps the validation factors)')
@@ -231,6 +302,16 @@ def train_cli(argv=None):
     ap.add_argument('--no-tune', action='store_true', help='keep the default blend weights')
     ap.add_argument('--val-sessions', type=positive_int, default=5000, help='validation sessions for tuning (at most)')
     ap.add_argument('--val-day', type=iso_date, default=None, help='validation day YYYY-MM-DD (default: the last full training day)')
+    ap.add_argument('--val-days', type=positive_int, default=1,
+                    help='days carved into the validation split, ending on --val-day (widened up to 7 while fewer than 1,000 '
+                         'sessions qualify)')
+    ap.add_argument('--val-min-carts', type=positive_int, default=None,
+                    help="distinct carts a validation session needs (default: 5 as in the challenge, or the dataset's own "
+                         "min_carts from dataset.json)")
+    ap.add_argument('--ranker', default='lightgbm', choices=list(RANKERS),
+                    help='the last stage: lightgbm = candidate sources + a LambdaRank ranker over them; linear = the tuned '
+                         'blend alone (the first release\'s model)')
+    ap.add_argument('--cand-k', type=positive_int, default=50, help='candidates per source and session (with --ranker lightgbm)')
     a = ap.parse_args(argv)
     if a.refit_iterations is not None and a.refit_iterations < 0: ap.error('--refit-iterations must be >= 0')
     if a.refit_iterations is not None and (a.no_tune or a.weights is not None or a.cold_refit):
@@ -249,13 +330,20 @@ def train_cli(argv=None):
     m = train_model(ds, out, scale=a.scale, seed=a.seed, tune=not a.no_tune, val_sessions=a.val_sessions,
                     val_day=a.val_day, weights=a.weights, segments_k=a.segments_k, design=a.design or DESIGN_CANDIDATES, factors=a.factors,
                     regularization=a.regularization, alpha=a.alpha, iterations=a.iterations,
-                    refit_iterations=a.refit_iterations, warm_start=not a.cold_refit, n_als=a.n_als)
+                    refit_iterations=a.refit_iterations, warm_start=not a.cold_refit, n_als=a.n_als, ranker=a.ranker,
+                    cand_k=a.cand_k, val_days=a.val_days, val_min_carts=a.val_min_carts or _dataset_min_carts(ds))
     print(f'{m} -> {out} [{time.perf_counter() - t0:.1f} s]')
     print(stages_table(m.info['stages']).to_string(index=False, float_format=lambda x: f'{x:,.1f}'))
     if v := m.info.get('validation'):
         print(f"validation NDCG@{m.params['K']} {v['ndcg']['overall']:.4f} (in-session re-ranking "
               f"{v['baselines']['in-session re-ranking']['overall']:.4f}) on {v['split']['sessions']:,} sessions of {v['split']['day']}; "
               f"design {_design(v['design']).label}, profile weight {v['profile_weight']:g}")
+        if r := v.get('ranker'):
+            K = m.params['K']
+            print(f"ranker: {r['best_iteration']} trees on {r['train_sessions']:,} sessions; hold-out NDCG@{K} "
+                  f"{r.get(f'holdout_ndcg@{K}', float('nan')):.4f} (linear blend {r.get(f'holdout_ndcg@{K}_linear', float('nan')):.4f}, "
+                  f"shown items {r.get(f'holdout_ndcg@{K}_shown', float('nan')):.4f}) on {r.get('holdout_sessions', 0):,} sessions; "
+                  f"candidate recall@100 {r['recall']['union']['recall@100']:.3f}, {r['candidates_per_session']:.0f} per session")
     return 0
 
 @cli_errors
@@ -273,6 +361,8 @@ def predict_cli(argv=None):
                     help='predict even though the model was trained on other train/products files than --data holds')
     ap.add_argument('--scale', default='tiny', choices=list(SCALES), help='synthetic scale (with --data synthetic)')
     ap.add_argument('--seed', type=seed_int, default=42)
+    ap.add_argument('--ranker', default=None, choices=list(RANKERS),
+                    help="the last stage (default: the model's own: lightgbm unless it was trained with --ranker linear)")
     a = ap.parse_args(argv)
     ds = _dataset(a.data, a.scale, a.seed)
     out = prepare_output(a.out, 'a predictions file', own=is_predictions_file, force=a.force,
@@ -283,8 +373,8 @@ def predict_cli(argv=None):
     model = load_model(a.model)
     for d in check_model_fits(model, ds, a.model, allow=a.allow_mismatch):
         print(f"warning (--allow-mismatch): the model was trained on '{model.info.get('dataset')}': {d}", file=sys.stderr)
-    s = predict_file(model, ds.files['test'], out, products=ds.products)
+    s = predict_file(model, ds.files['test'], out, products=ds.products, ranker=a.ranker)
     print(f"{s['path']}: {s['sessions']:,} sessions x {s['K']} products ({s['distinct_items']:,} distinct), validated; "
-          f"{s['sessions_no_known_item']:,} sessions with no known item, {s['popularity_share']:.1%} served by popularity "
+          f"{s['ranker']} ranker; {s['sessions_no_known_item']:,} sessions with no known item, {s['popularity_share']:.1%} served by popularity "
           f"[{s['seconds']:.2f} s]")
     return 0

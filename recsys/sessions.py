@@ -172,6 +172,8 @@ class SessionModel:
     params: dict                   # design, ALS hyperparameters, weights, profile_weight, n_als, n_history, n_group, K
     info: dict = field(default_factory=dict)
     item_score: np.ndarray | None = None   # per model item: the design's event score summed over the training rows
+    sources: object = None         # recsys.candidates.CandidateSources of the two-stage recommender (None: linear only)
+    ranker: object = None          # recsys.ranker.Ranker over the sources' candidates (None: linear only)
 
     def __post_init__(self):
         self.cat_items = self.catalogue['partnumber'].to_numpy(np.int64)
