@@ -282,16 +282,25 @@ def _csr(X) -> sp.csr_matrix:
     X.sum_duplicates(); X.sort_indices()
     return X
 
-def _candidates_first(S: np.ndarray, cand: sp.csr_matrix) -> np.ndarray:
-    "Lift the candidate items of each row above every other item, keeping the order of the scores among them."
-    S = np.array(S, dtype=np.float32, copy=True)
-    F = np.isfinite(S)
-    lo, hi = np.where(F, S, np.inf).min(1), np.where(F, S, -np.inf).max(1)
-    lift = np.where(np.isfinite(hi - lo), hi - lo, 0.0) + 1.0
-    r = np.repeat(np.arange(S.shape[0]), np.diff(cand.indptr))
-    ok = np.isfinite(S[r, cand.indices])
-    S[r[ok], cand.indices[ok]] += lift[r[ok]]
-    return S
+def _candidates_top(S: np.ndarray, cand: sp.csr_matrix, N: int, exclude=None, tiebreak=None) -> tuple[np.ndarray, np.ndarray]:
+    "Each row's candidate items (stored in `cand`) ranked by score, then `tiebreak`, then index: (ids, scores), -1 padded."
+    n = S.shape[0]
+    r = np.repeat(np.arange(n), np.diff(cand.indptr)); c = cand.indices.astype(np.int64)
+    v = np.asarray(S[r, c], dtype=np.float32)
+    ok = np.isfinite(v)
+    if exclude is not None and exclude.nnz: ok &= ~np.asarray(sp.csr_matrix(exclude)[r, c]).ravel().astype(bool)
+    r, c, v = r[ok], c[ok], v[ok]
+    o = np.lexsort((c, -tiebreak[c], -v, r) if tiebreak is not None else (c, -v, r)); r, c, v = r[o], c[o], v[o]
+    rank = np.arange(len(r)) - np.searchsorted(r, r); keep = rank < N
+    ids, sc = np.full((n, N), -1, np.int32), np.full((n, N), -np.inf, np.float32)
+    ids[r[keep], rank[keep]], sc[r[keep], rank[keep]] = c[keep], v[keep]
+    return ids, sc
+
+def _first_then(a: tuple, b: tuple, N: int) -> tuple[np.ndarray, np.ndarray]:
+    "Row by row, the valid entries of ranking `a`, then those of `b`, cut at N (rankings are (ids, scores), -1 padded)."
+    ids, sc = np.hstack([a[0], b[0]]), np.hstack([a[1], b[1]])
+    o = np.argsort(ids < 0, axis=1, kind='stable')[:, :N]
+    return np.take_along_axis(ids, o, 1), np.take_along_axis(sc, o, 1)
 
 class Recommender:
     "Base class: `fit(train)`, `recommend(rows, user_items, N, filter_seen)`, `recommend_new(user_items, N, filter_seen, **side)`."
@@ -319,8 +328,12 @@ class Recommender:
             sl = slice(s, min(n, s + step))
             Xb = X[sl]
             S = self._scores(Xb, None if rows is None else rows[sl], **{k: (v[sl] if isinstance(v, np.ndarray) and v.shape[:1] == (n,) else v) for k, v in side.items()})
-            if candidates is not None: S = _candidates_first(S, candidates[sl])
-            ids[sl], sc[sl] = top_n(S, N, Xb if filter_seen else None, self.tiebreak_)
+            ex = Xb if filter_seen else None
+            if candidates is None: ids[sl], sc[sl] = top_n(S, N, ex, self.tiebreak_)
+            else:      # the candidates first, in the model's order, then the other items
+                cb = candidates[sl]
+                rest = top_n(S, N, cb if ex is None else _csr(cb + ex), self.tiebreak_)
+                ids[sl], sc[sl] = _first_then(_candidates_top(S, cb, N, ex, self.tiebreak_), rest, N)
         return ids, sc
 
     def recommend(self, rows, user_items=None, N: int = 10, filter_seen: bool = True):

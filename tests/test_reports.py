@@ -41,7 +41,7 @@ def _rec(summary, key):
 
 def test_failure_is_isolated_and_reported(env, run1):
     run = env / 'run'
-    assert run1['counts'] == {'ok': 3, 'cached': 0, 'failed': 1, 'skipped': 1}
+    assert run1['counts'] == {'ok': 3, 'cached': 0, 'not applicable': 0, 'failed': 1, 'skipped': 1}
     assert not run1['ok']
     # the failing job: cell, source and error recorded; partial outputs kept
     err = json.loads((run / '09_broken/default/error.json').read_text())
