@@ -48,17 +48,30 @@ def check_tools() -> str | None:
 
 
 def score(recs: dict, data: Path, K: int = 5) -> dict:
-    "NDCG@K of predictions_3.json's lists against the generator's hidden labels, overall and per kind, by recsys's metric."
-    import numpy as np, pandas as pd
-    from recsys.recommend import ndcg_by_kind, read_sessions, relevance
-    sessions = read_sessions(data / 'test.parquet')
-    items = np.unique(np.concatenate([np.asarray([x for v in recs.values() for x in v], np.int64),
-                                      pd.read_parquet(data / 'test_labels.parquet')['partnumber'].to_numpy(np.int64)]))
-    idx = np.vstack([np.searchsorted(items, np.asarray(recs[str(s)], np.int64)) for s in sessions.session_id])
+    """The challenge's scorer (`recsys.task.score`) on predictions_3.json's lists against the generator's hidden labels:
+    NDCG@K on all carts and on future carts only, overall and per kind."""
+    import pandas as pd
+    from recsys.task import score as task_score
     kf = data / 'test_sessions.parquet'
-    kinds = pd.read_parquet(kf).set_index('session_id')['kind'].reindex(sessions.session_id).to_numpy() if kf.exists() else None
-    return {k: v for k, v in ndcg_by_kind(idx, relevance(sessions, pd.read_parquet(data / 'test_labels.parquet'), items),
-                                          kinds, K).items() if v == v}
+    s = task_score(recs, pd.read_parquet(data / 'test_labels.parquet'), pd.read_parquet(kf) if kf.exists() else None, K)
+    by = s.get('by kind', {})
+    return {'all': {'overall': s[f'ndcg@{K}'], **{k: v[f'ndcg@{K}'] for k, v in by.items()}},
+            'future': {'overall': s[f'ndcg@{K} future'], **{k: v[f'ndcg@{K} future'] for k, v in by.items()}},
+            'hit': s[f'hit@{K}'], 'hit_future': s[f'hit@{K} future']}
+
+
+def baselines(data: Path, K: int = 5) -> dict:
+    "The trivial baselines of `recsys.task` and the planted-truth oracle on the same test: NDCG@K all / future carts."
+    import pandas as pd
+    from recsys.task import baseline_table
+    from recsys.synth import oracle_recommend
+    tr = pd.read_parquet(data / 'train.parquet', columns=['partnumber', 'add_to_cart'])
+    popular = tr[tr.add_to_cart > 0].partnumber.value_counts().index; del tr
+    te = pd.read_parquet(data / 'test.parquet'); lab = pd.read_parquet(data / 'test_labels.parquet')
+    te['time'] = pd.to_datetime(te.timestamp_local).astype('int64')
+    extra = {'oracle (planted truth)': oracle_recommend(data, K=K)} if (data / 'truth.npz').exists() else {}
+    t = baseline_table(te, lab, popular, extra=extra, K=K)
+    return {m: {'all': float(r[f'ndcg@{K}']), 'future': float(r[f'ndcg@{K} future'])} for m, r in t.iterrows()}
 
 
 def _dir_size_mib(d: Path) -> float:
@@ -144,9 +157,20 @@ def main(argv=None):
         recs = p.get('target', p) if isinstance(p, dict) else p
         res['predictions'] = {'path': str(pred), 'sessions': len(recs), 'bytes': pred.stat().st_size}
         if (data / 'test_labels.parquet').exists():          # synthetic data: the hidden labels say how good it is
-            res['ndcg@5'] = score(recs, data)
-            print(f"   NDCG@5 against the hidden labels: {res['ndcg@5']['overall']:.4f} "
-                  f"({', '.join(f'{k} {v:.4f}' for k, v in res['ndcg@5'].items() if k != 'overall')})")
+            sc = score(recs, data)
+            res['ndcg@5'], res['ndcg@5 future'] = sc['all'], sc['future']
+            print(f"   NDCG@5 against the hidden labels: {sc['all']['overall']:.4f} all carts, {sc['future']['overall']:.4f} "
+                  f"future carts ({', '.join(f'{k} {v:.4f}' for k, v in sc['all'].items() if k != 'overall')})")
+            # the same model's linear blend (--ranker linear; not part of the timed run) and the trivial baselines
+            lin = pred.with_name('predictions_linear.json')
+            stage('predict_linear', [_tool('recsys-predict'), '--data', data, '--model', model, '--out', lin,
+                                                        '--ranker', 'linear'])
+            res['compare'] = baselines(data)
+            if lin.exists():
+                sl = score(json.loads(lin.read_text())['target'], data)
+                res['compare']['linear blend (--ranker linear)'] = {'all': sl['all']['overall'], 'future': sl['future']['overall']}
+            res['compare']['served model'] = {'all': sc['all']['overall'], 'future': sc['future']['overall']}
+            for m, v in res['compare'].items(): print(f"   {m}: NDCG@5 {v['all']:.4f} all carts, {v['future']:.4f} future carts")
     if model.exists():
         res['model_size_mib'] = _dir_size_mib(model)
         try:                                                   # the trainer's own account of its stages

@@ -1,11 +1,13 @@
 """Prediction throughput of recsys-predict's hot path, in sessions per second (target: >= 5,000 on this machine).
 
-A model is trained on synthetic data without tuning (64 factors, as recsys-train; few iterations, since they do
-not change prediction cost); the test sessions are replicated under new session ids to `--sessions` sessions,
-and each run times the whole path from an Arrow table of test events to the top-5 partnumbers of every session
-(read_sessions -> candidates, i.e. batched ALS fold-in + features -> blend -> top 5). The script prints the
-median of `--repeats` runs in wall time and in process CPU time (steadier when other work shares the machine),
-and, once, the time to write and validate predictions_3.json.
+A two-stage model is trained on synthetic data without tuning the blend (64 factors, as recsys-train; few
+iterations, since they do not change prediction cost); the test sessions are replicated under new session ids to
+`--sessions` sessions, and each run times the whole path from an Arrow table of test events to the top-5
+partnumbers of every session, for both last stages of the same model, side by side in the same run:
+two-stage (read_sessions -> candidate sources + the blend's candidates -> features -> LightGBM -> top 5) and the
+linear blend alone (read_sessions -> candidates -> blend -> top 5). The script prints the median of `--repeats`
+runs in wall time and in process CPU time (steadier when other work shares the machine), their ratio, and, once,
+the time to write and validate predictions_3.json.
 
     python benchmarks/bench_predict.py                   # small synthetic, 20,000 sessions, 5 repeats
     python benchmarks/bench_predict.py --scale tiny      # seconds: a smoke test
@@ -34,10 +36,12 @@ def main(argv=None):
     from recsys.core import blas_info
     from recsys.ingest import load_dataset
     from recsys.recommend import predict_file, read_sessions, recommend_sessions, train_model
+    from recsys.ranker import rank_sessions
 
     ds = load_dataset('synthetic', scale=a.scale, seed=a.seed)
     t = time.perf_counter()
     model = train_model(ds, tune=False, factors=a.factors, iterations=a.iterations, seed=a.seed, show_progress=False)
+    assert model.ranker is not None
     train_s = time.perf_counter() - t
     test = ds.test
     n0 = pc.count_distinct(test['session_id']).as_py()
@@ -47,23 +51,30 @@ def main(argv=None):
     ids = np.unique(big['session_id'].to_numpy())[:a.sessions]
     big = big.filter(pa.array(np.isin(big['session_id'].to_numpy(), ids)))
     n = len(ids)
-    recommend_sessions(model, read_sessions(big))                        # warm-up (imports, caches)
-    wall, cpu = [], []
-    for _ in range(a.repeats):
-        t, c = time.perf_counter(), time.process_time()
-        recs = recommend_sessions(model, read_sessions(big))
-        wall.append(time.perf_counter() - t); cpu.append(time.process_time() - c)
-    assert recs.shape == (n, 5)
+    paths = {'two-stage': lambda: rank_sessions(model, model.sources, model.ranker, read_sessions(big), big),
+             'linear blend': lambda: recommend_sessions(model, read_sessions(big))}
+    for f in paths.values(): f()                                          # warm-up (imports, caches)
+    times = {k: ([], []) for k in paths}
+    for _ in range(a.repeats):                                            # interleaved: both see the same machine
+        for k, f in paths.items():
+            t, c = time.perf_counter(), time.process_time()
+            recs = f()
+            times[k][0].append(time.perf_counter() - t); times[k][1].append(time.process_time() - c)
+            assert recs.shape == (n, 5)
+    wall, cpu = times['two-stage']
     with tempfile.TemporaryDirectory() as d:
         tf = Path(d) / 'test.parquet'
         import pyarrow.parquet as pq; pq.write_table(big, tf)
         s = predict_file(model, tf, Path(d) / 'predictions_3.json')
     w, c = statistics.median(wall), statistics.median(cpu)
+    wl, cl = statistics.median(times['linear blend'][0]), statistics.median(times['linear blend'][1])
     print(f'data: synthetic {a.scale} seed {a.seed}: {model}; trained in {train_s:.1f} s (no tuning)')
     print(f'blas: {blas_info()}  cores: {os.cpu_count()}  load average: {os.getloadavg()[0]:.1f}')
     print(f'sessions per run: {n:,} ({len(big):,} rows)')
     print(f'wall s per run: {", ".join(f"{x:.3f}" for x in wall)}')
     print(f'median: {w:.3f} s wall -> {n / w:,.0f} sessions/s; {c:.3f} s CPU -> {n / c:,.0f} sessions/s of CPU time')
+    print(f'linear blend alone: median {wl:.3f} s wall -> {n / wl:,.0f} sessions/s; {cl:.3f} s CPU -> {n / cl:,.0f} sessions/s '
+          f'of CPU time; two-stage / linear: {w / wl:.1f}x the wall time')
     print(f'predictions_3.json end to end (read test file, recommend, write, validate): {s["seconds"]:.2f} s '
           f'-> {n / s["seconds"]:,.0f} sessions/s')
     if a.min_rate is not None and n / w < a.min_rate:

@@ -421,10 +421,12 @@ def _recent(rows: dict, max_rows: int | None) -> dict:
     return {k: v[m] for k, v in rows.items()}
 
 def fit_sources(rows: dict, catalogue: pd.DataFrame, embeddings=None, *, top_n: int = 20, group_top_n: int = 100,
-                covis_rows: int | None = 12_000_000, emb_dim: int = 32, seed: int = 42, progress=None) -> CandidateSources:
+                covis_rows: int | None = 12_000_000, emb_dim: int = 32, seed: int = 42, progress=None,
+                reuse: CandidateSources | None = None) -> CandidateSources:
     """Fit every item-side source on training `rows` (from `event_rows`): co-visitation (on the most recent
     `covis_rows`), embedding neighbours (`embeddings` = (matrix, present mask) aligned with `catalogue`), family and
-    section top sellers, item statistics. `progress(name)`, if given, is called before each step."""
+    section top sellers, item statistics. `progress(name)`, if given, is called before each step. The embedding part
+    depends on the catalogue only: `reuse` (sources fitted on the same catalogue) lends its own instead of recomputing it."""
     t0 = _time.perf_counter(); n = len(catalogue); info = {}
     step = progress or (lambda name: None)
     recent = _recent(rows, covis_rows); covis = {}
@@ -440,7 +442,10 @@ def fit_sources(rows: dict, catalogue: pd.DataFrame, embeddings=None, *, top_n: 
     group_top = {g: group_top_items(codes, stats['shrunk_rate'], top_n=group_top_n)
                  for g, codes in (('family', fam), ('section', sec)) if (codes >= 0).any()}
     nn, emb, ok = None, np.zeros((n, 0), np.float32), np.zeros(n, bool)
-    if embeddings is not None:
+    if reuse is not None and reuse.n_items == n and reuse.embedding is not None:
+        nn, emb, ok = reuse.embedding, reuse.emb, reuse.emb_ok
+        info.update({k: reuse.info[k] for k in ('emb_variance_kept', 'embedding_seconds') if k in reuse.info}, embedding_reused=True)
+    elif embeddings is not None:
         step('embedding neighbours')
         X, ok = normalise_embeddings(*embeddings)
         if ok.sum() > 1:

@@ -9,6 +9,9 @@ import pytest
 
 from recsys.recommend import (BASELINES, candidates, load_model, read_sessions, recommend_sessions, relevance,
                               ndcg_by_kind, validate_predictions)
+from recsys.ingest import read_test
+from recsys.ranker import rank_sessions
+from recsys.task import score
 from recsys.core import RecsysDataError
 
 FAST = ['--factors', '8', '--iterations', '3', '--segments-k', '3']
@@ -48,7 +51,11 @@ def test_two_commands_raw_files_to_valid_predictions(data, model_dir, tmp_path):
     assert man['info']['final_fit']['warm_start'] and man['info']['final_fit']['iterations'] == 1
     assert man['params']['iterations'] == 3 and man['info']['final_fit']['rows_matched'] > 0.5
     stages = [s['stage'] for s in man['info']['stages']]
-    assert stages[0] == 'read products and users' and stages[-2:] == ['warm start', 'final fit']
+    assert stages[0] == 'read products and users' and stages[-3:] == ['warm start', 'final fit', 'candidate sources']
+    assert {'validation candidate sources', 'validation candidates', 'ranker fit'} <= set(stages)
+    assert man['stages'] == ['linear', 'lightgbm'] and man['params']['ranker'] == 'lightgbm'
+    assert {p.name for p in (model_dir / 'sources').iterdir()} == {'sources.json', 'sources.npz'}
+    assert {p.name for p in (model_dir / 'ranker').iterdir()} == {'ranker.txt', 'ranker.json'}
     assert all(s['wall_s'] >= 0 and s['peak_rss_mib'] > 0 for s in man['info']['stages'])
     assert not list(model_dir.rglob('*.pkl')) and not list(model_dir.rglob('*.pickle'))
     out = tmp_path / 'predictions_3.json'
@@ -61,12 +68,44 @@ def test_two_commands_raw_files_to_valid_predictions(data, model_dir, tmp_path):
     assert all(len(v) == 5 == len(set(v)) for v in target.values())
     assert validate_predictions(out, data / 'test.parquet', data / 'products.parquet')['sessions'] == test.session_id.nunique()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith('.')]        # no temporary file left behind
-    # the file is what the library recommends, and it beats popularity on the hidden labels
-    m = load_model(model_dir); s = read_sessions(data / 'test.parquet')
-    recs = recommend_sessions(m, s)
+    # the file is what the library's two stages recommend, and it beats popularity on the hidden labels
+    m = load_model(model_dir); ev = read_test(data / 'test.parquet'); s = read_sessions(ev)
+    assert m.ranker is not None and m.sources is not None and m.ranker.features
+    recs = rank_sessions(m, m.sources, m.ranker, s, ev)
     assert all(target[str(k)] == r_.tolist() for k, r_ in zip(s.session_id, recs))
-    c = candidates(m, s); rel = relevance(s, pd.read_parquet(data / 'test_labels.parquet'), m.cat_items)
+    labels = pd.read_parquet(data / 'test_labels.parquet')
+    pop = (s.session_id, recommend_sessions(m, s, weights=BASELINES['popularity']))
+    assert score(target, labels)['ndcg@5'] > score(pop, labels)['ndcg@5']
+    # --ranker linear: the first release's blend, from the same model folder
+    lin = tmp_path / 'linear.json'
+    r = cli('recsys-predict', '--data', data, '--model', model_dir, '--out', lin, '--ranker', 'linear')
+    assert r.returncode == 0 and 'linear ranker' in r.stdout, r.stderr
+    lt = json.loads(lin.read_text())['target']
+    assert all(lt[str(k)] == r_.tolist() for k, r_ in zip(s.session_id, recommend_sessions(m, s)))
+    c = candidates(m, s); rel = relevance(s, labels, m.cat_items)
     assert ndcg_by_kind(c.top_k(m.weights), rel)['overall'] > ndcg_by_kind(c.top_k(BASELINES['popularity']), rel)['overall']
+
+
+def test_linear_only_model(data, tmp_path):
+    "`recsys-train --ranker linear` writes the first release's model: no sources, no ranker; asking it for one is an error."
+    out = tmp_path / 'lin'
+    r = cli('recsys-train', '--data', data, '--out', out, *FAST, '--val-sessions', '500', '--ranker', 'linear')
+    assert r.returncode == 0, r.stderr
+    man = json.loads((out / 'manifest.json').read_text())
+    assert man['stages'] == ['linear'] and not (out / 'ranker').exists() and not (out / 'sources').exists()
+    assert 'ranker fit' not in [st['stage'] for st in man['info']['stages']]
+    p = tmp_path / 'p.json'
+    r = cli('recsys-predict', '--data', data, '--model', out, '--out', p)
+    assert r.returncode == 0 and 'linear ranker' in r.stdout, r.stderr
+    r = cli('recsys-predict', '--data', data, '--model', out, '--out', p, '--ranker', 'lightgbm')
+    assert r.returncode == 2 and 'no LightGBM ranker' in r.stderr and '--ranker linear' in r.stderr
+    # a model folder whose ranker lost a file is refused, naming the file
+    m2 = tmp_path / 'm2'
+    r = cli('recsys-train', '--data', data, '--out', m2, *FAST, '--val-sessions', '500', '--no-tune')
+    assert r.returncode == 0, r.stderr
+    (m2 / 'sources' / 'sources.npz').unlink()
+    r = cli('recsys-predict', '--data', data, '--model', m2, '--out', p)
+    assert r.returncode == 2 and 'sources.npz' in r.stderr
 
 
 def test_unknown_items_empty_sessions_unknown_users(data, model_dir, tmp_path):
