@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from .core import RecsysDataError, atomic_write, blas_threads, progress, versions
 
 # %% auto #0
-__all__ = ['SMALL_NNZ', 'planted_events', 'confidence_preference', 'loss', 'als_reference', 'ALSModel']
+__all__ = ['SMALL_NNZ', 'planted_events', 'confidence_preference', 'loss', 'half_step', 'als_reference', 'ALSModel']
 
 # %% ../nbs/04_als.ipynb #e83d026f
 def planted_events(n_users: int = 300, n_items: int = 200, n_events: int = 6_000, n_clusters: int = 8,
@@ -52,15 +52,17 @@ def confidence_preference(C, alpha: float = 1.0) -> tuple[np.ndarray, np.ndarray
     V = alpha * _dense(C)
     return np.where(V != 0, np.abs(V), 1.0), (V > 0).astype(np.float64)
 
-def loss(C, X, Y, regularization: float, alpha: float = 1.0, normalize: bool = True) -> float:
-    "Σ c (p − XYᵀ)² + λ(‖X‖² + ‖Y‖²), divided by Σ c when `normalize` (what `implicit` reports)."
+def loss(C, X, Y, regularization: float, alpha: float = 1.0, normalize: bool = True, weighted: bool = False) -> float:
+    """Σ c (p − XYᵀ)² + λ(‖X‖² + ‖Y‖²), divided by Σ c when `normalize` (what `implicit` reports);
+    `weighted`: Spark's ALS-WR penalty λ(Σ_u n_u‖x_u‖² + Σ_i n_i‖y_i‖²), n = stored cells of the row or item."""
     c, p = confidence_preference(C, alpha)
     X, Y = np.asarray(X, np.float64), np.asarray(Y, np.float64)
-    value = (c * (p - X @ Y.T) ** 2).sum() + regularization * ((X ** 2).sum() + (Y ** 2).sum())
+    nu, ni = ((_dense(C) != 0).sum(1), (_dense(C) != 0).sum(0)) if weighted else (1.0, 1.0)
+    value = (c * (p - X @ Y.T) ** 2).sum() + regularization * ((nu * (X ** 2).sum(1)).sum() + (ni * (Y ** 2).sum(1)).sum())
     return float(value / c.sum()) if normalize else float(value)
 
 # %% ../nbs/04_als.ipynb #ef1ce647
-def _solve_rows(V, X, Y, regularization, solver, cg_steps):
+def _solve_rows(V, X, Y, regularization, solver, cg_steps, weighted=False):
     "One half-sweep: new factors for every row of V (values × alpha, dense) given the other side's factors Y."
     f = Y.shape[1]
     YtY = Y.T @ Y                                            # once per sweep: the trick that makes ALS linear
@@ -71,11 +73,12 @@ def _solve_rows(V, X, Y, regularization, solver, cg_steps):
         v = V[u, obs]
         c, cp, Yo = np.abs(v), np.where(v > 0, v, 0.0), Y[obs]    # c_ui, c_ui·p_ui and y_i over stored items
         b = Yo.T @ cp                                        # b = Yᵀ C^u p(u)
+        lam = regularization * (obs.size if weighted else 1)  # ALS-WR (Spark): λ·n_u
         if solver == 'exact':
-            A = YtY + (Yo.T * (c - 1)) @ Yo + regularization * np.eye(f)   # YᵀY + Yᵀ(C^u − I)Y + λI
+            A = YtY + (Yo.T * (c - 1)) @ Yo + lam * np.eye(f)   # YᵀY + Yᵀ(C^u − I)Y + λI
             out[u] = np.linalg.solve(A, b)
             continue
-        A_dot = lambda w: YtY @ w + regularization * w + Yo.T @ ((c - 1) * (Yo @ w))
+        A_dot = lambda w: YtY @ w + lam * w + Yo.T @ ((c - 1) * (Yo @ w))
         x = out[u].copy()                                    # warm start from the previous iteration
         r = b - A_dot(x); d = r.copy(); rs = r @ r
         if rs < 1e-20: continue
@@ -87,6 +90,12 @@ def _solve_rows(V, X, Y, regularization, solver, cg_steps):
             d = r + (rs_new / rs) * d; rs = rs_new
         out[u] = x
     return out
+
+def half_step(C, Y, regularization: float, alpha: float = 1.0, weighted: bool = False) -> np.ndarray:
+    """The exact minimiser over X of `loss(C, X, Y, ...)` with Y fixed (one exact half-sweep):
+    x_u = (YᵀY + Yᵀ(Cᵘ−I)Y + λ_u I)⁻¹ YᵀCᵘp(u), λ_u = λ (or λ·n_u when `weighted`); a row with nothing stored gets 0."""
+    V, Y = alpha * _dense(C), np.asarray(Y, np.float64)
+    return _solve_rows(V, np.zeros((V.shape[0], Y.shape[1])), Y, float(regularization), 'exact', 0, weighted)
 
 def als_reference(C, factors: int, regularization: float, iterations: int, X0=None, Y0=None,
                   solver: str = 'exact', cg_steps: int = 3, alpha: float = 1.0, seed: int | None = 42

@@ -19,8 +19,7 @@ __all__ = ['REPEATS', 'TRANSFORMS', 'DESIGNS', 'DEFAULT_DESIGN', 'DEFAULT_ALS', 
            'count_repeats', 'event_score', 'recency_decay', 'confidence', 'seed_confidence', 'linear_confidence',
            'hu_confidence', 'hu_log_confidence', 'bm25_confidence', 'tfidf_confidence', 'check_design', 'random_counts',
            'ConfidenceDesign', 'to_implicit', 'SparkInput', 'spark_reg_param', 'to_spark', 'hu_objective',
-           'hu_half_step', 'spark_half_step', 'event_days', 'TemporalSplit', 'temporal_split', 'design_grid',
-           'cart_view_ratio', 'compare_designs', 'default_als_params']
+           'hu_half_step', 'spark_half_step', 'design_grid', 'cart_view_ratio', 'default_als_params']
 
 # %% ../nbs/03_confidence.ipynb #17aa532d
 def _csr(m, name: str) -> sp.csr_matrix:
@@ -320,31 +319,14 @@ def to_spark(C, alpha: float = 1.0, regularization: float | None = None, min_rat
 
 # %% ../nbs/03_confidence.ipynb #6abe7d1c
 def hu_objective(C, X, Y, regularization: float, weighted: bool = False) -> float:
-    "Hu et al.'s loss with confidence C (observed: c, p = 1; unobserved: c = 1, p = 0); `weighted`: Spark's λ·n_u, λ·n_i."
-    C = _confidence_csr(C)
-    X = np.asarray(X, dtype=np.float64); Y = np.asarray(Y, dtype=np.float64)
-    rows = np.repeat(np.arange(C.shape[0]), np.diff(C.indptr))
-    s = np.einsum('ij,ij->i', X[rows], Y[C.indices])
-    total = float(np.sum((X.T @ X) * (Y.T @ Y)))                  # sum of s^2 over all pairs
-    total += float(np.sum(C.data * (1 - s) ** 2 - s ** 2))        # observed pairs: c(1 - s)^2 instead of s^2
-    if weighted:
-        nu, ni = np.diff(C.indptr), np.bincount(C.indices, minlength=C.shape[1])
-        pen = float(nu @ (X ** 2).sum(1) + ni @ (Y ** 2).sum(1))
-    else: pen = float((X ** 2).sum() + (Y ** 2).sum())
-    return total + regularization * pen
+    "Hu et al.'s loss with confidence C: `recsys.als.loss(C, X, Y, regularization, normalize=False, weighted=weighted)`."
+    from recsys.als import loss   # compatibility shim (issue 20): the one reference lives in recsys.als; lazy, so this module imports core only
+    return loss(_confidence_csr(C), X, Y, regularization, normalize=False, weighted=weighted)
 
 def hu_half_step(C, Y, regularization: float, weighted: bool = False) -> np.ndarray:
-    "The exact minimiser over X of `hu_objective(C, X, Y, ...)`: x_u = (YᵀY + Yᵀ(Cᵘ−I)Y + λ_u I)⁻¹ YᵀCᵘp(u)."
-    C = _confidence_csr(C); Y = np.asarray(Y, dtype=np.float64)
-    k = Y.shape[1]; YtY = Y.T @ Y
-    X = np.zeros((C.shape[0], k))
-    for u in range(C.shape[0]):
-        lo, hi = C.indptr[u], C.indptr[u + 1]
-        if lo == hi: continue                                     # no observed pair: the minimiser is 0
-        Yo, c = Y[C.indices[lo:hi]], C.data[lo:hi]
-        lam = regularization * (hi - lo if weighted else 1)
-        X[u] = np.linalg.solve(YtY + (Yo.T * (c - 1)) @ Yo + lam * np.eye(k), Yo.T @ c)
-    return X
+    "The exact minimiser over X of `hu_objective`: `recsys.als.half_step(C, Y, regularization, weighted=weighted)`."
+    from recsys.als import half_step   # compatibility shim (issue 20), as above
+    return half_step(_confidence_csr(C), Y, regularization, weighted=weighted)
 
 def spark_half_step(ratings, Y, n_rows: int, reg_param: float, alpha: float) -> np.ndarray:
     "A NumPy port of Spark's implicit `computeFactors` for the rows of `ratings` (columns user, item, rating)."
@@ -360,64 +342,6 @@ def spark_half_step(ratings, Y, n_rows: int, reg_param: float, alpha: float) -> 
             atb += (1.0 + c1 if rating > 0 else 0.0) * Y[item]    #                          atb += b·a
         X[row] = np.linalg.solve(ata + n * reg_param * np.eye(k), atb)   # CholeskySolver: lambda = numExplicits·regParam
     return X
-
-# %% ../nbs/03_confidence.ipynb #45737d0a
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-
-def event_days(events: pa.Table) -> np.ndarray:
-    "The calendar day (int, days since 1970-01-01) of each event: the `date` column if present, else the timestamp."
-    names = events.schema.names
-    if 'date' in names:
-        d = pc.strptime(pc.cast(events['date'], pa.string()), format='%Y-%m-%d', unit='s', error_is_null=True)
-        if d.null_count: raise RecsysDataError('unparseable dates (expected YYYY-MM-DD)', column='date', n_bad=d.null_count)
-        return pc.cast(d, pa.int64()).to_numpy(zero_copy_only=False) // 86400
-    col = next((c for c in ('timestamp_local', 'timestamp') if c in names), None)
-    if col is None: raise RecsysDataError('no date or timestamp column to split by time', fix='add a date or timestamp column')
-    t = events[col]
-    if pa.types.is_integer(t.type) or pa.types.is_floating(t.type):
-        return (t.to_numpy(zero_copy_only=False).astype(np.float64) // 86400).astype(np.int64)
-    ts = pc.cast(pc.cast(t, pa.timestamp('s')) if not pa.types.is_timestamp(t.type) else t, pa.timestamp('s'))
-    return pc.cast(ts, pa.int64()).to_numpy(zero_copy_only=False) // 86400
-
-@dataclass
-class TemporalSplit:
-    "Training interactions (events before the window) and the relevant items of each training row inside the window."
-    train: Any                     # recsys.ingest.Interactions
-    relevant: sp.csr_matrix        # rows × items of `train`, 1 = target event inside the window
-    name: str = 'test'
-    info: dict = field(default_factory=dict)
-
-    @property
-    def eval_rows(self) -> np.ndarray:
-        "Rows with at least one relevant item: the rows that are scored."
-        return np.flatnonzero(np.diff(self.relevant.indptr) > 0)
-
-def temporal_split(events: pa.Table, target_days: int = 3, offset_days: int = 0, target: str = 'carts',
-                   name: str = 'test') -> TemporalSplit:
-    """Train on the days before the window of `target_days` that ends `offset_days` before the last day; relevant =
-    `target` events ('carts', 'purchases' or 'any') of registered users inside the window."""
-    from recsys.ingest import aggregate
-    if target not in ('carts', 'purchases', 'any'): raise ValueError(f"target must be 'carts', 'purchases' or 'any', got {target!r}")
-    day = event_days(events)
-    last = int(day.max()); hi = last - offset_days; lo = hi - target_days + 1
-    before, inside = day < lo, (day >= lo) & (day <= hi)
-    if not before.any() or not inside.any():
-        raise RecsysDataError(f'no events before or inside the window of days {lo}..{hi}', fix='use fewer target_days')
-    train = aggregate(events.filter(pa.array(before)), key='user_or_session')
-    later = aggregate(events.filter(pa.array(inside)), key='user')
-    M = {'carts': later.carts, 'purchases': later.purchases, 'any': later.any}[target]
-    M = sp.coo_matrix(M)
-    r = pd.Index(train.keys).get_indexer(later.keys[M.row]); c = pd.Index(train.items).get_indexer(later.items[M.col])
-    ok = (r >= 0) & (c >= 0) & (M.data > 0)
-    rel = sp.csr_matrix((np.ones(int(ok.sum()), np.float32), (r[ok], c[ok])), shape=train.shape)
-    rel.sum_duplicates(); rel.data[:] = 1
-    info = dict(window_days=[lo, hi], target=target, train_rows=int(train.shape[0]), train_items=int(train.shape[1]),
-                train_pairs=int(train.any.nnz), target_pairs=int((M.data > 0).sum()), target_pairs_kept=int(rel.nnz),
-                target_pairs_new_row=int(((r < 0) & (M.data > 0)).sum()),
-                target_pairs_new_item=int(((r >= 0) & (c < 0) & (M.data > 0)).sum()), eval_rows=int((np.diff(rel.indptr) > 0).sum()))
-    return TemporalSplit(train, rel, name, info)
 
 # %% ../nbs/03_confidence.ipynb #d783e849
 def design_grid(quick: bool = False) -> list[ConfidenceDesign]:
@@ -450,52 +374,15 @@ def cart_view_ratio(design: ConfidenceDesign) -> float:
     else: wv, wc = p.get('w_view', 1.0), p.get('w_cart', 0.0)
     return float('inf') if wv == 0 else wc / wv
 
-def _own_topk(C: sp.csr_matrix, rows: np.ndarray, K: int) -> np.ndarray:
-    "Each row's own stored items ranked by value (ties: lower item index), -1 padded: the 'history' ranking."
-    S = sp.csr_matrix(C[rows]); S.sort_indices()
-    r = np.repeat(np.arange(S.shape[0]), np.diff(S.indptr))
-    order = np.lexsort((S.indices, -S.data.astype(np.float64), r))
-    rank = np.arange(S.nnz) - S.indptr[r[order]]
-    keep = rank < K
-    out = np.full((S.shape[0], K), -1, np.int32)
-    out[r[order][keep], rank[keep]] = S.indices[order][keep]
-    return out
+# %% ../nbs/03_confidence.ipynb #609d5a29
+_MOVED = {'event_days': 'recsys.evaluate', 'TemporalSplit': 'recsys.evaluate', 'temporal_split': 'recsys.evaluate',
+          'compare_designs': 'recsys.experiments'}
 
-def compare_designs(split: TemporalSplit, designs: list, K: int = 5, als: dict | None = None, seeds=(42,),
-                    filter_seen: bool = False, metric: str | None = None) -> pd.DataFrame:
-    """Fit ALS on every design's confidence of `split.train`; metrics at K of ALS (mean over `seeds`) and of the
-    history ranking, one row per design. `metric`'s per-user values are kept in `.attrs['per_user']` (label -> array)."""
-    from recsys.als import ALSModel
-    from recsys.evaluate import ranking_metrics, per_user_metrics
-    from recsys.core import progress
-    import time
-    als = {'factors': 32, 'regularization': 0.05, 'iterations': 10, **(als or {})}
-    metric = metric or f'ndcg@{K}'
-    rows, rel = split.eval_rows, split.relevant[split.eval_rows]
-    out, cache, per_user = [], {}, {}
-    for d in progress(designs, desc=f'designs on {split.name}'):
-        t0 = time.perf_counter()
-        C = d.apply(split.train)
-        key = (C.data.tobytes(), C.indices.tobytes())
-        if key not in cache:
-            vals, pu = [], []
-            for s in seeds:
-                m = ALSModel(seed=int(s), calculate_training_loss=False, **als).fit(to_implicit(C), show_progress=False)
-                ids, _ = m.recommend(rows, C, N=K, filter_seen=filter_seen)
-                vals.append(ranking_metrics(ids, rel, K)); pu.append(per_user_metrics(ids, rel, K)[metric].to_numpy())
-            res = {k: float(np.mean([v[k] for v in vals])) for k in vals[0]}
-            u = np.mean(pu, axis=0)
-            res[f'{metric}_sd'] = float(np.std([v[metric] for v in vals]))              # over ALS seeds
-            res[f'{metric}_se'] = float(np.nanstd(u, ddof=1) / np.sqrt(np.isfinite(u).sum()))   # over users
-            res['history_' + metric] = ranking_metrics(_own_topk(C, rows, K), rel, K)[metric]
-            cache[key] = (res, u)
-        res, u = cache[key]
-        per_user[d.label] = u
-        out.append({'design': d.label, 'name': d.name, 'params': json.dumps(d.params, sort_keys=True),
-                    'cart_per_view': cart_view_ratio(d), **res, 'seconds': round(time.perf_counter() - t0, 2)})
-    df = pd.DataFrame(out)
-    df.attrs['per_user'] = per_user
-    return df
+def __getattr__(name: str):
+    "Compatibility shim (issue 20): the names in `_MOVED`, imported from their new home on first use."
+    if name not in _MOVED: raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    import importlib
+    return getattr(importlib.import_module(_MOVED[name]), name)
 
 # %% ../nbs/03_confidence.ipynb #19a881d4
 DEFAULT_DESIGN = ConfidenceDesign('bm25', {'alpha': 1.0, 'by': 'row', 'w_cart': 10.0, 'w_purchase': 30.0})

@@ -18,12 +18,13 @@ from .task import RETURNING_SHARE, SHOWN_ROWS_P, challenge_test
 # %% auto #0
 __all__ = ['METRICS', 'PROTOCOLS', 'ELEMENTWISE_DESIGNS', 'KINDS', 'ALS_DEFAULTS', 'ALS_GRIDS', 'PUBLISHED_ML100K', 'metric_keys',
            'hits_at_k', 'per_user_metrics', 'ranking_metrics', 'top_n', 'Split', 'stratified_split', 'leave_last_k',
-           'random_holdout', 'frames_to_split', 'split_frame', 'make_splits', 'Recommender', 'RandomRecommender',
-           'PopularityRecommender', 'GroupPopularityRecommender', 'OwnHistoryRecommender', 'ItemKNNRecommender',
-           'EmbeddingRecommender', 'EASERecommender', 'ALSRecommender', 'HistoryBlend', 'events_frame', 'SessionSplit',
-           'session_split', 'challenge_split', 'session_groups', 'evaluate_sessions', 'oracle_session_metrics',
-           'embeddings_for', 'inditex_splits', 'ratings_frame', 'train_input', 'evaluate', 'fit_evaluate', 'compare',
-           'paired_bootstrap', 'compare_sessions', 'param_grid', 'grid_search', 'plot_sweep', 'als_grid']
+           'random_holdout', 'frames_to_split', 'split_frame', 'make_splits', 'event_days', 'TemporalSplit',
+           'temporal_split', 'Recommender', 'RandomRecommender', 'PopularityRecommender', 'GroupPopularityRecommender',
+           'OwnHistoryRecommender', 'ItemKNNRecommender', 'EmbeddingRecommender', 'EASERecommender', 'ALSRecommender',
+           'HistoryBlend', 'events_frame', 'SessionSplit', 'session_split', 'challenge_split', 'session_groups',
+           'evaluate_sessions', 'oracle_session_metrics', 'embeddings_for', 'inditex_splits', 'ratings_frame',
+           'train_input', 'evaluate', 'fit_evaluate', 'compare', 'paired_bootstrap', 'compare_sessions', 'param_grid',
+           'grid_search', 'plot_sweep', 'als_grid']
 
 # %% ../nbs/05_evaluate.ipynb #4005736d
 METRICS = ('ndcg@K', 'map', 'map@K', 'precision@K', 'recall@K', 'hit_rate@K', 'mrr@K', 'coverage@K')
@@ -275,6 +276,63 @@ def make_splits(df: pd.DataFrame, protocol: str = 'stratified-item', ratio: floa
     info = dict(protocol=protocol, ratio=ratio, k=k)
     return {'validation': frames_to_split(vtr, vte, users, items, 'validation', info={**info, 'seed': vseed, 'ratio': val_ratio or ratio}, **kw),
             'test': frames_to_split(tr, te, users, items, 'test', info={**info, 'seed': seed}, **kw)}
+
+# %% ../nbs/05_evaluate.ipynb #c5b30325
+import pyarrow as pa
+import pyarrow.compute as pc
+
+def event_days(events: pa.Table) -> np.ndarray:
+    "The calendar day (int, days since 1970-01-01) of each event: the `date` column if present, else the timestamp."
+    names = events.schema.names
+    if 'date' in names:
+        d = pc.strptime(pc.cast(events['date'], pa.string()), format='%Y-%m-%d', unit='s', error_is_null=True)
+        if d.null_count: raise RecsysDataError('unparseable dates (expected YYYY-MM-DD)', column='date', n_bad=d.null_count)
+        return pc.cast(d, pa.int64()).to_numpy(zero_copy_only=False) // 86400
+    col = next((c for c in ('timestamp_local', 'timestamp') if c in names), None)
+    if col is None: raise RecsysDataError('no date or timestamp column to split by time', fix='add a date or timestamp column')
+    t = events[col]
+    if pa.types.is_integer(t.type) or pa.types.is_floating(t.type):
+        return (t.to_numpy(zero_copy_only=False).astype(np.float64) // 86400).astype(np.int64)
+    ts = pc.cast(pc.cast(t, pa.timestamp('s')) if not pa.types.is_timestamp(t.type) else t, pa.timestamp('s'))
+    return pc.cast(ts, pa.int64()).to_numpy(zero_copy_only=False) // 86400
+
+@dataclass
+class TemporalSplit:
+    "Training interactions (events before the window) and the relevant items of each training row inside the window."
+    train: object                  # recsys.ingest.Interactions
+    relevant: sp.csr_matrix        # rows × items of `train`, 1 = target event inside the window
+    name: str = 'test'
+    info: dict = field(default_factory=dict)
+
+    @property
+    def eval_rows(self) -> np.ndarray:
+        "Rows with at least one relevant item: the rows that are scored."
+        return np.flatnonzero(np.diff(self.relevant.indptr) > 0)
+
+def temporal_split(events: pa.Table, target_days: int = 3, offset_days: int = 0, target: str = 'carts',
+                   name: str = 'test') -> TemporalSplit:
+    """Train on the days before the window of `target_days` that ends `offset_days` before the last day; relevant =
+    `target` events ('carts', 'purchases' or 'any') of registered users inside the window."""
+    from recsys.ingest import aggregate
+    if target not in ('carts', 'purchases', 'any'): raise ValueError(f"target must be 'carts', 'purchases' or 'any', got {target!r}")
+    day = event_days(events)
+    last = int(day.max()); hi = last - offset_days; lo = hi - target_days + 1
+    before, inside = day < lo, (day >= lo) & (day <= hi)
+    if not before.any() or not inside.any():
+        raise RecsysDataError(f'no events before or inside the window of days {lo}..{hi}', fix='use fewer target_days')
+    train = aggregate(events.filter(pa.array(before)), key='user_or_session')
+    later = aggregate(events.filter(pa.array(inside)), key='user')
+    M = {'carts': later.carts, 'purchases': later.purchases, 'any': later.any}[target]
+    M = sp.coo_matrix(M)
+    r = pd.Index(train.keys).get_indexer(later.keys[M.row]); c = pd.Index(train.items).get_indexer(later.items[M.col])
+    ok = (r >= 0) & (c >= 0) & (M.data > 0)
+    rel = sp.csr_matrix((np.ones(int(ok.sum()), np.float32), (r[ok], c[ok])), shape=train.shape)
+    rel.sum_duplicates(); rel.data[:] = 1
+    info = dict(window_days=[lo, hi], target=target, train_rows=int(train.shape[0]), train_items=int(train.shape[1]),
+                train_pairs=int(train.any.nnz), target_pairs=int((M.data > 0).sum()), target_pairs_kept=int(rel.nnz),
+                target_pairs_new_row=int(((r < 0) & (M.data > 0)).sum()),
+                target_pairs_new_item=int(((r >= 0) & (c < 0) & (M.data > 0)).sum()), eval_rows=int((np.diff(rel.indptr) > 0).sum()))
+    return TemporalSplit(train, rel, name, info)
 
 # %% ../nbs/05_evaluate.ipynb #95ce6dcd
 def _csr(X) -> sp.csr_matrix:

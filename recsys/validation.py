@@ -13,8 +13,7 @@ import pyarrow as pa
 import scipy.sparse as sp
 
 from .core import RecsysDataError, derive_seed
-from .confidence import event_days
-from .evaluate import KINDS, hits_at_k
+from .evaluate import KINDS, event_days, hits_at_k
 from .task import RETURNING_SHARE, SHOWN_ROWS_P, challenge_test
 from .sessions import DEFAULT_WEIGHTS, FEATURES, Candidates, Sessions, _int64, _lookup, _times_ms
 

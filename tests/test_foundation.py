@@ -85,3 +85,71 @@ def test_notebooks_have_titles_and_export_targets():
         assert '> ' in ''.join(cells[0]['source']), f'{nb.name}: no one-line summary'
         params = [c for c in cells if 'parameters' in c.get('metadata', {}).get('tags', [])]
         assert len(params) <= 1, f'{nb.name}: more than one parameters cell'
+
+
+# --- layering (issue 20): the package's modules import each other without a cycle ---------------------------------
+
+def _package_imports(path: Path, lazy: bool = False) -> dict[str, list[int]]:
+    """The recsys modules `path` imports -> the line numbers: `from .x import`, `from recsys.x import`, `from . import x`,
+    `import recsys.x`. Top-level statements only (also inside a top-level `if`/`try`), unless `lazy` (then every one)."""
+    import ast
+    out: dict[str, list[int]] = {}
+    def add(mod, node):
+        if mod and mod != '__init__': out.setdefault(mod.split('.')[0], []).append(node.lineno)
+    def visit(nodes):
+        for node in nodes:
+            if isinstance(node, ast.ImportFrom):
+                if node.level == 1 or (node.level == 0 and (node.module or '').startswith('recsys')):
+                    mod = node.module if node.level == 1 else (node.module or '').partition('.')[2]
+                    if mod: add(mod, node)
+                    else:
+                        for a in node.names: add(a.name, node)      # from . import x / from recsys import x
+            elif isinstance(node, ast.Import):
+                for a in node.names:
+                    if a.name.startswith('recsys.'): add(a.name.partition('.')[2], node)
+            if lazy or not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                visit([c for c in ast.iter_child_nodes(node) if isinstance(c, ast.stmt)])
+    visit(ast.parse(path.read_text(encoding='utf-8')).body)
+    return out
+
+
+def _module_graph(lazy: bool = False) -> dict[str, set[str]]:
+    mods = {p.stem: p for p in (ROOT / 'recsys').glob('*.py') if p.stem not in ('__init__', '_modidx')}
+    return {m: set(_package_imports(p, lazy)) & set(mods) - {m} for m, p in mods.items()}
+
+
+def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    "One import cycle of `graph` (a list of modules, first == last), or None."
+    state, stack = {}, []
+    def dfs(m):
+        state[m] = 1; stack.append(m)
+        for n in sorted(graph.get(m, ())):
+            if state.get(n) == 1: return stack[stack.index(n):] + [n]
+            if n not in state and (c := dfs(n)): return c
+        state[m] = 2; stack.pop()
+        return None
+    for m in sorted(graph):
+        if m not in state and (c := dfs(m)): return c
+    return None
+
+
+def test_cycle_finder_finds_cycles():
+    assert _find_cycle({'a': {'b'}, 'b': {'c'}, 'c': set()}) is None
+    assert _find_cycle({'a': {'b'}, 'b': {'c'}, 'c': {'a'}}) == ['a', 'b', 'c', 'a']
+
+
+def test_no_import_cycle_between_package_modules():
+    g = _module_graph()
+    assert 'evaluate' in g['experiments'] and 'core' in g['confidence']     # the parser sees the imports
+    assert _find_cycle(g) is None, f'import cycle (top-level imports): {" -> ".join(_find_cycle(g))}'
+
+
+def test_layers_confidence_imports_core_only():
+    "Designs depend on core only; a lazy import elsewhere in the package is allowed only as a documented shim."
+    path = ROOT / 'recsys' / 'confidence.py'
+    lines = path.read_text(encoding='utf-8').splitlines()
+    for mod, where in _package_imports(path, lazy=True).items():
+        if mod == 'core': continue
+        for ln in where:
+            assert 'compatibility shim' in lines[ln - 1], f'recsys.confidence imports recsys.{mod} (line {ln})'
+    assert not set(_package_imports(ROOT / 'recsys' / 'evaluate.py', lazy=True)) & {'experiments', 'reports'}
