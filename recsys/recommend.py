@@ -88,7 +88,8 @@ def train_model(data, out_dir=None, *, scale: str = 'tiny', seed: int = 42, tune
                 design=DESIGN_CANDIDATES, weights: dict | None = None, segments_k: int | None = None,
                 iterations: int = DEFAULT_ALS['iterations'], refit_iterations: int | None = None, warm_start: bool = True,
                 show_progress: bool | None = None, ranker: str = 'lightgbm', cand_k: int = 50,
-                covis_rows: int | None = 12_000_000, ranker_params: dict | None = None, keep_table: bool = False,
+                covis_rows: int | None = 12_000_000, ranker_params: dict | None = None, source_params: dict | None = None,
+                keep_table: bool = False,
                 **hyper) -> SessionModel:
     """Raw files (a folder, 'synthetic' or a `RecsysDataset`) -> a `SessionModel`, saved to `out_dir` when given.
     `design` is a confidence design or a list of candidates; `hyper` goes to `fit_session_model` (factors,
@@ -99,7 +100,8 @@ def train_model(data, out_dir=None, *, scale: str = 'tiny', seed: int = 42, tune
     1); without tuning or with `warm_start=False`, the final fit is cold and runs `iterations`. With
     `ranker='lightgbm'` (the default) the candidate sources (`recsys.candidates`, `cand_k` per source, co-visitation on
     the latest `covis_rows` rows) are fitted on the split's history and a LambdaRank ranker (`recsys.ranker`,
-    `ranker_params`) on its sessions, then the sources are refitted on all the training events; `ranker='linear'`
+    `ranker_params`) on its sessions, then the sources are refitted on all the training events (`source_params` go to
+    `fit_sources`: `top_n`, `group_top_n`, ...); `ranker='linear'`
     keeps the tuned blend alone. `keep_table` keeps the ranker's validation table as `model.validation_table_`
     ((features, target), for ablations). Each stage's time and memory go to `model.info['stages']`."""
     if ranker not in RANKERS: raise RecsysDataError(f'unknown ranker {ranker!r}', fix=f'use one of {list(RANKERS)}')
@@ -158,7 +160,8 @@ def train_model(data, out_dir=None, *, scale: str = 'tiny', seed: int = 42, tune
             warm.params.update(weights=dict(weights), profile_weight=best['profile_weight'])
             with st('validation candidate sources'):
                 emb = catalogue_embeddings(products, warm.cat_items)
-                src_v = fit_sources(hrows, warm.catalogue, emb, covis_rows=covis_rows, seed=seed); del hrows
+                src_v = fit_sources(hrows, warm.catalogue, emb, covis_rows=covis_rows, seed=seed, **(source_params or {}))
+                del hrows
             with st('validation candidates'):
                 Fv, cands_v = session_table(warm, src_v, vs, vtest, k=cand_k)
                 yv, Lv = table_labels(Fv, vs, warm.cat_items, labels)
@@ -184,7 +187,8 @@ def train_model(data, out_dir=None, *, scale: str = 'tiny', seed: int = 42, tune
     if two_stage:
         with st('candidate sources'):
             rows = event_rows((load() for load, _ in _iter_batches(ds.files['train'])), model.cat_items)
-            model.sources = fit_sources(rows, model.catalogue, emb, covis_rows=covis_rows, seed=seed, reuse=src_v)
+            model.sources = fit_sources(rows, model.catalogue, emb, covis_rows=covis_rows, seed=seed, reuse=src_v,
+                                        **(source_params or {}))
             del rows, emb, src_v
         model.ranker = rk
         if keep_table: model.validation_table_ = table_v
