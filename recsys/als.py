@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from .core import RecsysDataError, atomic_write, blas_threads, progress, versions
+from .core import RecsysDataError, atomic_write, blas_threads, file_sha256, progress, versions
 
 # %% auto #0
 __all__ = ['SMALL_NNZ', 'planted_events', 'confidence_preference', 'loss', 'half_step', 'als_reference', 'ALSModel']
@@ -308,12 +308,6 @@ for _n, _f in (('recommend', _recommend), ('recommend_new', _recommend_new), ('f
     _as_method(ALSModel, _n, _f)
 
 # %% ../nbs/04_als.ipynb #ab435fd2
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''): h.update(chunk)
-    return h.hexdigest()
-
 def _save(self: ALSModel, dir, meta: dict | None = None) -> Path:
     "Write `dir/factors.npz` and `dir/model.json` (no pickle); `meta` holds e.g. `id_hash` and `confidence`."
     self._require_fit()
@@ -324,7 +318,7 @@ def _save(self: ALSModel, dir, meta: dict | None = None) -> Path:
     rec = {'format': _FORMAT, 'format_version': _FORMAT_VERSION, 'hyperparameters': self.get_params(),
            'n_rows': int(self.user_factors.shape[0]), 'n_items': int(self.item_factors.shape[0]),
            'train_nnz': self.train_nnz_, 'id_hash': meta.pop('id_hash', None), 'confidence': meta.pop('confidence', None), 'meta': meta,
-           'loss': self.loss_, 'device': self.device_, 'factors_sha256': _sha256(d / 'factors.npz'),
+           'loss': self.loss_, 'device': self.device_, 'factors_sha256': file_sha256(d / 'factors.npz'),
            'versions': versions(), 'saved': time.strftime('%Y-%m-%dT%H:%M:%S%z')}
     with atomic_write(d / 'model.json') as f: json.dump(rec, f, indent=2, allow_nan=False)
     return d
@@ -351,7 +345,7 @@ def _load(cls, dir, id_hash: str | None = None) -> ALSModel:
                   f'the model records no id_hash, so it cannot be checked against the data (expected {id_hash!r})'
         raise RecsysDataError(problem, file=js, fix='retrain the model on this data and save it with '
                               "meta={'id_hash': interactions.id_hash()}")
-    if _sha256(npz) != rec.get('factors_sha256'):
+    if file_sha256(npz) != rec.get('factors_sha256'):
         raise RecsysDataError('the factors do not match the checksum recorded at save time (corrupted or edited)',
                               file=npz, fix='re-save or retrain the model')
     with np.load(npz, allow_pickle=False) as z: X, Y = z['user_factors'], z['item_factors']

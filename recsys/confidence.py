@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from .core import RecsysDataError
+from .core import RecsysDataError, csr_positions
 
 # %% auto #0
 __all__ = ['REPEATS', 'TRANSFORMS', 'DESIGNS', 'DEFAULT_DESIGN', 'DEFAULT_ALS', 'DEFAULTS', 'Counts', 'counts_on_pattern',
@@ -35,15 +35,11 @@ def _csr(m, name: str) -> sp.csr_matrix:
                               example=float(m.data[m.data < 0][0]), fix='counts are numbers of events, never negative')
     return m
 
-def _keys(m: sp.csr_matrix) -> np.ndarray:
-    "Row-major linear positions (int64) of the stored entries of canonical CSR `m`."
-    return np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr)) * np.int64(m.shape[1]) + m.indices
-
 def _align(a: sp.csr_matrix, pattern: sp.csr_matrix) -> np.ndarray:
     "The values of canonical CSR `a` at the stored positions of canonical CSR `pattern` (0 where `a` stores none)."
     out = np.zeros(pattern.nnz, dtype=np.float64)
     if a.nnz == 0 or pattern.nnz == 0: return out
-    ka, kp = _keys(a), _keys(pattern)
+    ka, kp = csr_positions(a), csr_positions(pattern)
     pos = np.minimum(np.searchsorted(ka, kp), len(ka) - 1)
     hit = ka[pos] == kp
     out[hit] = a.data[pos[hit]]

@@ -416,10 +416,7 @@ def convert_log(log, out, user, item, time, event=None, session=None, category=N
         (tmp / 'dataset.json').write_text(json.dumps(summary, indent=1, default=_json_default))
     return summary
 
-def _json_default(o):
-    if isinstance(o, np.integer): return int(o)
-    if isinstance(o, np.floating): return float(o)
-    raise TypeError(type(o).__name__)
+from .core import _jsonable as _json_default   # one definition (recsys.core: the json.dump default hook)
 
 # %% ../nbs/01c_convert.ipynb #0dbb3175
 def _pass2(st: _Stage, tmp: Path, lf: LogFile, roles: dict, em, gap_min: float, test_days: int, min_carts: int,

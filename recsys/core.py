@@ -16,7 +16,7 @@ __all__ = ['positive_int', 'seed_int', 'TRACKED_PACKAGES', 'project_root', 'data
            'seed_everything', 'derive_seed', 'blas_threads', 'blas_info', 'RecsysDataError', 'cli_errors', 'quiet',
            'progress', 'rss_mib', 'Stages', 'stages_table', 'atomic_write', 'prepare_output', 'check_writable',
            'replace_path', 'atomic_dir', 'HelpWithDefaults', 'cli_parser', 'iso_date', 'file_fingerprint', 'versions',
-           'git_commit', 'write_results', 'save_figure']
+           'git_commit', 'write_results', 'save_figure', 'json_ready', 'file_sha256', 'csr_positions']
 
 # %% ../nbs/00_core.ipynb #483ad04f
 def project_root(start: Path | str | None = None) -> Path:
@@ -375,3 +375,28 @@ def save_figure(fig, out_dir, name: str, dpi: int = 110) -> Path:
     p = out_dir / f'{name}.png'
     fig.savefig(p, dpi=dpi, bbox_inches='tight')
     return p
+
+# %% ../nbs/00_core.ipynb #5b16bbd5
+import hashlib, math
+import scipy.sparse as sp
+
+def json_ready(o):
+    "`o` as strict JSON data, recursively: NumPy scalars and arrays -> Python, NaN/inf -> None, dict keys -> str."
+    if isinstance(o, dict): return {str(k): json_ready(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)): return [json_ready(v) for v in o]
+    if isinstance(o, np.ndarray): return json_ready(o.tolist())
+    if isinstance(o, np.bool_): return bool(o)
+    if isinstance(o, np.integer): return int(o)
+    if isinstance(o, (float, np.floating)): return float(o) if math.isfinite(o) else None
+    return o
+
+def file_sha256(path) -> str:
+    "The SHA-256 hex digest of the file at `path`, read in 1 MiB blocks."
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''): h.update(chunk)
+    return h.hexdigest()
+
+def csr_positions(m: sp.csr_matrix) -> np.ndarray:
+    "Row-major linear positions (int64) of the stored entries of canonical CSR `m`."
+    return np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr)) * np.int64(m.shape[1]) + m.indices

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .core import RecsysDataError, atomic_write, derive_seed
+from .core import RecsysDataError, atomic_write, derive_seed, json_ready
 
 # %% auto #0
 __all__ = ['RFM', 'SEGMENTS_FORMAT', 'item_column', 'events_frame', 'wilson_interval', 'rate_by', 'funnel', 'gini',
@@ -258,13 +258,6 @@ def choose_k(sweep: pd.DataFrame, window: int = 1, k: int | None = None) -> tupl
 # %% ../nbs/02_eda.ipynb #90ba4ffa
 SEGMENTS_FORMAT = 'recsys.segments/1'
 
-def _nan_to_none(o):
-    if isinstance(o, dict): return {k: _nan_to_none(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)): return [_nan_to_none(v) for v in o]
-    if isinstance(o, (float, np.floating)): return None if not math.isfinite(o) else float(o)
-    if isinstance(o, np.integer): return int(o)
-    return o
-
 @dataclass(eq=False)
 class Segments:
     "A fitted K-means segmentation of users on log-scaled, standardised features."
@@ -304,7 +297,7 @@ class Segments:
                             index=pd.RangeIndex(self.k, name='segment'))
 
     def to_dict(self) -> dict:
-        return _nan_to_none({'format': SEGMENTS_FORMAT, 'features': list(self.features), 'transform': 'signed_log1p',
+        return json_ready({'format': SEGMENTS_FORMAT, 'features': list(self.features), 'transform': 'signed_log1p',
                 'scaler': {'mean': self.mean.tolist(), 'scale': self.scale.tolist()},
                 'k': self.k, 'k_elbow': self.k_elbow, 'rule': self.rule, 'silhouette': self.silhouette,
                 'seed': self.seed, 'centroids': self.centroids.tolist(),

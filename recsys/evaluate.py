@@ -1076,11 +1076,4 @@ PUBLISHED_ML100K = pd.DataFrame(
      ('Spark ALS (explicit)', 0.005, 0.044, 0.048, 0.018)],
     columns=['algorithm', 'map', 'ndcg@10', 'precision@10', 'recall@10'])
 
-def _nan_to_none(o):
-    "A nested structure with NaN/inf floats replaced by None (results.json must be strict JSON)."
-    if isinstance(o, dict): return {str(k): _nan_to_none(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)): return [_nan_to_none(v) for v in o]
-    if isinstance(o, (float, np.floating)): return float(o) if math.isfinite(o) else None
-    if isinstance(o, np.integer): return int(o)
-    if isinstance(o, np.bool_): return bool(o)
-    return o
+from .core import json_ready as _nan_to_none   # one definition (recsys.core); the report cells use this name

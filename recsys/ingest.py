@@ -18,7 +18,7 @@ import scipy.sparse as sp
 
 from pyarrow import csv as pacsv
 
-from .core import RecsysDataError, atomic_write, cache_dir, cli_errors
+from .core import RecsysDataError, atomic_write, cache_dir, cli_errors, file_sha256
 
 # %% auto #0
 __all__ = ['TRAIN_COLUMNS', 'TEST_COLUMNS', 'INDITEX_CSV_TYPES', 'PRODUCT_COLUMNS', 'USER_COLUMNS', 'INTERACTIONS_FORMAT',
@@ -977,12 +977,6 @@ ML100K_SHA256 = '06416e597f82b7342361e41163890c81036900f418ad91315590814211dca49
 class DataUnavailableError(RecsysDataError):
     "A public dataset is neither in the cache nor downloadable (no network)."
 
-def _sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''): h.update(chunk)
-    return h.hexdigest()
-
 def download_movielens_100k(dest=None, url: str = ML100K_URL, timeout: float = 60) -> Path:
     "Download ml-100k.zip into the cache, unpack it, verify u.data's SHA-256; return the folder."
     dest = Path(dest) if dest else cache_dir('ml-100k')
@@ -1007,7 +1001,7 @@ def load_movielens_100k(verify: bool = True) -> pd.DataFrame:
     "MovieLens-100K ratings as a frame [user_id, item_id, rating, timestamp] (from the cache; downloaded when absent)."
     path = cache_dir('ml-100k') / 'u.data'
     if not path.exists(): download_movielens_100k(path.parent)
-    if verify and (got := _sha256(path)) != ML100K_SHA256:
+    if verify and (got := file_sha256(path)) != ML100K_SHA256:
         raise RecsysDataError(f'checksum mismatch: sha256 {got[:12]}… is not the published {ML100K_SHA256[:12]}…',
                               file=str(path), fix=f'delete {path.parent} and let it download again')
     from pyarrow import csv as pacsv

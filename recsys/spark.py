@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .core import RecsysDataError, cache_dir, cli_errors
+from .core import RecsysDataError, cache_dir, cli_errors, csr_positions
 from .confidence import (DEFAULT_DESIGN, DESIGNS, ConfidenceDesign, confidence as _np_confidence,
                                spark_reg_param, to_implicit, to_spark)
 
 # %% auto #0
-__all__ = ['LOG4J2', 'SMALL_JOB_JVM', 'INDITEX_SCHEMA', 'ML100K_SCHEMA', 'EVENT_NAMES', 'KEYS', 'INT_MAX', 'MIN_RATING',
+__all__ = ['LOG4J2', 'SMALL_JOB_JVM', 'INDITEX_SCHEMA', 'ML100K_SCHEMA', 'EVENT_NAMES', 'INT_MAX', 'MIN_RATING',
            'EVALUATOR_METRICS', 'PARITY_METRICS', 'java_available', 'spark_session', 'read_events', 'aggregate_events',
            'pairs_to_interactions', 'as_design', 'design_kwargs', 'spark_confidence', 'spark_ratings', 'spark_reg',
            'pairs_frame', 'leave_last_pairs', 'spark_leave_last_pairs', 'fit_als', 'recommend_unseen', 'ranking_frame',
@@ -173,7 +173,7 @@ def read_events(spark, path, validate: bool = True):
     return out.drop(*[c for c in ('_ac', '_uid', 'event') if c in out.columns])
 
 # %% ../nbs/08_spark.ipynb #7b4bac4f
-KEYS = ('user_or_session', 'user', 'session')
+from .ingest import KEYS   # the row keys, one definition (recsys.ingest)
 INT_MAX = 2**31 - 1
 
 def aggregate_events(events, key: str = 'user_or_session'):
@@ -334,10 +334,6 @@ def spark_reg(regularization: float, pairs, universe: tuple | None = None) -> fl
     return float(regularization) if nnz == 0 else float(regularization) * (n_rows + n_items) / (2.0 * nnz)
 
 # %% ../nbs/08_spark.ipynb #472b1199
-def _keys(m: sp.csr_matrix) -> np.ndarray:
-    "Row-major linear positions of the stored entries of canonical CSR `m`."
-    return np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr)) * np.int64(m.shape[1]) + m.indices
-
 def _canonical(m, dtype=None) -> sp.csr_matrix:
     m = sp.csr_matrix(m, dtype=dtype, copy=True); m.sum_duplicates(); m.sort_indices()
     return m
@@ -345,7 +341,7 @@ def _canonical(m, dtype=None) -> sp.csr_matrix:
 def _stored_in(m: sp.csr_matrix, ref: sp.csr_matrix) -> np.ndarray:
     "For each stored entry of canonical CSR `m`: is (row, col) stored in canonical CSR `ref`?"
     if ref.nnz == 0 or m.nnz == 0: return np.zeros(m.nnz, bool)
-    km, kr = _keys(m), _keys(ref)
+    km, kr = csr_positions(m), csr_positions(ref)
     pos = np.minimum(np.searchsorted(kr, km), len(kr) - 1)
     return kr[pos] == km
 
@@ -363,7 +359,7 @@ def pairs_frame(X) -> pd.DataFrame:
     L = _canonical(X.last_ts, np.float64)
     ts = np.full(A.nnz, np.nan)
     if L.nnz:
-        kl, ka = _keys(L), _keys(A)
+        kl, ka = csr_positions(L), csr_positions(A)
         pos = np.minimum(np.searchsorted(kl, ka), len(kl) - 1); hit = kl[pos] == ka
         ts[hit] = L.data[pos[hit]]
     return pd.DataFrame({'row': np.repeat(np.arange(A.shape[0]), np.diff(A.indptr)), 'item': A.indices.astype(np.int64),

@@ -153,3 +153,20 @@ def test_layers_confidence_imports_core_only():
         for ln in where:
             assert 'compatibility shim' in lines[ln - 1], f'recsys.confidence imports recsys.{mod} (line {ln})'
     assert not set(_package_imports(ROOT / 'recsys' / 'evaluate.py', lazy=True)) & {'experiments', 'reports'}
+
+
+def test_shared_helpers_are_defined_once():
+    "Helpers with one home in recsys.core (issue 20): no module defines its own copy again."
+    import ast
+    defined: dict[str, list[str]] = {}
+    for p in (ROOT / 'recsys').glob('*.py'):
+        for node in ast.parse(p.read_text(encoding='utf-8')).body:
+            if isinstance(node, ast.FunctionDef): defined.setdefault(node.name, []).append(p.stem)
+            elif isinstance(node, ast.Assign):
+                for t in node.targets:
+                    if isinstance(t, ast.Name): defined.setdefault(t.id, []).append(p.stem)
+    for name in ('json_ready', 'file_sha256', 'csr_positions', '_jsonable'):
+        assert defined.get(name) == ['core'], (name, defined.get(name))
+    for name in ('_sha256', '_nan_to_none', '_json_default'):
+        assert name not in defined, (name, defined[name])
+    assert defined.get('KEYS') == ['ingest'], defined.get('KEYS')
