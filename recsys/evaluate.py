@@ -200,9 +200,9 @@ class Split:
 # %% ../nbs/05_evaluate.ipynb #82909b8a
 def stratified_split(df: pd.DataFrame, ratio: float = 0.75, by: str = 'item', seed: int = 42,
                      user_col: str = 'user_id', item_col: str = 'item_id') -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Microsoft Recommenders' `python_stratified_split`: within each user (`by='user'`) or item (`by='item'`),
-    a random `ratio` of the rows goes to train. Same random stream (legacy `np.random.seed(seed)`, one uniform
-    per row in the order of `df`), same ranks, same result. Returns (train, test) in the order of `df`."""
+    """Microsoft Recommenders 1.2.x `python_stratified_split`: within each user (`by='user'`) or item (`by='item'`),
+    rank one uniform number per row (legacy `np.random.seed(seed)`, drawn in the order of `df`) and keep the rows
+    of rank <= round(ratio * n) in train (NumPy's round: halves to even). Returns (train, test) in the order of `df`."""
     if by not in ('user', 'item'): raise RecsysDataError(f"by must be 'user' or 'item', got {by!r}")
     if not 0 < ratio < 1: raise RecsysDataError(f'ratio must be in (0, 1), got {ratio}')
     col = user_col if by == 'user' else item_col
@@ -215,7 +215,7 @@ def stratified_split(df: pd.DataFrame, ratio: float = 0.75, by: str = 'item', se
     counts = np.diff(np.r_[starts, len(gs)])
     rank = np.arange(len(gs)) - np.repeat(starts, counts) + 1
     in_train = np.zeros(len(df), bool)
-    in_train[order] = rank / np.repeat(counts, counts) <= ratio
+    in_train[order] = rank <= np.round(ratio * np.repeat(counts, counts))
     return df[in_train], df[~in_train]
 
 # %% ../nbs/05_evaluate.ipynb #1691a2fb

@@ -181,7 +181,8 @@ def test_metrics_match_ranx():
 
 # ---------------------------------------------------------------- the Microsoft Recommenders split ------------------
 def ms_stratified_split(data, ratio=0.75, filter_by='user', seed=42, col_user='user_id', col_item='item_id'):
-    "A transcription of recommenders.datasets.python_splitters._do_stratification (random, two-way ratio)."
+    """The Microsoft Recommenders 1.2.x rule (recommenders/datasets/python_splitters.py, `_do_stratification`, random,
+    two-way ratio), in plain pandas: one uniform per row in file order, sort by (group, random), train = rank <= round(ratio n)."""
     data = data.copy()
     split_by_column = col_user if filter_by == 'user' else col_item
     np.random.seed(seed)
@@ -190,20 +191,32 @@ def ms_stratified_split(data, ratio=0.75, filter_by='user', seed=42, col_user='u
     groups = data.groupby(split_by_column)
     data['count'] = groups[split_by_column].transform('count')
     data['rank'] = groups.cumcount() + 1
-    data['rank'] = data['rank'] / data['count']
-    train = data[data['rank'] <= ratio]
-    test = data[data['rank'] > ratio]
+    train = data[data['rank'] <= round(ratio * data['count'])]
+    test = data[(data['rank'] > round(ratio * data['count'])) & (data['rank'] <= round(1.0 * data['count']))]
     return train.drop(columns=['random', 'count', 'rank']), test.drop(columns=['random', 'count', 'rank'])
 
 
 @pytest.mark.parametrize('by', ['user', 'item'])
-def test_stratified_split_reproduces_microsoft(by):
+@pytest.mark.parametrize('ratio', [0.75, 0.8])
+def test_stratified_split_follows_recommenders_1_2(by, ratio):
     rng = np.random.default_rng(5)
     df = pd.DataFrame({'user_id': rng.integers(1, 80, 3000), 'item_id': rng.integers(1, 300, 3000), 'rating': rng.integers(1, 6, 3000)})
     df = df.drop_duplicates(['user_id', 'item_id']).reset_index(drop=True)
-    tr, te = stratified_split(df, 0.75, by=by, seed=42)
-    mtr, mte = ms_stratified_split(df, 0.75, filter_by=by, seed=42)
+    tr, te = stratified_split(df, ratio, by=by, seed=42)
+    mtr, mte = ms_stratified_split(df, ratio, filter_by=by, seed=42)
     assert sorted(tr.index) == sorted(mtr.index) and sorted(te.index) == sorted(mte.index)
+    n = df.groupby(f'{by}_id').size()
+    assert (np.round(ratio * n) != np.floor(ratio * n)).any()        # groups where round and floor differ are exercised
+
+
+def test_stratified_split_group_sizes_by_hand():
+    "round(0.75 n) with halves to even: 1 -> 1, 2 -> 2, 3 -> 2, 4 -> 3, 6 -> 4, 10 -> 8, 14 -> 10 in train."
+    sizes = [1, 2, 3, 4, 6, 10, 14]
+    df = pd.DataFrame({'user_id': np.repeat(np.arange(len(sizes)), sizes), 'item_id': np.arange(sum(sizes))})
+    tr, te = stratified_split(df, 0.75, by='user', seed=3)
+    assert tr.groupby('user_id').size().reindex(range(len(sizes)), fill_value=0).tolist() == [1, 2, 2, 3, 4, 8, 10]
+    mtr, _ = ms_stratified_split(df, 0.75, filter_by='user', seed=3)
+    assert sorted(tr.index) == sorted(mtr.index)
 
 
 def test_make_splits_on_movielens_shape():
