@@ -15,12 +15,14 @@ from .core import (RecsysDataError, atomic_write, cli_errors, git_commit, progre
                          versions)
 
 # %% auto #0
-__all__ = ['DEPENDS', 'FEATURES', 'NEEDS', 'SCALES', 'NA', 'PUBLISHED_ML100K', 'PUBLISHED_SOURCE', 'COMPARE_COLUMNS',
-           'discover_notebooks', 'notebook_parameters', 'fixture_notebook', 'demo_notebooks', 'dependencies',
-           'topo_order', 'dataset_features', 'not_applicable', 'load_grid', 'expand_grid', 'params_slug', 'run_name',
-           'Job', 'plan_jobs', 'data_fingerprint', 'is_done', 'kernel_env', 'notebook_html', 'run_job', 'prepare_data',
-           'job_priorities', 'run_reports', 'format_summary', 'flatten_metrics', 'headline_metric', 'plot_sweep',
-           'build_index', 'find_chromium', 'browser_check', 'compare_runs', 'reports_cli']
+__all__ = ['DEPENDS', 'FEATURES', 'NEEDS', 'SCALES', 'LIBRARY_DIRECTIVES', 'NA', 'PUBLISHED_ML100K', 'PUBLISHED_SOURCE',
+           'COMPARE_COLUMNS', 'discover_notebooks', 'notebook_parameters', 'fixture_notebook', 'demo_notebooks',
+           'dependencies', 'topo_order', 'dataset_features', 'not_applicable', 'load_grid', 'expand_grid',
+           'params_slug', 'run_name', 'Job', 'plan_jobs', 'data_fingerprint', 'is_done', 'kernel_env',
+           'cell_directives', 'is_test_only', 'is_library_cell', 'report_view', 'notebook_html', 'run_job',
+           'prepare_data', 'job_priorities', 'run_reports', 'format_summary', 'flatten_metrics', 'headline_metric',
+           'plot_sweep', 'challenge_headline', 'movielens_headline', 'report_figures', 'build_index', 'find_chromium',
+           'browser_check', 'compare_runs', 'reports_cli']
 
 # %% ../nbs/07_reports.ipynb #94debfce
 def _root() -> Path:
@@ -456,12 +458,61 @@ def _describe_error(e: BaseException, nb_path=None) -> dict:
     return {'where': 'runner', 'cell_index': None, 'exec_count': None, 'source': None, 'ename': type(e).__name__,
             'evalue': str(e), 'traceback': ''.join(traceback.format_exception(e))[-20000:]}
 
+# %% ../nbs/07_reports.ipynb #096c8a4a
+import ast
+
+LIBRARY_DIRECTIVES = ('export', 'exporti', 'exports', 'hide')
+_DIRECTIVE = re.compile(r'\s*#\s*\|\s*([\w-]+)')
+
+def _src(cell) -> str: return ''.join(cell.get('source') or '')
+
+def cell_directives(source: str) -> list[str]:
+    "The nbdev directives at the top of a cell's source: `#| export` -> 'export' (blank lines may precede them)."
+    out = []
+    for line in source.splitlines():
+        if not line.strip(): continue
+        m = _DIRECTIVE.match(line)
+        if not m: break
+        out.append(m.group(1).lower())
+    return out
+
+def is_test_only(source: str) -> bool:
+    "True for a cell of nothing but `assert` statements and calls to `test_*` functions."
+    try: body = ast.parse(source).body
+    except SyntaxError: return False            # magics, shell escapes: not a test cell
+    def test(st):
+        if isinstance(st, ast.Assert): return True
+        f = st.value.func if isinstance(st, ast.Expr) and isinstance(st.value, ast.Call) else None
+        return isinstance(f, ast.Name) and f.id.startswith('test_')
+    return bool(body) and all(test(st) for st in body)
+
+def is_library_cell(cell) -> bool:
+    "A cell the report's page leaves out: exported or hidden code, or tests only — unless it raised."
+    if cell.get('cell_type') != 'code': return False
+    if any(o.get('output_type') == 'error' for o in cell.get('outputs') or []): return False
+    src = _src(cell)
+    return bool(set(cell_directives(src)) & set(LIBRARY_DIRECTIVES)) or is_test_only(src)
+
+def report_view(nb):
+    "A copy of a notebook (an `nbformat` node) for reading: library cells left out, a note under the title saying so."
+    import copy, nbformat
+    view = copy.deepcopy(nb)
+    keep = [c for c in view.cells if not is_library_cell(c)]
+    n = len(view.cells) - len(keep)
+    if n:
+        at = 1 if keep and keep[0].cell_type == 'markdown' else 0
+        keep.insert(at, nbformat.v4.new_markdown_cell(
+            f'*This page leaves out {n} library cell{"s" * (n != 1)} (exported code, hidden imports, tests); '
+            '`notebook.ipynb` beside it is the complete executed notebook.*'))
+    view.cells = keep
+    return view
+
 # %% ../nbs/07_reports.ipynb #cf9acbd0
 def notebook_html(nb_path, html_path) -> Path:
-    "Convert an executed notebook to one self-contained HTML file (nbconvert's lab template, images embedded)."
+    "The reader's page of an executed notebook: `report_view` of it as one self-contained HTML file (nbconvert's lab template, images embedded)."
     import nbformat
     from nbconvert import HTMLExporter
-    nb = nbformat.read(str(nb_path), as_version=4)
+    nb = report_view(nbformat.read(str(nb_path), as_version=4))
     body, _ = HTMLExporter(template_name='lab', embed_images=True).from_notebook_node(
         nb, resources={'metadata': {'name': Path(nb_path).parent.parent.name + ' / ' + Path(nb_path).parent.name}})
     with atomic_write(html_path) as f: f.write(body)
@@ -816,6 +867,10 @@ th{background:#f2f4f8}tr:nth-child(even) td{background:#fafbfc}td.num{text-align
 figure img{max-width:560px;height:auto;display:block}figcaption{font-size:.85em;color:#56607a}
 pre{background:#f6f8fa;border:1px solid #e3e7ee;padding:.6em;overflow-x:auto;font-size:12.5px}
 .note{color:#56607a;font-size:.92em}code{background:#f2f4f8;padding:0 .25em;border-radius:3px}
+.oracle td{color:#56607a;font-style:italic}.published td{color:#3b4357}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:.8em;margin:.6em 0 1em}
+.card{overflow:hidden;border:1px solid #e3e7ee;border-radius:6px;padding:.5em .7em;background:#fff}.card>a{text-decoration:none;color:#204f99}
+.thumbs{display:flex;flex-wrap:wrap;gap:.4em;margin-top:.4em}.thumbs img{max-height:110px;max-width:100%;width:auto;height:auto;border:1px solid #eef0f4}
 """
 
 def _e(s) -> str: return html.escape(str(s), quote=True)
@@ -949,6 +1004,100 @@ def _figures_section(recs: list[dict], run_dir: Path, per_job: int = 12) -> list
     if not shown: s.append('<p class="note">No job saved figures.</p>')
     return s
 
+# %% ../nbs/07_reports.ipynb #ab593c61
+def challenge_headline(res: dict, top: int = 3) -> list[tuple[str, dict, str]] | None:
+    "(label, metrics, css class) rows of a challenge report: the model, its `top` strongest baselines, the oracle."
+    m = (res or {}).get('metrics') or {}
+    hl, base = m.get('headline'), m.get('baselines') or {}
+    if not isinstance(hl, dict) or not _is_num(hl.get('ndcg_all')): return None
+    table = res.get('table') if isinstance(res.get('table'), dict) else {}
+    ours = [(k, v) for k, v in table.items() if k not in base and isinstance(v, dict)] or [
+        ('model', {'ndcg@5': hl['ndcg_all'], 'ndcg@5 future': hl.get('ndcg_future')})]
+    is_oracle = lambda k: k.lower().startswith('oracle')
+    rivals = sorted(((k, v) for k, v in base.items() if not is_oracle(k) and _is_num((v or {}).get('ndcg@5'))),
+                    key=lambda kv: -kv[1]['ndcg@5'])[:top]
+    oracle = [(k, v) for k, v in base.items() if is_oracle(k)] or (
+        [('oracle', {'ndcg@5': hl['oracle']})] if _is_num(hl.get('oracle')) else [])
+    return [(k, v, 'ours') for k, v in ours] + [(k, v, '') for k, v in rivals] + [(k, v, 'oracle') for k, v in oracle]
+
+def movielens_headline(res: dict, top: int = 2) -> list[tuple[str, dict, str]] | None:
+    "Rows of a MovieLens-100K report: ALS, its `top` strongest baselines (test split), then the published table."
+    if ((res or {}).get('params') or {}).get('dataset') != 'movielens-100k': return None
+    test = ((res.get('metrics') or {}).get('test')) or {}
+    if not _is_num((test.get('als') or {}).get('ndcg@10')): return None
+    ours = [(k, v) for k, v in test.items() if k.startswith('als') and isinstance(v, dict)]
+    rivals = sorted(((k, v) for k, v in test.items() if not k.startswith('als') and _is_num((v or {}).get('ndcg@10'))),
+                    key=lambda kv: -kv[1]['ndcg@10'])[:top]
+    return ([(f'ours: {k}', v, 'ours') for k, v in ours] + [(f'ours: {k}', v, '') for k, v in rivals]
+            + [(f'published: {d["algorithm"]}', d, 'published') for d in PUBLISHED_ML100K])
+
+def _headline_table(rows, cols: list[tuple[str, str]]) -> str:
+    best = {k: max((v[k] for _, v, c in rows if c != 'oracle' and _is_num(v.get(k))), default=None) for k, _ in cols}
+    return _table(['method'] + [lab for _, lab in cols],
+                  [[_td(lab)] + [_td(v.get(k), num=True, cls='best' if _is_num(v.get(k)) and v.get(k) == best[k] else '')
+                                 for k, _ in cols] for lab, v, _ in rows], cls=[c for _, _, c in rows])
+
+# %% ../nbs/07_reports.ipynb #3bd0585c
+_CHALLENGE_COLUMNS = [('ndcg@5', 'NDCG@5, all carts'), ('ndcg@5 future', 'NDCG@5, future carts'), ('hit@5', 'hit@5'),
+                      ('hit@5 future', 'hit@5, future')]
+
+def _challenge_note(hl: dict) -> str:
+    f = lambda k, fmt='{:.3f}': fmt.format(hl[k]) if _is_num(hl.get(k)) else 'n/a'
+    return (f'<p>NDCG@5 <b>{f("ndcg_all")}</b> on all carts and <b>{f("ndcg_future")}</b> on future carts: '
+            f'{f("x_best_in_session", "{:.2f}")} × the best in-session baseline ({f("best_in_session_all")}), '
+            f'{f("x_oracle", "{:.0%}")} of the oracle ({f("oracle")}); the best order of the shown items, which needs the '
+            f'labels, reaches {f("best_order_of_shown_items")}.</p>')
+
+def _headline_section(run: dict, recs: list[dict]) -> list[str]:
+    "The page's opening: one headline table per report that records one (first configuration of a sweep)."
+    s, seen = ['<h2 id="headline">Headline</h2>'], set()
+    for r in recs:
+        if r['status'] not in ('ok', 'cached') or r['notebook'] in seen: continue
+        res = r.get('results') or {}
+        ch, ml = challenge_headline(res), movielens_headline(res)
+        if ch:
+            cols = [c for c in _CHALLENGE_COLUMNS if any(_is_num(v.get(c[0])) for _, v, _ in ch)]
+            s += [f'<h3>The challenge task: 5 products per session — {_job_link(r)}</h3>',
+                  _challenge_note(res['metrics']['headline']), _headline_table(ch, cols)]
+        if ml:
+            s += [f'<h3>MovieLens-100K against the published table — {_job_link(r)}</h3>',
+                  f'<p class="note">{_e(PUBLISHED_SOURCE)}</p>', _headline_table(ml, COMPARE_COLUMNS)]
+        if ch or ml: seen.add(r['notebook'])
+    if not seen:
+        s.append('<p class="note">No report of this run records a headline (<code>06_recommend</code> on session data, '
+                 '<code>05_evaluate</code> on MovieLens-100K); the details follow.</p>')
+    return s
+
+# %% ../nbs/07_reports.ipynb #b2fec377
+def _thumb_uri(png: Path, width: int = 320) -> str:
+    "A small PNG of a figure as a data URI (Pillow, which matplotlib installs), so the page stays self-contained and light."
+    import io
+    from PIL import Image
+    with Image.open(png) as im:
+        im = im.convert('RGB'); im.thumbnail((width, width * 3))
+        buf = io.BytesIO(); im.save(buf, format='PNG', optimize=True)
+    return 'data:image/png;base64,' + base64.b64encode(buf.getvalue()).decode()
+
+def report_figures(rec: dict, run_dir: Path) -> list[Path]:
+    "A job's figures: the ones its results.json lists (in that order), else every PNG in its folder."
+    d = run_dir / rec['dir']
+    listed = [d / f for f in ((rec.get('results') or {}).get('figures') or []) if isinstance(f, str)]
+    return [p for p in listed if p.exists()] or sorted(d.glob('*.png'))
+
+def _thumbnails_section(recs: list[dict], run_dir: Path, per_job: int = 2) -> list[str]:
+    "One card per report (a sweep's first configuration): up to `per_job` figure thumbnails, each a link to its page."
+    cards, seen = [], set()
+    for r in recs:
+        if r['status'] not in ('ok', 'cached') or r['notebook'] in seen: continue
+        seen.add(r['notebook'])
+        figs, href = report_figures(r, run_dir), f'{_e(r["dir"])}/notebook.html'
+        imgs = ''.join(f'<a href="{href}"><img src="{_thumb_uri(p)}" alt="{_e(r["notebook"])}: {_e(p.stem)}"></a>' for p in figs[:per_job])
+        more = f'{len(figs)} figure{"s" * (len(figs) != 1)}' if figs else 'no figures'
+        cards.append(f'<div class="card"><a href="{href}"><b>{_e(r["notebook"])}</b></a> <span class="note">{more}</span>'
+                     f'<div class="thumbs">{imgs}</div></div>')
+    return ['<h2 id="reports">Reports</h2>', f'<div class="cards">{"".join(cards)}</div>' if cards else
+            '<p class="note">No report completed.</p>']
+
 # %% ../nbs/07_reports.ipynb #cf3ca407
 _BASE_PARAMS = {'dataset', 'scale', 'seed', 'out_dir', 'run_dir'}
 
@@ -1016,8 +1165,10 @@ def build_index(run_dir) -> Path:
     if c['failed'] or c['skipped']:
         s.append('<p class="note">Some jobs did not complete: see <a href="#errors">Errors</a>. '
                  'Re-running the same command resumes the run (completed jobs are kept).</p>')
-    s += (_metrics_section(run, recs) + _published_section(run, recs) + _sweeps_section(recs, run_dir)
-          + _figures_section(recs, run_dir) + _jobs_section(recs, run_dir) + _errors_section(recs, run_dir) + _params_section(run))
+    details = (_metrics_section(run, recs) + _published_section(run, recs) + _sweeps_section(recs, run_dir) + _figures_section(recs, run_dir)
+               + _jobs_section(recs, run_dir) + _errors_section(recs, run_dir) + _params_section(run))
+    toc = ' · '.join(f'<a href="#{m[1]}">{m[2]}</a>' for m in (re.match(r'<h2 id="([^"]+)">([^<]+)</h2>', x) for x in details) if m)
+    s += _headline_section(run, recs) + _thumbnails_section(recs, run_dir) + [f'<p class="note">The details: {toc}.</p>'] + details
     page = ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>recsys report — {_e(run["run"])}</title>'
             f'<style>{_CSS}</style></head><body>\n' + '\n'.join(s) + '\n</body></html>\n')

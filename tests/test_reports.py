@@ -82,6 +82,69 @@ def test_index_page_content(env, run1):
     assert f'{m4:.4f}' in page
     assert (env / 'run' / '_sweeps' / '04_als.png').exists()
     assert '<script' not in page.lower()
+    # the page opens with the headline (none in these fixtures: said), then one card per completed report, then the details
+    assert page.index('id="headline"') < page.index('id="reports"') < page.index('id="metrics"') < page.index('id="jobs"')
+    assert 'No report of this run records a headline' in page
+    assert page.count('class="card"') == 2 and '<a href="04_als/factors=4/notebook.html"><img src="data:image/png;base64,' in page
+
+
+def _add_challenge_job(run: Path) -> None:
+    "A completed job shaped like 06_recommend's (metrics.headline, metrics.baselines, table, figures) added to a run folder."
+    import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
+    from recsys.core import save_figure, write_results
+    jd = run / '06_recommend' / 'default'; jd.mkdir(parents=True)
+    row = lambda a, f: {'ndcg@5': a, 'hit@5': 0.6, 'ndcg@5 future': f, 'hit@5 future': 0.2}
+    base = {'random order of shown items': row(0.277, 0.0), 'global popularity': row(0.080, 0.037),
+            'linear blend (tuned)': row(0.339, 0.061), 'oracle (planted truth)': row(0.627, 0.524)}
+    hl = {'ndcg_all': 0.36, 'ndcg_future': 0.07, 'best_in_session_all': 0.277, 'best_in_session_future': 0.0,
+          'x_best_in_session': 1.3, 'x_oracle': 0.574, 'best_order_of_shown_items': 0.345, 'oracle': 0.627}
+    fig, ax = plt.subplots(figsize=(4, 3)); ax.barh(['model', 'random'], [0.36, 0.277]); save_figure(fig, jd, 'ndcg_methods'); plt.close(fig)
+    write_results(jd, {'seed': 42}, metrics={'ndcg@5': 0.36, 'headline': hl, 'baselines': base},
+                  table={**base, 'two-stage ranker': row(0.36, 0.07)}, figures=['ndcg_methods.png'])
+    meta = json.loads((run / 'run.json').read_text())
+    meta['records'].insert(0, {'notebook': '06_recommend', 'slug': 'default', 'key': '06_recommend/default', 'dir': '06_recommend/default',
+                               'status': 'ok', 'grid': {}, 'params': {'seed': 42}, 'wall_s': 1.0, 'deps': []})
+    meta['counts']['ok'] += 1
+    (run / 'run.json').write_text(json.dumps(meta))
+
+
+@pytest.mark.skipif(R.find_chromium() is None, reason='no chromium')
+def test_index_opens_with_the_challenge_headline_and_thumbnails(env, run1, tmp_path):
+    import shutil
+    run = tmp_path / 'run'; shutil.copytree(env / 'run', run)
+    _add_challenge_job(run)
+    page = R.build_index(run).read_text()
+    head = page[page.index('id="headline"'):page.index('id="reports"')]
+    rows = [r.split('</td>')[0] for r in head.split('<tr')[2:]]
+    assert [r.split('<td>')[-1] for r in rows] == ['two-stage ranker', 'linear blend (tuned)', 'random order of shown items',
+                                                   'global popularity', 'oracle (planted truth)']
+    assert '1.30 × the best in-session baseline (0.277), 57% of the oracle (0.627)' in head
+    chk = R.browser_check(run / 'index.html', screenshot=run / 'index.png', size=(1280, 1400))
+    assert chk['checked'] and chk['broken'] == [] and chk['rendered'] == chk['images'] == 5   # 2 thumbnails + 3 figures
+    text = chk['text']
+    assert text.index('Headline') < text.index('two-stage ranker') < text.index('Reports') < text.index('Metrics')
+    assert (run / 'index.png').stat().st_size > 10_000
+
+
+def test_report_page_leaves_out_library_cells(tmp_path):
+    "notebook_html on an executed-looking notebook: exports, hidden imports and test-only cells gone; prose, parameters, outputs kept."
+    import nbformat
+    nb = nbformat.v4.new_notebook()
+    out = lambda t: [nbformat.v4.new_output('execute_result', {'text/plain': t}, execution_count=1)]
+    nb.cells = [nbformat.v4.new_markdown_cell('# A report\n\nProse that stays.'),
+                nbformat.v4.new_code_cell('#| export\ndef library_function(): return 1'),
+                nbformat.v4.new_code_cell('#|hide\nfrom fastcore.test import *'),
+                nbformat.v4.new_code_cell("test_eq(library_function(), 1)\ntest_fail(lambda: 1 / 0)\nassert True"),
+                nbformat.v4.new_code_cell('seed = 42', metadata={'tags': ['parameters']}),
+                nbformat.v4.new_code_cell('result_value = library_function() + seed', outputs=out('43'))]
+    nb.metadata['kernelspec'] = {'name': 'python3', 'display_name': 'Python 3', 'language': 'python'}
+    nbformat.write(nb, tmp_path / 'notebook.ipynb')
+    page = R.notebook_html(tmp_path / 'notebook.ipynb', tmp_path / 'notebook.html').read_text()
+    for gone in ('def library_function', 'fastcore.test', 'test_fail'):
+        assert gone not in page, gone
+    for kept in ('Prose that stays', 'seed', 'result_value', '43', 'leaves out 3 library cells'):
+        assert kept in page, kept
+    assert len(nbformat.read(tmp_path / 'notebook.ipynb', 4).cells) == 6      # the notebook itself stays complete
 
 
 @pytest.mark.skipif(R.find_chromium() is None, reason='no chromium (install Debian\'s chromium package; .ci/run does)')
