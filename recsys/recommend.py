@@ -89,7 +89,7 @@ def train_model(data, out_dir=None, *, scale: str = 'tiny', seed: int = 42, tune
                 iterations: int = DEFAULT_ALS['iterations'], refit_iterations: int | None = None, warm_start: bool = True,
                 show_progress: bool | None = None, ranker: str = 'lightgbm', cand_k: int = 50,
                 covis_rows: int | None = 12_000_000, ranker_params: dict | None = None, source_params: dict | None = None,
-                keep_table: bool = False,
+                refit_sources: bool = False, keep_table: bool = False,
                 **hyper) -> SessionModel:
     """Raw files (a folder, 'synthetic' or a `RecsysDataset`) -> a `SessionModel`, saved to `out_dir` when given.
     `design` is a confidence design or a list of candidates; `hyper` goes to `fit_session_model` (factors,
@@ -100,8 +100,10 @@ def train_model(data, out_dir=None, *, scale: str = 'tiny', seed: int = 42, tune
     1); without tuning or with `warm_start=False`, the final fit is cold and runs `iterations`. With
     `ranker='lightgbm'` (the default) the candidate sources (`recsys.candidates`, `cand_k` per source, co-visitation on
     the latest `covis_rows` rows) are fitted on the split's history and a LambdaRank ranker (`recsys.ranker`,
-    `ranker_params`) on its sessions, then the sources are refitted on all the training events (`source_params` go to
-    `fit_sources`: `top_n`, `group_top_n`, ...); `ranker='linear'`
+    `ranker_params`) on its sessions (`source_params` go to `fit_sources`: `top_n`, `group_top_n`, ...); the model
+    serves with those same sources (the ranker learnt their scales), or with sources refitted on all the training
+    events when `refit_sources` or when the catalogue grew since (no products file: the catalogue is the items seen);
+    `ranker='linear'`
     keeps the tuned blend alone. `keep_table` keeps the ranker's validation table as `model.validation_table_`
     ((features, target), for ablations). Each stage's time and memory go to `model.info['stages']`."""
     if ranker not in RANKERS: raise RecsysDataError(f'unknown ranker {ranker!r}', fix=f'use one of {list(RANKERS)}')
@@ -171,6 +173,7 @@ def train_model(data, out_dir=None, *, scale: str = 'tiny', seed: int = 42, tune
             val['ranker'] = dict(rk.info_, candidates_per_session=round(len(Fv) / max(len(vs), 1), 1), features=len(rk.features),
                                  recall=recall.round(6).to_dict('index'), **_holdout_scores(rk, Fv, Lv, len(vs), seed, K))
             table_v = (Fv, yv) if keep_table else None; del Fv, yv
+            warm_items = warm.cat_items
         if not warm_start: warm = None                  # and the validation model is freed before the final fit
     with st('interactions'): X = ds.interactions()
     final = dict(warm_start=warm is not None, iterations=int(iterations))
@@ -185,14 +188,17 @@ def train_model(data, out_dir=None, *, scale: str = 'tiny', seed: int = 42, tune
         del init
     model.params['iterations'] = int(iterations)
     if two_stage:
-        with st('candidate sources'):
-            rows = event_rows((load() for load, _ in _iter_batches(ds.files['train'])), model.cat_items)
-            model.sources = fit_sources(rows, model.catalogue, emb, covis_rows=covis_rows, seed=seed, reuse=src_v,
-                                        **(source_params or {}))
-            del rows, emb, src_v
+        if refit_sources or not np.array_equal(warm_items, model.cat_items):   # a catalogue grown since: refit
+            with st('candidate sources'):
+                rows = event_rows((load() for load, _ in _iter_batches(ds.files['train'])), model.cat_items)
+                model.sources = fit_sources(rows, model.catalogue, emb, covis_rows=covis_rows, seed=seed, reuse=src_v,
+                                            **(source_params or {}))
+                del rows
+        else: model.sources = src_v
+        del emb, src_v
         model.ranker = rk
         if keep_table: model.validation_table_ = table_v
-        model.params.update(ranker='lightgbm', cand_k=int(cand_k), covis_rows=covis_rows)
+        model.params.update(ranker='lightgbm', cand_k=int(cand_k), covis_rows=covis_rows, refit_sources=bool(refit_sources))
     else: model.params['ranker'] = 'linear'
     model.info.update(dataset=ds.name, data=data_record(ds), validation=val, final_fit=final, stages=st.records,
                       train_seconds=round(time.perf_counter() - t0, 2))
