@@ -88,7 +88,7 @@ def train_model(data, out_dir=None, *, scale: str = 'tiny', seed: int = 42, tune
                 design=DESIGN_CANDIDATES, weights: dict | None = None, segments_k: int | None = None,
                 iterations: int = DEFAULT_ALS['iterations'], refit_iterations: int | None = None, warm_start: bool = True,
                 show_progress: bool | None = None, ranker: str = 'lightgbm', cand_k: int = 50,
-                covis_rows: int | None = 12_000_000, ranker_params: dict | None = None, source_params: dict | None = None,
+                covis_rows: int | None = 8_000_000, ranker_params: dict | None = None, source_params: dict | None = None,
                 refit_sources: bool = False, keep_table: bool = False,
                 **hyper) -> SessionModel:
     """Raw files (a folder, 'synthetic' or a `RecsysDataset`) -> a `SessionModel`, saved to `out_dir` when given.

@@ -220,3 +220,38 @@ def test_convert_replaces_its_own_output(taobao, tmp_path):
     h = run('recsys-ingest', 'convert-log', '--help').stdout
     assert '--event-map' in h and '--session-gap' in h and 'default: 30' in ' '.join(h.split())
     assert run('recsys-score', '--version').stdout.startswith('recsys-score')
+
+
+def _reports(dataset, tmp_path, *extra):
+    "recsys-reports on `dataset` into tmp_path/run: (status by job, stdout); every job must end ok or not applicable."
+    env = {**ENV, 'RECSYS_REPORTS_DIR': str(tmp_path / 'reports')}
+    p = subprocess.run([str(BIN / 'recsys-reports'), '--dataset', str(dataset), '--jobs', '2', '--no-screenshot',
+                        '--out', str(tmp_path / 'run'), *extra], capture_output=True, text=True, timeout=1500, env=env)
+    status = {r['key']: r['status'] for r in json.loads((tmp_path / 'run' / 'run.json').read_text())['records']}
+    assert p.returncode == 0 and set(status.values()) <= {'ok', 'not applicable'}, (status, p.stdout[-3000:], p.stderr[-3000:])
+    return status, p.stdout
+
+
+def test_reports_on_the_converted_log(taobao, tmp_path):
+    "Every report on a converted event log ends ok or not applicable; the session task runs and scores the model."
+    status, _ = _reports(taobao['ds'], tmp_path)
+    assert status['06_recommend/default'] == 'ok' and status['02_eda/default'] == 'ok'
+    res = json.loads((tmp_path / 'run' / '06_recommend' / 'default' / 'results.json').read_text())
+    h = res['metrics']['headline']
+    assert 0 < h['ndcg_all'] <= 1 and 0 <= h['ndcg_future'] <= 1 and res['metrics']['served'].startswith('two-stage')
+
+
+def test_ratings_log_through_05_evaluate(tmp_path):
+    "A ratings CSV converted with --value rating goes through 05_evaluate with the MovieLens protocol."
+    rng = np.random.default_rng(5)
+    n_users, n_items = 120, 150
+    taste = rng.normal(size=(n_users, 4)); look = rng.normal(size=(n_items, 4))
+    rows = [(u + 1, i + 1, float(np.clip(np.round(3 + taste[u] @ look[i] + rng.normal(0, .5)), 1, 5)), 874965478 + k)
+            for k, (u, i) in enumerate((u, i) for u in range(n_users) for i in rng.choice(n_items, 25, replace=False))]
+    pd.DataFrame(rows, columns=['user', 'item', 'rating', 'time']).to_csv(tmp_path / 'ratings.csv', index=False)
+    run('recsys-ingest', 'convert-log', tmp_path / 'ratings.csv', '--out', tmp_path / 'ml', '--user', 'user', '--item', 'item',
+        '--time', 'time', '--value', 'rating')
+    status, _ = _reports(tmp_path / 'ml', tmp_path, '--only', '05_evaluate')
+    assert status['05_evaluate/default'] == 'ok'
+    res = json.loads((tmp_path / 'run' / '05_evaluate' / 'default' / 'results.json').read_text())
+    assert res['status'] == 'ok' and res['metrics']

@@ -65,3 +65,16 @@ def test_05_evaluate_movielens_100k_default(tmp_path, monkeypatch):
     als = res['metrics']['test']['als']
     near(als, {'ndcg@10': 0.4906, 'map': 0.1548, 'precision@10': 0.4269, 'recall@10': 0.2342}, tol=0.003)
     assert als['ndcg@10'] >= 0.48 and als['map'] >= 0.15          # the targets 05 states
+
+
+def test_06_recommend_synthetic_tiny(tmp_path, monkeypatch):
+    """The challenge's task on tiny synthetic data: the two-stage model, the linear blend, the trivial baselines and the
+    oracle, NDCG@5 on all carts and on future carts (the 06 report's table and headline)."""
+    res = run_report('06_recommend', tmp_path, monkeypatch, dataset='synthetic', scale='tiny')
+    t = {f'{m} | {k}': v for m, r in res['table'].items() for k, v in r.items() if k in ('ndcg@5', 'ndcg@5 future')}
+    near(t, {'two-stage: candidates + LightGBM ranker | ndcg@5': 0.3596, 'two-stage: candidates + LightGBM ranker | ndcg@5 future': 0.0701,
+             'linear blend (tuned) | ndcg@5': 0.3386, 'linear blend (tuned) | ndcg@5 future': 0.0610,
+             'random order of shown items | ndcg@5': 0.2771, 'shown items by views then recency | ndcg@5': 0.2701,
+             'best order of shown items | ndcg@5': 0.3454, 'oracle (planted truth) | ndcg@5': 0.6275})
+    h = res['metrics']['headline']
+    assert h['ndcg_all'] > h['best_in_session_all'] and h['ndcg_future'] > h['best_in_session_future'] and h['x_oracle'] < 1
