@@ -132,13 +132,18 @@ def test_full_scale_scores_with_the_hidden_labels_and_shows_the_trainer_stages()
             good = lab.get(s, [])[:5]; bad = [p for p in pool if p not in good][:5]
             out[str(s)] = (good + bad)[:5] if hit_first else bad
         return out
-    best, worst = bench_full.score(lists(True), d), bench_full.score(lists(False), d)
-    assert best['overall'] == pytest.approx(1.0) and worst['overall'] == 0.0
+    sb, sw = bench_full.score(lists(True), d), bench_full.score(lists(False), d)
+    best, worst = sb['all'], sw['all']                                  # recsys.task.score: all carts and future carts
+    assert best['overall'] == pytest.approx(1.0) and worst['overall'] == 0.0 and sw['future']['overall'] == 0.0
+    assert 0 < sb['future']['overall'] <= 1 and set(sb['future']) == set(best)
     assert 'new_unknown' in best and set(best) - {'overall'} <= {'new_known', 'new_unknown', 'returning_known',
                                                                  'returning_unknown'}   # per kind, from test_sessions.parquet
-    j = {'scale': 'full', 'seed': 42, 'stages': {}, 'ndcg@5': best, 'validation_ndcg@5': 0.8,
+    j = {'scale': 'full', 'seed': 42, 'stages': {}, 'ndcg@5': best, 'ndcg@5 future': sb['future'], 'validation_ndcg@5': 0.8,
+         'compare': {'oracle (planted truth)': {'all': 0.56, 'future': 0.47}},
          'final_fit': {'warm_start': True, 'iterations': 5, 'rows_matched': 0.9, 'items_matched': 1.0},
          'train_stages': [{'stage': 'final fit', 'wall_s': 12.0, 'cpu_s': 20.0, 'peak_rss_mib': 900.0, 'rss_end_mib': 800.0}]}
     rows = dict(run_all.fig_full(j, '', [])['rows'])
-    assert rows['NDCG@5 against the hidden labels'].startswith('1.0000 overall')
+    assert rows['NDCG@5 against the hidden labels (all carts)'].startswith('1.0000 overall')
+    assert rows['NDCG@5 on future carts only'].startswith(f"{sb['future']['overall']:.4f} overall")
+    assert rows['same test: oracle (planted truth)'] == 'NDCG@5 0.5600 all carts, 0.4700 future carts'
     assert '5 iterations' in rows['final fit'] and 'peak RSS 900 MiB' in rows['train stage: final fit']
