@@ -14,24 +14,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
-from .core import RecsysDataError, atomic_dir, atomic_write, versions
+from .core import RecsysDataError, atomic_dir, atomic_write, json_ready, versions
 from .ingest import Interactions, read_products, read_test
 from .als import ALSModel
 from .eda import load_segments
+from .task import load_target
 from .sessions import MODEL_FORMAT, SessionModel, Sessions, _int64
 
 # %% auto #0
 __all__ = ['save_model', 'load_model', 'write_predictions', 'validate_predictions']
 
 # %% ../nbs/06e_model_io.ipynb #0d010b4b
-def _json_ready(o):
-    "NaN/inf -> None and NumPy -> Python, recursively (manifests are strict JSON)."
-    if isinstance(o, dict): return {str(k): _json_ready(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)): return [_json_ready(v) for v in o]
-    if isinstance(o, np.ndarray): return _json_ready(o.tolist())
-    if isinstance(o, np.integer): return int(o)
-    if isinstance(o, (float, np.floating)): return float(o) if math.isfinite(o) else None
-    return o
+_json_ready = json_ready          # the one strict-JSON conversion (recsys.core); the old name stays for importers
 
 def save_model(model: SessionModel, out_dir) -> Path:
     """Write `model` to the folder `out_dir` (see above; no pickle). The folder is filled beside `out_dir` and swapped into
@@ -127,13 +121,7 @@ def validate_predictions(path, test, products, K: int = 5) -> dict:
     """Check a predictions file against the test sessions (`test`: events, a path or session ids) and the catalogue
     (`products`: products, a path or partnumbers); returns a summary or raises `RecsysDataError`."""
     path = Path(path)
-    if not path.exists(): raise RecsysDataError('predictions file not found', file=str(path), fix='run recsys-predict')
-    try: obj = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RecsysDataError(f'not valid JSON ({e})', file=str(path), fix='write it with recsys-predict') from None
-    if not isinstance(obj, dict) or not isinstance(obj.get('target'), dict):
-        raise RecsysDataError('expected {"target": {"<session_id>": [...]}}', file=str(path), fix='use the official format')
-    tgt = obj['target']
+    tgt = load_target(path)                           # the file's envelope, checked as recsys-score checks it
     want, known = _session_ids_of(test), _partnumbers_of(products)
     bad_keys = [k for k in tgt if not k.strip().lstrip('-').isdigit()]
     if bad_keys: raise RecsysDataError('session keys must be integers', file=str(path), n_bad=len(bad_keys), example=bad_keys[0])

@@ -15,7 +15,8 @@ from .core import RecsysDataError, cli_errors
 
 # %% auto #0
 __all__ = ['SHOWN_ROWS_P', 'KIND_SHARES', 'USER_KINDS', 'KINDS', 'RETURNING_SHARE', 'ChallengeTest', 'challenge_test', 'score',
-           'shown_items', 'baselines', 'baseline_table', 'read_predictions', 'score_folder', 'score_table', 'score_cli']
+           'shown_items', 'baselines', 'baseline_table', 'load_target', 'read_predictions', 'score_folder',
+           'score_table', 'score_cli']
 
 # %% ../nbs/00a_task.ipynb #027502a8
 SHOWN_ROWS_P = 0.82 ** np.arange(10); SHOWN_ROWS_P = SHOWN_ROWS_P / SHOWN_ROWS_P.sum()
@@ -223,8 +224,8 @@ def baseline_table(test_rows: pd.DataFrame, labels: pd.DataFrame, popular, sessi
 import json
 from pathlib import Path
 
-def read_predictions(path) -> dict:
-    "A predictions file `{\"target\": {\"<session_id>\": [p1, ..., pK]}}` as {session_id: [partnumbers]}, checked."
+def load_target(path) -> dict:
+    "The raw `target` mapping of a predictions file `{\"target\": {...}}`: a missing file, bad JSON or another shape is refused."
     path = Path(path)
     if not path.exists(): raise RecsysDataError('predictions file not found', file=str(path), fix='run recsys-predict --out FILE')
     try: obj = json.loads(path.read_text())
@@ -233,8 +234,13 @@ def read_predictions(path) -> dict:
     if not isinstance(obj, dict) or not isinstance(obj.get('target'), dict):
         raise RecsysDataError('expected {"target": {"<session_id>": [partnumbers...]}}', file=str(path),
                               fix="use the challenge's format (recsys-predict writes it)")
+    return obj['target']
+
+def read_predictions(path) -> dict:
+    "A predictions file `{\"target\": {\"<session_id>\": [p1, ..., pK]}}` as {session_id: [partnumbers]}, checked."
+    path = Path(path)
     out = {}
-    for k, v in obj['target'].items():
+    for k, v in load_target(path).items():
         try: out[int(k)] = [int(p) for p in v]
         except (TypeError, ValueError):
             raise RecsysDataError('session ids and partnumbers must be whole numbers', file=str(path), example=f'{k}: {v}',
