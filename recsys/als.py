@@ -52,6 +52,7 @@ def confidence_preference(C, alpha: float = 1.0) -> tuple[np.ndarray, np.ndarray
     V = alpha * _dense(C)
     return np.where(V != 0, np.abs(V), 1.0), (V > 0).astype(np.float64)
 
+# %% ../nbs/04_als.ipynb #f5f1232f
 def loss(C, X, Y, regularization: float, alpha: float = 1.0, normalize: bool = True, weighted: bool = False) -> float:
     """Σ c (p − XYᵀ)² + λ(‖X‖² + ‖Y‖²), divided by Σ c when `normalize` (what `implicit` reports);
     `weighted`: Spark's ALS-WR penalty λ(Σ_u n_u‖x_u‖² + Σ_i n_i‖y_i‖²), n = stored cells of the row or item."""
@@ -91,12 +92,14 @@ def _solve_rows(V, X, Y, regularization, solver, cg_steps, weighted=False):
         out[u] = x
     return out
 
+# %% ../nbs/04_als.ipynb #835857b8
 def half_step(C, Y, regularization: float, alpha: float = 1.0, weighted: bool = False) -> np.ndarray:
     """The exact minimiser over X of `loss(C, X, Y, ...)` with Y fixed (one exact half-sweep):
     x_u = (YᵀY + Yᵀ(Cᵘ−I)Y + λ_u I)⁻¹ YᵀCᵘp(u), λ_u = λ (or λ·n_u when `weighted`); a row with nothing stored gets 0."""
     V, Y = alpha * _dense(C), np.asarray(Y, np.float64)
     return _solve_rows(V, np.zeros((V.shape[0], Y.shape[1])), Y, float(regularization), 'exact', 0, weighted)
 
+# %% ../nbs/04_als.ipynb #a48750da
 def als_reference(C, factors: int, regularization: float, iterations: int, X0=None, Y0=None,
                   solver: str = 'exact', cg_steps: int = 3, alpha: float = 1.0, seed: int | None = 42
                   ) -> tuple[np.ndarray, np.ndarray]:
@@ -142,6 +145,7 @@ def _check_matrix(m, what: str, n_items: int | None = None) -> sp.csr_matrix:
                               example=float(m.data[bad][0]), fix='replace NaN/inf before fitting')
     return m
 
+# %% ../nbs/04_als.ipynb #f231dd3a
 def _clean_topk(ids, scores, N):
     "implicit's filtered entries (score -FLT_MAX) and N > n_items padding -> id -1, score -inf; width N."
     ids, scores = np.asarray(ids, np.int32).reshape(len(ids), -1), np.asarray(scores, np.float32).reshape(len(ids), -1)
@@ -153,6 +157,7 @@ def _clean_topk(ids, scores, N):
         scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
     return ids, scores
 
+# %% ../nbs/04_als.ipynb #1a92f6ae
 def _as_method(cls, name: str, f):
     "Attach `f` to `cls` as `name` (lets a class be written, documented and tested one method per cell)."
     fn = getattr(f, '__func__', f)
@@ -271,6 +276,7 @@ def _recommend(self: ALSModel, rows, user_items=None, N: int = 10, filter_seen: 
     ids, scores = self._model.recommend(rows, ui, N=min(N, n_items), filter_already_liked_items=filter_seen)
     return _clean_topk(ids, scores, N)
 
+# %% ../nbs/04_als.ipynb #0763a0c2
 def _recommend_new(self: ALSModel, user_items, N: int = 10, filter_seen: bool = True):
     "Top-`N` items for new rows given their confidence rows (fold-in: an exact solve against the item factors)."
     self._require_fit()
@@ -281,12 +287,14 @@ def _recommend_new(self: ALSModel, user_items, N: int = 10, filter_seen: bool = 
                                             filter_already_liked_items=filter_seen, recalculate_user=True)
     return _clean_topk(ids, scores, N)
 
+# %% ../nbs/04_als.ipynb #c7fff6a2
 def _fold_in(self: ALSModel, user_items) -> np.ndarray:
     "The factors new rows would get from their confidence rows (what `recommend_new` scores with)."
     self._require_fit()
     ui = _check_matrix(user_items, 'user_items', self.item_factors.shape[0])
     with blas_threads(1): return self._model.recalculate_user(np.arange(ui.shape[0]), ui)
 
+# %% ../nbs/04_als.ipynb #7ea162ad
 def _similar_items(self: ALSModel, items, N: int = 10):
     "The `N` items most similar to each of `items` (cosine of item factors), the item itself excluded."
     self._require_fit()
@@ -323,6 +331,7 @@ def _save(self: ALSModel, dir, meta: dict | None = None) -> Path:
     with atomic_write(d / 'model.json') as f: json.dump(rec, f, indent=2, allow_nan=False)
     return d
 
+# %% ../nbs/04_als.ipynb #550ed28b
 @classmethod
 def _load(cls, dir, id_hash: str | None = None) -> ALSModel:
     "Load a model saved by `save`; with `id_hash`, refuse one trained on other id maps."

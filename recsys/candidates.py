@@ -37,6 +37,7 @@ def _group_starts(s: np.ndarray) -> np.ndarray:
     first = np.r_[True, s[1:] != s[:-1]]
     return pos - np.maximum.accumulate(np.where(first, pos, 0))
 
+# %% ../nbs/06c_candidates.ipynb #b6c3a285
 def top_k_per_session(session, item, score, k: int | None = None) -> pd.DataFrame:
     """(session, item, score, rank): duplicate (session, item) scores summed, each session ordered by score
     (ties: lower item first), rank 0 = best, only rank < `k` kept. Vectorised: one unique, one lexsort."""
@@ -123,6 +124,7 @@ def prune_top_n(M, top_n: int) -> sp.csr_matrix:
     keep = np.sort(o[rank < top_n])
     return sp.csr_matrix((M.data[keep], (r[keep], M.indices[keep])), shape=M.shape, dtype=np.float32)
 
+# %% ../nbs/06c_candidates.ipynb #3bff287a
 def _chunks(lengths: np.ndarray, chunk_pairs: int) -> np.ndarray:
     "Session boundaries [0, ..., n] so that each chunk's pair bound (sum of L*(L-1)) stays under `chunk_pairs`."
     cum = np.cumsum(lengths * (lengths - 1))
@@ -193,6 +195,7 @@ def normalise_embeddings(E, present=None) -> tuple[np.ndarray, np.ndarray]:
     X[ok] /= norm[ok, None]; X[~ok] = 0
     return X, ok
 
+# %% ../nbs/06c_candidates.ipynb #39097534
 def embedding_neighbours(E, top_n: int = 20, present=None, block: int = 2048) -> sp.csr_matrix:
     "Exact cosine top-`top_n` neighbours of every item (n_items x n_items CSR, self excluded), by blocked matrix products."
     X, ok = normalise_embeddings(E, present)
@@ -230,6 +233,7 @@ def group_top_items(item_group, item_value, top_n: int = 50) -> sp.csr_matrix:
     n_groups = int(g.max()) + 1 if (g >= 0).any() else 0
     return sp.csr_matrix((t['score'].to_numpy(), (t['session'].to_numpy(), t['item'].to_numpy())), shape=(n_groups, g.size))
 
+# %% ../nbs/06c_candidates.ipynb #0f6055db
 def group_candidates(row_session, row_item, n_sessions: int, item_group, item_value, top_n: int = 50,
                      k: int = 50) -> pd.DataFrame:
     "Top items of the shown items' groups: score = (share of the session's rows in the group) x `item_value`."
@@ -249,6 +253,7 @@ def _ragged(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     offs = np.repeat(np.cumsum(lengths) - lengths, lengths)
     return np.repeat(np.asarray(starts, np.int64), lengths) + np.arange(lengths.sum()) - offs
 
+# %% ../nbs/06c_candidates.ipynb #4cfcd1e4
 def history_candidates(train_user, train_item, train_cart, session_user, n_items: int, k: int = 50,
                        cart_weight: float = 9.0) -> pd.DataFrame:
     "Items the session's user viewed or carted in train (user keys >= 0; -1 = anonymous): score = rows + cart_weight x carts."
@@ -262,6 +267,7 @@ def history_candidates(train_user, train_item, train_cart, session_user, n_items
     C = H[pos[found]].tocoo()
     return top_k_per_session(found[C.row], C.col, C.data, k)
 
+# %% ../nbs/06c_candidates.ipynb #a9e2f65a
 def popularity_candidates(train_item, n_items: int, n_sessions: int, k: int = 50, train_cart=None, cart_weight: float = 9.0,
                           train_group=None, session_group=None) -> pd.DataFrame:
     """The `k` most popular items (score = rows + cart_weight x carts) for every session; with `train_group` (per train row)
@@ -298,6 +304,7 @@ def als_candidates(model, user_items, k: int = 50, filter_seen: bool = False) ->
 # %% ../nbs/06c_candidates.ipynb #a046f0c1
 def _keys(session, item) -> np.ndarray: return np.asarray(session, np.int64) * (1 << 32) + np.asarray(item, np.int64)
 
+# %% ../nbs/06c_candidates.ipynb #fa2e025a
 def recall_at_k(cands: dict, labels: pd.DataFrame, ks=(20, 50, 100)) -> pd.DataFrame:
     "Share of `labels` (columns session, item) inside each source's top K and inside the union of them; mean candidates."
     lab = np.unique(_keys(labels['session'], labels['item'])); n_s = max(pd.unique(labels['session']).size, 1)
@@ -334,6 +341,7 @@ def merge_candidates(cands: dict, max_rank: int | None = None) -> pd.DataFrame:
     out['n_sources'] = n_src
     return pd.DataFrame(out)
 
+# %% ../nbs/06c_candidates.ipynb #650118f3
 def label_candidates(merged: pd.DataFrame, labels: pd.DataFrame) -> np.ndarray:
     "Whether each (session, item) row of `merged` is a label (a 0/1 int array, the ranker's target)."
     return np.isin(_keys(merged['session'], merged['item']), _keys(labels['session'], labels['item'])).astype(np.int8)
@@ -362,6 +370,7 @@ def event_rows(events, cat_items, batch_rows: int = 1 << 21) -> dict:
     if not parts: return {k: np.zeros(0, np.int64) for k in keys}
     return {k: np.concatenate([p[k] for p in parts]) for k in keys}
 
+# %% ../nbs/06c_candidates.ipynb #a61651e0
 def catalogue_embeddings(products: pd.DataFrame | None, cat_items) -> tuple[np.ndarray, np.ndarray] | None:
     "(embedding matrix, present mask) aligned with the sorted `cat_items`, or None when `products` has no embeddings."
     if products is None or 'embedding' not in products.columns: return None
@@ -380,6 +389,7 @@ def _group_codes(catalogue: pd.DataFrame, col: str) -> np.ndarray:
     if col not in catalogue: return np.full(len(catalogue), -1, np.int64)
     return np.nan_to_num(pd.to_numeric(catalogue[col], errors='coerce').to_numpy(np.float64), nan=-1).astype(np.int64)
 
+# %% ../nbs/06c_candidates.ipynb #455fda5a
 def reduce_embeddings(X: np.ndarray, ok: np.ndarray, dim: int = 32, seed: int = 42) -> tuple[np.ndarray, float]:
     "L2-normalised rows projected on their first `dim` principal components, re-normalised; (matrix, variance kept)."
     if X.shape[1] <= dim or ok.sum() <= dim: return X.astype(np.float32), 1.0
@@ -389,6 +399,7 @@ def reduce_embeddings(X: np.ndarray, ok: np.ndarray, dim: int = 32, seed: int = 
     Z, _ = normalise_embeddings(Z, ok)
     return Z, float(p.explained_variance_ratio_.sum())
 
+# %% ../nbs/06c_candidates.ipynb #c8249efa
 @dataclass(eq=False)
 class CandidateSources:
     "The item-side candidate sources fitted on training rows, indexed by catalogue position (see above)."
@@ -420,6 +431,7 @@ def _recent(rows: dict, max_rows: int | None) -> dict:
     m = np.isin(day, keep_days if keep_days.size else d[-1:])
     return {k: v[m] for k, v in rows.items()}
 
+# %% ../nbs/06c_candidates.ipynb #1043c596
 def fit_sources(rows: dict, catalogue: pd.DataFrame, embeddings=None, *, top_n: int = 20, group_top_n: int = 100,
                 covis_rows: int | None = 8_000_000, emb_dim: int = 32, nn_dim: int = 128, seed: int = 42, progress=None,
                 reuse: CandidateSources | None = None) -> CandidateSources:
@@ -470,6 +482,7 @@ def _group_session_candidates(T: sp.csr_matrix, rs, ri, n_sessions: int, groups:
     C = (G @ T).tocoo()
     return top_k_per_session(C.row, C.col, C.data, k)
 
+# %% ../nbs/06c_candidates.ipynb #22976378
 def generate(self: CandidateSources, row_session, row_item, row_time, n_sessions: int, k: int = 50,
              half_life: float = 2.0) -> dict:
     """Every item-side source's candidates for sessions given by their shown rows (session index, catalogue position,
@@ -505,6 +518,7 @@ def save_sources(src: CandidateSources, d) -> Path:
     with atomic_write(d / 'sources.json') as f: json.dump(meta, f, indent=1, default=float)
     return d
 
+# %% ../nbs/06c_candidates.ipynb #f0ed09f0
 def load_sources(d) -> CandidateSources:
     "Read what `save_sources` wrote; a missing or foreign file is a `RecsysDataError` naming it."
     import json

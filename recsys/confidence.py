@@ -35,6 +35,7 @@ def _csr(m, name: str) -> sp.csr_matrix:
                               example=float(m.data[m.data < 0][0]), fix='counts are numbers of events, never negative')
     return m
 
+# %% ../nbs/03_confidence.ipynb #dc10c05a
 def _align(a: sp.csr_matrix, pattern: sp.csr_matrix) -> np.ndarray:
     "The values of canonical CSR `a` at the stored positions of canonical CSR `pattern` (0 where `a` stores none)."
     out = np.zeros(pattern.nnz, dtype=np.float64)
@@ -45,6 +46,7 @@ def _align(a: sp.csr_matrix, pattern: sp.csr_matrix) -> np.ndarray:
     out[hit] = a.data[pos[hit]]
     return out
 
+# %% ../nbs/03_confidence.ipynb #f7951775
 @dataclass
 class Counts:
     "Event counts of the observed pairs, aligned on one CSR `pattern` (float32 ones where any event)."
@@ -69,6 +71,7 @@ class Counts:
         if not np.all(np.isfinite(out.data)): raise ValueError('confidence overflows float32')
         return out
 
+# %% ../nbs/03_confidence.ipynb #2c6f847d
 def counts_on_pattern(interactions=None, *, views=None, carts=None, purchases=None, last_ts=None) -> Counts:
     "Align views, carts, purchases (of an `Interactions`, or explicit CSR counts) and `last_ts` on their union pattern."
     if isinstance(interactions, Counts): return interactions
@@ -110,6 +113,7 @@ def count_repeats(views, repeat: str = 'all'):
     if repeat == 'log': return np.log1p(v)
     raise ValueError(f'repeat must be one of {REPEATS}, got {repeat!r}')
 
+# %% ../nbs/03_confidence.ipynb #5e5fdf2a
 def event_score(counts, w_view: float = 1.0, w_cart: float = 0.0, w_purchase: float = 0.0, repeat: str = 'all') -> np.ndarray:
     "s = w_view·f(views) + w_cart·carts + w_purchase·purchases, per observed pair of `counts` (a `Counts`)."
     if min(w_view, w_cart, w_purchase) < 0: raise ValueError('event weights must be >= 0 (confidence must not fall with more events)')
@@ -134,6 +138,7 @@ def _weighting(counts, s: np.ndarray, transform: str, eps: float, K1: float, B: 
     w = np.asarray(W.data, dtype=np.float64)
     return np.maximum(np.nan_to_num(w, nan=0.0, posinf=0.0, neginf=0.0), 0.0)
 
+# %% ../nbs/03_confidence.ipynb #34cc3c86
 def recency_decay(last_ts: np.ndarray, half_life_days: float, ref_ts: float | None = None) -> np.ndarray:
     "2^(-age/half_life) per pair, age = days from `last_ts` (epoch s) to `ref_ts` (default: the latest), clipped at 0."
     if not half_life_days > 0: raise ValueError(f'half_life_days must be > 0, got {half_life_days}')
@@ -142,6 +147,7 @@ def recency_decay(last_ts: np.ndarray, half_life_days: float, ref_ts: float | No
     age = np.maximum(ref_ts - last_ts, 0.0) / 86400.0
     return np.exp2(-age / half_life_days)
 
+# %% ../nbs/03_confidence.ipynb #259b9cb9
 def confidence(interactions=None, *, transform: str = 'linear', alpha: float = 1.0, w_view: float = 1.0,
                w_cart: float = 0.0, w_purchase: float = 0.0, repeat: str = 'all', eps: float = 1.0,
                K1: float = 100.0, B: float = 0.8, by: str = 'item', half_life_days: float | None = None,
@@ -169,6 +175,7 @@ def linear_confidence(interactions=None, *, w_view: float = 1.0, w_cart: float =
     "c = 1 + w_view·f(views) + w_cart·carts + w_purchase·purchases (per-event weights, no alpha)."
     return confidence(interactions, w_view=w_view, w_cart=w_cart, w_purchase=w_purchase, repeat=repeat, **kw)
 
+# %% ../nbs/03_confidence.ipynb #b17fa952
 def hu_confidence(interactions=None, *, alpha: float = 1.0, w_view: float = 1.0, w_cart: float = 0.0,
                   w_purchase: float = 0.0, **kw) -> sp.csr_matrix:
     "Hu et al.'s c = 1 + alpha·r, r = the event score (rows by default)."
@@ -180,12 +187,14 @@ def hu_log_confidence(interactions=None, *, alpha: float = 1.0, eps: float = 1.0
     return confidence(interactions, transform='log', alpha=alpha, eps=eps, w_view=w_view, w_cart=w_cart,
                       w_purchase=w_purchase, **kw)
 
+# %% ../nbs/03_confidence.ipynb #97a312be
 def bm25_confidence(interactions=None, *, alpha: float = 1.0, K1: float = 100.0, B: float = 0.8, by: str = 'item',
                     w_view: float = 1.0, w_cart: float = 0.0, w_purchase: float = 0.0, **kw) -> sp.csr_matrix:
     "c = 1 + alpha·bm25(r) (implicit's bm25_weight on the item × row matrix by default)."
     return confidence(interactions, transform='bm25', alpha=alpha, K1=K1, B=B, by=by, w_view=w_view, w_cart=w_cart,
                       w_purchase=w_purchase, **kw)
 
+# %% ../nbs/03_confidence.ipynb #5bb9c1e3
 def tfidf_confidence(interactions=None, *, alpha: float = 1.0, by: str = 'item', w_view: float = 1.0,
                      w_cart: float = 0.0, w_purchase: float = 0.0, **kw) -> sp.csr_matrix:
     "c = 1 + alpha·tfidf(r) (implicit's tfidf_weight: sqrt(r)·idf)."
@@ -222,6 +231,7 @@ def check_design(fn, interactions, *, rng: np.random.Generator | int = 0, bump: 
         assert drop <= 1e-5 * max(1.0, float(np.abs(Cc.data).max())), f'confidence fell by {drop:.3g} when {kind} rose'
     return worst
 
+# %% ../nbs/03_confidence.ipynb #4f6786a7
 def random_counts(n_rows: int = 60, n_items: int = 40, density: float = 0.15, seed: int = 0, with_ts: bool = True) -> Counts:
     "A random `Counts` for property tests: Poisson views on a random pattern, carts <= views, a few purchases."
     rng = np.random.default_rng(seed)
@@ -283,6 +293,7 @@ def to_implicit(C, alpha: float = 1.0) -> sp.csr_matrix:
                          'implicit reads a value <= 0 as a negative preference')
     return sp.csr_matrix(((C.data / alpha).astype(np.float32), C.indices, C.indptr), shape=C.shape)
 
+# %% ../nbs/03_confidence.ipynb #955a5bfb
 @dataclass
 class SparkInput:
     "What to hand `pyspark.ml.recommendation.ALS(implicitPrefs=True, alpha=alpha, regParam=reg_param)`: `ratings` (user, item, rating)."
@@ -297,6 +308,7 @@ def spark_reg_param(regularization: float, C) -> float:
     if C.nnz == 0: return float(regularization)
     return float(regularization) * (C.shape[0] + C.shape[1]) / (2.0 * C.nnz)
 
+# %% ../nbs/03_confidence.ipynb #6d3616cc
 def to_spark(C, alpha: float = 1.0, regularization: float | None = None, min_rating: float = 1e-6) -> SparkInput:
     "Ratings r = (c - 1)/alpha for Spark's ALS(implicitPrefs=True, alpha=alpha), whose confidence 1 + alpha·r is then C."
     import pandas as pd
@@ -324,6 +336,7 @@ def hu_half_step(C, Y, regularization: float, weighted: bool = False) -> np.ndar
     from recsys.als import half_step   # compatibility shim (issue 20), as above
     return half_step(_confidence_csr(C), Y, regularization, weighted=weighted)
 
+# %% ../nbs/03_confidence.ipynb #b67d27fc
 def spark_half_step(ratings, Y, n_rows: int, reg_param: float, alpha: float) -> np.ndarray:
     "A NumPy port of Spark's implicit `computeFactors` for the rows of `ratings` (columns user, item, rating)."
     Y = np.asarray(Y, dtype=np.float64); k = Y.shape[1]
@@ -362,6 +375,7 @@ def design_grid(quick: bool = False) -> list[ConfidenceDesign]:
     g += [D('bm25', {'alpha': 1, 'w_cart': 10, 'half_life_days': 7})]
     return g
 
+# %% ../nbs/03_confidence.ipynb #ef795d48
 def cart_view_ratio(design: ConfidenceDesign) -> float:
     "How many views one add-to-cart is worth in `design` (∞ when views weigh nothing)."
     p = design.params

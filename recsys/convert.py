@@ -122,6 +122,7 @@ class LogFile:
                                   fix='ids that are not all integers need --encode-ids; times that are not numbers need '
                                       '--time-unit iso; check --sep') from None
 
+# %% ../nbs/01c_convert.ipynb #fc3de964
 def _cast(col, t, file, name):
     try: return pc.cast(col, t)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
@@ -201,6 +202,7 @@ def times_ms(col, unit: str = 'auto', file=None, name='time') -> np.ndarray:
                               fix='check --time-unit (s = epoch seconds, ms = milliseconds) and that --time names the time column')
     return ms
 
+# %% ../nbs/01c_convert.ipynb #a4dcab7d
 def _parses(v) -> bool:
     try: pc.cast(pa.array([v]), pa.timestamp('ms')); return True
     except (pa.ArrowInvalid, TypeError): return False
@@ -235,6 +237,7 @@ def _mix(x: np.ndarray) -> np.ndarray:
     z = x.astype(np.int64).view(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
     return z ^ (z >> np.uint64(31))
 
+# %% ../nbs/01c_convert.ipynb #6233d74a
 class _Stage:
     "Pass 1: the log's rows, normalised, in bucket files; and the counts learnt on the way."
     def __init__(self, log: LogFile, roles: dict, event_map: dict | None, drop_unmapped: bool, time_unit: str,
@@ -352,6 +355,7 @@ def _bucket_count(log: LogFile, bucket_rows: int) -> int:
     est = log.n_rows if log.n_rows is not None else log.path.stat().st_size // 30
     return int(min(512, max(1, -(-est // bucket_rows))))
 
+# %% ../nbs/01c_convert.ipynb #2b1fe262
 def _id_map(out: Path, role: str, codes: IdCodes, name: str):
     v = codes.values()
     pq.write_table(pa.table({name: pa.array(np.arange(1, len(v) + 1), pa.int64()), 'original': pa.array(v.astype(str))}),
@@ -543,6 +547,7 @@ def _minutes(s) -> float:
     if not v > 0: raise argparse.ArgumentTypeError(f'must be > 0, got {s}')
     return v
 
+# %% ../nbs/01c_convert.ipynb #06c284cf
 def add_convert_log_parser(sub):
     "Add `convert-log` to `recsys-ingest`'s subcommands (`sub`: argparse subparsers)."
     from recsys.core import HelpWithDefaults
@@ -578,6 +583,7 @@ def add_convert_log_parser(sub):
     c.add_argument('--seed', type=seed_int, default=42)
     return c
 
+# %% ../nbs/01c_convert.ipynb #f988e9ed
 def summary_text(s: dict) -> str:
     "The conversion summary, a few lines."
     c, t = s['counts'], s['test']
@@ -594,6 +600,7 @@ def summary_text(s: dict) -> str:
     lines.append(f"  -> {s.get('out', '')} [{s['seconds']:.1f} s]")
     return '\n'.join(lines)
 
+# %% ../nbs/01c_convert.ipynb #1b66d3fa
 def convert_log_main(args) -> int:
     "Run `recsys-ingest convert-log` with parsed `args`."
     s = convert_log(args.log, args.out, args.user, args.item, args.time, args.event, args.session, args.category, args.value,

@@ -30,6 +30,7 @@ def data_dir() -> Path:
     "Where inputs live: `$RECSYS_DATA_DIR`, else `<project>/data`."
     return Path(os.environ.get('RECSYS_DATA_DIR') or project_root() / 'data')
 
+# %% ../nbs/00_core.ipynb #928e24b9
 def reports_dir() -> Path:
     "Where papermill reports go: `$RECSYS_REPORTS_DIR`, else `<project>/reports`."
     return Path(os.environ.get('RECSYS_REPORTS_DIR') or project_root() / 'reports')
@@ -126,6 +127,7 @@ def rss_mib() -> tuple[float | None, float | None]:
         return int(st['VmRSS'].split()[0]) / 1024, int(st['VmHWM'].split()[0]) / 1024
     except (OSError, KeyError, ValueError): return None, None
 
+# %% ../nbs/00_core.ipynb #7b8466b7
 class Stages:
     "Wall time, CPU time and resident memory of named stages: `with stages('fit'): ...`; then `.records`, `.table()`."
     def __init__(self, interval: float = 0.1, log=None):
@@ -154,6 +156,7 @@ class Stages:
         "The records as a DataFrame, with a total row (peak = the largest stage peak)."
         return stages_table(self.records)
 
+# %% ../nbs/00_core.ipynb #eb39a6dc
 def stages_table(records):
     "`Stages` records (also as saved in JSON) as a DataFrame, with a total row (peak = the largest stage peak)."
     import pandas as pd
@@ -190,6 +193,7 @@ def _inside(child: Path, parent: Path) -> bool:
     try: return child.resolve().is_relative_to(parent.resolve())
     except OSError: return False
 
+# %% ../nbs/00_core.ipynb #002c0d8d
 def prepare_output(path, kind: str, *, own=None, force: bool = False, folder: bool = False, flag: str = '--out',
                    inputs=()) -> Path:
     """Check, before any work, that `path` may receive the command's output (`kind`, e.g. 'a model folder'):
@@ -220,6 +224,7 @@ def prepare_output(path, kind: str, *, own=None, force: bool = False, folder: bo
     check_writable(path.parent, flag=flag)
     return path
 
+# %% ../nbs/00_core.ipynb #25acd85a
 def check_writable(folder, flag: str = '--out') -> Path:
     "Create `folder` if needed and prove a file can be created in it; else `RecsysDataError` naming it."
     folder = Path(folder)
@@ -246,6 +251,7 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError: return True
     return True
 
+# %% ../nbs/00_core.ipynb #75600973
 def _remove(p: Path):
     if p.is_dir() and not p.is_symlink(): shutil.rmtree(p, ignore_errors=True)
     else:
@@ -259,12 +265,14 @@ def replace_path(src, dst):
     old = dst.with_name(f'.{dst.name}.{os.getpid()}.old.tmp')
     os.rename(dst, old); os.rename(src, dst); _remove(old)
 
+# %% ../nbs/00_core.ipynb #5e3ad437
 def _clean_stale(path: Path):
     "Remove temporary siblings `.NAME.<pid>.*.tmp` left by killed runs (their process is gone)."
     for p in path.parent.glob(f'.{glob.escape(path.name)}.*.tmp'):
         parts = p.name[len(path.name) + 2:].split('.')
         if parts and parts[0].isdigit() and not _pid_alive(int(parts[0])): _remove(p)
 
+# %% ../nbs/00_core.ipynb #60e46a17
 @contextlib.contextmanager
 def atomic_dir(path):
     """Yield a temporary sibling folder of `path` to fill; on success it replaces `path` (the old content goes, stale files
@@ -293,6 +301,7 @@ class HelpWithDefaults(argparse.HelpFormatter):
             import copy; action = copy.copy(action); action.help = self._get_help_string(action) or None
         return super()._format_action(action)
 
+# %% ../nbs/00_core.ipynb #c0265e04
 def cli_parser(prog: str, description: str | None = None, **kwargs) -> argparse.ArgumentParser:
     "An `ArgumentParser` with `--version` and defaults in `--help` (the one way `recsys-*` commands are built)."
     from recsys import __version__
@@ -300,6 +309,7 @@ def cli_parser(prog: str, description: str | None = None, **kwargs) -> argparse.
     p.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
     return p
 
+# %% ../nbs/00_core.ipynb #f88e9c43
 def _int_at_least(lo: int, what: str = 'a whole number'):
     "An argparse type for integers >= `lo`; `what` names the value in the message."
     def parse(s) -> int:
@@ -309,6 +319,7 @@ def _int_at_least(lo: int, what: str = 'a whole number'):
         return v
     return parse
 
+# %% ../nbs/00_core.ipynb #6c5726bc
 positive_int = _int_at_least(1)
 positive_int.__doc__ = "argparse type: an integer >= 1."
 seed_int = _int_at_least(0, 'a seed')
@@ -319,6 +330,7 @@ def iso_date(s) -> str:
     try: _dt.date.fromisoformat(str(s)); return str(s)
     except ValueError: raise argparse.ArgumentTypeError(f'expected a date YYYY-MM-DD, got {s!r}') from None
 
+# %% ../nbs/00_core.ipynb #d24fc360
 def file_fingerprint(path, mtime: bool = False, block: int = 1 << 16) -> str:
     "A cheap content id of a file: its size and a SHA-256 of its first and last `block` bytes (and its mtime if asked)."
     import hashlib
@@ -340,6 +352,7 @@ def versions(packages=TRACKED_PACKAGES) -> dict:
         with contextlib.suppress(metadata.PackageNotFoundError): out[p] = metadata.version(p)
     return out
 
+# %% ../nbs/00_core.ipynb #883c8396
 def git_commit(path=None) -> str | None:
     "The current git commit of the project (with `-dirty` when the work tree has changes), or None."
     root = project_root(path)
@@ -350,6 +363,7 @@ def git_commit(path=None) -> str | None:
         return sha.stdout.strip() + ('-dirty' if st.stdout.strip() else '')
     except (OSError, subprocess.SubprocessError): return None
 
+# %% ../nbs/00_core.ipynb #f34a58e6
 def _jsonable(o):
     if isinstance(o, (np.integer,)): return int(o)
     if isinstance(o, (np.floating,)): return float(o)
@@ -357,6 +371,7 @@ def _jsonable(o):
     if isinstance(o, (Path, _dt.datetime, _dt.date)): return str(o)
     raise TypeError(f'not JSON serialisable: {type(o).__name__}')
 
+# %% ../nbs/00_core.ipynb #b119d1ad
 def write_results(out_dir, params: dict, started: float | None = None, **content) -> Path:
     "Write `out_dir/results.json`: `params`, `content` (metrics, tables…), seed, versions, git commit, start time, duration."
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
@@ -369,6 +384,7 @@ def write_results(out_dir, params: dict, started: float | None = None, **content
     with atomic_write(path) as f: json.dump(rec, f, indent=2, default=_jsonable, allow_nan=False)
     return path
 
+# %% ../nbs/00_core.ipynb #313493f4
 def save_figure(fig, out_dir, name: str, dpi: int = 110) -> Path:
     "Save a matplotlib figure as `out_dir/name.png` (the report's figures sit next to it)."
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
@@ -390,6 +406,7 @@ def json_ready(o):
     if isinstance(o, (float, np.floating)): return float(o) if math.isfinite(o) else None
     return o
 
+# %% ../nbs/00_core.ipynb #11a5a1a7
 def file_sha256(path) -> str:
     "The SHA-256 hex digest of the file at `path`, read in 1 MiB blocks."
     h = hashlib.sha256()

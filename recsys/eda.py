@@ -30,6 +30,7 @@ def item_column(events) -> str:
         if c in cols: return c
     raise RecsysDataError('no item column', column='partnumber', fix='the event log needs `partnumber` or `item_id`')
 
+# %% ../nbs/02_eda.ipynb #ceded864
 def events_frame(table, columns=None) -> pd.DataFrame:
     "The event log (pyarrow Table or DataFrame) as pandas, restricted to `columns`, with a parsed `ts` column."
     names = table.column_names if hasattr(table, 'column_names') else list(table.columns)
@@ -71,6 +72,7 @@ def _label(v):
     if isinstance(v, (float, np.floating)) and float(v).is_integer(): return int(v)
     return v.item() if isinstance(v, np.generic) else v
 
+# %% ../nbs/02_eda.ipynb #ba75f55a
 def rate_by(events: pd.DataFrame, by, target: str = 'add_to_cart', sort: str = 'rows', z: float = 1.96) -> pd.DataFrame:
     "Rows, share of rows and (if `target` is a column) carts, rate and Wilson interval per value of `by`."
     if isinstance(by, str) and by not in events: raise RecsysDataError(f'no column {by!r} to group by', column=by)
@@ -111,6 +113,7 @@ def gini(x) -> float:
     i = np.arange(1, x.size + 1)
     return float(2 * (i * x).sum() / (x.size * x.sum()) - (x.size + 1) / x.size)
 
+# %% ../nbs/02_eda.ipynb #dc145acf
 def popularity_stats(counts) -> dict:
     "Concentration of item popularity: Gini, top-share of the top 1/10/20 % items, items covering 50/80 % of events."
     c = np.sort(np.asarray(counts, dtype=float).ravel())[::-1]
@@ -150,6 +153,7 @@ def anonymous_share(events: pd.DataFrame, user_col: str = 'user_id', session_col
                    anonymous_session_share=float((~known).mean()) if known.size else 0.0)
     return out
 
+# %% ../nbs/02_eda.ipynb #cafb4ed1
 def sparsity(m) -> float:
     "Share of empty cells of a (sparse) matrix."
     cells = m.shape[0] * m.shape[1]
@@ -174,6 +178,7 @@ def session_stats(events: pd.DataFrame, session_col: str = 'session_id') -> pd.D
 def _has_vec(e) -> bool:
     return e is not None and not (isinstance(e, float) and math.isnan(e)) and len(e) > 0
 
+# %% ../nbs/02_eda.ipynb #7b29d9d7
 def embedding_matrix(products: pd.DataFrame, column: str = 'embedding'):
     "Partnumbers with an embedding, and the embeddings stacked as a float32 matrix (products without one are left out)."
     if column not in products: raise RecsysDataError('no embedding column', column=column)
@@ -187,6 +192,7 @@ def embedding_matrix(products: pd.DataFrame, column: str = 'embedding'):
     X = np.stack(vecs) if vecs else np.zeros((0, 0), np.float32)
     return products['partnumber'].to_numpy()[has], X
 
+# %% ../nbs/02_eda.ipynb #01c2be0d
 def catalogue_summary(products: pd.DataFrame) -> dict:
     "How many products, families, sections, colours; discount share; products without an embedding."
     out = {'products': int(len(products))}
@@ -226,6 +232,7 @@ def _signed_expm1(y):
     y = np.asarray(y, dtype=float)
     return np.sign(y) * np.expm1(np.abs(y))
 
+# %% ../nbs/02_eda.ipynb #7d4a384c
 def feature_matrix(users: pd.DataFrame, features=RFM):
     "The raw feature matrix of `users` (float) and a mask of rows whose features are all finite."
     missing = [f for f in features if f not in users.columns]
@@ -246,6 +253,7 @@ def elbow_k(ks, wss) -> int:
     y = (wss - wss.min()) / (wss.max() - wss.min())
     return int(ks[np.argmax((1 - x) - y)])
 
+# %% ../nbs/02_eda.ipynb #6866a877
 def choose_k(sweep: pd.DataFrame, window: int = 1, k: int | None = None) -> tuple[int, int, str]:
     "The chosen k, the elbow k and the rule applied: best silhouette within elbow ± window, or the override `k`."
     ke = elbow_k(sweep['k'], sweep['wss'])
@@ -340,6 +348,7 @@ def load_segments(path) -> Segments:
         seg.user_id, seg.labels = t['user_id'].to_numpy(), t['segment'].to_numpy(np.int64)
     return seg
 
+# %% ../nbs/02_eda.ipynb #50c2120c
 def assign_segments(model_or_path, users_df: pd.DataFrame) -> np.ndarray:
     "Segment label of each row of `users_df` (-1 where a feature is missing), from a `Segments` or a saved path."
     seg = model_or_path if isinstance(model_or_path, Segments) else load_segments(model_or_path)
@@ -352,6 +361,7 @@ def k_sweep(Z, ks, seed: int = 42, n_init: int = 4, silhouette_sample: int = 200
     with threadpool_limits(limits=threads):
         return _k_sweep(Z, ks, seed, n_init, silhouette_sample)
 
+# %% ../nbs/02_eda.ipynb #b710ce26
 def _k_sweep(Z, ks, seed, n_init, silhouette_sample):
     from sklearn.cluster import KMeans
     from sklearn.metrics import silhouette_score
@@ -375,6 +385,7 @@ def _k_sweep(Z, ks, seed, n_init, silhouette_sample):
                               fix='lower k_min/k_max or segment more users')
     return pd.DataFrame(rows), models
 
+# %% ../nbs/02_eda.ipynb #2b3cadb0
 def fit_segments(users_df: pd.DataFrame, k_range=range(2, 9), seed: int = 42, k: int | None = None, features=RFM,
                  n_init: int = 4, silhouette_sample: int = 2000, elbow_window: int = 1, user_col: str = 'user_id',
                  threads: int | None = 1) -> Segments:
@@ -470,6 +481,7 @@ def plot_rate(ax, table: pd.DataFrame, title: str, xlabel: str, top: int | None 
     ax.set(title=title, xlabel=xlabel, ylabel='cart rate (% of views, 95 % CI)')
     return ax
 
+# %% ../nbs/02_eda.ipynb #cc407f2d
 def plot_rank_frequency(ax, series: dict, title: str, ylabel: str):
     "Counts sorted in decreasing order against their rank, log-log, one line per entry of `series`."
     for name, c in series.items():
@@ -479,6 +491,7 @@ def plot_rank_frequency(ax, series: dict, title: str, ylabel: str):
     ax.legend(); ax.grid(True, which='major', alpha=0.3)
     return ax
 
+# %% ../nbs/02_eda.ipynb #20578649
 def plot_ccdf(ax, series: dict, title: str, xlabel: str):
     "Complementary CDFs P(X >= x) of each entry of `series`, log-log."
     for name, x in series.items():

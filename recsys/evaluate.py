@@ -34,6 +34,7 @@ def metric_keys(K: int, novelty: bool = False) -> list[str]:
     keys = [m.replace('@K', f'@{K}') for m in METRICS]
     return keys + ([f'novelty@{K}'] if novelty else [])
 
+# %% ../nbs/05_evaluate.ipynb #0f98113d
 def _relevance_csr(relevant, n_rows: int | None = None) -> sp.csr_matrix:
     "A canonical CSR of relevance: entries > 0 only, sorted indices, no duplicates."
     if not sp.issparse(relevant): raise RecsysDataError(f'relevant must be a scipy sparse matrix, got {type(relevant).__name__}',
@@ -48,6 +49,7 @@ def _relevance_csr(relevant, n_rows: int | None = None) -> sp.csr_matrix:
         raise RecsysDataError(f'recs has {n_rows} rows but relevant has {rel.shape[0]}', fix='pass one row of relevance per row of recommendations')
     return rel
 
+# %% ../nbs/05_evaluate.ipynb #b76cb9ab
 def _as_recs(recs, K: int) -> np.ndarray:
     "The first K columns of `recs` as int64, padded with -1 when fewer than K were given."
     r = np.asarray(recs)
@@ -59,6 +61,7 @@ def _as_recs(recs, K: int) -> np.ndarray:
     if r.shape[1] < K: r = np.hstack([r, np.full((r.shape[0], K - r.shape[1]), -1, np.int64)])
     return r
 
+# %% ../nbs/05_evaluate.ipynb #2e11786b
 def _hits(R: np.ndarray, rel: sp.csr_matrix) -> np.ndarray:
     "Hit matrix for canonical inputs: `R` from `_as_recs`, `rel` from `_relevance_csr`."
     n, m = rel.shape
@@ -83,6 +86,7 @@ def _hits(R: np.ndarray, rel: sp.csr_matrix) -> np.ndarray:
     np.minimum(pos, len(keys) - 1, out=pos)
     return (keys[pos] == q).reshape(n, K) & valid
 
+# %% ../nbs/05_evaluate.ipynb #8cc3babc
 def hits_at_k(recs, relevant, K: int) -> np.ndarray:
     """Boolean matrix (users x K): whether the item at each rank is relevant for that user.
 
@@ -94,6 +98,7 @@ def hits_at_k(recs, relevant, K: int) -> np.ndarray:
 # %% ../nbs/05_evaluate.ipynb #3f07ea8a
 def _discounts(K: int) -> np.ndarray: return 1.0 / np.log2(np.arange(2, K + 2, dtype=np.float64))
 
+# %% ../nbs/05_evaluate.ipynb #a5cdd5c1
 def per_user_metrics(recs, relevant, K: int) -> pd.DataFrame:
     "Per-user metric values at `K` (one row per row of `recs`; NaN where the user has no relevant item), plus `n_relevant`."
     R = _as_recs(recs, K)
@@ -119,6 +124,7 @@ def per_user_metrics(recs, relevant, K: int) -> pd.DataFrame:
     out['n_relevant'] = n_rel.astype(np.int64)
     return out
 
+# %% ../nbs/05_evaluate.ipynb #711615d7
 def ranking_metrics(recs, relevant, K: int, item_popularity: np.ndarray | None = None) -> dict:
     """Mean ranking metrics at `K` over the users (rows) that have at least one relevant item.
 
@@ -233,6 +239,7 @@ def leave_last_k(df: pd.DataFrame, k: int = 1, user_col: str = 'user_id', time_c
     in_test[order] = (from_end <= k) & (counts > k)
     return df[~in_test], df[in_test]
 
+# %% ../nbs/05_evaluate.ipynb #f86fe3ca
 def random_holdout(df: pd.DataFrame, test_frac: float = 0.2, seed: int = 42) -> tuple[pd.DataFrame, pd.DataFrame]:
     "Each row goes to test independently with probability `test_frac`."
     if not 0 < test_frac < 1: raise RecsysDataError(f'test_frac must be in (0, 1), got {test_frac}')
@@ -254,6 +261,7 @@ def frames_to_split(train_df: pd.DataFrame, test_df: pd.DataFrame, users, items,
         m.sum_duplicates(); return m
     return Split(mat(train_df, False), mat(test_df, True), name=name, row_ids=np.asarray(users), item_ids=np.asarray(items), info=info or {})
 
+# %% ../nbs/05_evaluate.ipynb #c573db57
 def split_frame(df: pd.DataFrame, protocol: str = 'stratified-item', ratio: float = 0.75, seed: int = 42, k: int = 1,
                 user_col: str = 'user_id', item_col: str = 'item_id', time_col: str = 'timestamp') -> tuple[pd.DataFrame, pd.DataFrame]:
     "Split an interaction frame with one of `PROTOCOLS`; `ratio` is the training share (random: 1 - test_frac)."
@@ -263,6 +271,7 @@ def split_frame(df: pd.DataFrame, protocol: str = 'stratified-item', ratio: floa
     if protocol == 'random': return random_holdout(df, 1 - ratio, seed)
     raise RecsysDataError(f'unknown protocol {protocol!r}', fix=f'use one of {PROTOCOLS}')
 
+# %% ../nbs/05_evaluate.ipynb #8ef78cc9
 def make_splits(df: pd.DataFrame, protocol: str = 'stratified-item', ratio: float = 0.75, seed: int = 42, k: int = 1,
                 val_ratio: float | None = None, user_col: str = 'user_id', item_col: str = 'item_id',
                 time_col: str = 'timestamp', value_col: str | None = 'rating') -> dict[str, Split]:
@@ -296,6 +305,7 @@ def event_days(events: pa.Table) -> np.ndarray:
     ts = pc.cast(pc.cast(t, pa.timestamp('s')) if not pa.types.is_timestamp(t.type) else t, pa.timestamp('s'))
     return pc.cast(ts, pa.int64()).to_numpy(zero_copy_only=False) // 86400
 
+# %% ../nbs/05_evaluate.ipynb #05ec6cff
 @dataclass
 class TemporalSplit:
     "Training interactions (events before the window) and the relevant items of each training row inside the window."
@@ -309,6 +319,7 @@ class TemporalSplit:
         "Rows with at least one relevant item: the rows that are scored."
         return np.flatnonzero(np.diff(self.relevant.indptr) > 0)
 
+# %% ../nbs/05_evaluate.ipynb #e1af851e
 def temporal_split(events: pa.Table, target_days: int = 3, offset_days: int = 0, target: str = 'carts',
                    name: str = 'test') -> TemporalSplit:
     """Train on the days before the window of `target_days` that ends `offset_days` before the last day; relevant =
@@ -340,6 +351,7 @@ def _csr(X) -> sp.csr_matrix:
     X.sum_duplicates(); X.sort_indices()
     return X
 
+# %% ../nbs/05_evaluate.ipynb #da389f17
 def _candidates_top(S: np.ndarray, cand: sp.csr_matrix, N: int, exclude=None, tiebreak=None) -> tuple[np.ndarray, np.ndarray]:
     "Each row's candidate items (stored in `cand`) ranked by score, then `tiebreak`, then index: (ids, scores), -1 padded."
     n = S.shape[0]
@@ -354,12 +366,14 @@ def _candidates_top(S: np.ndarray, cand: sp.csr_matrix, N: int, exclude=None, ti
     ids[r[keep], rank[keep]], sc[r[keep], rank[keep]] = c[keep], v[keep]
     return ids, sc
 
+# %% ../nbs/05_evaluate.ipynb #a0f2f384
 def _first_then(a: tuple, b: tuple, N: int) -> tuple[np.ndarray, np.ndarray]:
     "Row by row, the valid entries of ranking `a`, then those of `b`, cut at N (rankings are (ids, scores), -1 padded)."
     ids, sc = np.hstack([a[0], b[0]]), np.hstack([a[1], b[1]])
     o = np.argsort(ids < 0, axis=1, kind='stable')[:, :N]
     return np.take_along_axis(ids, o, 1), np.take_along_axis(sc, o, 1)
 
+# %% ../nbs/05_evaluate.ipynb #750acd1b
 class Recommender:
     "Base class: `fit(train)`, `recommend(rows, user_items, N, filter_seen)`, `recommend_new(user_items, N, filter_seen, **side)`."
     name = 'recommender'
@@ -429,6 +443,7 @@ class PopularityRecommender(Recommender):
     name = 'popularity'
     def _scores(self, X, rows, **side): return np.broadcast_to(self.item_popularity_.astype(np.float32), (X.shape[0], self.n_items_))
 
+# %% ../nbs/05_evaluate.ipynb #92276ab7
 class GroupPopularityRecommender(Recommender):
     """Popularity within the row's group (country, customer segment ...), global popularity breaking ties.
 
@@ -484,6 +499,7 @@ class ItemKNNRecommender(Recommender):
         self.tiebreak_ = self.item_popularity_
     def _scores(self, X, rows, **side): return (self._x(X) @ self.sim_).toarray()
 
+# %% ../nbs/05_evaluate.ipynb #9578e2a7
 class EmbeddingRecommender(Recommender):
     "Cosine between each item's embedding and the mean L2-normalised embedding of the row's items (missing -> last)."
     name = 'embedding'
@@ -505,6 +521,7 @@ class EmbeddingRecommender(Recommender):
         S[:, ~self.has_] = -2.0                       # below any cosine
         return S
 
+# %% ../nbs/05_evaluate.ipynb #4629d1a1
 class EASERecommender(Recommender):
     "EASE (Steck 2019): closed-form item-item regression with zero diagonal, on the `max_items` most popular items."
     name = 'ease'
@@ -541,6 +558,7 @@ def _stack_counts(a, X: sp.csr_matrix):
     return counts_on_pattern(views=sp.vstack([a.matrix(a.views), X]).tocsr(), carts=sp.vstack([a.matrix(a.carts), z]).tocsr(),
                              purchases=sp.vstack([a.matrix(a.purchases), z]).tocsr())
 
+# %% ../nbs/05_evaluate.ipynb #a29259ac
 class ALSRecommender(Recommender):
     """`recsys.als.ALSModel` on a `recsys.confidence` design (c = 1 + alpha·g(s)), behind the `Recommender` interface.
     Without arguments it is the project's one default (`recsys.confidence.DEFAULTS`). `fit` takes one value matrix
@@ -644,6 +662,7 @@ def events_frame(events, with_cart: bool = True) -> pd.DataFrame:
     if with_cart: df['add_to_cart'] = df['add_to_cart'].astype('int64')
     return df
 
+# %% ../nbs/05_evaluate.ipynb #ffaccb27
 @dataclass
 class SessionSplit:
     "History (training rows x items) and test sessions (input views, profile row, carted targets) of one split."
@@ -684,6 +703,7 @@ class SessionSplit:
                     history_pairs=int(self.history_views.nnz), sessions=len(self.sessions),
                     targets=int(self.target.nnz), **{f'n_{kk}': int(k.get(kk, 0)) for kk in KINDS}, **self.info)
 
+# %% ../nbs/05_evaluate.ipynb #9474b637
 def _actor_codes(df: pd.DataFrame) -> np.ndarray:
     "One int64 per row: 2·user_id for rows with a user, 2·session_id + 1 for anonymous rows (the `user_or_session` key)."
     uid = df['user_id'].to_numpy()
@@ -695,6 +715,7 @@ def _code_keys(codes: np.ndarray) -> np.ndarray:
     ids = (codes // 2).astype(str)
     return np.where(codes % 2 == 1, np.char.add('s_', ids), np.char.add('u_', ids)).astype(object)
 
+# %% ../nbs/05_evaluate.ipynb #7af48ae5
 def _mode_per_row(rows: np.ndarray, values: np.ndarray, n: int, fill: int = -1) -> np.ndarray:
     "The most frequent value per row index (ties: the smallest value); `fill` for rows without any."
     f = pd.DataFrame({'r': rows, 'v': values}).value_counts().reset_index(name='n')
@@ -702,6 +723,7 @@ def _mode_per_row(rows: np.ndarray, values: np.ndarray, n: int, fill: int = -1) 
     out = np.full(n, fill, dtype=np.int64); out[f['r'].to_numpy()] = f['v'].to_numpy()
     return out
 
+# %% ../nbs/05_evaluate.ipynb #ba403542
 def session_split(history_events, test_events, labels, name: str = 'test', extra_items=None, info: dict | None = None) -> SessionSplit:
     """A `SessionSplit` from history events (with add_to_cart), test events (the test day's views) and labels
     (session_id, partnumber: what each test session carted). Test sessions without a label are dropped."""
@@ -739,6 +761,7 @@ def session_split(history_events, test_events, labels, name: str = 'test', extra
                              'kind': kind, 'history_row': history_row, 'n_views': np.diff(S.indptr), 'n_targets': np.diff(T.indptr)})
     return SessionSplit(name, V, C, _code_keys(codes), country, items, S, T, sessions, info or {})
 
+# %% ../nbs/05_evaluate.ipynb #5afc5520
 def challenge_split(events, test_date: str | None = None, min_carts: int = 5, name: str = 'test', n_days: int = 1,
                     max_rows: int | None = 10, extra_items=None, kinds='natural', returning_share: float = RETURNING_SHARE,
                     shown_rows=SHOWN_ROWS_P, seed: int = 42) -> SessionSplit:
@@ -783,6 +806,7 @@ def session_groups(split: SessionSplit, labels: dict | pd.Series | None = None, 
     s = split.sessions['user_id'].map(lab).fillna(-1).to_numpy()
     return h, s
 
+# %% ../nbs/05_evaluate.ipynb #a302eda7
 def evaluate_sessions(model: Recommender, split: SessionSplit, K: int = 5, candidates_first: bool = True,
                       cart_weight: float = 0.0, profile_weight: float = 1.0, groups: np.ndarray | None = None,
                       return_ids: bool = False) -> tuple:
@@ -793,6 +817,7 @@ def evaluate_sessions(model: Recommender, split: SessionSplit, K: int = 5, candi
     out = _session_metrics(ids, split, K, getattr(model, 'item_popularity_', None))
     return (*out, ids) if return_ids else out
 
+# %% ../nbs/05_evaluate.ipynb #39b939af
 def _session_metrics(ids, split: SessionSplit, K: int, pop=None) -> tuple[dict, pd.DataFrame]:
     overall = ranking_metrics(ids, split.target, K, item_popularity=pop)
     kinds = split.sessions['kind'].to_numpy()
@@ -802,6 +827,7 @@ def _session_metrics(ids, split: SessionSplit, K: int, pop=None) -> tuple[dict, 
         rows[k] = {'sessions': int(m.sum()), **(ranking_metrics(ids[m], split.target[m], K) if m.any() else {})}
     return overall, pd.DataFrame(rows).T
 
+# %% ../nbs/05_evaluate.ipynb #dd295c43
 def oracle_session_metrics(truth: dict, split: SessionSplit, K: int = 5) -> tuple[dict, pd.DataFrame]:
     "The planted-truth oracle of synthetic data (true cart probabilities of the viewed products) scored like a model."
     from recsys.synth import oracle_recommend
@@ -827,6 +853,7 @@ def embeddings_for(items: np.ndarray, products: pd.DataFrame | None, column: str
     if ok.any(): E[pos[ok]] = np.stack([np.asarray(e, dtype=np.float64) for e in emb[ok]])
     return E
 
+# %% ../nbs/05_evaluate.ipynb #6425b98c
 def inditex_splits(ds, min_carts: int | None = None, validation_days: int = 2) -> dict[str, SessionSplit]:
     """{'validation', 'test'} session splits of an Inditex-format `RecsysDataset`. With hidden test labels (synthetic
     data) the dataset's own test day is the test split; otherwise the last full day of its training file. Validation
@@ -844,6 +871,7 @@ def inditex_splits(ds, min_carts: int | None = None, validation_days: int = 2) -
         val = challenge_split(train[train['date'] < first], min_carts=min_carts, name='validation', n_days=validation_days, extra_items=items)
     return {'validation': val, 'test': test}
 
+# %% ../nbs/05_evaluate.ipynb #d6cbe192
 def ratings_frame(ds) -> pd.DataFrame | None:
     """A ratings dataset as the frame the MovieLens protocols split ([user_id, item_id, rating, timestamp]): MovieLens-100K,
     or a folder converted from a ratings log (`recsys-ingest convert-log --value rating`: a `rating` column in its train
@@ -876,6 +904,7 @@ def evaluate(model: Recommender, split: Split, K: int = 10, filter_seen: bool = 
     pop = getattr(model, 'item_popularity_', None)
     return ranking_metrics(ids, split.test[rows], K, item_popularity=pop)
 
+# %% ../nbs/05_evaluate.ipynb #fa422274
 def fit_evaluate(model: Recommender, split, K: int = 10, filter_seen: bool = True, groups: tuple | None = None,
                  cart_weight: float = 0.0, profile_weight: float = 1.0, candidates_first: bool = True) -> tuple[dict, pd.DataFrame | None, float]:
     """Fit `model` on the split's training data and score it on its test part: a `Split` (rows of the training matrix)
@@ -891,6 +920,7 @@ def fit_evaluate(model: Recommender, split, K: int = 10, filter_seen: bool = Tru
     fit_s = time.perf_counter() - t0
     return evaluate(model, split, K, filter_seen), None, fit_s
 
+# %% ../nbs/05_evaluate.ipynb #e12ea20a
 def compare(models: dict, split, K: int = 10, groups: dict | None = None, per_user: dict | None = None, **kw) -> tuple[pd.DataFrame, dict]:
     """Fit and score every model of `models` (name -> Recommender) on `split`; `groups` maps a model name to its
     (training, test) labels. Returns (one row per model with fit and total seconds, {name: table by kind}); on a
@@ -907,6 +937,7 @@ def compare(models: dict, split, K: int = 10, groups: dict | None = None, per_us
             per_user[name] = per_user_metrics(ids, split.test[rows], K)[f'ndcg@{K}'].to_numpy()
     return pd.DataFrame(out).T, kinds
 
+# %% ../nbs/05_evaluate.ipynb #626b3e02
 def paired_bootstrap(a, b, n_boot: int = 2000, seed: int = 42, level: float = 0.95) -> dict:
     """Mean of `a - b` over paired units (users, sessions) and its percentile bootstrap interval: is a model's lead
     over another larger than the noise of the test set?"""
@@ -918,6 +949,7 @@ def paired_bootstrap(a, b, n_boot: int = 2000, seed: int = 42, level: float = 0.
     lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
     return dict(diff=float(d.mean()), lo=float(lo), hi=float(hi), n=int(len(d)))
 
+# %% ../nbs/05_evaluate.ipynb #92766343
 def compare_sessions(models: dict, validation: SessionSplit, test: SessionSplit, K: int = 5, groups: dict | None = None,
                      cart_weight: float = 0.0, profile_weights=(0.0, 1.0), candidates_first: bool = True) -> dict:
     """Session protocol, validation then test. Each model is fitted on the validation history and scored with every
@@ -950,11 +982,13 @@ def compare_sessions(models: dict, validation: SessionSplit, test: SessionSplit,
     return {'validation': pd.DataFrame(val_rows).T, 'test': pd.DataFrame(test_rows).T, 'test_by_kind': kinds, 'profile_weight': chosen,
             'test_per_session': per}
 
+# %% ../nbs/05_evaluate.ipynb #7ca3c0cc
 def param_grid(**axes) -> list[dict]:
     "Every combination of the given axes: `param_grid(factors=[32, 64], alpha=[1, 10])` -> 4 dicts."
     keys = list(axes)
     return [dict(zip(keys, vals)) for vals in itertools.product(*(axes[k] if isinstance(axes[k], (list, tuple, np.ndarray)) else [axes[k]] for k in keys))]
 
+# %% ../nbs/05_evaluate.ipynb #5b27c8cf
 def _beyond(values: list, edge) -> float | int | None:
     "The next value past `edge` (the lowest or highest of a numeric grid axis `values`): the axis' own step, geometric when positive."
     v = sorted(values)
@@ -965,6 +999,7 @@ def _beyond(values: list, edge) -> float | int | None:
     if isinstance(edge, (int, np.integer)) and not isinstance(edge, bool): nxt = int(round(nxt))
     return None if nxt == e or (nxt <= 0 < e) or (v[0] >= 0 > nxt) else nxt
 
+# %% ../nbs/05_evaluate.ipynb #396c6b6d
 def grid_search(make_model, grid: list[dict], split, K: int = 10, metric: str | None = None, profile_weights=None,
                 extend: int = 2, **kw) -> pd.DataFrame:
     """Fit `make_model(**params)` for every `params` of `grid` on the split's training data and score it on its test
@@ -1019,6 +1054,7 @@ def grid_search(make_model, grid: list[dict], split, K: int = 10, metric: str | 
     out.attrs['extensions'] = extensions
     return out
 
+# %% ../nbs/05_evaluate.ipynb #f25797ef
 def plot_sweep(table: pd.DataFrame, metric: str, params: list[str], title: str = ''):
     "One panel per hyperparameter: best and mean `metric` over the other axes at each value (log x for wide ranges)."
     import matplotlib.pyplot as plt

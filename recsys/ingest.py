@@ -45,6 +45,7 @@ def _bad(problem, file, column, mask_or_n=None, example=None, fix=None):
     n = None if mask_or_n is None else int(mask_or_n if np.isscalar(mask_or_n) else np.asarray(mask_or_n).sum())
     return RecsysDataError(problem, file=file, column=column, n_bad=n, example=example, fix=fix)
 
+# %% ../nbs/01_ingest.ipynb #e540d781
 def _whole_numbers(col, file, name, nullable: bool) -> pa.Array:
     "Check an id-like column: integer type (or floats that are whole numbers); cast to int64 unless nulls are allowed."
     if isinstance(col, pa.ChunkedArray): col = col.combine_chunks()
@@ -71,6 +72,7 @@ def _whole_numbers(col, file, name, nullable: bool) -> pa.Array:
         if not nullable: return pa.array(a.astype(np.int64))
     return col
 
+# %% ../nbs/01_ingest.ipynb #1d41ba77
 def _check_values(col, allowed: tuple, file, name, nullable=False, fix=None):
     a = col.to_numpy(zero_copy_only=False) if not isinstance(col, np.ndarray) else col
     a = np.asarray(a, dtype=np.float64)
@@ -81,6 +83,7 @@ def _check_values(col, allowed: tuple, file, name, nullable=False, fix=None):
         raise _bad(f'values must be in {list(allowed)}', file, name, bad,
                    example=None if np.isnan(ex) else (int(ex) if ex == int(ex) else float(ex)), fix=fix)
 
+# %% ../nbs/01_ingest.ipynb #3d7ce195
 def _check_dates(col, file, name, with_time: bool):
     t = col.type                   # chunks stay chunks: a contiguous copy of 46 M strings would cost ~1 GB
     if pa.types.is_timestamp(t) or pa.types.is_date(t): return
@@ -139,6 +142,7 @@ def _open_zip_csv(path: Path):
                               fix='unzip it and point at the CSV')
     return z.open(names[0])
 
+# %% ../nbs/01_ingest.ipynb #ee823887
 def read_table(path, column_types: dict | None = None) -> pa.Table:
     "Read a CSV (.csv, .csv.gz, .zip holding one CSV) or parquet file into an Arrow table; errors name the file."
     path = Path(path)
@@ -160,6 +164,7 @@ def read_table(path, column_types: dict | None = None) -> pa.Table:
     if t.num_rows == 0: raise RecsysDataError('empty file (no rows)', file=str(path), fix='re-export the file')
     return t
 
+# %% ../nbs/01_ingest.ipynb #09157627
 def _csv_error(e, path) -> RecsysDataError:
     import re
     msg = str(e).splitlines()[0]; col = None
@@ -171,6 +176,7 @@ def _csv_error(e, path) -> RecsysDataError:
     return RecsysDataError(f'cannot parse the CSV ({msg})', file=str(path), column=col,
                            fix='check that the column holds the documented type (integers for ids, 0/1 for add_to_cart)')
 
+# %% ../nbs/01_ingest.ipynb #b80c3a58
 def read_train(path, validate: bool = True) -> pa.Table:
     "The train file (CSV as distributed, .zip, or parquet) as a validated Arrow table."
     t = read_table(path)
@@ -192,6 +198,7 @@ def _pickle_refused(path) -> RecsysDataError:
             f"'{Path(path).with_suffix('.parquet')}', trust=True) (or `recsys-ingest convert-products {path} --trust`) "
             'and use the parquet from then on')
 
+# %% ../nbs/01_ingest.ipynb #45ce43a0
 def _embedding_matrix(emb, file=None, partnumbers=None) -> tuple[np.ndarray, np.ndarray]:
     "(float32 matrix n x d with zero rows where missing, present mask) from an object column or an Arrow list column."
     if isinstance(emb, (pa.Array, pa.ChunkedArray)):
@@ -221,6 +228,7 @@ def _embedding_matrix(emb, file=None, partnumbers=None) -> tuple[np.ndarray, np.
     if present.any(): out[present] = np.stack([np.asarray(e, np.float32) for e, p in zip(emb, present) if p])
     return out, present
 
+# %% ../nbs/01_ingest.ipynb #a9d6dea0
 def _check_lengths(lens, present, file, partnumbers):
     if not present.any(): return
     vals, counts = np.unique(lens[present], return_counts=True)
@@ -230,6 +238,7 @@ def _check_lengths(lens, present, file, partnumbers):
         raise _bad(f'ragged embeddings: most have length {d}, some differ', file, 'embedding', bad, example=ex,
                    fix='re-extract the embeddings so that every product has the same dimension (or None)')
 
+# %% ../nbs/01_ingest.ipynb #6b565058
 def validate_products(df: pd.DataFrame, file=None) -> pd.DataFrame:
     "Check a products table; return it normalised (int64 ids, int8 discount, embeddings as float32 arrays or None)."
     if not isinstance(df, pd.DataFrame):
@@ -264,6 +273,7 @@ def validate_products(df: pd.DataFrame, file=None) -> pd.DataFrame:
     out['cod_section'] = np.asarray(cs.to_numpy(zero_copy_only=False), dtype=np.float64)
     return out[list(PRODUCT_COLUMNS)]
 
+# %% ../nbs/01_ingest.ipynb #34543906
 def products_to_arrow(products: pd.DataFrame) -> pa.Table:
     "A validated products frame as an Arrow table with the embedding as a fixed-size list<float32> (null = no image)."
     E, present = _embedding_matrix(products['embedding'])
@@ -273,6 +283,7 @@ def products_to_arrow(products: pd.DataFrame) -> pa.Table:
     t = pa.Table.from_pandas(pd.DataFrame(cols), preserve_index=False)
     return t.append_column('embedding', emb).select(list(PRODUCT_COLUMNS))
 
+# %% ../nbs/01_ingest.ipynb #a15aa665
 def read_products(path, trust: bool = False) -> pd.DataFrame:
     "Products from parquet (preferred) or, only with `trust=True`, from the official pickle; validated."
     path = Path(path)
@@ -295,6 +306,7 @@ def read_products(path, trust: bool = False) -> pd.DataFrame:
         df['embedding'] = pd.Series([E[i] if p else None for i, p in enumerate(present)], dtype=object)
     return validate_products(df, str(path))
 
+# %% ../nbs/01_ingest.ipynb #4c719f59
 def convert_products_pickle(pkl, parquet, trust: bool = False) -> Path:
     "One-time conversion of the official `products.pkl` to parquet (embedding as fixed-size list<float32>)."
     if not trust: raise _pickle_refused(pkl)
@@ -346,6 +358,7 @@ def validate_users(df: pd.DataFrame, file=None) -> pd.DataFrame:
     df['M'] = df['M'].to_numpy(dtype=np.float64, na_value=np.nan)
     return df
 
+# %% ../nbs/01_ingest.ipynb #80c406e8
 def read_users(path) -> pd.DataFrame:
     "A users file (CSV `id,country,R,F,M`, `users.parquet` or the harvester's entries parquet), validated."
     path = Path(path)
@@ -364,6 +377,7 @@ EVENT_TYPES = ('views', 'carts', 'purchases')
 def _empty_like(shape, dtype=np.float32) -> sp.csr_matrix:
     return sp.csr_matrix(shape, dtype=dtype)
 
+# %% ../nbs/01_ingest.ipynb #822ad146
 def _keys_user_id(keys: np.ndarray) -> np.ndarray:
     "user ids parsed from 'u_<id>' keys (NaN for 's_' keys)."
     k = pa.array(np.asarray(keys, dtype=str))
@@ -374,6 +388,7 @@ def _keys_user_id(keys: np.ndarray) -> np.ndarray:
     if m.any(): out[m] = pc.cast(pc.filter(num, is_u), pa.float64()).to_numpy()
     return out
 
+# %% ../nbs/01_ingest.ipynb #0ec49891
 @dataclass(eq=False)
 class Interactions:
     "Aggregated implicit feedback: rows = users or sessions, columns = items, one CSR matrix per event type."
@@ -509,6 +524,7 @@ class Interactions:
                                   fix='re-run the step that produced these interactions on the same data')
         return out
 
+# %% ../nbs/01_ingest.ipynb #44ff7f27
 def _parse_keys(keys: np.ndarray):
     "(kind 0 user / 1 session, numeric id) from 'u_<id>' / 's_<id>' keys, or (None, None) if any key is not of that form."
     if len(keys) == 0: return None, None
@@ -523,6 +539,7 @@ def _parse_keys(keys: np.ndarray):
         return None, None                               # e.g. leading zeros: keep the strings as they are
     return is_s.to_numpy(zero_copy_only=False).astype(np.int8), rid
 
+# %% ../nbs/01_ingest.ipynb #517460e4
 def _lookup(universe: np.ndarray, values: np.ndarray) -> np.ndarray:
     "Positions of `values` in `universe` (-1 where absent), vectorised."
     if len(universe) == 0: return np.full(len(values), -1, np.int64)
@@ -550,6 +567,7 @@ def _id_strings(prefix: str, ids) -> np.ndarray:
         out[:, P + j] = np.where(e >= 0, (ids // (10 ** np.maximum(e, 0))) % 10 + 48, 0)
     return out.view(f'<U{P + W}').ravel()
 
+# %% ../nbs/01_ingest.ipynb #4cb8b7d8
 def _dense(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     "Sorted unique ids and the inverse (dense codes), by direct addressing when the id range is compact, else by sorting."
     ids = np.asarray(ids, dtype=np.int64)
@@ -570,6 +588,7 @@ def _col(batch, name):
     i = batch.schema.get_field_index(name)
     return None if i < 0 else batch.column(i)
 
+# %% ../nbs/01_ingest.ipynb #c58da8ca
 def _time_ms(col, file=None, name='timestamp') -> np.ndarray:
     "Times as int64 milliseconds since the epoch (naive times are read as UTC)."
     t = col.type
@@ -595,6 +614,7 @@ def _time_ms(col, file=None, name='timestamp') -> np.ndarray:
                               fix='store a timestamp, an ISO string or epoch seconds')
     return pc.cast(ms, pa.int64()).to_numpy(zero_copy_only=False)
 
+# %% ../nbs/01_ingest.ipynb #387c9f4d
 def _int_col(col, file, name, allow_null=False) -> np.ndarray:
     t = col.type
     if pa.types.is_dictionary(t): col = col.dictionary_decode(); t = col.type
@@ -616,6 +636,7 @@ def _int_col(col, file, name, allow_null=False) -> np.ndarray:
     raise RecsysDataError(f'expected an integer column, found {t}', file=file, column=name,
                           example=col[0].as_py() if len(col) else None, fix=f'store {name} as an integer')
 
+# %% ../nbs/01_ingest.ipynb #8be0b357
 def _events_from_batch(batch: pa.RecordBatch, key: str, file=None, event_map: dict | None = None) -> dict:
     "Plain arrays for one batch of events (see the table above). `None` stands for 'absent' (or 'one view each')."
     n = batch.num_rows
@@ -675,6 +696,7 @@ def _events_from_batch(batch: pa.RecordBatch, key: str, file=None, event_map: di
     if keep is not None and not keep.all(): ev = {k: None if a is None else a[keep] for k, a in ev.items()}
     return ev
 
+# %% ../nbs/01_ingest.ipynb #dc0375c8
 def _event_codes(col, file=None, event_map: dict | None = None) -> np.ndarray:
     "Event names -> 0 view, 1 cart, 2 purchase, -1 ignored (names mapped to None)."
     em = {'view': 'view', 'cart': 'cart', 'purchase': 'purchase', **(event_map or {})}
@@ -701,6 +723,8 @@ def _trim():
         try: _libc = __import__('ctypes').CDLL('libc.so.6')
         except OSError: _libc = False
     if _libc: _libc.malloc_trim(0)
+
+# %% ../nbs/01_ingest.ipynb #1197ec9e
 _libc = None
 
 def _concat(parts: list[dict]) -> dict:
@@ -713,6 +737,7 @@ def _concat(parts: list[dict]) -> dict:
         del arrs; _trim()
     return out
 
+# %% ../nbs/01_ingest.ipynb #cd84eac0
 def _sort_pairs(pair: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
     """(permutation or None if already sorted, sorted codes). Nearly sorted input (a few sorted runs, as the batch
     partials are) goes to a stable sort (timsort merges runs in linear time); otherwise (code, position) is packed into
@@ -729,6 +754,7 @@ def _sort_pairs(pair: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
     order = np.argsort(pair, kind='stable')
     return order, pair[order]
 
+# %% ../nbs/01_ingest.ipynb #647f8017
 def _reduce(ev: dict) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
     """Group records by (row, item). Returns (pair arrays, row kinds, row ids, item ids); pairs are in CSR order.
     Rows are users (sorted by id) then sessions (sorted by id); items sorted by id: the id maps are stable."""
@@ -804,6 +830,7 @@ def _group(ev: dict) -> dict | None:
                 'item': _small((u & ((1 << ib) - 1)) + ilo)})
     return out
 
+# %% ../nbs/01_ingest.ipynb #b297c6a7
 def _small(a: np.ndarray) -> np.ndarray:
     "int32 when the values fit (the partial records of 46.5 M events then take a fifth less memory), else int64."
     return a.astype(np.int32) if len(a) and -2**31 <= a.min() and a.max() < 2**31 else a
@@ -814,6 +841,7 @@ def _reduce_batch(ev: dict) -> dict:
     g = _group(ev)
     return g if g is not None else _partials(*_reduce(ev))
 
+# %% ../nbs/01_ingest.ipynb #c08cfa81
 def _reduce_final(ev: dict) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
     "Merge the partial records of all batches into CSR-ordered pairs plus the stable id maps (row kinds, row ids, items)."
     g = _group(ev)
@@ -824,6 +852,7 @@ def _reduce_final(ev: dict) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
     row = np.cumsum(h, dtype=np.int64) - 1; items, col = _dense(item); del item
     return {'row': _small(row), 'col': _small(col), **g}, kind[h], rid[h].astype(np.int64), items
 
+# %% ../nbs/01_ingest.ipynb #0d2e0960
 def _partials(pairs: dict, rkind, rids, items) -> dict:
     "Reduced pairs of one batch as records for the final merge (ids instead of batch-local codes)."
     row = pairs.pop('row'); col = pairs.pop('col')
@@ -919,6 +948,7 @@ def _iter_batches(events, batch_rows: int = BATCH_ROWS):
         b = b if isinstance(b, pa.RecordBatch) else pa.RecordBatch.from_pandas(b, preserve_index=False)
         yield (lambda b=b: b), None
 
+# %% ../nbs/01_ingest.ipynb #639decbd
 _tls = __import__('threading').local()
 
 def _read_row_group(path, i, cols) -> pa.RecordBatch:
@@ -931,6 +961,7 @@ def _read_row_group(path, i, cols) -> pa.RecordBatch:
     if not bs: return pa.RecordBatch.from_pylist([], schema=t.schema)      # an empty row group
     return bs[0] if len(bs) == 1 else t.combine_chunks().to_batches()[0]
 
+# %% ../nbs/01_ingest.ipynb #505597c7
 def _n_workers() -> int:
     return max(1, min(int(os.environ.get('RECSYS_INGEST_THREADS', 0)) or (os.cpu_count() or 1), 8))
 
@@ -977,6 +1008,7 @@ ML100K_SHA256 = '06416e597f82b7342361e41163890c81036900f418ad91315590814211dca49
 class DataUnavailableError(RecsysDataError):
     "A public dataset is neither in the cache nor downloadable (no network)."
 
+# %% ../nbs/01_ingest.ipynb #4e2761e8
 def download_movielens_100k(dest=None, url: str = ML100K_URL, timeout: float = 60) -> Path:
     "Download ml-100k.zip into the cache, unpack it, verify u.data's SHA-256; return the folder."
     dest = Path(dest) if dest else cache_dir('ml-100k')
@@ -997,6 +1029,7 @@ def download_movielens_100k(dest=None, url: str = ML100K_URL, timeout: float = 6
             with atomic_write(dest / name, 'wb') as f: f.write(z.read(m))
     return dest
 
+# %% ../nbs/01_ingest.ipynb #ca84ecef
 def load_movielens_100k(verify: bool = True) -> pd.DataFrame:
     "MovieLens-100K ratings as a frame [user_id, item_id, rating, timestamp] (from the cache; downloaded when absent)."
     path = cache_dir('ml-100k') / 'u.data'
@@ -1011,6 +1044,7 @@ def load_movielens_100k(verify: bool = True) -> pd.DataFrame:
                                                                           ('user_id', 'item_id', 'rating', 'timestamp')}))
     return t.to_pandas()
 
+# %% ../nbs/01_ingest.ipynb #5cad849f
 def movielens_interactions(df: pd.DataFrame | None = None) -> Interactions:
     "Every rating an interaction (views = 1) keyed 'u_<user_id>'; the rating value kept in `ratings`."
     df = load_movielens_100k() if df is None else df
@@ -1025,6 +1059,7 @@ def _codes(col) -> pa.Array:
     if pa.types.is_integer(col.type) or pa.types.is_floating(col.type): return col
     return pc.dictionary_encode(pc.cast(col, pa.string())).indices
 
+# %% ../nbs/01_ingest.ipynb #8922ce00
 def _to_timestamp(col, unit: str, file, name) -> pa.Array:
     if isinstance(col, pa.ChunkedArray): col = col.combine_chunks()
     t = col.type
@@ -1040,6 +1075,7 @@ def _to_timestamp(col, unit: str, file, name) -> pa.Array:
             _check_dates(s, file, name, with_time=True)
     return pc.cast(col, pa.timestamp('ms'), safe=False)
 
+# %% ../nbs/01_ingest.ipynb #d4fa5bc4
 def read_event_log(path, user_col: str, item_col: str, event_col: str | None, time_col: str | None,
                    event_map: dict | None = RETAILROCKET_EVENTS, session_col: str | None = None,
                    time_unit: str = 'auto', column_names: list | None = None) -> pa.Table:
@@ -1103,6 +1139,7 @@ def _find(d: Path, stems, exts=('.parquet', '.csv', '.csv.gz', '.zip')) -> Path 
             if (p := d / f'{s}{e}').exists(): return p
     return None
 
+# %% ../nbs/01_ingest.ipynb #99576343
 class RecsysDataset:
     "One dataset: its files, lazily read tables, and cached interactions."
     def __init__(self, name: str, dir, kind: str, files: dict, meta: dict | None = None):
@@ -1187,6 +1224,7 @@ class RecsysDataset:
         have = ', '.join(k for k, v in self.files.items() if v is not None)
         return f"RecsysDataset({self.name!r}, kind={self.kind!r}, dir='{self.dir}', files: {have})"
 
+# %% ../nbs/01_ingest.ipynb #7cf666f3
 def _save_cache(X: Interactions, cdir: Path):
     "Write the cache atomically (temporary folder + rename); stale caches of the same key are removed."
     try:
@@ -1200,6 +1238,7 @@ def _save_cache(X: Interactions, cdir: Path):
             if old != cdir and old.is_dir() and not old.name.startswith('.'): shutil.rmtree(old, ignore_errors=True)
     except OSError: pass   # read-only data folder: no cache, still correct
 
+# %% ../nbs/01_ingest.ipynb #f4598b34
 def dataset_files(d) -> dict:
     "The Inditex-format files found in folder `d`."
     d = Path(d)
@@ -1209,6 +1248,7 @@ def dataset_files(d) -> dict:
             'test_labels': _find(d, 'test_labels'), 'truth': _find(d, 'truth', ('.npz',)),
             'manifest': _find(d, 'manifest', ('.json',)), 'dataset': _find(d, 'dataset', ('.json',))}
 
+# %% ../nbs/01_ingest.ipynb #906d1295
 def load_dataset(dataset: str = 'synthetic', scale: str = 'tiny', seed: int = 42) -> RecsysDataset:
     "'synthetic' (for `scale`, `seed`), 'movielens-100k', 'inditex' (data/raw) or a directory of Inditex-format files."
     from recsys.core import data_dir
@@ -1248,6 +1288,7 @@ def check_dataset(d) -> dict:
     if f['users']: out['users'] = {'rows': len(read_users(f['users']))}
     return out
 
+# %% ../nbs/01_ingest.ipynb #70fdf161
 def _events_summary(t: pa.Table) -> dict:
     uid = t['user_id']; anon = pc.sum(pc.is_null(uid, nan_is_null=True)).as_py()
     s = {'rows': t.num_rows, 'sessions': pc.count_distinct(t['session_id']).as_py(),
@@ -1260,10 +1301,12 @@ def _is_interactions_dir(p) -> bool:
     try: return json.loads((Path(p) / 'meta.json').read_text()).get('format') == INTERACTIONS_FORMAT
     except (OSError, ValueError, AttributeError): return False
 
+# %% ../nbs/01_ingest.ipynb #eee2042c
 def _is_products_parquet(p) -> bool:
     try: return 'partnumber' in pq.read_schema(p).names
     except Exception: return False
 
+# %% ../nbs/01_ingest.ipynb #90505341
 @cli_errors
 def ingest_main(argv=None):
     "recsys-ingest: check a data folder, convert products.pkl once, aggregate events into interactions, or convert your own event log."

@@ -33,6 +33,7 @@ def save_model(model: SessionModel, out_dir) -> Path:
     with atomic_dir(out_dir) as d: _save_model_files(model, d)
     return Path(out_dir)
 
+# %% ../nbs/06e_model_io.ipynb #62253b2f
 def _save_model_files(model: SessionModel, d: Path):
     h = model.info['id_hash']
     model.als.save(d / 'als', meta={'id_hash': h, 'confidence': model.params['design']})
@@ -55,6 +56,7 @@ def _save_model_files(model: SessionModel, d: Path):
            'list_names': model.list_names, 'versions': versions(), 'saved': time.strftime('%Y-%m-%dT%H:%M:%S%z')}
     with atomic_write(d / 'manifest.json') as f: json.dump(man, f, indent=1, allow_nan=False)
 
+# %% ../nbs/06e_model_io.ipynb #078ad640
 def load_model(model_dir) -> SessionModel:
     "Read a model folder written by `save_model` (or `recsys-train`); refuses foreign, incomplete or mismatched folders."
     d = Path(model_dir); mf = d / 'manifest.json'
@@ -103,6 +105,7 @@ def write_predictions(path, session_ids, recs) -> Path:
     with atomic_write(path) as f: json.dump({'target': target}, f, separators=(',', ':'))
     return Path(path)
 
+# %% ../nbs/06e_model_io.ipynb #5da2024b
 def _session_ids_of(test) -> np.ndarray:
     "Test session ids from `Sessions`, test events, a test file path or an array of ids."
     if isinstance(test, Sessions): return test.session_id
@@ -117,6 +120,7 @@ def _partnumbers_of(products) -> np.ndarray:
     if isinstance(products, pd.DataFrame): return np.unique(products['partnumber'].to_numpy(np.int64))
     return np.unique(np.asarray(products, np.int64))
 
+# %% ../nbs/06e_model_io.ipynb #28849d97
 def validate_predictions(path, test, products, K: int = 5) -> dict:
     """Check a predictions file against the test sessions (`test`: events, a path or session ids) and the catalogue
     (`products`: products, a path or partnumbers); returns a summary or raises `RecsysDataError`."""

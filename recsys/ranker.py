@@ -28,6 +28,7 @@ def _lookup(keys: np.ndarray, values: np.ndarray, query: np.ndarray, fill=0.0) -
     pos = np.clip(np.searchsorted(keys, query), 0, keys.size - 1)
     return np.where(keys[pos] == query, values[pos], fill)
 
+# %% ../nbs/06d_ranker.ipynb #574ab51e
 def _group_match(cs, ci, row_session, row_item, item_group) -> np.ndarray:
     "Share of the session's shown rows whose item is in the candidate's group (NaN where the candidate has none)."
     g = np.asarray(item_group, np.int64); rs = np.asarray(row_session, np.int64); rg = g[np.asarray(row_item, np.int64)]
@@ -99,6 +100,7 @@ def feature_columns(frame: pd.DataFrame) -> list[str]:
     "Every column of a feature table but the ids."
     return [c for c in frame.columns if c not in ID_COLUMNS]
 
+# %% ../nbs/06d_ranker.ipynb #80654097
 def feature_groups(columns) -> dict[str, list[str]]:
     "{group: its columns} by `FEATURE_GROUPS` prefixes; the rest (e.g. `n_sources`) in 'other'."
     out = {}
@@ -121,6 +123,7 @@ def relevance(labels: pd.DataFrame, n_sessions: int, n_items: int) -> sp.csr_mat
     R = sp.csr_matrix((np.ones(s.size, np.float32), (s, i)), shape=(n_sessions, n_items)); R.data[:] = 1
     return R
 
+# %% ../nbs/06d_ranker.ipynb #3d8c0299
 def ndcg_at_k(recs: np.ndarray, labels: pd.DataFrame, n_items: int, k: int = 5) -> float:
     "Mean binary-relevance NDCG@k over the sessions with a label (rows of `recs` are sessions 0..n-1)."
     v = per_user_metrics(recs, relevance(labels, len(recs), n_items), k)[f'ndcg@{k}'].to_numpy()
@@ -158,6 +161,7 @@ def _by_session(X: pd.DataFrame, y, session):
     s = np.asarray(session, np.int64); o = np.argsort(s, kind='stable')
     return X.iloc[o], np.asarray(y)[o], np.unique(s[o], return_counts=True)[1]
 
+# %% ../nbs/06d_ranker.ipynb #1d10cf38
 def _fit(self: Ranker, X: pd.DataFrame, y, session, X_valid: pd.DataFrame | None = None, y_valid=None,
          session_valid=None) -> Ranker:
     "Fit on rows `X` (features), 0/1 labels `y` grouped by `session`; early stopping on the validation rows if given."
@@ -195,6 +199,7 @@ def _save(self: Ranker, dir) -> Path:
     with atomic_write(d / META_FILE) as f: json.dump(meta, f, indent=1)
     return d
 
+# %% ../nbs/06d_ranker.ipynb #1fd0cee9
 def _load(cls, dir, features: list[str] | None = None) -> Ranker:
     "Read a saved ranker; `RecsysDataError` if its files disagree, or if `features` (what the caller builds) differ."
     import lightgbm as lgb
@@ -241,6 +246,7 @@ def session_extras(events, sessions) -> tuple[np.ndarray, np.ndarray]:
         np.fmax.at(dev, sessions.row_session, _int64(events['device_type'], 'device_type', nullable=True))
     return pt, dev
 
+# %% ../nbs/06d_ranker.ipynb #f4326796
 def session_table(model, sources, sessions, events=None, k: int = 50, profile_weight: float | None = None) -> tuple[pd.DataFrame, dict]:
     """(features, candidates by source) for every session of `sessions` (`recsys.sessions.Sessions`, read from `events`):
     the `sources`' candidates plus the session model's blend, restricted to the items the model may recommend, and
@@ -274,6 +280,7 @@ def session_table(model, sources, sessions, events=None, k: int = 50, profile_we
                            session_info=info)
     return F, cands
 
+# %% ../nbs/06d_ranker.ipynb #6a64a137
 def _lookup_pairs(s, i, v, qs, qi) -> np.ndarray:
     "v at the (s, i) pairs equal to (qs, qi), 0 where absent."
     return _lookup(_keys(s, i), np.asarray(v, np.float64), _keys(qs, qi))
@@ -288,6 +295,7 @@ def table_labels(F: pd.DataFrame, sessions, cat_items, labels: pd.DataFrame) -> 
     L = L[(L['session'] >= 0) & (L['item'] >= 0)].drop_duplicates().reset_index(drop=True)
     return label_candidates(F, L), L
 
+# %% ../nbs/06d_ranker.ipynb #ad55ed0e
 def fit_ranker(F: pd.DataFrame, y, seed: int = 42, valid_share: float = 0.2, features: list[str] | None = None,
                **params) -> Ranker:
     """A `Ranker` fit on the rows of `F` with 0/1 target `y`: sessions drawn (seeded) into a training part and a
@@ -308,6 +316,7 @@ def fit_ranker(F: pd.DataFrame, y, seed: int = 42, valid_share: float = 0.2, fea
                    positives=int(y.sum()), best_iteration=r.best_iteration_, fit_seconds=round(r.fit_seconds_, 3))
     return r
 
+# %% ../nbs/06d_ranker.ipynb #8497a671
 def rank_sessions(model, sources, ranker: Ranker, sessions, events=None, K: int | None = None, k: int = 50) -> np.ndarray:
     "Top-`K` partnumbers (sessions x K) by the ranker over `session_table`'s candidates (K defaults to the model's)."
     K = K or model.params['K']

@@ -48,6 +48,7 @@ from .core import atomic_dir, cli_parser, file_fingerprint, iso_date, positive_i
 def _dataset(data, scale='tiny', seed=42) -> RecsysDataset:
     return data if isinstance(data, RecsysDataset) else load_dataset(str(data), scale=scale, seed=seed)
 
+# %% ../nbs/06_recommend.ipynb #df7bd295
 DESIGN_CANDIDATES = (None,)   # None = recsys.confidence.DEFAULT_DESIGN; give several and the validation split picks one
 
 def warm_factors(model: SessionModel, X: Interactions, seed: int = 42) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -65,6 +66,7 @@ def warm_factors(model: SessionModel, X: Interactions, seed: int = 42) -> tuple[
     V, ri = take(model.items, model.als.item_factors, X.items)
     return U, V, dict(rows_matched=round(ru, 6), items_matched=round(ri, 6))
 
+# %% ../nbs/06_recommend.ipynb #2f3fd8b0
 def _holdout_scores(rk, F: pd.DataFrame, L: pd.DataFrame, n_sessions: int, seed: int, K: int) -> dict:
     """NDCG@K on the ranker's early-stopping sessions (those `fit_ranker` held out; slightly optimistic for the ranker,
     which stopped on them) of the ranker, the linear blend and the shown items by views then recency."""
@@ -80,6 +82,7 @@ def _holdout_scores(rk, F: pd.DataFrame, L: pd.DataFrame, n_sessions: int, seed:
             f'holdout_ndcg@{K}_linear': nd(-F['blend_rank'].fillna(1e9)),
             f'holdout_ndcg@{K}_shown': nd(-F['shown_rank'], (F['shown_score'] > 0).to_numpy())}
 
+# %% ../nbs/06_recommend.ipynb #a9ece25c
 RANKERS = ('lightgbm', 'linear')
 
 def train_model(data, out_dir=None, *, scale: str = 'tiny', seed: int = 42, tune: bool = True, val_sessions: int | None = 5000,
@@ -206,11 +209,13 @@ def train_model(data, out_dir=None, *, scale: str = 'tiny', seed: int = 42, tune
         with st('save'): save_model(model, out_dir)
     return model
 
+# %% ../nbs/06_recommend.ipynb #a5f571c4
 def data_record(ds: RecsysDataset) -> dict:
     "What a model was trained on: the dataset's name and, per input file, its name and content fingerprint."
     return {'name': ds.name, 'files': {k: {'name': Path(p).name, 'fingerprint': file_fingerprint(p)}
                                        for k in ('train', 'products', 'users') if (p := ds.files.get(k)) is not None}}
 
+# %% ../nbs/06_recommend.ipynb #41499303
 def check_model_fits(model: SessionModel, ds: RecsysDataset, model_dir=None, allow: bool = False) -> list[str]:
     """Compare the train and products files of `ds` with the ones `model` was trained on (by content); raise
     `RecsysDataError` naming both datasets when they differ, unless `allow` (then return the differences)."""
@@ -226,6 +231,7 @@ def check_model_fits(model: SessionModel, ds: RecsysDataset, model_dir=None, all
                                   'if you know they fit')
     return diffs
 
+# %% ../nbs/06_recommend.ipynb #1d075b12
 def coverage(model: SessionModel, sessions: Sessions) -> dict:
     "How much of `sessions` the model knows: rows on known items, sessions with no known item, sessions left to popularity."
     known = np.isin(sessions.row_item, model.items)
@@ -236,6 +242,7 @@ def coverage(model: SessionModel, sessions: Sessions) -> dict:
             'sessions_no_known_item': int((~has).sum()), 'sessions_popularity': int(pop.sum()),
             'popularity_share': round(float(pop.sum()) / n, 6)}
 
+# %% ../nbs/06_recommend.ipynb #7ff22ec6
 def predict_file(model: SessionModel, test, out, products=None, warn_share: float = 0.05, ranker: str | None = None) -> dict:
     """Recommend for every session of `test` (events or a path), write `out` (predictions_3.json) and validate it.
     `ranker` None uses the model's own last stage (the LightGBM ranker when it has one), 'linear' the tuned blend.
@@ -264,6 +271,7 @@ def predict_file(model: SessionModel, test, out, products=None, warn_share: floa
     summary = validate_predictions(out, sessions, model.cat_items[model.allowed], K=recs.shape[1])
     return {**summary, **cov, 'ranker': used, 'seconds': round(time.perf_counter() - t0, 3), 'path': str(out)}
 
+# %% ../nbs/06_recommend.ipynb #f15fee22
 def is_model_dir(p) -> bool:
     "An earlier `recsys-train` output: a folder whose manifest.json has the session-model format."
     try: return json.loads((Path(p) / 'manifest.json').read_text()).get('format') == MODEL_FORMAT
@@ -275,6 +283,7 @@ def is_predictions_file(p) -> bool:
         with open(p, 'rb') as f: return f.read(64).lstrip().replace(b' ', b'').startswith(b'{"target"')
     except OSError: return False
 
+# %% ../nbs/06_recommend.ipynb #23685c23
 def _dataset_min_carts(ds: RecsysDataset) -> int:
     "The min_carts a dataset's own test was built with (dataset.json of `recsys-ingest convert-log`), else 5."
     t = (ds.meta or {}).get('test') if isinstance(getattr(ds, 'meta', None), dict) else None
@@ -284,6 +293,7 @@ def _json_arg(s):
     try: return json.loads(s)
     except json.JSONDecodeError as e: raise argparse.ArgumentTypeError(f'not valid JSON ({e})') from None
 
+# %% ../nbs/06_recommend.ipynb #0d3afa36
 @cli_errors
 def train_cli(argv=None):
     "recsys-train: raw Inditex-format files (or 'synthetic') -> a model folder for recsys-predict."
@@ -357,6 +367,7 @@ def train_cli(argv=None):
                   f"candidate recall@100 {r['recall']['union']['recall@100']:.3f}, {r['candidates_per_session']:.0f} per session")
     return 0
 
+# %% ../nbs/06_recommend.ipynb #777e8d4b
 @cli_errors
 def predict_cli(argv=None):
     "recsys-predict: a model folder + the test file -> predictions_3.json (validated after writing)."

@@ -37,6 +37,7 @@ def _read_nb(path) -> dict | None:
     try: return json.loads(Path(path).read_text(encoding='utf-8'))
     except (OSError, ValueError): return None
 
+# %% ../nbs/07_reports.ipynb #03def24e
 def _has_parameters_cell(nb: dict) -> bool:
     return any('parameters' in (c.get('metadata') or {}).get('tags', []) for c in nb.get('cells', []))
 
@@ -51,6 +52,7 @@ def discover_notebooks(nbs_dir=None) -> dict[str, Path]:
         if _has_parameters_cell(nb): out[p.stem] = p
     return out
 
+# %% ../nbs/07_reports.ipynb #33d44de9
 def notebook_parameters(path) -> dict[str, str]:
     """The names assigned in the notebook's `parameters` cell, with their default's source text. Read with `ast`
     (papermill's own inspection skips lines it cannot parse, such as `n = 5_000`); papermill's as a fallback."""
@@ -69,6 +71,7 @@ def notebook_parameters(path) -> dict[str, str]:
             if isinstance(t, ast.Name): out[t.id] = ast.get_source_segment(src, node.value) if node.value is not None else None
     return out
 
+# %% ../nbs/07_reports.ipynb #bac6ebd9
 def _fingerprint_nb(path) -> str:
     "A hash of the notebook's cell sources (outputs and metadata do not count)."
     nb = _read_nb(path) or {}
@@ -90,6 +93,7 @@ def fixture_notebook(path, parameters: str, *cells: str, title: str | None = Non
     nbformat.write(nb, path)
     return path
 
+# %% ../nbs/07_reports.ipynb #cd32a4a3
 _FIX_PARAMS = "dataset = 'synthetic'\nscale = 'tiny'\nseed = 42\nout_dir = None"
 _FIX_HEAD = ("import json, tempfile, time\nfrom pathlib import Path\nimport numpy as np\n"
              "from recsys.core import write_results, save_figure\nt0 = time.time()\nout_dir = Path(out_dir or tempfile.mkdtemp())")
@@ -147,6 +151,7 @@ def dependencies(names, depends: dict | None = None) -> dict[str, list[str]]:
         out[n] = deps
     return out
 
+# %% ../nbs/07_reports.ipynb #95018fb2
 def topo_order(deps: dict[str, list[str]]) -> list[str]:
     "The notebooks in an order where each comes after its dependencies (ties by name); a cycle raises `RecsysDataError`."
     order, state = [], {}
@@ -183,6 +188,7 @@ def _parquet_any_positive(path, column) -> bool | None:
         if st.max > 0: return True
     return False if seen else None
 
+# %% ../nbs/07_reports.ipynb #368ddb2d
 def _event_kinds(path) -> set[str] | None:
     "The distinct values of a parquet train file's `event` column (None without one, or when unreadable)."
     import pyarrow.parquet as pq, pyarrow.compute as pc
@@ -191,6 +197,7 @@ def _event_kinds(path) -> set[str] | None:
         return {str(v).lower() for v in pc.unique(pq.read_table(path, columns=['event'])['event']).to_pylist() if v is not None}
     except Exception: return None
 
+# %% ../nbs/07_reports.ipynb #af142b2f
 def dataset_features(dataset: str, scale: str = 'tiny', seed: int = 42) -> dict[str, bool]:
     """What the dataset offers, feature by feature (`FEATURES`): 'synthetic' and 'movielens-100k' by name, a folder by
     its files. A feature that cannot be checked (an unreadable or CSV file) counts as present: the notebook decides."""
@@ -235,6 +242,7 @@ def dataset_features(dataset: str, scale: str = 'tiny', seed: int = 42) -> dict[
     elif out['products']: out['embeddings'] = True       # a pickle: checked when read
     return out
 
+# %% ../nbs/07_reports.ipynb #e23654de
 def not_applicable(notebook: str, features: dict[str, bool], needs: dict | None = None) -> str | None:
     "Why `notebook` does not apply to a dataset with `features` (None when it does): the first missing needs, in words."
     missing = [f for f in (NEEDS if needs is None else needs).get(notebook, ()) if not features.get(f, True)]
@@ -255,6 +263,7 @@ def load_grid(path) -> dict[str, dict[str, list]]:
                                                   fix='write {"05_evaluate": {"factors": [32, 64]}}') from None
     return _check_grid(grid, path)
 
+# %% ../nbs/07_reports.ipynb #75d9c892
 def _check_grid(grid, path=None) -> dict:
     if not isinstance(grid, dict) or not all(isinstance(v, dict) for v in grid.values()):
         raise RecsysDataError('a grid maps notebook names to {parameter: [values]}', file=path,
@@ -265,6 +274,7 @@ def _check_grid(grid, path=None) -> dict:
                 raise RecsysDataError(f'{nb}: parameter {k!r} has an empty list of values', file=path, fix='give at least one value')
     return grid
 
+# %% ../nbs/07_reports.ipynb #43685fdf
 def expand_grid(spec: dict | None) -> list[dict]:
     "The cartesian product of one notebook's grid, in the grid's key order (`{}` -> one empty configuration)."
     spec = spec or {}
@@ -275,6 +285,7 @@ def expand_grid(spec: dict | None) -> list[dict]:
 def _fmt_value(v) -> str:
     return v if isinstance(v, str) else json.dumps(v, separators=(',', ':'))
 
+# %% ../nbs/07_reports.ipynb #765ce3ff
 def params_slug(params: dict, max_len: int = 80) -> str:
     "A folder name for one configuration: `k=v_k2=v2`, `default` when empty; hashed when sanitised or too long."
     if not params: return 'default'
@@ -295,6 +306,7 @@ def run_name(dataset: str = 'synthetic', scale: str = 'small', seed: int = 42) -
     else: base = 'dir-' + (re.sub(r'[^A-Za-z0-9._-]+', '-', Path(dataset).resolve().name) or 'data')
     return f'{base}-seed{int(seed)}'
 
+# %% ../nbs/07_reports.ipynb #6d838f6c
 def _check_dataset(dataset, scale):
     if scale not in SCALES:
         raise RecsysDataError(f'unknown scale {scale!r}', fix=f'use one of {", ".join(SCALES)}')
@@ -302,6 +314,7 @@ def _check_dataset(dataset, scale):
         raise RecsysDataError(f'dataset {dataset!r} is neither "synthetic", "movielens-100k" nor a directory',
                               fix='pass --dataset synthetic, movielens-100k, or a folder holding the Inditex-format files')
 
+# %% ../nbs/07_reports.ipynb #75a37846
 @dataclass
 class Job:
     "One papermill execution: a notebook with one configuration, in its own folder."
@@ -322,6 +335,7 @@ class Job:
                     out_dir=str(self.out_dir), cwd=str(Path(self.path).parent), env=dict(env or {}), kernel_name=kernel_name,
                     timeout=timeout, fingerprint=self.fingerprint, deps=list(self.deps))
 
+# %% ../nbs/07_reports.ipynb #81109f12
 def _select(names, only) -> set[str]:
     "Notebooks picked by `--only`: exact names or number prefixes (`04` picks `04_als`)."
     sel = set()
@@ -331,6 +345,7 @@ def _select(names, only) -> set[str]:
         sel.update(hits)
     return sel
 
+# %% ../nbs/07_reports.ipynb #5ab367f8
 def plan_jobs(run_dir, dataset: str = 'synthetic', scale: str = 'small', seed: int = 42, nbs_dir=None,
               grid: dict | None = None, only=None, K: int | None = None, params: dict | None = None,
               depends: dict | None = None, needs: dict | None = None) -> list[Job]:
@@ -373,6 +388,7 @@ def plan_jobs(run_dir, dataset: str = 'synthetic', scale: str = 'small', seed: i
     if missing: raise RecsysDataError(f'--param {", ".join(missing)}: no report notebook declares it', fix='check the spelling')
     return jobs
 
+# %% ../nbs/07_reports.ipynb #13f304d5
 def data_fingerprint(dataset) -> str | None:
     """The content id of a folder dataset: name, size, mtime and first/last-block hash of each of its files (so a cached job
     reruns when its input changed). None for 'synthetic' and 'movielens-100k', whose content their name and version fix."""
@@ -383,6 +399,7 @@ def data_fingerprint(dataset) -> str | None:
     files = sorted(p for p in d.iterdir() if p.is_file() and not p.name.startswith(('.', '_')))
     return hashlib.sha256(json.dumps([(p.name, file_fingerprint(p, mtime=True)) for p in files]).encode()).hexdigest()[:16]
 
+# %% ../nbs/07_reports.ipynb #0a45b5f1
 def is_done(job: Job) -> bool:
     "True when the job's folder holds a completion marker with the job's fingerprint."
     rec = _read_json(job.out_dir / '_done.json')
@@ -404,6 +421,7 @@ def kernel_env(seed: int = 42, threads: int = 1, data_dir=None, reports_dir=None
         env[v] = os.environ.get(v) or str(max(1, int(threads)))
     return env
 
+# %% ../nbs/07_reports.ipynb #08fbd706
 def _ipc_kernel_manager(kernel_name: str, sock_dir: str, env: dict, log_file=None):
     "A kernel manager whose kernel talks over Unix sockets in `sock_dir`, with `env` added and stdout/stderr to `log_file`."
     from jupyter_client.manager import AsyncKernelManager
@@ -415,6 +433,7 @@ def _ipc_kernel_manager(kernel_name: str, sock_dir: str, env: dict, log_file=Non
     return _KM(kernel_name=kernel_name, transport='ipc', connection_file=os.path.join(sock_dir, 'kernel.json'),
                ip=os.path.join(sock_dir, 'k'))
 
+# %% ../nbs/07_reports.ipynb #ea5bb8c0
 def _is_kernel_start_error(e: BaseException) -> bool:
     try:
         import zmq
@@ -423,6 +442,7 @@ def _is_kernel_start_error(e: BaseException) -> bool:
     msg = str(e)
     return isinstance(e, (RuntimeError, TimeoutError)) and ('kernel_info' in msg or "didn't respond" in msg or 'Kernel died' in msg)
 
+# %% ../nbs/07_reports.ipynb #766ea7be
 def _retry_once(fn, is_transient=_is_kernel_start_error, wait: float = 1.0) -> int:
     "Call `fn`; when it raises a transient (kernel-start) error, wait and call it once more. Returns the number of retries."
     try: fn(); return 0
@@ -444,6 +464,7 @@ def _write_json(path, obj):
     with atomic_write(path) as f: json.dump(obj, f, indent=2, default=str)
     _readable(path)
 
+# %% ../nbs/07_reports.ipynb #1d2ee79c
 def _describe_error(e: BaseException, nb_path=None) -> dict:
     "What `error.json` records: where (a cell, or the runner), the cell's index in the source notebook, its source, the exception."
     from papermill.exceptions import PapermillExecutionError
@@ -466,6 +487,7 @@ _DIRECTIVE = re.compile(r'\s*#\s*\|\s*([\w-]+)')
 
 def _src(cell) -> str: return ''.join(cell.get('source') or '')
 
+# %% ../nbs/07_reports.ipynb #76ec5abd
 def cell_directives(source: str) -> list[str]:
     "The nbdev directives at the top of a cell's source: `#| export` -> 'export' (blank lines may precede them)."
     out = []
@@ -476,6 +498,7 @@ def cell_directives(source: str) -> list[str]:
         out.append(m.group(1).lower())
     return out
 
+# %% ../nbs/07_reports.ipynb #a8f15f3a
 def is_test_only(source: str) -> bool:
     "True for a cell of nothing but `assert` statements and calls to `test_*` functions."
     try: body = ast.parse(source).body
@@ -486,6 +509,7 @@ def is_test_only(source: str) -> bool:
         return isinstance(f, ast.Name) and f.id.startswith('test_')
     return bool(body) and all(test(st) for st in body)
 
+# %% ../nbs/07_reports.ipynb #a42b34f9
 def is_library_cell(cell) -> bool:
     "A cell the report's page leaves out: exported or hidden code, or tests only — unless it raised."
     if cell.get('cell_type') != 'code': return False
@@ -493,6 +517,7 @@ def is_library_cell(cell) -> bool:
     src = _src(cell)
     return bool(set(cell_directives(src)) & set(LIBRARY_DIRECTIVES)) or is_test_only(src)
 
+# %% ../nbs/07_reports.ipynb #7e4cec04
 def report_view(nb):
     "A copy of a notebook (an `nbformat` node) for reading: library cells left out, a note under the title saying so."
     import copy, nbformat
@@ -518,6 +543,7 @@ def notebook_html(nb_path, html_path) -> Path:
     with atomic_write(html_path) as f: f.write(body)
     return _readable(html_path)
 
+# %% ../nbs/07_reports.ipynb #4dde0fc2
 def _execute(spec: dict, nb_out: Path, log_file) -> None:
     import papermill as pm
     # a short path (Unix socket names are limited to ~100 bytes), inside the run's socket folder when there is one
@@ -527,6 +553,7 @@ def _execute(spec: dict, nb_out: Path, log_file) -> None:
                             progress_bar=False, log_output=False, cwd=spec['cwd'], km=km,
                             execution_timeout=spec.get('timeout'))
 
+# %% ../nbs/07_reports.ipynb #a289168c
 def run_job(spec: dict) -> dict:
     "Execute one job (in a worker process); return its record. Never raises for a notebook's failure."
     os.environ.setdefault('JUPYTER_PLATFORM_DIRS', '1')
@@ -587,11 +614,13 @@ def prepare_data(dataset: str, scale: str, seed: int, env: dict | None = None) -
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v
 
+# %% ../nbs/07_reports.ipynb #dc793ae8
 def _cached_record(job: Job) -> dict:
     rec = dict(_read_json(job.out_dir / '_done.json') or {})
     rec.update(status='cached', notebook=job.notebook, slug=job.slug)
     return rec
 
+# %% ../nbs/07_reports.ipynb #c8004e47
 NA = 'not applicable'
 
 def _na_record(job: Job) -> dict:
@@ -604,6 +633,7 @@ def _na_record(job: Job) -> dict:
                                               'duration_s': 0.0, 'job': {k: rec[k] for k in ('notebook', 'slug', 'grid')}})
     return rec
 
+# %% ../nbs/07_reports.ipynb #5164b32d
 def _skipped_record(job: Job, reason: str) -> dict:
     return {'notebook': job.notebook, 'slug': job.slug, 'status': 'skipped', 'reason': reason, 'wall_s': None,
             'grid': job.grid, 'params': job.params, 'error': None}
@@ -613,6 +643,7 @@ def _norm_dataset(dataset: str, scale: str) -> str:
     _check_dataset(dataset, scale)
     return dataset if dataset in ('synthetic', 'movielens-100k') else str(Path(dataset).resolve())
 
+# %% ../nbs/07_reports.ipynb #81f4a30e
 @contextlib.contextmanager
 def _run_lock(run_dir: Path):
     "Hold an exclusive lock on the run folder: two runs writing the same folder would undo each other's jobs."
@@ -634,6 +665,7 @@ def _worker_failure(job: Job, e: BaseException) -> dict:
     return {**_skipped_record(job, None), 'status': 'failed',
             'error': {'where': 'runner', 'cell_index': None, 'exec_count': None, 'ename': type(e).__name__, 'evalue': f'{e}{hint}'}}
 
+# %% ../nbs/07_reports.ipynb #91ece3d4
 def job_priorities(plan: list[Job], expected: dict[str, float] | None = None) -> dict[str, float]:
     """Critical-path priority of each job: its expected duration plus the longest chain of jobs waiting on it.
     `expected` holds durations from an earlier run (`run.json`); unknown jobs count as the median (1 without history)."""
@@ -649,6 +681,7 @@ def job_priorities(plan: list[Job], expected: dict[str, float] | None = None) ->
         return memo[j.key]
     return {j.key: cp(j) for j in plan}
 
+# %% ../nbs/07_reports.ipynb #1ba9dae4
 def _schedule(todo, waiting, records, n_par, worker, spec, nb_state, bar, cores: int | None = None, priority: dict | None = None):
     """Submit waiting jobs as their dependencies complete (by `priority`, highest first), skip the dependents of failures,
     collect records. `spec(job, threads)` describes a job for `worker`; `threads` shares the cores among the kernels
@@ -760,6 +793,7 @@ def run_reports(dataset: str = 'synthetic', scale: str = 'small', seed: int = 42
             except Exception as e: warnings.warn(f'no screenshot of the index page: {type(e).__name__}: {e}')
     return {**run, 'index': str(index), 'screenshot': shot, 'ok': counts['failed'] == counts['skipped'] == 0}
 
+# %% ../nbs/07_reports.ipynb #6241171b
 def format_summary(summary: dict) -> str:
     "A few lines for the terminal: counts, failed and skipped jobs, the index page."
     c = summary['counts']
@@ -793,6 +827,7 @@ COMPARE_COLUMNS = [('map', 'MAP'), ('ndcg@10', 'nDCG@10'), ('precision@10', 'P@1
 def _is_num(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
+# %% ../nbs/07_reports.ipynb #44f9273d
 def flatten_metrics(metrics, prefix: tuple = ()) -> dict[tuple, dict[str, float]]:
     "Rows of a (possibly nested) metrics dict: `{path: {metric: number}}`; the path is the keys leading to the numbers."
     out = {}
@@ -803,6 +838,7 @@ def flatten_metrics(metrics, prefix: tuple = ()) -> dict[tuple, dict[str, float]
         if isinstance(v, dict): out.update(flatten_metrics(v, prefix + (str(k),)))
     return out
 
+# %% ../nbs/07_reports.ipynb #40afa04a
 _PREFERRED = ('map', 'ndcg@', 'ndcg', 'precision@', 'precision', 'recall@', 'recall', 'map@', 'hit_rate@', 'mrr@',
               'coverage@', 'novelty@')
 
@@ -813,6 +849,7 @@ def _metric_order(names) -> list[str]:
         return (_PREFERRED.index(stem), n) if stem in _PREFERRED else (len(_PREFERRED), n)
     return sorted(set(names), key=key)
 
+# %% ../nbs/07_reports.ipynb #8ab14bd0
 _HEADLINE = ('ndcg@', 'ndcg', 'map', 'map@', 'precision@', 'recall@', 'hit_rate@', 'mrr@')
 
 def headline_metric(rows: dict[tuple, dict]) -> tuple[tuple, str] | None:
@@ -875,6 +912,7 @@ pre{background:#f6f8fa;border:1px solid #e3e7ee;padding:.6em;overflow-x:auto;fon
 
 def _e(s) -> str: return html.escape(str(s), quote=True)
 
+# %% ../nbs/07_reports.ipynb #f6878a86
 def _num(v) -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)): return ''
     if isinstance(v, bool) or not isinstance(v, (int, float)): return _e(v)
@@ -887,6 +925,7 @@ def _img(path: Path, alt: str) -> str:
     b64 = base64.b64encode(Path(path).read_bytes()).decode()
     return f'<img src="data:image/png;base64,{b64}" alt="{_e(alt)}">'
 
+# %% ../nbs/07_reports.ipynb #583807d6
 def _status(s) -> str:
     label = {'cached': 'ok (earlier run)'}.get(s, s)
     return f'<span class="st st-{_e(str(s).replace(" ", "-"))}">{_e(label)}</span>'
@@ -900,6 +939,7 @@ def _td(v, num=False, raw=False, cls='') -> str:
     c = ' '.join(x for x in ('num' if num else '', cls) if x)
     return (f'<td class="{c}">' if c else '<td>') + (v if raw else (_num(v) if num else _e(v))) + '</td>'
 
+# %% ../nbs/07_reports.ipynb #b5a2f0c3
 def _job_link(r) -> str:
     return f'<a href="{_e(r["dir"])}/notebook.html">{_e(r["key"])}</a>'
 
@@ -915,10 +955,12 @@ def _load_run(run_dir: Path) -> tuple[dict, list[dict]]:
         if r['status'] == 'failed': r['error_full'] = _read_json(run_dir / r['dir'] / 'error.json') or r.get('error') or {}
     return run, recs
 
+# %% ../nbs/07_reports.ipynb #f8f61cf7
 def _is_series(row: dict) -> bool:
     "A row keyed by numbers (per hour, per bucket…) is data for a plot, not a metric."
     return len(row) > 2 and all(re.fullmatch(r'-?\d+(\.\d+)?', k) for k in row)
 
+# %% ../nbs/07_reports.ipynb #e13109d4
 def _metrics_section(run: dict, recs: list[dict], wide: int = 8) -> list[str]:
     "Per notebook, rows grouped by their set of metric names: one compact table per group."
     s = ['<h2 id="metrics">Metrics</h2>']
@@ -951,6 +993,7 @@ def _metrics_section(run: dict, recs: list[dict], wide: int = 8) -> list[str]:
                      'are left to the notebook\'s figures and results.json.</p>')
     return s
 
+# %% ../nbs/07_reports.ipynb #977c49e4
 def _published_section(run: dict, recs: list[dict]) -> list[str]:
     s = ['<h2 id="published">Against the published MovieLens-100K numbers</h2>',
          f'<p class="note">{_e(PUBLISHED_SOURCE)} Our rows report the <code>map</code> key (same definition).</p>']
@@ -990,6 +1033,7 @@ def _sweeps_section(recs: list[dict], run_dir: Path) -> list[str]:
                      f'parameter (row {_e(" / ".join(hl[0]) or "—")})</figcaption></figure></div>')
     return s
 
+# %% ../nbs/07_reports.ipynb #735e772f
 def _figures_section(recs: list[dict], run_dir: Path, per_job: int = 12) -> list[str]:
     s, shown = ['<h2 id="figures">Figures</h2>'], set()
     for r in recs:
@@ -1020,6 +1064,7 @@ def challenge_headline(res: dict, top: int = 3) -> list[tuple[str, dict, str]] |
         [('oracle', {'ndcg@5': hl['oracle']})] if _is_num(hl.get('oracle')) else [])
     return [(k, v, 'ours') for k, v in ours] + [(k, v, '') for k, v in rivals] + [(k, v, 'oracle') for k, v in oracle]
 
+# %% ../nbs/07_reports.ipynb #2eb03a91
 def movielens_headline(res: dict, top: int = 2) -> list[tuple[str, dict, str]] | None:
     "Rows of a MovieLens-100K report: ALS, its `top` strongest baselines (test split), then the published table."
     if ((res or {}).get('params') or {}).get('dataset') != 'movielens-100k': return None
@@ -1031,6 +1076,7 @@ def movielens_headline(res: dict, top: int = 2) -> list[tuple[str, dict, str]] |
     return ([(f'ours: {k}', v, 'ours') for k, v in ours] + [(f'ours: {k}', v, '') for k, v in rivals]
             + [(f'published: {d["algorithm"]}', d, 'published') for d in PUBLISHED_ML100K])
 
+# %% ../nbs/07_reports.ipynb #e6fad197
 def _headline_table(rows, cols: list[tuple[str, str]]) -> str:
     best = {k: max((v[k] for _, v, c in rows if c != 'oracle' and _is_num(v.get(k))), default=None) for k, _ in cols}
     return _table(['method'] + [lab for _, lab in cols],
@@ -1048,6 +1094,7 @@ def _challenge_note(hl: dict) -> str:
             f'{f("x_oracle", "{:.0%}")} of the oracle ({f("oracle")}); the best order of the shown items, which needs the '
             f'labels, reaches {f("best_order_of_shown_items")}.</p>')
 
+# %% ../nbs/07_reports.ipynb #02431ad6
 def _headline_section(run: dict, recs: list[dict]) -> list[str]:
     "The page's opening: one headline table per report that records one (first configuration of a sweep)."
     s, seen = ['<h2 id="headline">Headline</h2>'], set()
@@ -1078,12 +1125,14 @@ def _thumb_uri(png: Path, width: int = 320) -> str:
         buf = io.BytesIO(); im.save(buf, format='PNG', optimize=True)
     return 'data:image/png;base64,' + base64.b64encode(buf.getvalue()).decode()
 
+# %% ../nbs/07_reports.ipynb #58c5fbca
 def report_figures(rec: dict, run_dir: Path) -> list[Path]:
     "A job's figures: the ones its results.json lists (in that order), else every PNG in its folder."
     d = run_dir / rec['dir']
     listed = [d / f for f in ((rec.get('results') or {}).get('figures') or []) if isinstance(f, str)]
     return [p for p in listed if p.exists()] or sorted(d.glob('*.png'))
 
+# %% ../nbs/07_reports.ipynb #77c25b72
 def _thumbnails_section(recs: list[dict], run_dir: Path, per_job: int = 2) -> list[str]:
     "One card per report (a sweep's first configuration): up to `per_job` figure thumbnails, each a link to its page."
     cards, seen = [], set()
@@ -1120,6 +1169,7 @@ def _jobs_section(recs: list[dict], run_dir: Path) -> list[str]:
             '<p class="note">Every job also received <code>dataset</code>, <code>scale</code>, <code>seed</code> and its '
             '<code>out_dir</code>; "job wall s" includes the kernel start and the HTML conversion.</p>']
 
+# %% ../nbs/07_reports.ipynb #e5e1c329
 def _errors_section(recs: list[dict], run_dir: Path) -> list[str]:
     failed = [r for r in recs if r['status'] == 'failed']
     skipped = [r for r in recs if r['status'] == 'skipped']
@@ -1135,6 +1185,7 @@ def _errors_section(recs: list[dict], run_dir: Path) -> list[str]:
         s.append('<ul>' + ''.join(f'<li>{_e(r["key"])} skipped: {_e(r.get("reason"))}</li>' for r in skipped) + '</ul>')
     return s
 
+# %% ../nbs/07_reports.ipynb #213f6051
 def _params_section(run: dict) -> list[str]:
     prm = {'dataset': run['dataset'], 'scale': run['scale'], 'seed': run['seed'], 'K': run.get('K'), **(run.get('params') or {})}
     s = ['<h2 id="parameters">Parameters and versions</h2>',
@@ -1190,6 +1241,7 @@ def find_chromium() -> str | None:
         if c and Path(c).exists(): return c
     return None
 
+# %% ../nbs/07_reports.ipynb #7f6690b6
 class _DomStats(HTMLParser):
     def __init__(self):
         super().__init__(); self.images, self.rows, self.tables, self.checked, self.text = [], 0, 0, False, []
@@ -1201,6 +1253,7 @@ class _DomStats(HTMLParser):
         elif tag == 'body' and a.get('data-checked') == '1': self.checked = True
     def handle_data(self, data): self.text.append(data)
 
+# %% ../nbs/07_reports.ipynb #631fba4b
 def browser_check(index, screenshot=None, chromium: str | None = None, timeout: float = 120, size=(1280, 2400)) -> dict:
     "Load `index` in headless Chromium: images rendered or broken, table rows, the page text; optionally a screenshot."
     chrome = chromium or find_chromium()
@@ -1236,6 +1289,7 @@ def _run_metrics(run_dir: Path) -> dict[str, dict]:
     return {r['key']: flatten_metrics((_read_json(Path(run_dir) / r['dir'] / 'results.json') or {}).get('metrics'))
             for r in run['records'] if r['status'] in ('ok', 'cached')}
 
+# %% ../nbs/07_reports.ipynb #3210aa1f
 def compare_runs(run_a, run_b, timings: bool = False) -> dict:
     "Metric values of two runs, job by job: `same` (keys), `different` ({key: [(row, metric, a, b)]}), `only_a`, `only_b`."
     a, b = _run_metrics(run_a), _run_metrics(run_b)
@@ -1259,6 +1313,7 @@ def _parse_param(s: str) -> tuple[str, object]:
     try: return name, json.loads(val)
     except ValueError: return name, val
 
+# %% ../nbs/07_reports.ipynb #d80e87d4
 def _parser() -> argparse.ArgumentParser:
     from recsys.core import cli_parser, positive_int, seed_int
     p = cli_parser('recsys-reports', description='Run the report notebooks with papermill (in parallel) and write reports/<run>/index.html.')
@@ -1281,6 +1336,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument('--compare', default=None, metavar='RUN_DIR', help='afterwards, check the metrics equal those of another run folder')
     return p
 
+# %% ../nbs/07_reports.ipynb #42d9c966
 @cli_errors
 def reports_cli(argv=None) -> int:
     "`recsys-reports`: run the report notebooks; exit 0 when all completed (or do not apply), 1 when some failed or were skipped."

@@ -39,6 +39,7 @@ def _int64(col, name: str, file=None, nullable: bool = False) -> np.ndarray:
         raise RecsysDataError(f'expected whole numbers, found {col.type}', file=file, column=name,
                               example=col[0].as_py() if len(col) else None, fix=f'store {name} as an integer') from None
 
+# %% ../nbs/06a_sessions.ipynb #4c2d41a1
 def _times_ms(t: pa.Table) -> np.ndarray | None:
     "`timestamp_local` as int64 milliseconds, or None when the column is absent or unparseable."
     if 'timestamp_local' not in t.column_names: return None
@@ -50,6 +51,7 @@ def _times_ms(t: pa.Table) -> np.ndarray | None:
         return None if ms.null_count else pc.cast(ms, pa.int64()).to_numpy(zero_copy_only=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError): return None
 
+# %% ../nbs/06a_sessions.ipynb #cbd96c83
 @dataclass
 class Sessions:
     "Sessions to recommend for (sorted by id) and their rows: the input of a `SessionModel`."
@@ -70,6 +72,7 @@ class Sessions:
         return Sessions(self.session_id[keep], self.user_id[keep], self.country[keep], new[self.row_session[r]],
                         self.row_item[r], self.row_time[r])
 
+# %% ../nbs/06a_sessions.ipynb #026747d4
 def read_sessions(events, session_ids=None, file=None) -> Sessions:
     """Test events (an Arrow table, a pandas frame or the path of a test file) -> `Sessions`; `session_ids` adds
     sessions that have no rows (they get popularity fallbacks)."""
@@ -109,6 +112,7 @@ def catalogue_frame(products=None, items=None) -> pd.DataFrame:
                               n_bad=int(df['partnumber'].duplicated().sum()), fix='keep one row per product')
     return df.sort_values('partnumber', kind='stable').reset_index(drop=True)
 
+# %% ../nbs/06a_sessions.ipynb #ccfeef94
 def _lookup(universe_sorted: np.ndarray, values) -> np.ndarray:
     "Positions of `values` in the sorted array `universe_sorted` (-1 where absent), vectorised."
     values = np.asarray(values, dtype=np.asarray(universe_sorted).dtype if len(universe_sorted) else np.int64)
@@ -129,6 +133,7 @@ def _weights(w: dict | None) -> np.ndarray:
         raise RecsysDataError(f'unknown blend weight(s) {bad}', fix=f'use the features {list(FEATURES)}')
     return np.array([float(w.get(f, 0.0)) for f in FEATURES])
 
+# %% ../nbs/06a_sessions.ipynb #977c4294
 def _design(design) -> ConfidenceDesign:
     """A `ConfidenceDesign` from a design, its dict, its JSON or its name (None = the default design). Sessions are
     folded into the model one row at a time, so a BM25/TF-IDF default that weighs by row is taken by item here: the
@@ -144,6 +149,7 @@ def _design(design) -> ConfidenceDesign:
     except (ValueError, KeyError, TypeError) as e:
         raise RecsysDataError(f'bad confidence design {design!r}: {e}', fix='a design name (seed, linear, hu, bm25...) or its JSON') from None
 
+# %% ../nbs/06a_sessions.ipynb #de51db51
 def _design_params(design: ConfidenceDesign) -> dict:
     "The design's parameters with the defaults of its function (and of `recsys.confidence.confidence`) filled in."
     out = {}
@@ -156,6 +162,7 @@ def _design_params(design: ConfidenceDesign) -> dict:
     out['transform'] = {'bm25': 'bm25', 'tfidf': 'tfidf', 'hu_log': 'log'}.get(design.name, out.get('transform', 'linear'))
     return out
 
+# %% ../nbs/06a_sessions.ipynb #aa853640
 @dataclass(eq=False)
 class SessionModel:
     "Everything `recsys-predict` needs: ALS, the training rows' confidence, the catalogue, item statistics, fallback lists."
@@ -237,6 +244,7 @@ def _top_per_row(M: np.ndarray, n: int) -> np.ndarray:
     o = np.argsort(-M, axis=1, kind='stable')[:, :n]
     return np.where(np.take_along_axis(M, o, 1) > 0, o, -1).astype(np.int64)
 
+# %% ../nbs/06a_sessions.ipynb #ee5803b2
 def fit_session_model(X: Interactions, products=None, users=None, *, design=None, factors: int = 64,
                       regularization: float = 0.05, alpha: float = 1.0, iterations: int = 15, seed: int = 42,
                       segments: Segments | None = None, segments_k: int | None = None, n_group: int = 20,
@@ -321,6 +329,7 @@ class Candidates:
         return pd.DataFrame({'session_id': self.sessions.session_id[self.s], 'item': self.item,
                              **{f: self.F[:, j] for j, f in enumerate(FEATURES)}})
 
+# %% ../nbs/06a_sessions.ipynb #f2b12cf0
 def top_k_pairs(s: np.ndarray, item: np.ndarray, score: np.ndarray, n: int, K: int) -> np.ndarray:
     "Per session 0..n-1, the items of its `K` highest-scored pairs, best first (ties: lower item), -1 padded."
     o = np.lexsort((item, -score, s))
@@ -335,6 +344,7 @@ def _select_rows(H: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
     "Rows `rows` of `H`, all-zero where rows == -1."
     return sp.csr_matrix(sp.diags((rows >= 0).astype(np.float32)) @ H[np.maximum(rows, 0)])
 
+# %% ../nbs/06a_sessions.ipynb #87dc8948
 def _pair_values(M: sp.csr_matrix, r: np.ndarray, c: np.ndarray) -> np.ndarray:
     "M[r, c] for many (r, c) pairs at once (0 where not stored, or where c < 0)."
     M = sp.csr_matrix(M); M.sum_duplicates(); M.sort_indices()
@@ -344,6 +354,7 @@ def _pair_values(M: sp.csr_matrix, r: np.ndarray, c: np.ndarray) -> np.ndarray:
     pos = np.minimum(np.searchsorted(keys, q), len(keys) - 1)
     return np.where((keys[pos] == q) & (c >= 0), M.data[pos], 0.0).astype(np.float64)
 
+# %% ../nbs/06a_sessions.ipynb #ea7fecb2
 def _pair_dots(A: np.ndarray, B: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int = 32_768) -> np.ndarray:
     "A[i] · B[j] for many pairs, in cache-sized chunks (one big gather of both sides is ~10x slower)."
     out = np.empty(len(i), np.float64)
@@ -351,6 +362,7 @@ def _pair_dots(A: np.ndarray, B: np.ndarray, i: np.ndarray, j: np.ndarray, chunk
         out[a:a + chunk] = np.einsum('ij,ij->i', A[i[a:a + chunk]], B[j[a:a + chunk]])
     return out
 
+# %% ../nbs/06a_sessions.ipynb #93080e92
 def session_confidence(model: SessionModel, V: sp.csr_matrix) -> sp.csr_matrix:
     """The confidence of new rows (sessions x model items, view counts) under the model's design, as if each were
     added to the training rows: element-wise designs apply directly; BM25 / TF-IDF weigh a row by its own number of
@@ -373,6 +385,7 @@ def session_confidence(model: SessionModel, V: sp.csr_matrix) -> sp.csr_matrix:
     else: w = np.sqrt(sc) * idf
     return cnt.matrix(1.0 + p['alpha'] * np.maximum(np.nan_to_num(w, nan=0.0, posinf=0.0, neginf=0.0), 0.0))
 
+# %% ../nbs/06a_sessions.ipynb #14cfdb29
 def session_inputs(model: SessionModel, sessions: Sessions, profile_weight: float | None = None):
     """(fold-in input rows, session confidence, profile), sessions x model items: the session's views through the
     confidence design, plus `profile_weight` x its profile (its user's training row + its own earlier part)."""
@@ -388,6 +401,7 @@ def session_inputs(model: SessionModel, sessions: Sessions, profile_weight: floa
     X.sum_duplicates(); X.sort_indices()
     return X, Cs, sp.csr_matrix(P)
 
+# %% ../nbs/06a_sessions.ipynb #95c863f4
 def candidates(model: SessionModel, sessions: Sessions, profile_weight: float | None = None) -> Candidates:
     """Every session's candidates and their features in one vectorised pass: viewed items, ALS fold-in top items,
     the profile's items, the segment/country fallback list and the global list (see the table above)."""
@@ -446,6 +460,7 @@ def candidates(model: SessionModel, sessions: Sessions, profile_weight: float | 
     info = dict(sessions=n, pairs=len(uk), with_input=int(has.sum()), seconds=round(time.perf_counter() - t0, 4))
     return Candidates(sessions, s, item, F, NC, info, U, P)
 
+# %% ../nbs/06a_sessions.ipynb #694146d1
 def recommend_sessions(model: SessionModel, sessions: Sessions, K: int | None = None, weights: dict | None = None,
                        profile_weight: float | None = None) -> np.ndarray:
     "Top-`K` partnumbers (sessions x K, int64) for every session, by the model's blend (or `weights`)."
@@ -478,6 +493,7 @@ def _attrs(model: SessionModel, cat_idx, prefix: str = '') -> pd.DataFrame:
     return pd.DataFrame({f'{prefix}family': c['family'].to_numpy(), f'{prefix}section': c['cod_section'].to_numpy(),
                          f'{prefix}colour': c['color_id'].to_numpy()})
 
+# %% ../nbs/06a_sessions.ipynb #1cbaab1a
 def als_contributions(model: SessionModel, x: sp.csr_matrix, targets) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For one fold-in input row `x` (1 x model items) and target model columns: (input columns j, confidences c_j,
     contributions T x J with T[t, j] = y_t' W^-1 y_j c_j); each row of contributions sums to the fold-in score."""
@@ -488,6 +504,7 @@ def als_contributions(model: SessionModel, x: sp.csr_matrix, targets) -> tuple[n
     Z = np.linalg.solve(W, Y[np.asarray(targets, np.int64)].T).T
     return J, c, (Z @ Yj.T) * c[None, :]
 
+# %% ../nbs/06a_sessions.ipynb #dfb0e1f4
 def explain(model: SessionModel, sessions: Sessions, session_id: int, weights: dict | None = None, K: int | None = None,
             n_drivers: int = 3, n_neighbours: int = 3, profile_weight: float | None = None) -> dict:
     """Why the session's recommendations: `viewed` (its items), `recommendations` (each with the blend's terms),

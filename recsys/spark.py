@@ -45,6 +45,7 @@ def java_available() -> bool:
     home = os.environ.get('JAVA_HOME')
     return bool((home and (Path(home) / 'bin' / 'java').exists()) or shutil.which('java'))
 
+# %% ../nbs/08_spark.ipynb #6eadb6df
 def _require_spark():
     try: import pyspark  # noqa: F401
     except ImportError:
@@ -52,6 +53,7 @@ def _require_spark():
     if not java_available():
         raise RecsysDataError('no Java runtime found (Spark runs on the JVM)', fix='install Java 17 and set JAVA_HOME')
 
+# %% ../nbs/08_spark.ipynb #39e192d6
 SMALL_JOB_JVM = '-XX:TieredStopAtLevel=1 -XX:+UseSerialGC'
 
 def spark_session(master: str | None = 'local[2]', memory: str = '2g', app_name: str = 'recsys',
@@ -119,6 +121,7 @@ def _read_raw(spark, path):
         raise RecsysDataError('file not found', file=p, fix='check the path (a parquet file or a folder of parquet parts)')
     return spark.read.parquet(p)
 
+# %% ../nbs/08_spark.ipynb #4b5ed1f6
 def read_events(spark, path, validate: bool = True):
     """Events as a DataFrame with columns `row_kind` (0 registered user, 1 anonymous session), `user_id` (long, null
     when anonymous), `session_id` (long or null), `item` (long), `ms` (epoch milliseconds, long), `views`, `carts`,
@@ -242,6 +245,7 @@ def as_design(design) -> ConfidenceDesign:
         return ConfidenceDesign.from_json(design) if design.lstrip().startswith('{') else ConfidenceDesign(design)
     raise TypeError(f'not a confidence design: {design!r}')
 
+# %% ../nbs/08_spark.ipynb #2531dfe7
 def design_kwargs(design) -> dict:
     "The keyword arguments of `recsys.confidence.confidence` that a design amounts to (transform, alpha, weights …)."
     d = as_design(design)
@@ -264,6 +268,7 @@ def _universe(pairs, universe):
     r = pairs.agg(F.countDistinct('user').alias('r'), F.countDistinct('item').alias('i')).first()
     return int(r['r']), int(r['i'])
 
+# %% ../nbs/08_spark.ipynb #7a71c805
 def spark_confidence(pairs, design='default', universe: tuple | None = None, ref_ts: float | None = None):
     """`pairs` with a `confidence` column (double): the design's c = 1 + alpha·g(s)·decay, as `design.apply` computes it.
     `universe`: (n_rows, n_items) of the whole data set (BM25/TF-IDF statistics); default: counted from `pairs`."""
@@ -327,6 +332,7 @@ def spark_ratings(conf, alpha: float = 1.0, min_rating: float = MIN_RATING, chec
             F.col('confidence').cast('string'))))
     return conf.select('user', 'item', r.cast('float').alias('rating'))
 
+# %% ../nbs/08_spark.ipynb #be2f43e5
 def spark_reg(regularization: float, pairs, universe: tuple | None = None) -> float:
     "`spark_reg_param` for a DataFrame of pairs: regParam = λ·(n_rows + n_items)/(2·nnz) (one aggregate)."
     n_rows, n_items = _universe(pairs, universe)
@@ -345,6 +351,7 @@ def _stored_in(m: sp.csr_matrix, ref: sp.csr_matrix) -> np.ndarray:
     pos = np.minimum(np.searchsorted(kr, km), len(kr) - 1)
     return kr[pos] == km
 
+# %% ../nbs/08_spark.ipynb #f0655bc1
 def _drop_pairs(m, drop_pattern: sp.csr_matrix):
     "`m` without the entries stored in `drop_pattern` (explicit values, NaN included, are kept elsewhere)."
     if m is None: return None
@@ -353,6 +360,7 @@ def _drop_pairs(m, drop_pattern: sp.csr_matrix):
     rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))[keep]
     return sp.csr_matrix((m.data[keep], (rows, m.indices[keep])), shape=m.shape)
 
+# %% ../nbs/08_spark.ipynb #0b704a44
 def pairs_frame(X) -> pd.DataFrame:
     "One row per observed pair of `Interactions` X: `row`, `item` (indices) and `last_ts` (epoch s), in CSR order."
     A = X.any
@@ -365,6 +373,7 @@ def pairs_frame(X) -> pd.DataFrame:
     return pd.DataFrame({'row': np.repeat(np.arange(A.shape[0]), np.diff(A.indptr)), 'item': A.indices.astype(np.int64),
                          'last_ts': ts})
 
+# %% ../nbs/08_spark.ipynb #35d62953
 def leave_last_pairs(X, k: int = 1):
     """(training `Interactions`, relevant csr): each row with more than `k` pairs loses its `k` latest pairs
     (`recsys.evaluate.leave_last_k` on the pairs, ties to the larger item), which become its relevant items."""
@@ -379,6 +388,7 @@ def leave_last_pairs(X, k: int = 1):
                       user_id=X.user_id, country=X.country, meta={**X.meta, 'holdout_last': int(k)})
     return Xt, rel
 
+# %% ../nbs/08_spark.ipynb #7861e1a1
 def spark_leave_last_pairs(pairs, k: int = 1):
     "(train pairs, held-out pairs) of a Spark pairs frame, exactly as `leave_last_pairs` splits `Interactions`."
     from pyspark.sql import Window, functions as F
@@ -440,12 +450,14 @@ def ranking_frame(recs, relevant):
     return (labels.join(preds, 'user', 'left')
             .select('user', 'key', F.coalesce('prediction', F.array().cast('array<double>')).alias('prediction'), 'label'))
 
+# %% ../nbs/08_spark.ipynb #2840763f
 def evaluator_metrics(frame, K: int) -> dict:
     "Spark's `RankingEvaluator` at `K` on a `ranking_frame`, under our metric names (see the table above)."
     from pyspark.ml.evaluation import RankingEvaluator
     ev = RankingEvaluator(predictionCol='prediction', labelCol='label', k=int(K))
     return {ours.format(K=K): float(ev.setMetricName(m).evaluate(frame)) for m, ours in EVALUATOR_METRICS.items()}
 
+# %% ../nbs/08_spark.ipynb #45748c55
 def collect_frame(frame, K: int) -> tuple[np.ndarray, np.ndarray, list]:
     "Bring a `ranking_frame` to the driver: keys, recommended item ids (n × K, -1 padded), held-out item ids per row."
     import pyarrow.compute as pc
@@ -463,6 +475,7 @@ def collect_frame(frame, K: int) -> tuple[np.ndarray, np.ndarray, list]:
     labels = np.split(lv, np.cumsum(ll)[:-1]) if n else []
     return keys, recs, labels
 
+# %% ../nbs/08_spark.ipynb #7f425780
 def frame_metrics(keys, recs, labels, K: int, n_items: int) -> dict:
     "`recsys.evaluate.ranking_metrics` of collected recommendations (item ids) against held-out item ids."
     from recsys.evaluate import ranking_metrics
@@ -486,6 +499,7 @@ class SparkResult:
     info: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
 
+# %% ../nbs/08_spark.ipynb #dbc26446
 def _crc_sample(df, n: int | None):
     from pyspark.sql import functions as F
     if n is None: return df
@@ -499,6 +513,7 @@ def crc_sample(keys, n: int | None) -> np.ndarray:
     h = np.fromiter((zlib.crc32(k.encode()) for k in keys), np.int64, len(keys))
     return np.sort(np.lexsort((keys, h))[:int(n)])
 
+# %% ../nbs/08_spark.ipynb #2414d9bb
 def run_spark(spark, path, design='default', K: int = 10, factors: int = 8, regularization: float = 1.0,
               iterations: int = 10, alpha: float = 1.0, holdout: int = 1, key: str = 'user_or_session', seed: int = 42,
               blocks: int | None = None, max_eval_rows: int | None = None, evaluator: bool = True, out=None) -> SparkResult:
@@ -588,6 +603,7 @@ def local_interactions(path, key: str = 'user_or_session'):
     else: df = pd.read_csv(p, sep='\t', header=None, names=['user_id', 'item_id', 'rating', 'timestamp'])
     return aggregate(df[['user_id', 'item_id', 'rating', 'timestamp']], key=key, meta={'source': str(p)})
 
+# %% ../nbs/08_spark.ipynb #ac51ef69
 def parity(spark, path, X=None, design='default', K: int = 10, factors: int = 8, regularization: float = 1.0,
            iterations: int = 10, holdout: int = 1, key: str = 'user_or_session', seed: int = 42,
            max_eval_rows: int | None = None, use_cg: bool = False) -> dict:
@@ -628,6 +644,7 @@ def _resolve_events(data: str, scale: str = 'tiny', seed: int = 42) -> tuple[str
     if p.is_dir() and (f := dataset_files(p)['train']) is not None: return str(f), 'user_or_session'
     return data, 'user_or_session'
 
+# %% ../nbs/08_spark.ipynb #7da84e7d
 @cli_errors
 def spark_cli(argv=None):
     "recsys-spark: the Spark ALS job — read events, aggregate, confidence, fit, top-K unseen items (evaluate with --holdout)."

@@ -63,6 +63,7 @@ def synthetic_dir(scale: str = 'tiny', seed: int = 42) -> Path:
     "Where `ensure_synthetic` keeps the files of `scale` and `seed`: `data_dir()/synthetic/<scale>-seed<seed>`."
     return data_dir() / 'synthetic' / f'{scale}-seed{int(seed)}'
 
+# %% ../nbs/01a_synth.ipynb #56ebbb37
 def _fingerprint(cfg: dict) -> str:
     "Identifies what a generation depends on besides the seed: generator version, constants, sizes."
     import hashlib
@@ -88,6 +89,7 @@ def _mix64(x) -> np.ndarray:
         x ^= x >> np.uint64(31)
     return x
 
+# %% ../nbs/01a_synth.ipynb #2d643adc
 def _hash_uniform(keys, salt: int) -> np.ndarray:
     "Uniforms in (0, 1), one per key: a deterministic function of (key, salt)."
     h = _mix64(_mix64(np.asarray(keys, dtype=np.uint64)) ^ np.uint64(salt))
@@ -107,6 +109,7 @@ class World:
     V: np.ndarray; C: np.ndarray; M: np.ndarray; item_cart: np.ndarray
     by_family: np.ndarray; fam_cdf: np.ndarray; fam_pop: np.ndarray; fam_logw: np.ndarray
 
+# %% ../nbs/01a_synth.ipynb #0b5e7a83
 def _make_world(cfg: dict, seed: int) -> World:
     rng = np.random.default_rng(derive_seed(seed, 'synth', 'world'))
     I, F, d = cfg['n_products'], cfg['n_families'], cfg['latent_dim']
@@ -168,6 +171,7 @@ class People:
     n_users: int; n_visitors: int; cdf_user: np.ndarray; cdf_visitor: np.ndarray
     activity: np.ndarray; country: np.ndarray; never_login: np.ndarray; salt: int
 
+# %% ../nbs/01a_synth.ipynb #9d0c9ad3
 def _make_people(cfg: dict, seed: int) -> People:
     rng = np.random.default_rng(derive_seed(seed, 'synth', 'people'))
     U, Vn = cfg['n_users'], cfg['n_visitors']
@@ -182,6 +186,7 @@ def _person_family(w: World, pp: People, persons) -> np.ndarray:
     fcdf = np.cumsum(w.fam_pop); fcdf /= fcdf[-1]
     return np.minimum(np.searchsorted(fcdf, _hash_uniform(persons, pp.salt + 1)), len(fcdf) - 1)
 
+# %% ../nbs/01a_synth.ipynb #203d2961
 def _person_taste(w: World, pp: People, persons) -> np.ndarray:
     "u_p: the centre of the person's favourite family plus noise; a function of p."
     d = w.V.shape[1]
@@ -192,6 +197,7 @@ def _person_cart(pp: People, persons) -> np.ndarray:
     "b_p: how readily the person adds to the cart."
     return (P['s_person_cart'] * _hash_normal(persons, 1, pp.salt + 3)[:, 0]).astype(np.float32)
 
+# %% ../nbs/01a_synth.ipynb #5da48f5a
 def _users_tables(pp: People, seed: int) -> tuple[pa.Table, pa.Table]:
     "(users: one row per user, entries: one row per (user, entry)) as the users API would give them."
     rng = np.random.default_rng(derive_seed(seed, 'synth', 'users'))
@@ -225,6 +231,7 @@ def _slots(rng, L: np.ndarray):
     pick = np.where(new, slot, first + np.floor(rng.random(len(rseg)) * (slot - first + 1)).astype(np.int64))
     return rseg, new, pick
 
+# %% ../nbs/01a_synth.ipynb #ba33d5f6
 def _family_cdfs(w: World, S: np.ndarray) -> np.ndarray:
     "Each session's family distribution softmax(beta_f <s, c_f> + log W_f), stacked for `_ragged_pick`."
     lg = P['beta_family'] * (S @ w.C.T) + w.fam_logw.astype(np.float32)[None]    # exp in float32 (the hot spot),
@@ -232,6 +239,7 @@ def _family_cdfs(w: World, S: np.ndarray) -> np.ndarray:
     cf = np.cumsum(lg, 1, dtype=np.float64); cf /= cf[:, -1:]; cf += np.arange(len(S))[:, None]
     return cf.ravel()
 
+# %% ../nbs/01a_synth.ipynb #635367b7
 def _pick(rng, w: World, S: np.ndarray, sseg: np.ndarray, fam: np.ndarray) -> np.ndarray:
     "Per slot: the better-liked (affinity + Gumbel noise) of `n_draw` products drawn from its family by popularity."
     m = P['n_draw']; fam_m = np.repeat(fam, m)
@@ -240,6 +248,7 @@ def _pick(rng, w: World, S: np.ndarray, sseg: np.ndarray, fam: np.ndarray) -> np
     aff = P['beta_view'] * np.einsum('ijk,ik->ij', w.V[cand], S[sseg]) + rng.gumbel(size=(len(fam), m))
     return cand[np.arange(len(fam)), aff.argmax(1)]
 
+# %% ../nbs/01a_synth.ipynb #c28bfe6d
 def _views_block(rng, w: World, S: np.ndarray, L: np.ndarray, fav=None) -> tuple[np.ndarray, np.ndarray]:
     """Rows (session index, product) in time order for sessions with intents S, lengths L and favourite families
     `fav` (-1: none) that lead the session as its primary family."""
@@ -257,6 +266,7 @@ def _views_block(rng, w: World, S: np.ndarray, L: np.ndarray, fav=None) -> tuple
     if dup.any(): item[dup] = _pick(rng, w, S, sseg[dup], fam[dup])            # drawn once more (revisits are `revisit`'s)
     return rseg, item[pick]
 
+# %% ../nbs/01a_synth.ipynb #59f3cea5
 def _segments(rng, w: World, S: np.ndarray, L: np.ndarray, block: int = 20_000, fav=None):
     "Rows for all sessions, in blocks; returns (row session, row product, (pair session, pair product, k, row->pair))."
     parts = [_views_block(rng, w, S[a:a + block], L[a:a + block], None if fav is None else fav[a:a + block])
@@ -277,6 +287,7 @@ def _cart_logit(w: World, S, b, qseg, qitem, k) -> np.ndarray:
     aff = np.einsum('ij,ij->i', S[qseg], w.V[qitem]).astype(np.float64) / np.linalg.norm(S[qseg], axis=1)
     return b[qseg] + w.item_cart[qitem] + P['beta_cart'] * aff + P['beta_repeat'] * np.log(k)
 
+# %% ../nbs/01a_synth.ipynb #fae9eccb
 def _carts(rng, w: World, S, b, a0: float, rseg, pairs):
     "Cart flags per row (on the pair's last visit, mostly), q and the carted flag per pair."
     qseg, qitem, k, inv = pairs
@@ -305,6 +316,7 @@ def _lengths(rng, n, cap) -> np.ndarray:
     L[tail] = P['long_min'] * (1 - rng.random(int(tail.sum()))) ** -1.0
     return np.minimum(np.ceil(L), cap).astype(np.int64)
 
+# %% ../nbs/01a_synth.ipynb #1da6bc25
 def _intents(rng, w: World, pp: People, person) -> tuple[np.ndarray, np.ndarray]:
     """The person's taste (a share `own_taste` of sessions) or a family of the moment, plus the session's own noise;
     and which sessions follow the person's own taste."""
@@ -317,6 +329,7 @@ def _intents(rng, w: World, pp: People, person) -> tuple[np.ndarray, np.ndarray]
     s[~own] += w.C[g] + (P['s_user'] / np.sqrt(d)) * rng.standard_normal((m, d), dtype=np.float32)
     return s, own
 
+# %% ../nbs/01a_synth.ipynb #902a9da8
 def _session_cart(rng, pp: People, person, device) -> np.ndarray:
     "b = b_p + a session's own mood (+ device 3's lift): carts cluster in fewer sessions, as in the real file."
     return (_person_cart(pp, person) + P['s_session_cart'] * rng.standard_normal(len(person))
@@ -331,6 +344,7 @@ def _session_country(rng, pp: People, person, reg) -> np.ndarray:
     own = pp.country[np.minimum(person, pp.n_users - 1)]
     return np.where(reg & np.isin(own, COUNTRIES), own, drawn).astype(np.int64)
 
+# %% ../nbs/01a_synth.ipynb #d2b7d9f7
 def _draw_sessions(rng, w: World, pp: People, cfg: dict, n: int, person=None, days=TRAIN_DAYS, login=False) -> dict:
     "Everything a session needs besides its rows; `person` given (test pool) or drawn by activity."
     U, Vn = pp.n_users, pp.n_visitors
@@ -350,6 +364,7 @@ def _draw_sessions(rng, w: World, pp: People, cfg: dict, n: int, person=None, da
                 country=_session_country(rng, pp, person, reg), device=device,
                 date=days[rng.integers(len(days), size=n)], start_s=_start_seconds(rng, n))
 
+# %% ../nbs/01a_synth.ipynb #8bfb57ff
 def _calibrate(w: World, pp: People, cfg: dict, seed: int) -> float:
     "The intercept a0 giving the target share of add-to-cart rows."
     rng = np.random.default_rng(derive_seed(seed, 'synth', 'pilot'))
@@ -385,6 +400,7 @@ def _row_times(rng, s: dict, rseg: np.ndarray) -> np.ndarray:
     return (s['date'].astype('datetime64[ms]').astype(np.int64) + (s['start_s'] * 1000).astype(np.int64)
             + tz * 3_600_000)[rseg] + off
 
+# %% ../nbs/01a_synth.ipynb #dcdb796a
 def _rows_table(rng, s: dict, sid, rseg, ritem, cart, w: World, with_cart=True, force_nan=False, ts=None) -> pa.Table:
     """Rows of sessions (`s`: per-session arrays, `rseg`: the session of each row, rows in time order) as an Arrow
     table, shuffled inside each session as in the real file. Cart rows carry the cart page's type (not 24) at rate
@@ -425,6 +441,7 @@ def _pool_persons(rng, pp: People, urows: np.ndarray, n: int) -> np.ndarray:
         a = pp.activity[idx]; person[m] = idx[np.minimum(np.searchsorted(np.cumsum(a) / a.sum(), rng.random(int(m.sum()))), len(idx) - 1)]
     return person
 
+# %% ../nbs/01a_synth.ipynb #1aedd3ff
 def _test_pool(rng, w: World, pp: People, cfg: dict, a0: float, urows: np.ndarray, n: int, sid0: int) -> dict:
     "Whole sessions on the test days (`n`, ids from `sid0`): the rows `challenge_test` chooses the test from."
     s = _draw_sessions(rng, w, pp, cfg, n, person=_pool_persons(rng, pp, urows, n), days=TEST_DAYS, login=True)
@@ -433,6 +450,7 @@ def _test_pool(rng, w: World, pp: People, cfg: dict, a0: float, urows: np.ndarra
     return dict(s=s, sid=sid0 + np.arange(n, dtype=np.int64), rseg=rseg, ritem=ritem, cart=cart, pairs=pairs, q=q,
                 ts=_row_times(rng, s, rseg))
 
+# %% ../nbs/01a_synth.ipynb #6b391d8f
 def _choose_test(w: World, pool: dict, urows: np.ndarray, cfg: dict, seed: int, kinds) -> 'ChallengeTest':
     "The test, built by `recsys.task.challenge_test` from the pool, exactly as the validation split is built."
     s, r = pool['s'], pool['rseg']
@@ -441,6 +459,7 @@ def _choose_test(w: World, pool: dict, urows: np.ndarray, cfg: dict, seed: int, 
                           kinds=kinds, n_sessions=cfg['n_test'], can_return=s['date'] == TEST_DAYS[0],
                           seed=derive_seed(seed, 'synth', 'select'))
 
+# %% ../nbs/01a_synth.ipynb #99af30c0
 def _make_test(w: World, pp: People, cfg: dict, seed: int, a0: float, urows: np.ndarray, sid0: int, kinds='real'):
     "Pool and test; the pool grows (up to 4 times) until every kind has the sessions it wants."
     rng = np.random.default_rng(derive_seed(seed, 'synth', 'test'))
@@ -473,6 +492,7 @@ class _Sink:
         with contextlib.suppress(Exception): self.w.close()
         with contextlib.suppress(FileNotFoundError): self.tmp.unlink()
 
+# %% ../nbs/01a_synth.ipynb #cdf0fe55
 def _csv_ready(t: pa.Table) -> pa.Table:
     "Float columns written as pandas writes them (`24.0`, `487435.0`, empty for NaN), so pandas reads them back as float."
     for i, f in enumerate(t.schema):
@@ -486,6 +506,7 @@ def _csv_ready(t: pa.Table) -> pa.Table:
 def _write(out: Path, name: str, t: pa.Table, fmt: str = 'parquet') -> Path:
     s = _Sink(out, name, t.schema, fmt); s.write(t); return s.close()
 
+# %% ../nbs/01a_synth.ipynb #ffc2c434
 def _train_chunk(k: int, w: World, pp: People, cfg: dict, seed: int, a0: float, train_ids):
     cs = cfg['chunk_sessions']; p0, p1 = k * cs, min((k + 1) * cs, len(train_ids))
     rng = np.random.default_rng(derive_seed(seed, 'synth', 'train', str(k)))
@@ -516,6 +537,7 @@ def _write_test(out: Path, w: World, pool: dict, ct, fmt: str, seed: int) -> tup
     _write(out, 'test_sessions', sessions, fmt)
     return test, labels, sessions
 
+# %% ../nbs/01a_synth.ipynb #6e039ed9
 def _oracle_arrays(w: World, pool: dict, ct) -> dict:
     "Per test session, every product it views after the cut with its true cart probability q, best first."
     sel = np.searchsorted(pool['sid'], ct.sessions.session_id.to_numpy())
@@ -605,6 +627,7 @@ def _complete(d: Path, scale: str, seed: int) -> bool:
     return (m.get('fingerprint') == _fingerprint(_config(scale)) and m.get('format') == 'parquet'
             and m.get('scale') == scale and m.get('seed') == seed and all((d / f).exists() for f in m.get('files', [])))
 
+# %% ../nbs/01a_synth.ipynb #e6a0dc77
 def ensure_synthetic(scale: str = 'tiny', seed: int = 42) -> Path:
     "The folder of synthetic files for (`scale`, `seed`), generated once under a file lock and reused afterwards."
     _config(scale)
@@ -634,6 +657,7 @@ def load_truth(src) -> dict:
                                              fix='generate the data with recsys-synth or recsys.synth.generate')
     with np.load(p, allow_pickle=False) as z: return {k: z[k] for k in z.files}
 
+# %% ../nbs/01a_synth.ipynb #3eb47fec
 def oracle_scores(truth, session_ids=None) -> pd.DataFrame:
     "True cart probabilities [session_id, partnumber, score] of the products viewed in test sessions (best first)."
     t = truth if isinstance(truth, dict) else load_truth(truth)
@@ -647,6 +671,7 @@ def oracle_scores(truth, session_ids=None) -> pd.DataFrame:
                                            n_bad=len(unknown), example=int(unknown[0]), fix='use ids from test_sessions')
     return df[df.session_id.isin(session_ids)].reset_index(drop=True)
 
+# %% ../nbs/01a_synth.ipynb #d70f2a10
 def oracle_recommend(src, K: int = 5) -> tuple[np.ndarray, np.ndarray]:
     "(session_ids, top-K partnumbers int64 (n x K, -1 padded)) by true cart probability, per test session."
     t = src if isinstance(src, dict) else load_truth(src)
@@ -665,6 +690,7 @@ def is_synthetic_dir(p) -> bool:
     except (OSError, ValueError): return False
     return isinstance(m, dict) and {'version', 'fingerprint', 'scale', 'seed', 'files'} <= set(m)
 
+# %% ../nbs/01a_synth.ipynb #1bd704bc
 @cli_errors
 def synth_cli(argv=None):
     "Entry point of `recsys-synth`."
@@ -743,6 +769,7 @@ def _sorted_rows(train: pa.Table):
     _, r['seg'], r['L'] = np.unique(r['session_id'], return_inverse=True, return_counts=True)
     return r
 
+# %% ../nbs/01a_synth.ipynb #de760ee0
 def _pair_figures(r: dict, family: pd.Series) -> dict:
     "Figures on distinct (session, product) pairs: distinct products, carts, revisits, depth; `family` by partnumber."
     I = int(r['partnumber'].max()) + 1; L, seg = r['L'], r['seg']
@@ -764,6 +791,7 @@ def _pair_figures(r: dict, family: pd.Series) -> dict:
     f['co-carted pairs across families'] = 1 - (g * (g - 1) / 2).sum() / (n_s * (n_s - 1) / 2).sum()
     return f
 
+# %% ../nbs/01a_synth.ipynb #30444561
 def _favourite_family(r: dict, fam: np.ndarray) -> float:
     "How often a logged-in session's main family is its user's favourite family over the earlier days."
     day = r['date']; lg = ~np.isnan(r['user_id'])
@@ -774,6 +802,7 @@ def _favourite_family(r: dict, fam: np.ndarray) -> float:
     c = c[c.u.isin(h.index)]
     return float((h.reindex(c.u).to_numpy() == c.f.to_numpy()).mean()) if len(c) else float('nan')
 
+# %% ../nbs/01a_synth.ipynb #74d0951d
 def _row_figures(r: dict, products: pd.DataFrame) -> dict:
     "Figures on rows and sessions: lengths, users, popularity, devices, countries, discounts, page types."
     L, first = r['L'], np.r_[0, np.cumsum(r['L'])[:-1]]
@@ -794,6 +823,7 @@ def _row_figures(r: dict, products: pd.DataFrame) -> dict:
             'discounted among viewed': disc.mean(), 'cart rate discounted / not': cart[disc].mean() / cart[~disc].mean(),
             'rows with pagetype != 24': other.mean(), 'pagetype != 24 rows carted': cart[other].mean()}
 
+# %% ../nbs/01a_synth.ipynb #3e317f3b
 def _folder_table(d: Path, name: str, columns=None) -> pa.Table:
     "`name`.parquet or `name`.csv of a dataset folder (only the `columns` asked for); a clear error when neither is there."
     import pyarrow.csv as pacsv
@@ -803,6 +833,7 @@ def _folder_table(d: Path, name: str, columns=None) -> pa.Table:
     raise RecsysDataError(f'no {name}.parquet or {name}.csv in the folder', file=str(d),
                           fix='pass a dataset folder as recsys-synth writes it (train, test, products)')
 
+# %% ../nbs/01a_synth.ipynb #b0a24cde
 def realism(src) -> pd.DataFrame:
     "The figures of `REAL_FIGURES` measured on a dataset folder, side by side with the real ones and their tolerance."
     d = Path(src)
@@ -816,6 +847,7 @@ def realism(src) -> pd.DataFrame:
     df['within'] = (df.synthetic - df.real).abs() <= df.tolerance
     return df
 
+# %% ../nbs/01a_synth.ipynb #32f0fbb4
 def cart_rate_by_popularity(src) -> pd.Series:
     "Cart rate of rows by their product's number of rows, in the real buckets scaled to the data's size (real: 42 k products, 46.6 M rows)."
     t = _folder_table(Path(src), 'train', ['partnumber', 'add_to_cart']).to_pandas()

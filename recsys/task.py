@@ -121,6 +121,7 @@ def _select(rng, kinds, ukind, kind4, eligible, n):
         return np.sort(rng.permutation(e)[:len(e) if n is None else n]), {'natural': dict(available=len(e))}
     raise RecsysDataError(f'unknown kinds rule {kinds!r}', fix="use 'real', 'balanced', 'natural' or a dict of shares")
 
+# %% ../nbs/00a_task.ipynb #1f554f85
 def _assemble(order, us, seg, pos, c, k, ret, uid_s, ukind, kind4, chosen, lab, n_lab, info) -> ChallengeTest:
     pick = np.zeros(len(us), bool); pick[chosen] = True
     ps = pick[seg]
@@ -149,6 +150,7 @@ def _rec_frame(recs) -> pd.DataFrame:
                       'partnumber': mat.ravel()})
     return f[f.partnumber >= 0]
 
+# %% ../nbs/00a_task.ipynb #81336b25
 def _per_session(r: pd.DataFrame, lab: pd.DataFrame, K: int) -> pd.DataFrame:
     """NDCG@K and hit@K per labelled session, by `recsys.evaluate.per_user_metrics` (the project's one implementation
     of the metrics; imported here, not at the top, because `recsys.evaluate` builds its protocol on this module)."""
@@ -236,6 +238,7 @@ def load_target(path) -> dict:
                               fix="use the challenge's format (recsys-predict writes it)")
     return obj['target']
 
+# %% ../nbs/00a_task.ipynb #addee9ec
 def read_predictions(path) -> dict:
     "A predictions file `{\"target\": {\"<session_id>\": [p1, ..., pK]}}` as {session_id: [partnumbers]}, checked."
     path = Path(path)
@@ -247,6 +250,7 @@ def read_predictions(path) -> dict:
                                   fix='write {"<session_id>": [partnumber, ...]}') from None
     return out
 
+# %% ../nbs/00a_task.ipynb #ff447066
 def _label_files(data) -> tuple:
     "(labels, sessions or None) of a data folder, or a RecsysDataError saying that the folder has no hidden labels."
     import pyarrow.parquet as pq
@@ -264,6 +268,7 @@ def _label_files(data) -> tuple:
     ses_p = d / 'test_sessions.parquet'
     return lab, (pq.read_table(ses_p).to_pandas() if ses_p.exists() else None), lab_p
 
+# %% ../nbs/00a_task.ipynb #b43bed7d
 def score_folder(data, predictions, K: int = 5) -> dict:
     "`score` of a predictions file against the hidden labels of folder `data`, with coverage counts."
     lab, ses, lab_p = _label_files(data)
@@ -280,6 +285,7 @@ def score_folder(data, predictions, K: int = 5) -> dict:
     if ses is not None and 'kind' in ses: out['kind sessions'] = {k: int(v) for k, v in ses.kind.value_counts().items()}
     return out
 
+# %% ../nbs/00a_task.ipynb #a9bbd4c0
 def score_table(s: dict) -> str:
     "A score as a small text table."
     K = s['K']; f = lambda x: '   -  ' if x is None or x != x else f'{x:.4f}'
@@ -291,11 +297,13 @@ def score_table(s: dict) -> str:
         rows.append(f"{'  ' + k:24}{f(v[f'ndcg@{K}']):>8}{'':>8}{n:>10,}" + f"   future {f(v[f'ndcg@{K} future'])}")
     return '\n'.join(rows)
 
+# %% ../nbs/00a_task.ipynb #da9876c6
 def _finite(o):
     if isinstance(o, dict): return {k: _finite(v) for k, v in o.items()}
     if isinstance(o, float) and o != o: return None
     return o
 
+# %% ../nbs/00a_task.ipynb #2f08bda5
 @cli_errors
 def score_cli(argv=None):
     "recsys-score: score predictions_3.json against a folder's hidden labels (NDCG@5 and hit@5, all / future carts, per kind)."

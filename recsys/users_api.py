@@ -40,6 +40,7 @@ def demo_users(n: int = 1000, seed: int = 42, p_multi: float = 0.037, first_id: 
                          'R': rng.integers(0, 1096, m), 'F': 1 + rng.poisson(12, m),
                          'M': np.round(rng.lognormal(3.0, 0.8, m), 4)})
 
+# %% ../nbs/01b_users_api.ipynb #c5fe107d
 def _with_entry_index(df: pd.DataFrame, file) -> pd.DataFrame:
     missing = [c for c in USER_COLUMNS if c not in df.columns]
     if missing:
@@ -57,6 +58,7 @@ def _with_entry_index(df: pd.DataFrame, file) -> pd.DataFrame:
                               n_bad=int(df.duplicated(['user_id', 'entry']).sum()), fix='number each user\'s entries 0, 1, ...')
     return df[ENTRY_COLUMNS].sort_values(['user_id', 'entry'], kind='stable').reset_index(drop=True)
 
+# %% ../nbs/01b_users_api.ipynb #fb48fc65
 def read_users_file(path) -> pd.DataFrame:
     "The users table (one row per entry) from a file or a data directory (`users_entries.parquet` > `users_entries.csv` > `users.parquet` > `users.csv`: entries first, so users with several entries keep them)."
     path = Path(path)
@@ -74,6 +76,7 @@ def read_users_file(path) -> pd.DataFrame:
 class MalformedResponse(ValueError):
     "A response that breaks the API contract (bad JSON, missing keys, ragged lists, wrong id or types)."
 
+# %% ../nbs/01b_users_api.ipynb #6f8a7fe6
 def _number(x, key: str):
     if x is None: return None
     if isinstance(x, bool) or not isinstance(x, (int, float)):
@@ -87,6 +90,7 @@ def _number(x, key: str):
         return x
     return int(x) if key in INT_KEYS else float(x)
 
+# %% ../nbs/01b_users_api.ipynb #1cbe708c
 def parse_user(body: bytes | str, user_id: int) -> dict[str, list]:
     "The validated parallel lists of one `GET /users/{id}` response; raises `MalformedResponse` otherwise."
     try: d = json.loads(body)
@@ -112,6 +116,7 @@ def parse_user(body: bytes | str, user_id: int) -> dict[str, list]:
     if lens[0] == 0: raise MalformedResponse('no entries')
     return out
 
+# %% ../nbs/01b_users_api.ipynb #981f453a
 def parse_id_list(body: bytes | str) -> list[int]:
     "The validated `GET /users` response: a JSON list of integer ids."
     try: d = json.loads(body)
@@ -131,12 +136,14 @@ def _splitmix(x: int) -> int:
     x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
     return x ^ (x >> 31)
 
+# %% ../nbs/01b_users_api.ipynb #d62b7616
 def _uniform(*keys: int) -> float:
     "A deterministic draw in [0, 1) from integer keys (splitmix64 chained)."
     h = 0
     for k in keys: h = _splitmix(h ^ (int(k) & _M64))
     return h / 2.0 ** 64
 
+# %% ../nbs/01b_users_api.ipynb #a606230f
 @dataclasses.dataclass
 class Faults:
     "Fault-injection settings of a `UsersServer` (probabilities per request)."
@@ -177,6 +184,7 @@ class Faults:
             fault += ':' + MALFORMED_KINDS[int(_uniform(self.seed, uid, n, 2) * len(MALFORMED_KINDS))]
         return fault, slow
 
+# %% ../nbs/01b_users_api.ipynb #f3919a1a
 def malform(body: bytes, kind: str) -> bytes:
     "Break a valid user response in the way `kind` (one of `MALFORMED_KINDS`) says."
     if kind == 'bad_json': return body[: len(body) // 2]
@@ -203,6 +211,7 @@ def encode_users(entries: pd.DataFrame) -> dict[int, bytes]:
         out[u] = json.dumps({'user_id': u, 'values': {k: cols[k][a:b] for k in VALUE_KEYS}}).encode()
     return out
 
+# %% ../nbs/01b_users_api.ipynb #6b38898c
 def make_app(entries: pd.DataFrame, faults: Faults | None = None, holder=None):
     "The aiohttp application serving `entries`; `holder.faults` (if given) is read on every request, so it can change live."
     from aiohttp import web
@@ -332,6 +341,7 @@ class RetryPolicy:
         if retry_after is not None: d = max(d, min(retry_after, self.max_retry_after))
         return d
 
+# %% ../nbs/01b_users_api.ipynb #9d8c5c73
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     "Seconds from a `Retry-After` header (delta-seconds or an HTTP date); None when absent or unreadable."
     if value is None: return None
@@ -350,6 +360,7 @@ def default_checkpoint(out) -> Path:
     "Where the checkpoint of output `out` lives by default: `<out stem>.checkpoint.jsonl` next to it."
     out = Path(out); return out.with_name(out.stem + '.checkpoint.jsonl')
 
+# %% ../nbs/01b_users_api.ipynb #6b483e84
 class Checkpoint:
     "The append-only, fsync'd JSON-lines record of finished users (see above); a context manager holding an exclusive lock."
     def __init__(self, path):
@@ -420,6 +431,7 @@ class Checkpoint:
         self._f.write(('\n'.join(lines) + '\n').encode())
         self._f.flush(); os.fsync(self._f.fileno())
 
+# %% ../nbs/01b_users_api.ipynb #5160e0cc
 _compact = json.JSONEncoder(separators=(',', ':')).encode
 
 def success_line(uid: int, values: dict) -> str:
@@ -451,6 +463,7 @@ def entries_from_checkpoint(path, ids=None) -> pd.DataFrame:
     df['M'] = pd.Series(cols['M'], dtype='float64')
     return df.sort_values(['user_id', 'entry'], kind='stable').reset_index(drop=True)
 
+# %% ../nbs/01b_users_api.ipynb #f6a3e0c1
 def users_view(entries: pd.DataFrame) -> pd.DataFrame:
     "One row per user: the first entry (`entry == 0`)."
     return entries[entries['entry'] == 0][USER_COLUMNS].reset_index(drop=True)
@@ -460,6 +473,7 @@ def validate_users_view(df: pd.DataFrame, file) -> pd.DataFrame:
     from recsys.ingest import validate_users       # imported here: the harvester's start-up stays light
     return validate_users(df, file) if len(df) else df
 
+# %% ../nbs/01b_users_api.ipynb #e49c7140
 SOURCE_KEY = b'recsys-users'    # parquet metadata: which server a harvest output came from
 
 def write_parquet(df: pd.DataFrame, path, source: dict | None = None) -> Path:
@@ -470,12 +484,14 @@ def write_parquet(df: pd.DataFrame, path, source: dict | None = None) -> Path:
     with atomic_write(path, 'wb') as f: pq.write_table(t, f)
     return Path(path)
 
+# %% ../nbs/01b_users_api.ipynb #5ab48b40
 def parquet_source(path) -> dict | None:
     "The `source` a harvest output was written with (None: not a harvest output, or unreadable)."
     import pyarrow.parquet as pq
     try: return json.loads(((pq.read_schema(path).metadata or {}).get(SOURCE_KEY)) or b'null')
     except Exception: return None
 
+# %% ../nbs/01b_users_api.ipynb #0ba50717
 def output_paths(out) -> tuple[Path, Path, Path]:
     """(entries file, users file, failed-ids file) for output `out`. `.../users.parquet` gives the data-folder layout
     (`users_entries.parquet`, `users.parquet`, `users_failed.txt`); any other `X.parquet` gives `X.parquet`,
@@ -519,6 +535,7 @@ class HarvestResult:
         if self.failed_out: s += f'; failed ids in {self.failed_out}'
         return s
 
+# %% ../nbs/01b_users_api.ipynb #8a5e6253
 def _check_base_url(url: str) -> str:
     if not re.match(r'^https?://[^/\s]+', str(url)):
         raise RecsysDataError(f'not an http(s) URL: {url!r}', fix='pass e.g. --base-url http://127.0.0.1:8000')
@@ -530,6 +547,7 @@ def _transient(reason) -> bool:
     c = _cause(reason)
     return c in ('timeout', 'connection') or c.startswith('http 5') or c == 'http 429'
 
+# %% ../nbs/01b_users_api.ipynb #48067d27
 def bind_checkpoint(ckpt: Path, source: dict, force: bool = False):
     """Tie checkpoint `ckpt` to the `source` (base URL) that produced it, in `<ckpt>.source.json`: a checkpoint of another
     source is refused (with `force`: discarded), so a rerun against another server never mixes two servers' users."""
@@ -547,10 +565,12 @@ def bind_checkpoint(ckpt: Path, source: dict, force: bool = False):
         ckpt.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(side) as f: json.dump(source, f)
 
+# %% ../nbs/01b_users_api.ipynb #7c1c71d6
 def _cause(reason: str) -> str:
     "The failure cause used for counting: 'http 500', 'timeout', 'connection', 'malformed'."
     return reason.split(':')[0]
 
+# %% ../nbs/01b_users_api.ipynb #b98f173b
 async def _attempt(session, url: str, policy: RetryPolicy, parse):
     "One request: ('ok', value) | ('retry', reason, retry_after) | ('fail', reason)."
     import aiohttp
@@ -572,6 +592,7 @@ async def _attempt(session, url: str, policy: RetryPolicy, parse):
     if policy.retryable(status): return 'retry', f'http {status}', parse_retry_after(ra)
     return 'fail', f'http {status}', None
 
+# %% ../nbs/01b_users_api.ipynb #b59d9bed
 async def _list_ids(session, base: str, policy: RetryPolicy, rng) -> list[int]:
     reason = None
     for attempt in range(1, policy.max_attempts + 1):
@@ -583,6 +604,7 @@ async def _list_ids(session, base: str, policy: RetryPolicy, rng) -> list[int]:
     raise RecsysDataError(f'could not list the users at {base}/users ({reason})',
                           fix='check --base-url and that the server is up, or pass the ids with --ids')
 
+# %% ../nbs/01b_users_api.ipynb #6c37ecca
 def _unique_ids(ids) -> list[int]:
     out, seen = [], set()
     for i in ids:
@@ -592,6 +614,7 @@ def _unique_ids(ids) -> list[int]:
         if i not in seen: seen.add(i); out.append(i)
     return out
 
+# %% ../nbs/01b_users_api.ipynb #a597ecf7
 def read_ids(path) -> list[int]:
     "User ids from a text file (one per line, or separated by spaces or commas) or a JSON list."
     path = Path(path)
@@ -606,6 +629,7 @@ def read_ids(path) -> list[int]:
                                   fix='one integer user id per line')
     return [int(t) for t in toks]
 
+# %% ../nbs/01b_users_api.ipynb #57ad6183
 async def harvest_async(base_url: str, out, ids=None, *, concurrency: int = 64, timeout: float = 10.0,
                         policy: RetryPolicy | None = None, checkpoint=None, seed: int | None = None,
                         sync_interval: float = 0.25, show_progress: bool | None = None, validate: bool = True,
@@ -706,6 +730,7 @@ async def harvest_async(base_url: str, out, ids=None, *, concurrency: int = 64, 
     res.elapsed_s = time.perf_counter() - t0
     return res
 
+# %% ../nbs/01b_users_api.ipynb #620a9c38
 def _run_coro(coro):
     "Run `coro` to completion, also from inside a running event loop (Jupyter): then in a worker thread."
     try: asyncio.get_running_loop()
@@ -740,6 +765,7 @@ def _users_parser():
     p.add_argument('--seed', type=seed_int, default=None, help='seed of the jitter')
     return p
 
+# %% ../nbs/01b_users_api.ipynb #c8ec7139
 def _check_users_outputs(base_url: str, out, force: bool = False):
     "Before fetching: each output is missing, empty, or this server's earlier harvest (else `--force`), and writable."
     from recsys.core import prepare_output
@@ -750,6 +776,7 @@ def _check_users_outputs(base_url: str, out, force: bool = False):
     prepare_output(u, f'a users harvest of {base}', own=mine, force=force)
     prepare_output(f, 'a failed-ids list', own=lambda p: all(t.strip().isdigit() for t in p.read_text().split()), force=force)
 
+# %% ../nbs/01b_users_api.ipynb #4e279ea2
 @cli_errors
 def users_cli(argv=None):
     "Entry point of `recsys-users`."
@@ -773,6 +800,7 @@ def users_cli(argv=None):
               'run the same command again to retry them', file=sys.stderr)
         sys.exit(1)
 
+# %% ../nbs/01b_users_api.ipynb #f5382622
 def _serve_parser():
     from recsys.core import cli_parser
     p = cli_parser('recsys-users-serve', description='Serve the users API on 127.0.0.1, with optional faults.')
@@ -789,6 +817,7 @@ def _serve_parser():
     p.add_argument('--seed', type=seed_int, default=0, help='seed of the fault draws')
     return p
 
+# %% ../nbs/01b_users_api.ipynb #1043104b
 @cli_errors
 def serve_cli(argv=None):
     "Entry point of `recsys-users-serve`."

@@ -46,6 +46,7 @@ class ValidationSplit:
             n = b.num_rows; m = self.history_mask[off:off + n]; off += n
             if m.any(): yield b if m.all() else b.filter(pa.array(m))
 
+# %% ../nbs/06b_validation.ipynb #ce65987e
 def _last_full_day(day: np.ndarray, sid: np.ndarray) -> int:
     "The latest day with at least half the median number of sessions per day (one day at a time: bounded memory)."
     d0 = int(day.min()); u = np.flatnonzero(np.bincount(day - d0)) + d0
@@ -57,6 +58,7 @@ def _history_users(uid: np.ndarray, hist: np.ndarray, chunk: int = 1 << 22) -> n
     out = [np.unique(u[~np.isnan(u)]) for a in range(0, len(uid), chunk) for u in [uid[a:a + chunk][hist[a:a + chunk]]]]
     return np.unique(np.concatenate(out)) if out else np.zeros(0)
 
+# %% ../nbs/06b_validation.ipynb #88ed2deb
 def _challenge_on_days(train, days, D0, D, sid, item, cart, uid, min_carts, min_sessions, **kw):
     "`recsys.task.challenge_test` on the rows of days D0..D; `min_carts` is lowered (and recorded) until `min_sessions` qualify."
     rows = np.flatnonzero((days >= D0) & (days <= D))
@@ -69,6 +71,7 @@ def _challenge_on_days(train, days, D0, D, sid, item, cart, uid, min_carts, min_
     ct.info['min_carts_asked'] = min_carts
     return rows, ct
 
+# %% ../nbs/06b_validation.ipynb #5df0592e
 def carve_validation(train: pa.Table, day: str | None = None, max_rows: int = 10, returning_share: float = RETURNING_SHARE,
                      min_carts: int = 5, n_sessions: int | None = 5000, seed: int = 42, kinds='real',
                      shown_rows=SHOWN_ROWS_P, min_sessions: int = 100, n_days: int = 1, max_days: int | None = None) -> ValidationSplit:
@@ -113,6 +116,7 @@ def relevance(sessions: Sessions, labels: pd.DataFrame, cat_items: np.ndarray) -
     ok = (r >= 0) & (c >= 0)
     return sp.csr_matrix((np.ones(int(ok.sum()), np.float32), (r[ok], c[ok])), shape=(len(sessions), len(cat_items)))
 
+# %% ../nbs/06b_validation.ipynb #213b7e07
 def ndcg_per_session(recs_idx: np.ndarray, rel: sp.csr_matrix, K: int = 5) -> np.ndarray:
     "Binary-relevance NDCG@K of each row of `recs_idx` (catalogue indices, -1 = none); NaN where nothing is relevant."
     h = hits_at_k(recs_idx, rel, K).astype(np.float64)
@@ -121,6 +125,7 @@ def ndcg_per_session(recs_idx: np.ndarray, rel: sp.csr_matrix, K: int = 5) -> np
     idcg = np.concatenate([[np.nan], np.cumsum(disc)])[n_rel]
     return (h @ disc) / idcg
 
+# %% ../nbs/06b_validation.ipynb #057eb647
 def ndcg_by_kind(recs_idx: np.ndarray, rel: sp.csr_matrix, kinds=None, K: int = 5) -> dict:
     "NDCG@K of catalogue-index recommendations, overall and per kind (sessions without a relevant item excluded)."
     pu = ndcg_per_session(recs_idx, rel, K)
@@ -132,6 +137,7 @@ def ndcg_by_kind(recs_idx: np.ndarray, rel: sp.csr_matrix, kinds=None, K: int = 
             out[k] = float(pu[m].mean()) if m.any() else float('nan')
     return out
 
+# %% ../nbs/06b_validation.ipynb #1d5eb26d
 def tune_weights(cands: Candidates, rel: sp.csr_matrix, start: dict | None = None, K: int = 5,
                  grid=(0.0, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0), features=None, passes: int = 3) -> tuple[dict, pd.DataFrame]:
     "Coordinate ascent of the blend weights on NDCG@K of `cands` against `rel`; returns (weights, trace)."
