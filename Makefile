@@ -11,7 +11,7 @@ EXTRAS ?= dev,spark
 JOBS   ?=
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install test check-clean check-sync check-readme nbtest pytest reports bench readme export clean-venv
+.PHONY: install test check-clean check-sync check-readme lint nbtest pytest reports bench readme export clean-venv
 
 install: $(STAMP)
 
@@ -24,7 +24,7 @@ $(STAMP): constraints.txt settings.ini setup.py pyproject.toml
 	@touch $@
 
 # --- the test command -------------------------------------------------------
-test: install check-clean check-sync check-readme nbtest pytest
+test: install check-clean check-sync check-readme lint nbtest pytest
 
 check-clean: install
 	@before=$$(cat nbs/*.ipynb | md5sum); $(BIN)/nbdev_clean; after=$$(cat nbs/*.ipynb | md5sum); \
@@ -38,6 +38,13 @@ check-sync: install
 
 check-readme: install
 	@$(BIN)/python .ci/readme.py --check
+
+# ruff: lint (pyflakes + bugbear, pyproject.toml) on the exported package, tests and benchmarks;
+# format check on tests and benchmarks (the package keeps nbdev's compact style: see pyproject.toml)
+lint: install
+	$(BIN)/ruff check recsys tests benchmarks .ci
+	$(BIN)/ruff format --check tests benchmarks .ci
+	@echo "ruff clean"
 
 nbtest: install
 	$(BIN)/nbdev_test --n_workers 2 --timing

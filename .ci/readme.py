@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """README.md is generated from nbs/index.ipynb (nbdev's readme_nb), without Quarto.
 
-  python .ci/readme.py --write   regenerate README.md
-  python .ci/readme.py --check   fail if README.md is not what index.ipynb says
+python .ci/readme.py --write   regenerate README.md
+python .ci/readme.py --check   fail if README.md is not what index.ipynb says
 """
+
 import json, sys
 from pathlib import Path
 
@@ -21,17 +22,21 @@ def render() -> str:
             parts.append(src.strip())
         elif c['cell_type'] == 'code':
             lines = src.splitlines()
-            if any(l.strip() in ('#| hide', '#|hide') for l in lines): continue
+            if any(l.strip() in ('#| hide', '#|hide') for l in lines):
+                continue
             body = '\n'.join(l for l in lines if not l.startswith('#|')).strip()
-            if body: parts.append(f'```python\n{body}\n```')
+            if body:
+                parts.append(f'```python\n{body}\n```')
     return HEADER + '\n\n'.join(parts) + '\n'
 
 
 if __name__ == '__main__':
     text = render()
     if '--write' in sys.argv:
-        README.write_text(text, encoding='utf-8'); print('README.md written')
+        README.write_text(text, encoding='utf-8')
+        print('README.md written')
     elif README.exists() and README.read_text(encoding='utf-8') == text:
         print('README.md in sync with nbs/index.ipynb')
     else:
-        print('FAIL: README.md differs from nbs/index.ipynb: run `make readme` and commit'); sys.exit(1)
+        print('FAIL: README.md differs from nbs/index.ipynb: run `make readme` and commit')
+        sys.exit(1)

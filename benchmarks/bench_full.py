@@ -16,13 +16,14 @@ above 12 GB (12e9 bytes) peak RSS. Writes benchmarks/out/bench_full.json (and a 
 Exit status: 0 all stages ran and the targets are met (or do not apply: not full scale), 1 a target missed,
 2 a stage failed (the JSON says which and shows its last output lines).
 """
+
 from __future__ import annotations
 
-import argparse, json, os, shutil, sys, time
+import argparse, json, os, shutil, sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import OUT, ROOT, machine_info, mem_available_gib, run_measured  # noqa: E402
+from _common import OUT, machine_info, mem_available_gib, run_measured  # noqa: E402
 
 TARGET_S, TARGET_RSS_GB = 15 * 60, 12.0
 
@@ -38,12 +39,16 @@ def check_tools() -> str | None:
     try:
         from recsys.recommend import predict_cli, train_cli  # noqa: F401
     except Exception as e:
-        return (f'recsys.recommend with train_cli / predict_cli is not importable ({e!r}): the recommend module '
-                f'(nbs/06_recommend.ipynb) must be exported first')
+        return (
+            f'recsys.recommend with train_cli / predict_cli is not importable ({e!r}): the recommend module '
+            f'(nbs/06_recommend.ipynb) must be exported first'
+        )
     missing = [n for n in ('recsys-synth', 'recsys-train', 'recsys-predict') if _tool(n) is None]
     if missing:
-        return (f"console script(s) {', '.join(missing)} not found next to {sys.executable}: run "
-                f"`.venv/bin/pip install -q --no-deps --no-build-isolation -e .` after adding them to settings.ini")
+        return (
+            f"console script(s) {', '.join(missing)} not found next to {sys.executable}: run "
+            f"`.venv/bin/pip install -q --no-deps --no-build-isolation -e .` after adding them to settings.ini"
+        )
     return None
 
 
@@ -52,12 +57,16 @@ def score(recs: dict, data: Path, K: int = 5) -> dict:
     NDCG@K on all carts and on future carts only, overall and per kind."""
     import pandas as pd
     from recsys.task import score as task_score
+
     kf = data / 'test_sessions.parquet'
     s = task_score(recs, pd.read_parquet(data / 'test_labels.parquet'), pd.read_parquet(kf) if kf.exists() else None, K)
     by = s.get('by kind', {})
-    return {'all': {'overall': s[f'ndcg@{K}'], **{k: v[f'ndcg@{K}'] for k, v in by.items()}},
-            'future': {'overall': s[f'ndcg@{K} future'], **{k: v[f'ndcg@{K} future'] for k, v in by.items()}},
-            'hit': s[f'hit@{K}'], 'hit_future': s[f'hit@{K} future']}
+    return {
+        'all': {'overall': s[f'ndcg@{K}'], **{k: v[f'ndcg@{K}'] for k, v in by.items()}},
+        'future': {'overall': s[f'ndcg@{K} future'], **{k: v[f'ndcg@{K} future'] for k, v in by.items()}},
+        'hit': s[f'hit@{K}'],
+        'hit_future': s[f'hit@{K} future'],
+    }
 
 
 def baselines(data: Path, K: int = 5) -> dict:
@@ -65,9 +74,12 @@ def baselines(data: Path, K: int = 5) -> dict:
     import pandas as pd
     from recsys.task import baseline_table
     from recsys.synth import oracle_recommend
+
     tr = pd.read_parquet(data / 'train.parquet', columns=['partnumber', 'add_to_cart'])
-    popular = tr[tr.add_to_cart > 0].partnumber.value_counts().index; del tr
-    te = pd.read_parquet(data / 'test.parquet'); lab = pd.read_parquet(data / 'test_labels.parquet')
+    popular = tr[tr.add_to_cart > 0].partnumber.value_counts().index
+    del tr
+    te = pd.read_parquet(data / 'test.parquet')
+    lab = pd.read_parquet(data / 'test_labels.parquet')
     te['time'] = pd.to_datetime(te.timestamp_local).astype('int64')
     extra = {'oracle (planted truth)': oracle_recommend(data, K=K)} if (data / 'truth.npz').exists() else {}
     t = baseline_table(te, lab, popular, extra=extra, K=K)
@@ -84,9 +96,15 @@ def main(argv=None):
     ap.add_argument('--seed', type=int, default=42)
     ap.add_argument('--factors', type=int, default=64)
     ap.add_argument('--iterations', type=int, default=15)
-    ap.add_argument('--work', type=Path, default=None, help='folder for the data, model and predictions '
-                                                             '(default: benchmarks/out/bench_full-<scale>-seed<seed>)')
-    ap.add_argument('--reuse-data', action='store_true', help='skip generation when the folder already holds a complete dataset')
+    ap.add_argument(
+        '--work',
+        type=Path,
+        default=None,
+        help='folder for the data, model and predictions (default: benchmarks/out/bench_full-<scale>-seed<seed>)',
+    )
+    ap.add_argument(
+        '--reuse-data', action='store_true', help='skip generation when the folder already holds a complete dataset'
+    )
     ap.add_argument('--keep', action='store_true', help='keep the data and the model afterwards (~1 GB at full scale)')
     ap.add_argument('--train-extra', default='', help='extra recsys-train options, e.g. "--no-tune" (default: none)')
     ap.add_argument('--timeout', type=float, default=3600, help='seconds per stage before it is stopped')
@@ -96,12 +114,20 @@ def main(argv=None):
     work = (a.work or OUT / f'bench_full-{a.scale}-seed{a.seed}').resolve()
     data, model, pred = work / 'data', work / 'model', work / 'predictions_3.json'
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    res = {'benchmark': 'full scale: raw files -> predictions_3.json', 'scale': a.scale, 'seed': a.seed,
-           'params': {'factors': a.factors, 'iterations': a.iterations, 'train_extra': a.train_extra},
-           'targets': {'train_plus_predict_s': TARGET_S, 'peak_rss_gb': TARGET_RSS_GB, 'apply': a.scale == 'full'},
-           'machine': machine_info(), 'stages': {}}
-    print(f"full-scale benchmark: synthetic {a.scale} seed {a.seed} in {work}; {res['machine']['cores']} cores, "
-          f"{res['machine']['ram_gib']:.1f} GiB RAM, load average {res['machine']['load_average'][0]:.1f}", flush=True)
+    res = {
+        'benchmark': 'full scale: raw files -> predictions_3.json',
+        'scale': a.scale,
+        'seed': a.seed,
+        'params': {'factors': a.factors, 'iterations': a.iterations, 'train_extra': a.train_extra},
+        'targets': {'train_plus_predict_s': TARGET_S, 'peak_rss_gb': TARGET_RSS_GB, 'apply': a.scale == 'full'},
+        'machine': machine_info(),
+        'stages': {},
+    }
+    print(
+        f"full-scale benchmark: synthetic {a.scale} seed {a.seed} in {work}; {res['machine']['cores']} cores, "
+        f"{res['machine']['ram_gib']:.1f} GiB RAM, load average {res['machine']['load_average'][0]:.1f}",
+        flush=True,
+    )
 
     def finish(code):
         res['load_average_end'] = list(os.getloadavg())
@@ -116,89 +142,131 @@ def main(argv=None):
 
     def stage(name, cmd):
         print(f'== {name}: {" ".join(map(str, cmd))}', flush=True)
-        r = run_measured(cmd, log=a.out.parent / f'bench_full-{name}.log', timeout=a.timeout,
-                         env={'RECSYS_QUIET': '1'})
+        r = run_measured(cmd, log=a.out.parent / f'bench_full-{name}.log', timeout=a.timeout, env={'RECSYS_QUIET': '1'})
         out = r.pop('output')
         r['output_tail'] = out.splitlines()[-15:]
         r['mem_available_gib_after'] = mem_available_gib()
         res['stages'][name] = r
         ok = r['returncode'] == 0 and not r['timed_out']
-        print(f"   {name}: {'ok' if ok else 'FAILED (exit %s%s)' % (r['returncode'], ', timed out' if r['timed_out'] else '')}"
-              f" wall {r['wall_s']:.1f} s, CPU {r['cpu_s']:.1f} s, peak RSS {r['peak_rss_mib']:,.0f} MiB "
-              f"(tree {r['peak_tree_rss_mib'] or float('nan'):,.0f} MiB)", flush=True)
+        print(
+            f"   {name}: {'ok' if ok else 'FAILED (exit %s%s)' % (r['returncode'], ', timed out' if r['timed_out'] else '')}"
+            f" wall {r['wall_s']:.1f} s, CPU {r['cpu_s']:.1f} s, peak RSS {r['peak_rss_mib']:,.0f} MiB "
+            f"(tree {r['peak_tree_rss_mib'] or float('nan'):,.0f} MiB)",
+            flush=True,
+        )
         return ok
 
     # 1. generate: the stand-in for downloading the raw files
-    complete = (data / 'manifest.json').exists() and (data / 'train.parquet').exists() and (data / 'test.parquet').exists()
+    complete = (
+        (data / 'manifest.json').exists() and (data / 'train.parquet').exists() and (data / 'test.parquet').exists()
+    )
     if a.reuse_data and complete:
         res['stages']['generate'] = {'reused': True, 'command': f'(reused {data})'}
         print(f'== generate: reusing {data}')
     else:
-        if data.exists(): shutil.rmtree(data)
+        if data.exists():
+            shutil.rmtree(data)
         work.mkdir(parents=True, exist_ok=True)
         if not stage('generate', [_tool('recsys-synth'), '--scale', a.scale, '--seed', a.seed, '--out', data]):
             g = res['stages']['generate']
             res['error'] = f"stage generate failed (exit {g['returncode']}): " + ' | '.join(g['output_tail'][-3:])
-            if not a.keep: shutil.rmtree(data, ignore_errors=True)
+            if not a.keep:
+                shutil.rmtree(data, ignore_errors=True)
             return finish(2)
-    try: res['data'] = json.loads((data / 'manifest.json').read_text())
-    except (OSError, ValueError): res['data'] = None
+    try:
+        res['data'] = json.loads((data / 'manifest.json').read_text())
+    except (OSError, ValueError):
+        res['data'] = None
     res['data_size_mib'] = _dir_size_mib(data)
 
     # 2. train, from the raw files
     shutil.rmtree(data / '_cache', ignore_errors=True)
-    shutil.rmtree(model, ignore_errors=True); pred.unlink(missing_ok=True)
-    ok = stage('train', [_tool('recsys-train'), '--data', data, '--out', model, '--factors', a.factors,
-                         '--iterations', a.iterations, *a.train_extra.split()])
+    shutil.rmtree(model, ignore_errors=True)
+    pred.unlink(missing_ok=True)
+    ok = stage(
+        'train',
+        [
+            _tool('recsys-train'),
+            '--data',
+            data,
+            '--out',
+            model,
+            '--factors',
+            a.factors,
+            '--iterations',
+            a.iterations,
+            *a.train_extra.split(),
+        ],
+    )
     # 3. predict
     ok = ok and stage('predict', [_tool('recsys-predict'), '--data', data, '--model', model, '--out', pred])
     if ok and pred.exists():
         p = json.loads(pred.read_text())
         recs = p.get('target', p) if isinstance(p, dict) else p
         res['predictions'] = {'path': str(pred), 'sessions': len(recs), 'bytes': pred.stat().st_size}
-        if (data / 'test_labels.parquet').exists():          # synthetic data: the hidden labels say how good it is
+        if (data / 'test_labels.parquet').exists():  # synthetic data: the hidden labels say how good it is
             sc = score(recs, data)
             res['ndcg@5'], res['ndcg@5 future'] = sc['all'], sc['future']
-            print(f"   NDCG@5 against the hidden labels: {sc['all']['overall']:.4f} all carts, {sc['future']['overall']:.4f} "
-                  f"future carts ({', '.join(f'{k} {v:.4f}' for k, v in sc['all'].items() if k != 'overall')})")
+            print(
+                f"   NDCG@5 against the hidden labels: {sc['all']['overall']:.4f} all carts, {sc['future']['overall']:.4f} "
+                f"future carts ({', '.join(f'{k} {v:.4f}' for k, v in sc['all'].items() if k != 'overall')})"
+            )
             # the same model's linear blend (--ranker linear; not part of the timed run) and the trivial baselines
             lin = pred.with_name('predictions_linear.json')
-            stage('predict_linear', [_tool('recsys-predict'), '--data', data, '--model', model, '--out', lin,
-                                                        '--ranker', 'linear'])
+            stage(
+                'predict_linear',
+                [_tool('recsys-predict'), '--data', data, '--model', model, '--out', lin, '--ranker', 'linear'],
+            )
             res['compare'] = baselines(data)
             if lin.exists():
                 sl = score(json.loads(lin.read_text())['target'], data)
-                res['compare']['linear blend (--ranker linear)'] = {'all': sl['all']['overall'], 'future': sl['future']['overall']}
+                res['compare']['linear blend (--ranker linear)'] = {
+                    'all': sl['all']['overall'],
+                    'future': sl['future']['overall'],
+                }
             res['compare']['served model'] = {'all': sc['all']['overall'], 'future': sc['future']['overall']}
-            for m, v in res['compare'].items(): print(f"   {m}: NDCG@5 {v['all']:.4f} all carts, {v['future']:.4f} future carts")
+            for m, v in res['compare'].items():
+                print(f"   {m}: NDCG@5 {v['all']:.4f} all carts, {v['future']:.4f} future carts")
     if model.exists():
         res['model_size_mib'] = _dir_size_mib(model)
-        try:                                                   # the trainer's own account of its stages
+        try:  # the trainer's own account of its stages
             info = json.loads((model / 'manifest.json').read_text())['info']
             res['train_stages'], res['final_fit'] = info.get('stages'), info.get('final_fit')
             res['validation_ndcg@5'] = (info.get('validation') or {}).get('ndcg', {}).get('overall')
-        except (OSError, ValueError, KeyError): pass
+        except (OSError, ValueError, KeyError):
+            pass
 
     # totals and verdicts
     st = res['stages']
     if ok:
         tp = st['train']['wall_s'] + st['predict']['wall_s']
         rss = max(max(st[s]['peak_rss_mib'], st[s]['peak_tree_rss_mib'] or 0) for s in ('train', 'predict'))
-        res['totals'] = {'train_plus_predict_s': tp, 'train_plus_predict_cpu_s': st['train']['cpu_s'] + st['predict']['cpu_s'],
-                         'peak_rss_mib': rss, 'peak_rss_gb': rss * 2**20 / 1e9,
-                         'with_generation_s': tp + st['generate'].get('wall_s', 0)}
+        res['totals'] = {
+            'train_plus_predict_s': tp,
+            'train_plus_predict_cpu_s': st['train']['cpu_s'] + st['predict']['cpu_s'],
+            'peak_rss_mib': rss,
+            'peak_rss_gb': rss * 2**20 / 1e9,
+            'with_generation_s': tp + st['generate'].get('wall_s', 0),
+        }
         met_t, met_m = tp <= TARGET_S, rss * 2**20 <= TARGET_RSS_GB * 1e9
-        res['verdict'] = {'time': ('met' if met_t else 'MISSED') if a.scale == 'full' else 'n/a (not full scale)',
-                          'memory': ('met' if met_m else 'MISSED') if a.scale == 'full' else 'n/a (not full scale)'}
-        print(f"\ntrain + predict: {tp:.1f} s wall ({tp / 60:.1f} min; target <= {TARGET_S / 60:.0f} min: {res['verdict']['time']}), "
-              f"peak RSS {rss * 2**20 / 1e9:.2f} GB (target <= {TARGET_RSS_GB:g} GB: {res['verdict']['memory']})")
+        res['verdict'] = {
+            'time': ('met' if met_t else 'MISSED') if a.scale == 'full' else 'n/a (not full scale)',
+            'memory': ('met' if met_m else 'MISSED') if a.scale == 'full' else 'n/a (not full scale)',
+        }
+        print(
+            f"\ntrain + predict: {tp:.1f} s wall ({tp / 60:.1f} min; target <= {TARGET_S / 60:.0f} min: {res['verdict']['time']}), "
+            f"peak RSS {rss * 2**20 / 1e9:.2f} GB (target <= {TARGET_RSS_GB:g} GB: {res['verdict']['memory']})"
+        )
     else:
         failed = next(s for s in ('train', 'predict') if s in st and (st[s]['returncode'] or st[s]['timed_out']))
-        res['error'] = f'stage {failed} failed (exit {st[failed]["returncode"]}): ' + ' | '.join(st[failed]['output_tail'][-3:])
+        res['error'] = f'stage {failed} failed (exit {st[failed]["returncode"]}): ' + ' | '.join(
+            st[failed]['output_tail'][-3:]
+        )
         print(f"bench_full: {res['error']}", file=sys.stderr)
 
     if not a.keep:
-        shutil.rmtree(data, ignore_errors=True); shutil.rmtree(model, ignore_errors=True)
+        shutil.rmtree(data, ignore_errors=True)
+        shutil.rmtree(model, ignore_errors=True)
         res['deleted'] = [str(data), str(model)]
     code = 2 if not ok else (1 if 'MISSED' in res['verdict'].values() else 0)
     return finish(code)

@@ -13,6 +13,7 @@ the time to write and validate predictions_3.json.
     python benchmarks/bench_predict.py --scale tiny      # seconds: a smoke test
     python benchmarks/bench_predict.py --min-rate 5000   # exit 1 if the median wall rate is below 5,000 sessions/s
 """
+
 from __future__ import annotations
 
 import argparse, os, statistics, sys, tempfile, time
@@ -25,7 +26,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--scale', default='small', help='synthetic scale (tiny | small | full)')
     p.add_argument('--seed', type=int, default=42)
-    p.add_argument('--sessions', type=int, default=20_000, help='sessions per run (test sessions replicated under new ids)')
+    p.add_argument(
+        '--sessions', type=int, default=20_000, help='sessions per run (test sessions replicated under new ids)'
+    )
     p.add_argument('--factors', type=int, default=64)
     p.add_argument('--iterations', type=int, default=3)
     p.add_argument('--repeats', type=int, default=5)
@@ -47,24 +50,32 @@ def main(argv=None):
     n0 = pc.count_distinct(test['session_id']).as_py()
     reps = -(-a.sessions // n0)
     step = int(pc.max(test['session_id']).as_py()) + 1
-    big = pa.concat_tables([test.set_column(0, 'session_id', pc.add(test['session_id'], k * step)) for k in range(reps)])
-    ids = np.unique(big['session_id'].to_numpy())[:a.sessions]
+    big = pa.concat_tables(
+        [test.set_column(0, 'session_id', pc.add(test['session_id'], k * step)) for k in range(reps)]
+    )
+    ids = np.unique(big['session_id'].to_numpy())[: a.sessions]
     big = big.filter(pa.array(np.isin(big['session_id'].to_numpy(), ids)))
     n = len(ids)
-    paths = {'two-stage': lambda: rank_sessions(model, model.sources, model.ranker, read_sessions(big), big),
-             'linear blend': lambda: recommend_sessions(model, read_sessions(big))}
-    for f in paths.values(): f()                                          # warm-up (imports, caches)
+    paths = {
+        'two-stage': lambda: rank_sessions(model, model.sources, model.ranker, read_sessions(big), big),
+        'linear blend': lambda: recommend_sessions(model, read_sessions(big)),
+    }
+    for f in paths.values():
+        f()  # warm-up (imports, caches)
     times = {k: ([], []) for k in paths}
-    for _ in range(a.repeats):                                            # interleaved: both see the same machine
+    for _ in range(a.repeats):  # interleaved: both see the same machine
         for k, f in paths.items():
             t, c = time.perf_counter(), time.process_time()
             recs = f()
-            times[k][0].append(time.perf_counter() - t); times[k][1].append(time.process_time() - c)
+            times[k][0].append(time.perf_counter() - t)
+            times[k][1].append(time.process_time() - c)
             assert recs.shape == (n, 5)
     wall, cpu = times['two-stage']
     with tempfile.TemporaryDirectory() as d:
         tf = Path(d) / 'test.parquet'
-        import pyarrow.parquet as pq; pq.write_table(big, tf)
+        import pyarrow.parquet as pq
+
+        pq.write_table(big, tf)
         s = predict_file(model, tf, Path(d) / 'predictions_3.json')
     w, c = statistics.median(wall), statistics.median(cpu)
     wl, cl = statistics.median(times['linear blend'][0]), statistics.median(times['linear blend'][1])
@@ -73,10 +84,14 @@ def main(argv=None):
     print(f'sessions per run: {n:,} ({len(big):,} rows)')
     print(f'wall s per run: {", ".join(f"{x:.3f}" for x in wall)}')
     print(f'median: {w:.3f} s wall -> {n / w:,.0f} sessions/s; {c:.3f} s CPU -> {n / c:,.0f} sessions/s of CPU time')
-    print(f'linear blend alone: median {wl:.3f} s wall -> {n / wl:,.0f} sessions/s; {cl:.3f} s CPU -> {n / cl:,.0f} sessions/s '
-          f'of CPU time; two-stage / linear: {w / wl:.1f}x the wall time')
-    print(f'predictions_3.json end to end (read test file, recommend, write, validate): {s["seconds"]:.2f} s '
-          f'-> {n / s["seconds"]:,.0f} sessions/s')
+    print(
+        f'linear blend alone: median {wl:.3f} s wall -> {n / wl:,.0f} sessions/s; {cl:.3f} s CPU -> {n / cl:,.0f} sessions/s '
+        f'of CPU time; two-stage / linear: {w / wl:.1f}x the wall time'
+    )
+    print(
+        f'predictions_3.json end to end (read test file, recommend, write, validate): {s["seconds"]:.2f} s '
+        f'-> {n / s["seconds"]:,.0f} sessions/s'
+    )
     if a.min_rate is not None and n / w < a.min_rate:
         print(f'FAIL: median {n / w:,.0f} sessions/s < {a.min_rate:,.0f}', file=sys.stderr)
         return 1

@@ -6,6 +6,7 @@ each busy for --work seconds of CPU besides its kernel start); with --real on th
 
     .venv/bin/python benchmarks/bench_reports.py [--work 2] [--repeat 1] [--real --scale tiny]
 """
+
 import argparse, json, os, statistics, tempfile, time
 from pathlib import Path
 
@@ -14,7 +15,9 @@ from recsys import reports as R
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--work', type=float, default=2.0, help='CPU seconds each fixture notebook spends besides its kernel start')
+    ap.add_argument(
+        '--work', type=float, default=2.0, help='CPU seconds each fixture notebook spends besides its kernel start'
+    )
     ap.add_argument('--repeat', type=int, default=1)
     ap.add_argument('--real', action='store_true', help="time the project's notebooks instead of fixtures")
     ap.add_argument('--scale', default='tiny')
@@ -25,8 +28,14 @@ def main():
         what = f"project notebooks ({', '.join(R.discover_notebooks())}), synthetic {a.scale}"
     else:
         R.demo_notebooks(tmp / 'nbs', fail=False, work_s=a.work)
-        kw = dict(dataset='synthetic', scale='tiny', seed=42, nbs_dir=tmp / 'nbs', grid={'04_als': {'factors': [4, 8, 16, 32]}},
-                  prepare=False)
+        kw = dict(
+            dataset='synthetic',
+            scale='tiny',
+            seed=42,
+            nbs_dir=tmp / 'nbs',
+            grid={'04_als': {'factors': [4, 8, 16, 32]}},
+            prepare=False,
+        )
         what = f'fixtures: 01_ingest then 04_als x 4 configurations, {a.work:g} CPU s each'
     times = {1: [], 2: []}
     for _ in range(a.repeat):
@@ -36,9 +45,19 @@ def main():
             times[j].append(time.perf_counter() - t)
             print(f"jobs={j}: {times[j][-1]:.1f} s  ({s['counts']})", flush=True)
     m1, m2 = statistics.median(times[1]), statistics.median(times[2])
-    print(json.dumps({'benchmark': 'reports --jobs 2 vs --jobs 1', 'what': what, 'cores': os.cpu_count(),
-                      'load_avg_1min': round(os.getloadavg()[0], 2), 'jobs1_s': round(m1, 1), 'jobs2_s': round(m2, 1),
-                      'speedup': round(m1 / m2, 2)}))
+    print(
+        json.dumps(
+            {
+                'benchmark': 'reports --jobs 2 vs --jobs 1',
+                'what': what,
+                'cores': os.cpu_count(),
+                'load_avg_1min': round(os.getloadavg()[0], 2),
+                'jobs1_s': round(m1, 1),
+                'jobs2_s': round(m2, 1),
+                'speedup': round(m1 / m2, 2),
+            }
+        )
+    )
 
 
 if __name__ == '__main__':

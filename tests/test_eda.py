@@ -1,5 +1,6 @@
 """The EDA notebook as a papermill report: synthetic Inditex-format data and MovieLens-100K each give figures,
 results.json and saved customer segments."""
+
 import json
 from pathlib import Path
 
@@ -8,18 +9,44 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 NB = ROOT / 'nbs' / '02_eda.ipynb'
 
-INDITEX_FIGURES = {'funnel', 'cart_rate_by_context', 'item_popularity', 'activity_ccdf', 'anonymous_share', 'temporal',
-                   'sessions', 'catalogue', 'embedding_pca', 'segments_elbow', 'segments_scatter'}
+INDITEX_FIGURES = {
+    'funnel',
+    'cart_rate_by_context',
+    'item_popularity',
+    'activity_ccdf',
+    'anonymous_share',
+    'temporal',
+    'sessions',
+    'catalogue',
+    'embedding_pca',
+    'segments_elbow',
+    'segments_scatter',
+}
 MOVIELENS_FIGURES = {'item_popularity', 'activity_ccdf', 'temporal', 'ratings', 'segments_elbow', 'segments_scatter'}
-MOVIELENS_SKIPPED = {'funnel', 'cart_rate_by_context', 'anonymous_share', 'sessions', 'catalogue',
-                     'embedding_projection', 'rfm_segmentation'}
+MOVIELENS_SKIPPED = {
+    'funnel',
+    'cart_rate_by_context',
+    'anonymous_share',
+    'sessions',
+    'catalogue',
+    'embedding_projection',
+    'rfm_segmentation',
+}
 
 
 def run_report(tmp_path, **params) -> tuple[Path, dict]:
     import papermill as pm
+
     out = tmp_path / 'report'
-    pm.execute_notebook(str(NB), str(tmp_path / '02_eda.ipynb'), parameters={'out_dir': str(out), **params},
-                        cwd=str(ROOT / 'nbs'), kernel_name='python3', progress_bar=False, log_output=False)
+    pm.execute_notebook(
+        str(NB),
+        str(tmp_path / '02_eda.ipynb'),
+        parameters={'out_dir': str(out), **params},
+        cwd=str(ROOT / 'nbs'),
+        kernel_name='python3',
+        progress_bar=False,
+        log_output=False,
+    )
     return out, json.loads((out / 'results.json').read_text())
 
 
@@ -46,6 +73,7 @@ def test_report_on_synthetic_tiny(tmp_path):
     # the saved segments label the users file again exactly as in the run (the cold-start fallback relies on it)
     from recsys.eda import assign_segments, load_segments
     from recsys.ingest import load_dataset
+
     seg = load_segments(out)
     assert seg.k == m['chosen_k'] and seg.features == ('R', 'F', 'M')
     users = load_dataset('synthetic', scale='tiny', seed=42).users.drop_duplicates('user_id')
@@ -57,6 +85,7 @@ def test_report_on_synthetic_tiny(tmp_path):
 def test_report_on_movielens_100k(tmp_path):
     from recsys.core import RecsysDataError
     from recsys.ingest import load_movielens_100k
+
     try:
         ratings = load_movielens_100k()
     except RecsysDataError as e:
@@ -68,7 +97,7 @@ def test_report_on_movielens_100k(tmp_path):
     assert all(isinstance(v, str) and v for v in res['skipped'].values())
     m = res['metrics']
     n_users, n_items = ratings.user_id.nunique(), ratings.item_id.nunique()
-    assert m['sparsity'] == pytest.approx(1 - len(ratings) / (n_users * n_items))          # 93.7 % on ML-100K
+    assert m['sparsity'] == pytest.approx(1 - len(ratings) / (n_users * n_items))  # 93.7 % on ML-100K
     assert m['segments']['features'] == ['R', 'F'] and m['segments']['source'].startswith('activity')
     assert set(m['ratings']) == {'1', '2', '3', '4', '5'} and sum(m['ratings'].values()) == len(ratings)
     assert (out / 'segments.json').exists() and (out / 'segments.parquet').exists()

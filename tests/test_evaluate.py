@@ -1,5 +1,6 @@
 """recsys.evaluate: the vectorised metrics against an independent brute-force implementation and against ranx,
 the Microsoft Recommenders split against a line-by-line pandas transcription, and the edge cases."""
+
 import math
 
 import numpy as np
@@ -8,9 +9,20 @@ import pytest
 import scipy.sparse as sp
 
 from recsys.core import RecsysDataError
-from recsys.evaluate import (ranking_metrics, per_user_metrics, hits_at_k, top_n, stratified_split, leave_last_k,
-                             random_holdout, make_splits, metric_keys, PopularityRecommender, EASERecommender,
-                             OwnHistoryRecommender, GroupPopularityRecommender, RandomRecommender)
+from recsys.evaluate import (
+    ranking_metrics,
+    per_user_metrics,
+    top_n,
+    stratified_split,
+    leave_last_k,
+    make_splits,
+    metric_keys,
+    PopularityRecommender,
+    EASERecommender,
+    OwnHistoryRecommender,
+    GroupPopularityRecommender,
+    RandomRecommender,
+)
 
 TOL = 1e-9
 
@@ -21,7 +33,8 @@ def brute_force(recs, rel_sets, K, n_items, popularity=None):
     per = {k: [] for k in ('ndcg', 'map', 'mapk', 'p', 'r', 'hr', 'mrr')}
     shown, nov = set(), []
     for u, rel in enumerate(rel_sets):
-        if not rel: continue
+        if not rel:
+            continue
         lst = [int(i) for i in list(recs[u])[:K] if i >= 0]
         dcg = sum(1 / math.log2(rank + 2) for rank, i in enumerate(lst) if i in rel)
         idcg = sum(1 / math.log2(rank + 2) for rank in range(min(len(rel), K)))
@@ -31,7 +44,8 @@ def brute_force(recs, rel_sets, K, n_items, popularity=None):
             if i in rel:
                 hits += 1
                 ap += hits / (rank + 1)
-                if first is None: first = rank + 1
+                if first is None:
+                    first = rank + 1
         per['ndcg'].append(dcg / idcg)
         per['map'].append(ap / len(rel))
         per['mapk'].append(ap / min(len(rel), K))
@@ -44,10 +58,18 @@ def brute_force(recs, rel_sets, K, n_items, popularity=None):
             tot = sum(popularity) + n_items
             nov.append(sum(-math.log2((popularity[i] + 1) / tot) for i in lst) / len(lst))
     mean = lambda xs: sum(xs) / len(xs)
-    out = {f'ndcg@{K}': mean(per['ndcg']), 'map': mean(per['map']), f'map@{K}': mean(per['mapk']),
-           f'precision@{K}': mean(per['p']), f'recall@{K}': mean(per['r']), f'hit_rate@{K}': mean(per['hr']),
-           f'mrr@{K}': mean(per['mrr']), f'coverage@{K}': len(shown) / n_items}
-    if popularity is not None: out[f'novelty@{K}'] = mean(nov)
+    out = {
+        f'ndcg@{K}': mean(per['ndcg']),
+        'map': mean(per['map']),
+        f'map@{K}': mean(per['mapk']),
+        f'precision@{K}': mean(per['p']),
+        f'recall@{K}': mean(per['r']),
+        f'hit_rate@{K}': mean(per['hr']),
+        f'mrr@{K}': mean(per['mrr']),
+        f'coverage@{K}': len(shown) / n_items,
+    }
+    if popularity is not None:
+        out[f'novelty@{K}'] = mean(nov)
     return out
 
 
@@ -63,8 +85,9 @@ def random_case(seed, n_users=60, n_items=40, width=12):
         n_rel = int(rng.choice([0, 1, 2, 5, 15, 30]))
         rel = set(rng.choice(n_items, n_rel, replace=False).tolist())
         rel_sets.append(rel)
-        rows += [u] * len(rel); cols += sorted(rel)
-    vals = rng.integers(1, 6, len(rows)).astype(np.float32)       # graded values: anything > 0 is relevant
+        rows += [u] * len(rel)
+        cols += sorted(rel)
+    vals = rng.integers(1, 6, len(rows)).astype(np.float32)  # graded values: anything > 0 is relevant
     return recs, sp.csr_matrix((vals, (rows, cols)), shape=(n_users, n_items)), rel_sets
 
 
@@ -76,11 +99,12 @@ def test_metrics_match_brute_force(seed, K):
     got = ranking_metrics(recs, rel, K, item_popularity=pop)
     want = brute_force(recs, rel_sets, K, rel.shape[1], pop.tolist())
     assert list(got) == metric_keys(K, novelty=True)
-    for k in want: assert abs(got[k] - want[k]) <= TOL, (k, got[k], want[k])
+    for k in want:
+        assert abs(got[k] - want[k]) <= TOL, (k, got[k], want[k])
 
 
 def test_conventions_and_padding():
-    rel = sp.csr_matrix(np.ones((1, 20)))                   # 20 relevant items, K = 5
+    rel = sp.csr_matrix(np.ones((1, 20)))  # 20 relevant items, K = 5
     m = ranking_metrics(np.array([[0, 1, 2, 3, 4]]), rel, 5)
     assert m['map@5'] == pytest.approx(1.0) and m['map'] == pytest.approx(5 / 20)
     assert m['precision@5'] == pytest.approx(1.0) and m['recall@5'] == pytest.approx(5 / 20)
@@ -96,23 +120,30 @@ def test_users_without_relevant_items_are_excluded():
     recs = np.array([[0, 1], [1, 2], [2, 1]])
     m = ranking_metrics(recs, rel, 2)
     assert m['precision@2'] == pytest.approx(0.5) and m['hit_rate@2'] == 1.0
-    assert m['coverage@2'] == pytest.approx(2 / 3)           # only rows that are evaluated count
+    assert m['coverage@2'] == pytest.approx(2 / 3)  # only rows that are evaluated count
     pu = per_user_metrics(recs, rel, 2)
     assert pu['n_relevant'].tolist() == [1, 0, 0] and pu['ndcg@2'].isna().tolist() == [False, True, True]
     # explicit zeros and negatives are not relevant
     rel0 = sp.csr_matrix((np.array([0.0, -1.0, 2.0]), (np.array([0, 1, 2]), np.array([0, 1, 2]))), shape=(3, 3))
-    assert ranking_metrics(recs, rel0, 2)['hit_rate@2'] == 1.0 and per_user_metrics(recs, rel0, 2)['n_relevant'].tolist() == [0, 0, 1]
+    assert ranking_metrics(recs, rel0, 2)['hit_rate@2'] == 1.0 and per_user_metrics(recs, rel0, 2)[
+        'n_relevant'
+    ].tolist() == [0, 0, 1]
     nan = ranking_metrics(recs, sp.csr_matrix((3, 3)), 2)
     assert math.isnan(nan['ndcg@2'])
 
 
 def test_metric_inputs_are_checked():
     rel = sp.csr_matrix(np.eye(3))
-    with pytest.raises(RecsysDataError, match='appears twice'): ranking_metrics(np.array([[0, 0], [1, 2], [2, 1]]), rel, 2)
-    with pytest.raises(RecsysDataError, match='rows'): ranking_metrics(np.array([[0, 1]]), rel, 2)
-    with pytest.raises(RecsysDataError, match='columns'): ranking_metrics(np.array([[0, 5], [1, 2], [2, 1]]), rel, 2)
-    with pytest.raises(RecsysDataError, match='integer'): ranking_metrics(np.array([[0.0, 1.0]] * 3), rel, 2)
-    with pytest.raises(RecsysDataError, match='sparse'): ranking_metrics(np.array([[0, 1]] * 3), np.eye(3), 2)
+    with pytest.raises(RecsysDataError, match='appears twice'):
+        ranking_metrics(np.array([[0, 0], [1, 2], [2, 1]]), rel, 2)
+    with pytest.raises(RecsysDataError, match='rows'):
+        ranking_metrics(np.array([[0, 1]]), rel, 2)
+    with pytest.raises(RecsysDataError, match='columns'):
+        ranking_metrics(np.array([[0, 5], [1, 2], [2, 1]]), rel, 2)
+    with pytest.raises(RecsysDataError, match='integer'):
+        ranking_metrics(np.array([[0.0, 1.0]] * 3), rel, 2)
+    with pytest.raises(RecsysDataError, match='sparse'):
+        ranking_metrics(np.array([[0, 1]] * 3), np.eye(3), 2)
     # -1 padding repeated is not a duplicate
     assert ranking_metrics(np.array([[0, -1, -1], [1, -1, -1], [2, -1, -1]]), rel, 3)['recall@3'] == 1.0
 
@@ -139,7 +170,8 @@ def _trec_inputs(recs, rel_sets, K):
     "qrels/run dicts for the users with relevant items; scores K - rank keep our order (no ties)."
     q, r = {}, {}
     for u, relu in enumerate(rel_sets):
-        if not relu: continue
+        if not relu:
+            continue
         q[f'q{u}'] = {f'd{i}': 1 for i in relu}
         lst = [int(i) for i in recs[u][:K] if i >= 0]
         r[f'q{u}'] = {f'd{i}': float(K - rank) for rank, i in enumerate(lst)} or {'dnone': 0.0}
@@ -152,9 +184,17 @@ def test_metrics_match_trec_eval(K):
     pytrec_eval = pytest.importorskip('pytrec_eval')
     recs, rel, rel_sets = random_case(11, n_users=300, n_items=80, width=K)
     q, r = _trec_inputs(recs, rel_sets, K)
-    names = {f'ndcg@{K}': f'ndcg_cut_{K}', 'map': f'map_cut_{K}', f'precision@{K}': f'P_{K}', f'recall@{K}': f'recall_{K}',
-             f'mrr@{K}': 'recip_rank', f'hit_rate@{K}': f'success_{K}'}
-    per_q = pytrec_eval.RelevanceEvaluator(q, {f'ndcg_cut.{K}', f'map_cut.{K}', f'P.{K}', f'recall.{K}', 'recip_rank', f'success.{K}'}).evaluate(r)
+    names = {
+        f'ndcg@{K}': f'ndcg_cut_{K}',
+        'map': f'map_cut_{K}',
+        f'precision@{K}': f'P_{K}',
+        f'recall@{K}': f'recall_{K}',
+        f'mrr@{K}': 'recip_rank',
+        f'hit_rate@{K}': f'success_{K}',
+    }
+    per_q = pytrec_eval.RelevanceEvaluator(
+        q, {f'ndcg_cut.{K}', f'map_cut.{K}', f'P.{K}', f'recall.{K}', 'recip_rank', f'success.{K}'}
+    ).evaluate(r)
     ours = ranking_metrics(recs, rel, K)
     for mine, their in names.items():
         theirs = float(np.mean([v[their] for v in per_q.values()]))
@@ -165,14 +205,22 @@ def test_metrics_match_trec_eval(K):
         assert abs(pu.loc[int(qid[1:]), f'ndcg@{K}'] - v[f'ndcg_cut_{K}']) <= TOL
 
 
-@pytest.mark.skipif(not __import__('os').environ.get('RECSYS_RANX'), reason='ranx JIT-compiles for ~30 s: set RECSYS_RANX=1 to run')
+@pytest.mark.skipif(
+    not __import__('os').environ.get('RECSYS_RANX'), reason='ranx JIT-compiles for ~30 s: set RECSYS_RANX=1 to run'
+)
 def test_metrics_match_ranx():
     ranx = pytest.importorskip('ranx')
     K = 10
     recs, rel, rel_sets = random_case(7, n_users=120, n_items=60, width=10)
     q, r = _trec_inputs(recs, rel_sets, K)
-    names = {f'ndcg@{K}': f'ndcg@{K}', 'map': f'map@{K}', f'precision@{K}': f'precision@{K}', f'recall@{K}': f'recall@{K}',
-             f'mrr@{K}': f'mrr@{K}', f'hit_rate@{K}': f'hit_rate@{K}'}
+    names = {
+        f'ndcg@{K}': f'ndcg@{K}',
+        'map': f'map@{K}',
+        f'precision@{K}': f'precision@{K}',
+        f'recall@{K}': f'recall@{K}',
+        f'mrr@{K}': f'mrr@{K}',
+        f'hit_rate@{K}': f'hit_rate@{K}',
+    }
     theirs = ranx.evaluate(ranx.Qrels(q), ranx.Run(r), list(names.values()), make_comparable=True)
     ours = ranking_metrics(recs, rel, K)
     for mine, their in names.items():
@@ -200,13 +248,19 @@ def ms_stratified_split(data, ratio=0.75, filter_by='user', seed=42, col_user='u
 @pytest.mark.parametrize('ratio', [0.75, 0.8])
 def test_stratified_split_follows_recommenders_1_2(by, ratio):
     rng = np.random.default_rng(5)
-    df = pd.DataFrame({'user_id': rng.integers(1, 80, 3000), 'item_id': rng.integers(1, 300, 3000), 'rating': rng.integers(1, 6, 3000)})
+    df = pd.DataFrame(
+        {
+            'user_id': rng.integers(1, 80, 3000),
+            'item_id': rng.integers(1, 300, 3000),
+            'rating': rng.integers(1, 6, 3000),
+        }
+    )
     df = df.drop_duplicates(['user_id', 'item_id']).reset_index(drop=True)
     tr, te = stratified_split(df, ratio, by=by, seed=42)
     mtr, mte = ms_stratified_split(df, ratio, filter_by=by, seed=42)
     assert sorted(tr.index) == sorted(mtr.index) and sorted(te.index) == sorted(mte.index)
     n = df.groupby(f'{by}_id').size()
-    assert (np.round(ratio * n) != np.floor(ratio * n)).any()        # groups where round and floor differ are exercised
+    assert (np.round(ratio * n) != np.floor(ratio * n)).any()  # groups where round and floor differ are exercised
 
 
 def test_stratified_split_group_sizes_by_hand():
@@ -222,8 +276,14 @@ def test_stratified_split_group_sizes_by_hand():
 def test_make_splits_on_movielens_shape():
     "The validation split lives inside the training part of the test split and never overlaps its test part."
     rng = np.random.default_rng(1)
-    df = pd.DataFrame({'user_id': rng.integers(0, 50, 2000), 'item_id': rng.integers(0, 100, 2000), 'rating': 1,
-                       'timestamp': rng.integers(0, 10**6, 2000)}).drop_duplicates(['user_id', 'item_id'])
+    df = pd.DataFrame(
+        {
+            'user_id': rng.integers(0, 50, 2000),
+            'item_id': rng.integers(0, 100, 2000),
+            'rating': 1,
+            'timestamp': rng.integers(0, 10**6, 2000),
+        }
+    ).drop_duplicates(['user_id', 'item_id'])
     for protocol in ('stratified-item', 'stratified-user', 'leave-last-k', 'random'):
         s = make_splits(df, protocol)
         te, va = s['test'], s['validation']
@@ -235,7 +295,7 @@ def test_make_splits_on_movielens_shape():
 def test_leave_last_k_takes_the_latest():
     df = pd.DataFrame({'user_id': [1] * 5 + [2] * 2, 'item_id': range(7), 'timestamp': [5, 1, 4, 2, 3, 9, 8]})
     tr, te = leave_last_k(df, k=2)
-    assert sorted(te.item_id) == [0, 2] and len(tr) == 5          # user 2 has only 2 rows: stays in train
+    assert sorted(te.item_id) == [0, 2] and len(tr) == 5  # user 2 has only 2 rows: stays in train
 
 
 # ---------------------------------------------------------------- baselines -------------------------------------------
@@ -243,18 +303,21 @@ def test_baselines_behave():
     X = sp.csr_matrix(np.array([[1, 1, 0, 0, 0], [1, 0, 1, 0, 0], [1, 0, 0, 1, 0], [0, 0, 1, 0, 0]], dtype=np.float32))
     pop = PopularityRecommender().fit(X)
     ids, _ = pop.recommend([0, 3], N=3)
-    assert ids.tolist() == [[2, 3, 4], [0, 1, 3]]                  # seen items removed, ties to the lower index
+    assert ids.tolist() == [[2, 3, 4], [0, 1, 3]]  # seen items removed, ties to the lower index
     ids, _ = pop.recommend([3], N=2, filter_seen=False)
     assert ids.tolist() == [[0, 2]]
     own = OwnHistoryRecommender().fit(X)
     ids, _ = own.recommend_new(sp.csr_matrix(np.array([[0, 0, 0, 1, 3]], dtype=np.float32)), N=3, filter_seen=False)
-    assert ids.tolist() == [[4, 3, 0]]                             # own items by strength, then the most popular
+    assert ids.tolist() == [[4, 3, 0]]  # own items by strength, then the most popular
     gp = GroupPopularityRecommender().fit(X, groups=np.array(['a', 'a', 'b', 'b']))
     ids, _ = gp.recommend_new(sp.csr_matrix((2, 5), dtype=np.float32), N=2, groups=np.array(['b', 'zz']))
-    assert ids.tolist() == [[0, 2], [0, 2]]                        # group b: items 0, 2, 3 once each; unknown group: global
+    assert ids.tolist() == [[0, 2], [0, 2]]  # group b: items 0, 2, 3 once each; unknown group: global
     ids, _ = gp.recommend_new(sp.csr_matrix((1, 5), dtype=np.float32), N=2, groups=np.array(['a']))
-    assert ids.tolist() == [[0, 2]]                                # group a: 0 twice; 1 and 2 tie, global popularity prefers 2
-    r1, r2 = RandomRecommender(3).fit(X).recommend([0, 1], N=3)[0], RandomRecommender(3).fit(X).recommend([0, 1], N=3)[0]
+    assert ids.tolist() == [[0, 2]]  # group a: 0 twice; 1 and 2 tie, global popularity prefers 2
+    r1, r2 = (
+        RandomRecommender(3).fit(X).recommend([0, 1], N=3)[0],
+        RandomRecommender(3).fit(X).recommend([0, 1], N=3)[0],
+    )
     assert (r1 == r2).all()
     ease = EASERecommender(l2=1.0).fit(X)
     ids, _ = ease.recommend([0], N=5)
@@ -265,24 +328,36 @@ def test_baselines_behave():
 def _events():
     "A hand-made log: days 1-3; user 7 (logged in) and anonymous sessions; the last day is the test day."
     rows = [  # session, date, user, country, partnumber, add_to_cart
-        (1, '2024-06-01', 7.0, 25, 100, 1), (1, '2024-06-01', 7.0, 25, 101, 1), (1, '2024-06-01', 7.0, 25, 102, 1),
-        (2, '2024-06-02', 7.0, 25, 103, 1), (2, '2024-06-02', 7.0, 25, 104, 0),
-        (3, '2024-06-02', np.nan, 34, 100, 0), (3, '2024-06-03', np.nan, 34, 105, 1),        # anonymous, crosses midnight
-        (4, '2024-06-03', 7.0, 25, 104, 1), (4, '2024-06-03', 7.0, 25, 106, 0), (4, '2024-06-03', 7.0, 25, 104, 0),
-        (5, '2024-06-03', np.nan, 25, 101, 1),                                               # anonymous, 1 cart only
-        (6, '2024-06-03', 9.0, 29, 102, 1), (6, '2024-06-03', 9.0, 29, 103, 1),              # user 9: new
+        (1, '2024-06-01', 7.0, 25, 100, 1),
+        (1, '2024-06-01', 7.0, 25, 101, 1),
+        (1, '2024-06-01', 7.0, 25, 102, 1),
+        (2, '2024-06-02', 7.0, 25, 103, 1),
+        (2, '2024-06-02', 7.0, 25, 104, 0),
+        (3, '2024-06-02', np.nan, 34, 100, 0),
+        (3, '2024-06-03', np.nan, 34, 105, 1),  # anonymous, crosses midnight
+        (4, '2024-06-03', 7.0, 25, 104, 1),
+        (4, '2024-06-03', 7.0, 25, 106, 0),
+        (4, '2024-06-03', 7.0, 25, 104, 0),
+        (5, '2024-06-03', np.nan, 25, 101, 1),  # anonymous, 1 cart only
+        (6, '2024-06-03', 9.0, 29, 102, 1),
+        (6, '2024-06-03', 9.0, 29, 103, 1),  # user 9: new
     ]
     return pd.DataFrame(rows, columns=['session_id', 'date', 'user_id', 'country', 'partnumber', 'add_to_cart'])
 
 
 def test_challenge_split_kinds_targets_and_filter():
     from recsys.evaluate import challenge_split
+
     ev = _events()
-    ALL = [0] * 9 + [1]                                                      # show every row (up to 10) of a session
+    ALL = [0] * 9 + [1]  # show every row (up to 10) of a session
     s = challenge_split(ev, test_date='2024-06-03', min_carts=1, returning_share=0, shown_rows=ALL)
     t = s.sessions.set_index('session_id')
     assert sorted(t.index) == [3, 4, 5, 6]
-    assert t.loc[4, 'kind'] == 'new_known' and t.loc[3, 'kind'] == 'returning_unknown' and t.loc[6, 'kind'] == 'new_unknown'
+    assert (
+        t.loc[4, 'kind'] == 'new_known'
+        and t.loc[3, 'kind'] == 'returning_unknown'
+        and t.loc[6, 'kind'] == 'new_unknown'
+    )
     items = list(s.items)
     tgt = {sid: sorted(items[j] for j in s.target[i].indices) for i, sid in enumerate(s.sessions['session_id'])}
     assert tgt == {3: [105], 4: [104], 5: [101], 6: [102, 103]}
@@ -292,7 +367,7 @@ def test_challenge_split_kinds_targets_and_filter():
     # the profile of session 4 is user 7's history row; of session 3, its own earlier part; session 6 has none
     keys = s.history_keys[s.sessions.set_index('session_id')['history_row'].reindex([4, 3]).to_numpy()]
     assert list(keys) == ['u_7', 's_3'] and t.loc[6, 'history_row'] == -1
-    assert s.profile()[i4].sum() == 5                                        # user 7: 5 rows before the test day
+    assert s.profile()[i4].sum() == 5  # user 7: 5 rows before the test day
     # only the first row shown: session 6 shows 102, and 103 is a target it never showed (a future cart)
     s1 = challenge_split(ev, test_date='2024-06-03', min_carts=1, returning_share=0, shown_rows=[1])
     i6 = int(np.flatnonzero(s1.sessions['session_id'] == 6)[0])
@@ -302,18 +377,28 @@ def test_challenge_split_kinds_targets_and_filter():
     assert sorted(s2.sessions['session_id']) == [6]
     # a returning session's first rows join the history (sessions of 4 rows or more): anonymous session 8 is cut
     # after its first row, which becomes its own history row; its carts after the cut are the targets
-    ev8 = pd.concat([ev, pd.DataFrame([(8, '2024-06-03', np.nan, 25, p, c) for p, c in ((110, 0), (111, 0), (112, 1), (113, 1))],
-                                      columns=ev.columns)], ignore_index=True)
+    ev8 = pd.concat(
+        [
+            ev,
+            pd.DataFrame(
+                [(8, '2024-06-03', np.nan, 25, p, c) for p, c in ((110, 0), (111, 0), (112, 1), (113, 1))],
+                columns=ev.columns,
+            ),
+        ],
+        ignore_index=True,
+    )
     sr = challenge_split(ev8, test_date='2024-06-03', min_carts=1, returning_share=1, shown_rows=ALL)
     r8 = sr.sessions.set_index('session_id').loc[8]
     assert r8['kind'] == 'returning_unknown' and sr.history_keys[r8['history_row']] == 's_8'
     assert sr.history()[r8['history_row']].sum() == 1 and r8['n_targets'] == 2
-    assert sr.sessions.set_index('session_id').loc[4, 'kind'] == 'new_known'        # 3 rows: too short to be cut
-    with pytest.raises(RecsysDataError, match='no history'): challenge_split(ev, test_date='2024-06-01')
+    assert sr.sessions.set_index('session_id').loc[4, 'kind'] == 'new_known'  # 3 rows: too short to be cut
+    with pytest.raises(RecsysDataError, match='no history'):
+        challenge_split(ev, test_date='2024-06-01')
 
 
 def test_candidates_first_reranks_the_session():
     from recsys.evaluate import challenge_split, evaluate_sessions
+
     ev = _events()
     s = challenge_split(ev, test_date='2024-06-03', min_carts=1, returning_share=0, shown_rows=[0] * 9 + [1])
     pop = PopularityRecommender().fit(s.history())
@@ -321,10 +406,10 @@ def test_candidates_first_reranks_the_session():
     items = np.asarray(s.items)
     for i in range(len(s.sessions)):
         viewed = set(items[s.session[i].indices])
-        top = [items[j] for j in ids[i][:len(viewed)]]
-        assert set(top) == viewed                                            # the session's own products come first
+        top = [items[j] for j in ids[i][: len(viewed)]]
+        assert set(top) == viewed  # the session's own products come first
     m, by_kind = evaluate_sessions(OwnHistoryRecommender().fit(s.history()), s, K=5, profile_weight=0.0)
-    assert m['hit_rate@5'] == 1.0                                            # every target was viewed in its session
+    assert m['hit_rate@5'] == 1.0  # every target was viewed in its session
     assert set(by_kind.index) == {'new_known', 'new_unknown', 'returning_known', 'returning_unknown'}
     assert by_kind.loc['returning_known', 'sessions'] == 0
 
@@ -334,10 +419,13 @@ def test_synthetic_oracle_and_kinds_agree_with_the_generator(tmp_path, monkeypat
     monkeypatch.setenv('RECSYS_DATA_DIR', str(tmp_path))
     from recsys.ingest import load_dataset
     from recsys.evaluate import inditex_splits, oracle_session_metrics, evaluate_sessions
+
     ds = load_dataset('synthetic', scale='tiny', seed=3)
     s = inditex_splits(ds)
     planted = pd.read_parquet(ds.dir / 'test_sessions.parquet').set_index('session_id')['kind']
-    assert (s['test'].sessions.set_index('session_id')['kind'] == planted.reindex(s['test'].sessions['session_id'])).all()
+    assert (
+        s['test'].sessions.set_index('session_id')['kind'] == planted.reindex(s['test'].sessions['session_id'])
+    ).all()
     oracle, _ = oracle_session_metrics(ds.truth, s['test'], K=5)
     pop, _ = evaluate_sessions(PopularityRecommender().fit(s['test'].history()), s['test'], K=5, candidates_first=False)
     assert oracle['ndcg@5'] > pop['ndcg@5'] and oracle['hit_rate@5'] > pop['hit_rate@5']
@@ -346,6 +434,7 @@ def test_synthetic_oracle_and_kinds_agree_with_the_generator(tmp_path, monkeypat
 
 def test_paired_bootstrap_separates_signal_from_noise():
     from recsys.evaluate import paired_bootstrap
+
     rng = np.random.default_rng(0)
     base = rng.random(2000)
     better = paired_bootstrap(base + 0.05 + 0.01 * rng.standard_normal(2000), base)
@@ -358,14 +447,18 @@ def test_paired_bootstrap_separates_signal_from_noise():
 def test_inditex_splits_without_labels_carve_the_test_day(tmp_path, monkeypatch):
     "A folder with only a train file (real data: hidden labels): test and validation are both carved from it."
     import shutil
+
     monkeypatch.setenv('RECSYS_DATA_DIR', str(tmp_path / 'data'))
     from recsys.ingest import load_dataset
     from recsys.evaluate import inditex_splits
+
     src = load_dataset('synthetic', scale='tiny', seed=5).dir
-    real = tmp_path / 'real'; real.mkdir()
-    shutil.copy(src / 'train.parquet', real / 'train.parquet'); shutil.copy(src / 'products.parquet', real / 'products.parquet')
+    real = tmp_path / 'real'
+    real.mkdir()
+    shutil.copy(src / 'train.parquet', real / 'train.parquet')
+    shutil.copy(src / 'products.parquet', real / 'products.parquet')
     s = inditex_splits(load_dataset(str(real)), min_carts=2)
     test_days, val_days = s['test'].info['test_dates'].split(), s['validation'].info['test_dates'].split()
-    assert len(test_days) == 1 and max(val_days) < test_days[0]          # validation strictly before the test day
+    assert len(test_days) == 1 and max(val_days) < test_days[0]  # validation strictly before the test day
     assert s['validation'].info['history_to'] < val_days[0]
     assert len(s['test'].sessions) > 0 and (s['test'].sessions['n_views'] <= 10).all()

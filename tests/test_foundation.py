@@ -1,8 +1,8 @@
 """The repository's own set-up: settings, setup.py, the lock file, entry points, CI wiring."""
+
 import configparser, importlib, re, subprocess, sys
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,16 +45,24 @@ def test_every_direct_dependency_is_pinned():
 
 def test_installed_versions_match_the_lock_file():
     from importlib import metadata
+
     p = pins()
-    wrong = {n: (v, metadata.version(n)) for n, v in p.items()
-             if n not in ('recsys',) and _installed(n) and metadata.version(n) != v}
+    wrong = {
+        n: (v, metadata.version(n))
+        for n, v in p.items()
+        if n not in ('recsys',) and _installed(n) and metadata.version(n) != v
+    }
     assert not wrong, f'installed versions differ from constraints.txt: {wrong}'
 
 
 def _installed(n):
     from importlib import metadata
-    try: metadata.version(n); return True
-    except metadata.PackageNotFoundError: return False
+
+    try:
+        metadata.version(n)
+        return True
+    except metadata.PackageNotFoundError:
+        return False
 
 
 def test_console_scripts_resolve():
@@ -73,15 +81,22 @@ def test_ci_runs_exactly_the_readme_test_command():
     readme = (ROOT / 'README.md').read_text()
     assert re.search(r'^make test\b', readme, re.M), 'README must state `make test`'
     assert re.search(r'^make reports\b', readme, re.M), 'README must state `make reports`'
-    ci = [l.strip() for l in (ROOT / '.ci' / 'run').read_text().splitlines() if l.strip() and not l.strip().startswith('#')]
+    ci = [
+        l.strip()
+        for l in (ROOT / '.ci' / 'run').read_text().splitlines()
+        if l.strip() and not l.strip().startswith('#')
+    ]
     assert 'make test' in ci
 
 
 def test_notebooks_have_titles_and_export_targets():
     import json
+
     for nb in sorted((ROOT / 'nbs').glob('*.ipynb')):
         cells = json.loads(nb.read_text())['cells']
-        assert cells[0]['cell_type'] == 'markdown' and ''.join(cells[0]['source']).startswith('# '), f'{nb.name}: no H1 title'
+        assert cells[0]['cell_type'] == 'markdown' and ''.join(cells[0]['source']).startswith('# '), (
+            f'{nb.name}: no H1 title'
+        )
         assert '> ' in ''.join(cells[0]['source']), f'{nb.name}: no one-line summary'
         params = [c for c in cells if 'parameters' in c.get('metadata', {}).get('tags', [])]
         assert len(params) <= 1, f'{nb.name}: more than one parameters cell'
@@ -89,26 +104,35 @@ def test_notebooks_have_titles_and_export_targets():
 
 # --- layering (issue 20): the package's modules import each other without a cycle ---------------------------------
 
+
 def _package_imports(path: Path, lazy: bool = False) -> dict[str, list[int]]:
     """The recsys modules `path` imports -> the line numbers: `from .x import`, `from recsys.x import`, `from . import x`,
     `import recsys.x`. Top-level statements only (also inside a top-level `if`/`try`), unless `lazy` (then every one)."""
     import ast
+
     out: dict[str, list[int]] = {}
+
     def add(mod, node):
-        if mod and mod != '__init__': out.setdefault(mod.split('.')[0], []).append(node.lineno)
+        if mod and mod != '__init__':
+            out.setdefault(mod.split('.')[0], []).append(node.lineno)
+
     def visit(nodes):
         for node in nodes:
             if isinstance(node, ast.ImportFrom):
                 if node.level == 1 or (node.level == 0 and (node.module or '').startswith('recsys')):
                     mod = node.module if node.level == 1 else (node.module or '').partition('.')[2]
-                    if mod: add(mod, node)
+                    if mod:
+                        add(mod, node)
                     else:
-                        for a in node.names: add(a.name, node)      # from . import x / from recsys import x
+                        for a in node.names:
+                            add(a.name, node)  # from . import x / from recsys import x
             elif isinstance(node, ast.Import):
                 for a in node.names:
-                    if a.name.startswith('recsys.'): add(a.name.partition('.')[2], node)
+                    if a.name.startswith('recsys.'):
+                        add(a.name.partition('.')[2], node)
             if lazy or not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 visit([c for c in ast.iter_child_nodes(node) if isinstance(c, ast.stmt)])
+
     visit(ast.parse(path.read_text(encoding='utf-8')).body)
     return out
 
@@ -121,15 +145,22 @@ def _module_graph(lazy: bool = False) -> dict[str, set[str]]:
 def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     "One import cycle of `graph` (a list of modules, first == last), or None."
     state, stack = {}, []
+
     def dfs(m):
-        state[m] = 1; stack.append(m)
+        state[m] = 1
+        stack.append(m)
         for n in sorted(graph.get(m, ())):
-            if state.get(n) == 1: return stack[stack.index(n):] + [n]
-            if n not in state and (c := dfs(n)): return c
-        state[m] = 2; stack.pop()
+            if state.get(n) == 1:
+                return stack[stack.index(n) :] + [n]
+            if n not in state and (c := dfs(n)):
+                return c
+        state[m] = 2
+        stack.pop()
         return None
+
     for m in sorted(graph):
-        if m not in state and (c := dfs(m)): return c
+        if m not in state and (c := dfs(m)):
+            return c
     return None
 
 
@@ -140,7 +171,7 @@ def test_cycle_finder_finds_cycles():
 
 def test_no_import_cycle_between_package_modules():
     g = _module_graph()
-    assert 'evaluate' in g['experiments'] and 'core' in g['confidence']     # the parser sees the imports
+    assert 'evaluate' in g['experiments'] and 'core' in g['confidence']  # the parser sees the imports
     assert _find_cycle(g) is None, f'import cycle (top-level imports): {" -> ".join(_find_cycle(g))}'
 
 
@@ -149,7 +180,8 @@ def test_layers_confidence_imports_core_only():
     path = ROOT / 'recsys' / 'confidence.py'
     lines = path.read_text(encoding='utf-8').splitlines()
     for mod, where in _package_imports(path, lazy=True).items():
-        if mod == 'core': continue
+        if mod == 'core':
+            continue
         for ln in where:
             assert 'compatibility shim' in lines[ln - 1], f'recsys.confidence imports recsys.{mod} (line {ln})'
     assert not set(_package_imports(ROOT / 'recsys' / 'evaluate.py', lazy=True)) & {'experiments', 'reports'}
@@ -158,13 +190,16 @@ def test_layers_confidence_imports_core_only():
 def test_shared_helpers_are_defined_once():
     "Helpers with one home in recsys.core (issue 20): no module defines its own copy again."
     import ast
+
     defined: dict[str, list[str]] = {}
     for p in (ROOT / 'recsys').glob('*.py'):
         for node in ast.parse(p.read_text(encoding='utf-8')).body:
-            if isinstance(node, ast.FunctionDef): defined.setdefault(node.name, []).append(p.stem)
+            if isinstance(node, ast.FunctionDef):
+                defined.setdefault(node.name, []).append(p.stem)
             elif isinstance(node, ast.Assign):
                 for t in node.targets:
-                    if isinstance(t, ast.Name): defined.setdefault(t.id, []).append(p.stem)
+                    if isinstance(t, ast.Name):
+                        defined.setdefault(t.id, []).append(p.stem)
     for name in ('json_ready', 'file_sha256', 'csr_positions', '_jsonable'):
         assert defined.get(name) == ['core'], (name, defined.get(name))
     for name in ('_sha256', '_nan_to_none', '_json_default'):

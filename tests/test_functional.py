@@ -2,6 +2,7 @@
 papermill on small data (its own `parameters` cell, seed 42) and pin the headline numbers its results.json records,
 within a tolerance. A number the prose of a notebook or the README states should be one of these. Each runs in well
 under three minutes on two cores; they are part of `make test` (deselect with -m "not functional")."""
+
 import json, os
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT / 'nbs'
 SHARED_ML100K = ROOT.parent / 'shared' / 'data' / 'ml-100k'
-TOL = 0.01          # absolute, on metrics in [0, 1]: seeded runs repeat to ~1e-6; this leaves room for BLAS/thread order only
+TOL = 0.01  # absolute, on metrics in [0, 1]: seeded runs repeat to ~1e-6; this leaves room for BLAS/thread order only
 
 pytestmark = pytest.mark.functional
 
@@ -18,11 +19,21 @@ pytestmark = pytest.mark.functional
 def run_report(notebook: str, out: Path, monkeypatch, **params) -> dict:
     "Execute nbs/<notebook>.ipynb with papermill into `out` (one BLAS thread) and return its results.json."
     import papermill as pm
-    monkeypatch.setenv('OMP_NUM_THREADS', '1'); monkeypatch.setenv('OPENBLAS_NUM_THREADS', '1'); monkeypatch.setenv('MKL_NUM_THREADS', '1')
+
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')
+    monkeypatch.setenv('OPENBLAS_NUM_THREADS', '1')
+    monkeypatch.setenv('MKL_NUM_THREADS', '1')
     monkeypatch.setenv('JUPYTER_PLATFORM_DIRS', '1')
     out.mkdir(parents=True, exist_ok=True)
-    pm.execute_notebook(str(NBS / f'{notebook}.ipynb'), str(out / 'notebook.ipynb'), kernel_name='python3', cwd=str(NBS),
-                        parameters={'seed': 42, 'out_dir': str(out), **params}, progress_bar=False, log_output=False)
+    pm.execute_notebook(
+        str(NBS / f'{notebook}.ipynb'),
+        str(out / 'notebook.ipynb'),
+        kernel_name='python3',
+        cwd=str(NBS),
+        parameters={'seed': 42, 'out_dir': str(out), **params},
+        progress_bar=False,
+        log_output=False,
+    )
     return json.loads((out / 'results.json').read_text())
 
 
@@ -42,29 +53,49 @@ def test_05_evaluate_synthetic_tiny(tmp_path, monkeypatch):
     "The session protocol on tiny synthetic data (tune='tiny'): ALS, the strongest baselines and the oracle, NDCG@5 on the test."
     res = run_report('05_evaluate', tmp_path, monkeypatch, dataset='synthetic', scale='tiny')
     test = {k: v['ndcg@5'] for k, v in res['metrics']['test'].items()}
-    near(test, {'als': 0.3275, 'ease': 0.3706, 'itemknn-cosine': 0.3408, 'popularity': 0.3056, 'random': 0.2671, 'oracle': 0.6275})
+    near(
+        test,
+        {
+            'als': 0.3275,
+            'ease': 0.3706,
+            'itemknn-cosine': 0.3408,
+            'popularity': 0.3056,
+            'random': 0.2671,
+            'oracle': 0.6275,
+        },
+    )
     assert test['oracle'] > max(v for k, v in test.items() if k != 'oracle')
     # its page for readers leaves out the library cells; the executed notebook keeps them
     from recsys.reports import notebook_html
+
     page = notebook_html(tmp_path / 'notebook.ipynb', tmp_path / 'notebook.html').read_text()
-    assert '#| export' in (tmp_path / 'notebook.ipynb').read_text() and '#| export' not in page and 'def stratified_split' not in page
-    assert 'library cells' in page and 'compare_protocols' in page        # the note, and the parameters cell
+    assert (
+        '#| export' in (tmp_path / 'notebook.ipynb').read_text()
+        and '#| export' not in page
+        and 'def stratified_split' not in page
+    )
+    assert 'library cells' in page and 'compare_protocols' in page  # the note, and the parameters cell
 
 
-@pytest.mark.skipif(not (SHARED_ML100K / 'u.data').exists() and not os.environ.get('RECSYS_DATA_HOME'),
-                    reason='MovieLens-100K is not in ../shared/data (no download in tests)')
+@pytest.mark.skipif(
+    not (SHARED_ML100K / 'u.data').exists() and not os.environ.get('RECSYS_DATA_HOME'),
+    reason='MovieLens-100K is not in ../shared/data (no download in tests)',
+)
 def test_05_evaluate_movielens_100k_default(tmp_path, monkeypatch):
     """MovieLens-100K, the benchmark's split (Recommenders 1.2.x rule), ALS_DEFAULTS['movielens'] with tune='none': the test
     numbers 05's search record quotes (nDCG@10 0.4906, MAP 0.1548, P@10 0.4269, R@10 0.2342), and the published targets."""
     from recsys.core import cache_dir
+
     if not (cache_dir('ml-100k', create=False) / 'u.data').exists():
-        home = tmp_path / 'cache'; (home / 'ml-100k').mkdir(parents=True)
-        for f in SHARED_ML100K.iterdir(): (home / 'ml-100k' / f.name).symlink_to(f)
+        home = tmp_path / 'cache'
+        (home / 'ml-100k').mkdir(parents=True)
+        for f in SHARED_ML100K.iterdir():
+            (home / 'ml-100k' / f.name).symlink_to(f)
         monkeypatch.setenv('RECSYS_DATA_HOME', str(home))
     res = run_report('05_evaluate', tmp_path / 'out', monkeypatch, dataset='movielens-100k', tune='none')
     als = res['metrics']['test']['als']
     near(als, {'ndcg@10': 0.4906, 'map': 0.1548, 'precision@10': 0.4269, 'recall@10': 0.2342}, tol=0.003)
-    assert als['ndcg@10'] >= 0.48 and als['map'] >= 0.15          # the targets 05 states
+    assert als['ndcg@10'] >= 0.48 and als['map'] >= 0.15  # the targets 05 states
 
 
 def test_06_recommend_synthetic_tiny(tmp_path, monkeypatch):
@@ -72,9 +103,22 @@ def test_06_recommend_synthetic_tiny(tmp_path, monkeypatch):
     oracle, NDCG@5 on all carts and on future carts (the 06 report's table and headline)."""
     res = run_report('06_recommend', tmp_path, monkeypatch, dataset='synthetic', scale='tiny')
     t = {f'{m} | {k}': v for m, r in res['table'].items() for k, v in r.items() if k in ('ndcg@5', 'ndcg@5 future')}
-    near(t, {'two-stage: candidates + LightGBM ranker | ndcg@5': 0.3496, 'two-stage: candidates + LightGBM ranker | ndcg@5 future': 0.0701,
-             'linear blend (tuned) | ndcg@5': 0.3386, 'linear blend (tuned) | ndcg@5 future': 0.0610,
-             'random order of shown items | ndcg@5': 0.2771, 'shown items by views then recency | ndcg@5': 0.2701,
-             'best order of shown items | ndcg@5': 0.3454, 'oracle (planted truth) | ndcg@5': 0.6275})
+    near(
+        t,
+        {
+            'two-stage: candidates + LightGBM ranker | ndcg@5': 0.3496,
+            'two-stage: candidates + LightGBM ranker | ndcg@5 future': 0.0701,
+            'linear blend (tuned) | ndcg@5': 0.3386,
+            'linear blend (tuned) | ndcg@5 future': 0.0610,
+            'random order of shown items | ndcg@5': 0.2771,
+            'shown items by views then recency | ndcg@5': 0.2701,
+            'best order of shown items | ndcg@5': 0.3454,
+            'oracle (planted truth) | ndcg@5': 0.6275,
+        },
+    )
     h = res['metrics']['headline']
-    assert h['ndcg_all'] > h['best_in_session_all'] and h['ndcg_future'] > h['best_in_session_future'] and h['x_oracle'] < 1
+    assert (
+        h['ndcg_all'] > h['best_in_session_all']
+        and h['ndcg_future'] > h['best_in_session_future']
+        and h['x_oracle'] < 1
+    )

@@ -1,4 +1,5 @@
 """Ingestion on files on disk: readers, validation messages, pickle safety, caches, MovieLens, the CLI, round trips."""
+
 import json, os, pickle, subprocess, sys
 from pathlib import Path
 
@@ -10,8 +11,19 @@ import pytest
 
 from recsys.core import RecsysDataError
 from recsys import ingest
-from recsys.ingest import (DataUnavailableError, Interactions, aggregate, convert_products_pickle, load_dataset,
-                           load_movielens_100k, read_event_log, read_products, read_test, read_train, read_users)
+from recsys.ingest import (
+    DataUnavailableError,
+    Interactions,
+    aggregate,
+    convert_products_pickle,
+    load_dataset,
+    load_movielens_100k,
+    read_event_log,
+    read_products,
+    read_test,
+    read_train,
+    read_users,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,30 +31,45 @@ ROOT = Path(__file__).resolve().parent.parent
 def train_frame(n_sessions=60, seed=0):
     "A small train table in the exact Inditex schema: sorted by session, unsorted inside, ~30 % registered rows."
     rng = np.random.default_rng(seed)
-    L = rng.integers(1, 12, n_sessions); sid = np.repeat(np.arange(100, 100 + n_sessions), L); n = len(sid)
+    L = rng.integers(1, 12, n_sessions)
+    sid = np.repeat(np.arange(100, 100 + n_sessions), L)
+    n = len(sid)
     su = np.where(rng.random(n_sessions) < 0.3, rng.integers(1, 15, n_sessions), np.nan)
-    ts = (np.datetime64('2024-06-01T00:00:00', 'ms') + rng.integers(0, 14 * 86_400_000, n).astype('timedelta64[ms]'))
-    return pd.DataFrame({
-        'session_id': sid, 'date': ts.astype('datetime64[D]').astype(str),
-        'timestamp_local': pd.Series(ts).dt.strftime('%Y-%m-%d %H:%M:%S.%f').str[:-3],
-        'add_to_cart': (rng.random(n) < 0.2).astype(int), 'user_id': su[sid - 100],
-        'country': rng.choice([25, 34], n).astype(float), 'partnumber': rng.integers(1, 40, n),
-        'device_type': rng.integers(1, 4, n), 'pagetype': np.where(rng.random(n) < 0.05, np.nan, 24.)})
+    ts = np.datetime64('2024-06-01T00:00:00', 'ms') + rng.integers(0, 14 * 86_400_000, n).astype('timedelta64[ms]')
+    return pd.DataFrame(
+        {
+            'session_id': sid,
+            'date': ts.astype('datetime64[D]').astype(str),
+            'timestamp_local': pd.Series(ts).dt.strftime('%Y-%m-%d %H:%M:%S.%f').str[:-3],
+            'add_to_cart': (rng.random(n) < 0.2).astype(int),
+            'user_id': su[sid - 100],
+            'country': rng.choice([25, 34], n).astype(float),
+            'partnumber': rng.integers(1, 40, n),
+            'device_type': rng.integers(1, 4, n),
+            'pagetype': np.where(rng.random(n) < 0.05, np.nan, 24.0),
+        }
+    )
 
 
 def direct_counts(df, key='user_or_session'):
     "The reference: pandas groupby over string keys (slow, obviously right)."
     reg = df.user_id.notna()
-    if key == 'session': k = 's_' + df.session_id.astype(str)
-    else: k = np.where(reg, 'u_' + df.user_id.fillna(0).astype('int64').astype(str), 's_' + df.session_id.astype(str))
+    if key == 'session':
+        k = 's_' + df.session_id.astype(str)
+    else:
+        k = np.where(reg, 'u_' + df.user_id.fillna(0).astype('int64').astype(str), 's_' + df.session_id.astype(str))
     d = df.assign(k=k, ts=pd.to_datetime(df.timestamp_local).astype('datetime64[ms]').astype('int64') / 1e3)
-    if key == 'user': d = d[reg]
-    return d.groupby(['k', 'partnumber']).agg(v=('ts', 'size'), c=('add_to_cart', 'sum'), f=('ts', 'min'), l=('ts', 'max'))
+    if key == 'user':
+        d = d[reg]
+    return d.groupby(['k', 'partnumber']).agg(
+        v=('ts', 'size'), c=('add_to_cart', 'sum'), f=('ts', 'min'), l=('ts', 'max')
+    )
 
 
 def assert_matches(X: Interactions, g: pd.DataFrame):
     assert X.nnz == len(g)
-    r = X.row_index(g.index.get_level_values(0)); c = X.item_index(g.index.get_level_values(1).to_numpy())
+    r = X.row_index(g.index.get_level_values(0))
+    c = X.item_index(g.index.get_level_values(1).to_numpy())
     assert (r >= 0).all() and (c >= 0).all()
     np.testing.assert_array_equal(np.asarray(X.views[r, c]).ravel(), g.v.to_numpy())
     np.testing.assert_array_equal(np.asarray(X.carts[r, c]).ravel(), g.c.to_numpy())
@@ -59,18 +86,22 @@ def data_dir(tmp_path):
 
 # --- round trips ---------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize('fmt', ['csv', 'parquet'])
 @pytest.mark.parametrize('key', ['user_or_session', 'session', 'user'])
 def test_round_trip_counts_match_pandas(tmp_path, fmt, key):
     df = train_frame()
     p = tmp_path / f'train.{fmt}'
-    if fmt == 'csv': df.to_csv(p, index=False)
-    else: pq.write_table(pa.Table.from_pandas(df, preserve_index=False), p, row_group_size=97)   # many row groups
-    read_train(p)                                     # validates
-    X = aggregate(p, key=key, batch_rows=50)          # many small batches: exercises the cross-batch merge
+    if fmt == 'csv':
+        df.to_csv(p, index=False)
+    else:
+        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), p, row_group_size=97)  # many row groups
+    read_train(p)  # validates
+    X = aggregate(p, key=key, batch_rows=50)  # many small batches: exercises the cross-batch merge
     assert_matches(X, direct_counts(df, key))
-    keys = X.keys.tolist(); users = [k for k in keys if k.startswith('u_')]
-    assert keys == users + [k for k in keys if k.startswith('s_')]        # users first, then sessions
+    keys = X.keys.tolist()
+    users = [k for k in keys if k.startswith('u_')]
+    assert keys == users + [k for k in keys if k.startswith('s_')]  # users first, then sessions
     assert [int(k[2:]) for k in users] == sorted(int(k[2:]) for k in users)
 
 
@@ -92,38 +123,46 @@ def test_load_dataset_caches_interactions_on_disk(data_dir):
     caches = list((d / '_cache').glob('interactions-user_or_session-*'))
     assert len(caches) == 1 and (caches[0] / 'meta.json').exists()
     assert not list(caches[0].glob('*.pkl'))
-    Y = load_dataset(str(d)).interactions()          # from the disk cache
+    Y = load_dataset(str(d)).interactions()  # from the disk cache
     assert Y.id_hash() == X.id_hash() and (Y.views != X.views).nnz == 0
     df.iloc[:-3].to_csv(d / 'train.csv', index=False)  # a changed source invalidates the cache
     Z = load_dataset(str(d)).interactions()
     assert Z.views.sum() == len(df) - 3
-    assert len(list((d / '_cache').glob('interactions-user_or_session-*'))) == 1   # the stale cache is gone
+    assert len(list((d / '_cache').glob('interactions-user_or_session-*'))) == 1  # the stale cache is gone
 
 
 def test_interactions_save_load_needs_no_pickle(tmp_path, data_dir):
     d, df = data_dir
-    X = aggregate(d / 'train.csv'); X.save(tmp_path / 'x')
+    X = aggregate(d / 'train.csv')
+    X.save(tmp_path / 'x')
     for f in (tmp_path / 'x').glob('*.npz'):
-        with np.load(f, allow_pickle=False) as z: [z[k] for k in z.files]
+        with np.load(f, allow_pickle=False) as z:
+            [z[k] for k in z.files]
     Y = Interactions.load(tmp_path / 'x', id_hash=X.id_hash())
     assert (Y.carts != X.carts).nnz == 0 and list(Y.keys) == list(X.keys)
 
 
 # --- bad input: each message names the file and the column ---------------------------------------------------------
 
+
 def write(tmp_path, df, name='train.csv'):
     p = tmp_path / name
-    if name.endswith('.csv'): df.to_csv(p, index=False)
-    else: pq.write_table(pa.Table.from_pandas(df, preserve_index=False), p)
+    if name.endswith('.csv'):
+        df.to_csv(p, index=False)
+    else:
+        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), p)
     return p
 
 
 def expect(fn, file, column, *fragments):
-    with pytest.raises(RecsysDataError) as e: fn()
+    with pytest.raises(RecsysDataError) as e:
+        fn()
     msg = str(e.value)
     assert f"file '{file}'" in msg, msg
-    if column: assert f"column '{column}'" in msg, msg
-    for f in fragments: assert f in msg, msg
+    if column:
+        assert f"column '{column}'" in msg, msg
+    for f in fragments:
+        assert f in msg, msg
     assert not isinstance(e.value, KeyError)
     return msg
 
@@ -132,12 +171,13 @@ def expect(fn, file, column, *fragments):
 def test_missing_column(tmp_path, name):
     p = write(tmp_path, train_frame().drop(columns='partnumber'), name)
     expect(lambda: read_train(p), p, 'partnumber', 'missing column')
-    expect(lambda: aggregate(p), p, 'partnumber')               # the aggregation path too: never a KeyError
+    expect(lambda: aggregate(p), p, 'partnumber')  # the aggregation path too: never a KeyError
 
 
 @pytest.mark.parametrize('name', ['train.csv', 'train.parquet'])
 def test_wrong_dtype(tmp_path, name):
-    df = train_frame(); df['session_id'] = 'x' + df.session_id.astype(str)
+    df = train_frame()
+    df['session_id'] = 'x' + df.session_id.astype(str)
     p = write(tmp_path, df, name)
     expect(lambda: read_train(p), p, 'session_id')
     expect(lambda: aggregate(p), p, 'session_id')
@@ -145,23 +185,28 @@ def test_wrong_dtype(tmp_path, name):
 
 @pytest.mark.parametrize('name', ['train.csv', 'train.parquet'])
 def test_nan_partnumber(tmp_path, name):
-    df = train_frame(); df['partnumber'] = df.partnumber.astype(float); df.loc[[3, 7], 'partnumber'] = np.nan
+    df = train_frame()
+    df['partnumber'] = df.partnumber.astype(float)
+    df.loc[[3, 7], 'partnumber'] = np.nan
     p = write(tmp_path, df, name)
     msg = expect(lambda: read_train(p), p, 'partnumber', 'missing', '(2 bad rows)')
     expect(lambda: aggregate(p), p, 'partnumber', 'missing')
 
 
 def test_add_to_cart_two(tmp_path):
-    df = train_frame(); df.loc[5, 'add_to_cart'] = 2
+    df = train_frame()
+    df.loc[5, 'add_to_cart'] = 2
     p = write(tmp_path, df)
     expect(lambda: read_train(p), p, 'add_to_cart', '(1 bad row)', 'for example 2', 'Fix:')
     expect(lambda: aggregate(p), p, 'add_to_cart')
 
 
 def test_device_type_and_dates(tmp_path):
-    df = train_frame(); df.loc[2, 'device_type'] = 7
+    df = train_frame()
+    df.loc[2, 'device_type'] = 7
     expect(lambda: read_train(write(tmp_path, df)), tmp_path / 'train.csv', 'device_type', 'for example 7')
-    df = train_frame(); df.loc[4, 'timestamp_local'] = '06/01/2024 10:00'
+    df = train_frame()
+    df.loc[4, 'timestamp_local'] = '06/01/2024 10:00'
     expect(lambda: read_train(write(tmp_path, df)), tmp_path / 'train.csv', 'timestamp_local', "'06/01/2024 10:00'")
 
 
@@ -181,41 +226,59 @@ def test_empty_parquet(tmp_path):
 
 def products_frame(n=5, d=8):
     rng = np.random.default_rng(1)
-    emb = [rng.random(d, dtype=np.float32) for _ in range(n)]; emb[1] = None
-    return pd.DataFrame({'discount': pd.Series([0, 1] * (n // 2) + [0] * (n % 2), dtype=object), 'embedding': emb,
-                         'partnumber': np.arange(1, n + 1, dtype=np.int32), 'color_id': np.arange(n, dtype=np.int32),
-                         'cod_section': [1., np.nan] + [2.] * (n - 2), 'family': np.arange(n, dtype=np.int32) + 1})
+    emb = [rng.random(d, dtype=np.float32) for _ in range(n)]
+    emb[1] = None
+    return pd.DataFrame(
+        {
+            'discount': pd.Series([0, 1] * (n // 2) + [0] * (n % 2), dtype=object),
+            'embedding': emb,
+            'partnumber': np.arange(1, n + 1, dtype=np.int32),
+            'color_id': np.arange(n, dtype=np.int32),
+            'cod_section': [1.0, np.nan] + [2.0] * (n - 2),
+            'family': np.arange(n, dtype=np.int32) + 1,
+        }
+    )
 
 
 def test_duplicate_product_ids(tmp_path):
-    df = products_frame(); df.loc[3, 'partnumber'] = 1
-    p = tmp_path / 'products.parquet'; pq.write_table(pa.Table.from_pandas(df, preserve_index=False), p)
+    df = products_frame()
+    df.loc[3, 'partnumber'] = 1
+    p = tmp_path / 'products.parquet'
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), p)
     expect(lambda: read_products(p), p, 'partnumber', 'duplicate', 'for example 1')
 
 
 def test_ragged_embeddings(tmp_path):
-    df = products_frame(); df.at[2, 'embedding'] = np.zeros(5, np.float32)
-    p = tmp_path / 'products.parquet'; pq.write_table(pa.Table.from_pandas(df, preserve_index=False), p)
+    df = products_frame()
+    df.at[2, 'embedding'] = np.zeros(5, np.float32)
+    p = tmp_path / 'products.parquet'
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), p)
     expect(lambda: read_products(p), p, 'embedding', 'ragged', 'partnumber 3 has length 5')
-    q = tmp_path / 'products.pkl'; df.to_pickle(q)
+    q = tmp_path / 'products.pkl'
+    df.to_pickle(q)
     expect(lambda: read_products(q, trust=True), q, 'embedding', 'ragged')
 
 
 def test_pickle_refused_without_trust(tmp_path):
-    class Boom:                                  # would run on unpickling
-        def __reduce__(self): return (os.system, (f'touch {tmp_path}/pwned',))
-    p = tmp_path / 'products.pkl'; p.write_bytes(pickle.dumps(Boom()))
+    class Boom:  # would run on unpickling
+        def __reduce__(self):
+            return (os.system, (f'touch {tmp_path}/pwned',))
+
+    p = tmp_path / 'products.pkl'
+    p.write_bytes(pickle.dumps(Boom()))
     expect(lambda: read_products(p), p, None, 'refusing to unpickle', 'convert_products_pickle(')
     expect(lambda: convert_products_pickle(p, tmp_path / 'products.parquet'), p, None, 'refusing')
     assert not (tmp_path / 'pwned').exists()
     (tmp_path / 'train.csv').write_text(train_frame().to_csv(index=False))
-    ds = load_dataset(str(tmp_path))              # the data set loads; only its products are refused
-    with pytest.raises(RecsysDataError, match='refusing to unpickle'): ds.products
+    ds = load_dataset(str(tmp_path))  # the data set loads; only its products are refused
+    with pytest.raises(RecsysDataError, match='refusing to unpickle'):
+        ds.products
     assert not (tmp_path / 'pwned').exists()
 
 
 def test_pickle_conversion_with_trust(tmp_path):
-    q = tmp_path / 'products.pkl'; products_frame().to_pickle(q)
+    q = tmp_path / 'products.pkl'
+    products_frame().to_pickle(q)
     out = convert_products_pickle(q, tmp_path / 'products.parquet', trust=True)
     assert pq.read_schema(out).field('embedding').type == pa.list_(pa.float32(), 8)
     P = read_products(out)
@@ -225,7 +288,8 @@ def test_pickle_conversion_with_trust(tmp_path):
 def test_users_csv_and_entries(tmp_path):
     p = tmp_path / 'users.csv'
     p.write_text('id,country,R,F,M\n1,25,10,3,25.5\n2,34,0,1,3.0\n')
-    U = read_users(p); assert U.columns.tolist() == ['user_id', 'country', 'R', 'F', 'M'] and len(U) == 2
+    U = read_users(p)
+    assert U.columns.tolist() == ['user_id', 'country', 'R', 'F', 'M'] and len(U) == 2
     p.write_text('id,country,R,F,M\n1,25,10,3,25.5\n1,34,0,1,3.0\n')
     expect(lambda: read_users(p), p, 'user_id', 'duplicate user ids')
 
@@ -237,24 +301,37 @@ def test_test_file_needs_no_add_to_cart(tmp_path):
 
 
 def test_event_log_csv_and_parquet(tmp_path):
-    df = pd.DataFrame({'timestamp': [1433221332117, 1433224214164, 1433221999827, 1433222000000],
-                       'visitorid': [257597, 992329, 257597, 257597], 'event': ['view', 'view', 'addtocart', 'transaction'],
-                       'itemid': [355908, 248676, 355908, 355908]})
+    df = pd.DataFrame(
+        {
+            'timestamp': [1433221332117, 1433224214164, 1433221999827, 1433222000000],
+            'visitorid': [257597, 992329, 257597, 257597],
+            'event': ['view', 'view', 'addtocart', 'transaction'],
+            'itemid': [355908, 248676, 355908, 355908],
+        }
+    )
     for name in ('events.csv', 'events.parquet'):
         p = write(tmp_path, df, name)
         X = aggregate(read_event_log(p, 'visitorid', 'itemid', 'event', 'timestamp'))
         assert X.shape == (2, 2) and X.carts.sum() == 1 and X.purchases.sum() == 1 and X.views.sum() == 2
-        expect(lambda: read_event_log(p, 'visitorid', 'itemid', 'event', 'timestamp', event_map={'view': 'view'}), p,
-               'event', 'addtocart')
+        expect(
+            lambda: read_event_log(p, 'visitorid', 'itemid', 'event', 'timestamp', event_map={'view': 'view'}),
+            p,
+            'event',
+            'addtocart',
+        )
 
 
 # --- MovieLens -------------------------------------------------------------------------------------------------------
 
+
 def test_movielens_from_cache():
-    try: ml = load_movielens_100k()
-    except DataUnavailableError as e: pytest.skip(f'MovieLens-100K unavailable: {e}')
+    try:
+        ml = load_movielens_100k()
+    except DataUnavailableError as e:
+        pytest.skip(f'MovieLens-100K unavailable: {e}')
     assert ml.shape == (100_000, 4) and ml.user_id.nunique() == 943 and ml.item_id.nunique() == 1682
-    ds = load_dataset('movielens-100k'); X = ds.interactions()
+    ds = load_dataset('movielens-100k')
+    X = ds.interactions()
     assert ds.kind == 'movielens' and X.shape == (943, 1682) and X.nnz == 100_000
     assert X.ratings.sum() == ml.rating.sum() and set(np.unique(X.ratings.data)) == {1, 2, 3, 4, 5}
 
@@ -263,17 +340,21 @@ def test_movielens_without_cache_or_network_says_why(tmp_path, monkeypatch):
     monkeypatch.setenv('RECSYS_DATA_HOME', str(tmp_path))
     monkeypatch.setattr(ingest, 'ML100K_URL', 'http://127.0.0.1:9/ml-100k.zip')
     monkeypatch.setattr(ingest.download_movielens_100k, '__defaults__', (None, 'http://127.0.0.1:9/ml-100k.zip', 5))
-    with pytest.raises(DataUnavailableError) as e: load_movielens_100k()
+    with pytest.raises(DataUnavailableError) as e:
+        load_movielens_100k()
     assert 'u.data' in str(e.value) and 'could not be downloaded' in str(e.value) and 'Fix:' in str(e.value)
 
 
 def test_movielens_checksum_mismatch(tmp_path, monkeypatch):
     monkeypatch.setenv('RECSYS_DATA_HOME', str(tmp_path))
-    (tmp_path / 'ml-100k').mkdir(); (tmp_path / 'ml-100k' / 'u.data').write_text('1\t2\t3\t4\n')
-    with pytest.raises(RecsysDataError, match='checksum mismatch'): load_movielens_100k()
+    (tmp_path / 'ml-100k').mkdir()
+    (tmp_path / 'ml-100k' / 'u.data').write_text('1\t2\t3\t4\n')
+    with pytest.raises(RecsysDataError, match='checksum mismatch'):
+        load_movielens_100k()
 
 
 # --- the command line ------------------------------------------------------------------------------------------------
+
 
 def cli(*args):
     exe = Path(sys.executable).parent / 'recsys-ingest'
@@ -282,19 +363,29 @@ def cli(*args):
 
 
 def test_cli_refuses_pickle_in_one_line(tmp_path):
-    q = tmp_path / 'products.pkl'; products_frame().to_pickle(q)
+    q = tmp_path / 'products.pkl'
+    products_frame().to_pickle(q)
     r = cli('convert-products', str(q))
-    assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'refusing to unpickle' in r.stderr and 'Traceback' not in r.stderr
+    assert (
+        r.returncode == 2
+        and r.stderr.count('\n') == 1
+        and 'refusing to unpickle' in r.stderr
+        and 'Traceback' not in r.stderr
+    )
     r = cli('convert-products', str(q), '--trust')
     assert r.returncode == 0 and (tmp_path / 'products.parquet').exists()
 
 
 def test_cli_check_and_aggregate(data_dir, tmp_path):
     d, df = data_dir
-    r = cli('check', str(d)); assert r.returncode == 0, r.stderr
+    r = cli('check', str(d))
+    assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)['train']['rows'] == len(df)
-    r = cli('aggregate', str(d / 'train.csv'), '--out', str(tmp_path / 'X')); assert r.returncode == 0, r.stderr
+    r = cli('aggregate', str(d / 'train.csv'), '--out', str(tmp_path / 'X'))
+    assert r.returncode == 0, r.stderr
     assert Interactions.load(tmp_path / 'X').views.sum() == len(df)
-    bad = train_frame(); bad.loc[0, 'add_to_cart'] = 2; bad.to_csv(d / 'train.csv', index=False)
+    bad = train_frame()
+    bad.loc[0, 'add_to_cart'] = 2
+    bad.to_csv(d / 'train.csv', index=False)
     r = cli('check', str(d))
     assert r.returncode == 2 and "column 'add_to_cart'" in r.stderr and 'Traceback' not in r.stderr

@@ -1,5 +1,6 @@
 """`recsys-train` and `recsys-predict` as a user runs them: two subprocesses from raw files to a validated
 predictions_3.json on synthetic tiny data; unknown session items, empty sessions, unknown users; CSV input; errors."""
+
 import json, os, shutil, subprocess, sys
 from pathlib import Path
 
@@ -7,8 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.recommend import (BASELINES, candidates, load_model, read_sessions, recommend_sessions, relevance,
-                              ndcg_by_kind, validate_predictions)
+from recsys.recommend import (
+    BASELINES,
+    candidates,
+    load_model,
+    read_sessions,
+    recommend_sessions,
+    relevance,
+    ndcg_by_kind,
+    validate_predictions,
+)
 from recsys.ingest import read_test
 from recsys.ranker import rank_sessions
 from recsys.task import score
@@ -19,14 +28,16 @@ FAST = ['--factors', '8', '--iterations', '3', '--segments-k', '3']
 
 def cli(name, *args):
     exe = shutil.which(name, path=str(Path(sys.executable).parent)) or name
-    return subprocess.run([exe, *map(str, args)], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, 'RECSYS_QUIET': '1'})
+    return subprocess.run(
+        [exe, *map(str, args)], capture_output=True, text=True, timeout=600, env={**os.environ, 'RECSYS_QUIET': '1'}
+    )
 
 
 @pytest.fixture(scope='module')
 def data(tmp_path_factory):
     "A private copy of the tiny synthetic files (the tests edit the test file)."
     from recsys.synth import ensure_synthetic
+
     src = ensure_synthetic('tiny', 42)
     d = tmp_path_factory.mktemp('raw')
     for f in ('train.parquet', 'test.parquet', 'products.parquet', 'users.parquet', 'test_labels.parquet'):
@@ -40,7 +51,7 @@ def model_dir(data, tmp_path_factory):
     r = cli('recsys-train', '--data', data, '--out', out, *FAST, '--val-sessions', '500')
     assert r.returncode == 0, r.stderr
     assert 'validation NDCG@5' in r.stdout and str(out) in r.stdout
-    assert 'final fit' in r.stdout and 'peak_rss_mib' in r.stdout               # the table of stages
+    assert 'final fit' in r.stdout and 'peak_rss_mib' in r.stdout  # the table of stages
     return out
 
 
@@ -66,10 +77,15 @@ def test_two_commands_raw_files_to_valid_predictions(data, model_dir, tmp_path):
     target = json.loads(out.read_text())['target']
     assert set(target) == set(map(str, test.session_id.unique()))
     assert all(len(v) == 5 == len(set(v)) for v in target.values())
-    assert validate_predictions(out, data / 'test.parquet', data / 'products.parquet')['sessions'] == test.session_id.nunique()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith('.')]        # no temporary file left behind
+    assert (
+        validate_predictions(out, data / 'test.parquet', data / 'products.parquet')['sessions']
+        == test.session_id.nunique()
+    )
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith('.')]  # no temporary file left behind
     # the file is what the library's two stages recommend, and it beats popularity on the hidden labels
-    m = load_model(model_dir); ev = read_test(data / 'test.parquet'); s = read_sessions(ev)
+    m = load_model(model_dir)
+    ev = read_test(data / 'test.parquet')
+    s = read_sessions(ev)
     assert m.ranker is not None and m.sources is not None and m.ranker.features
     recs = rank_sessions(m, m.sources, m.ranker, s, ev)
     assert all(target[str(k)] == r_.tolist() for k, r_ in zip(s.session_id, recs))
@@ -82,8 +98,12 @@ def test_two_commands_raw_files_to_valid_predictions(data, model_dir, tmp_path):
     assert r.returncode == 0 and 'linear ranker' in r.stdout, r.stderr
     lt = json.loads(lin.read_text())['target']
     assert all(lt[str(k)] == r_.tolist() for k, r_ in zip(s.session_id, recommend_sessions(m, s)))
-    c = candidates(m, s); rel = relevance(s, labels, m.cat_items)
-    assert ndcg_by_kind(c.top_k(m.weights), rel)['overall'] > ndcg_by_kind(c.top_k(BASELINES['popularity']), rel)['overall']
+    c = candidates(m, s)
+    rel = relevance(s, labels, m.cat_items)
+    assert (
+        ndcg_by_kind(c.top_k(m.weights), rel)['overall']
+        > ndcg_by_kind(c.top_k(BASELINES['popularity']), rel)['overall']
+    )
 
 
 def test_linear_only_model(data, tmp_path):
@@ -109,28 +129,37 @@ def test_linear_only_model(data, tmp_path):
 
 
 def test_unknown_items_empty_sessions_unknown_users(data, model_dir, tmp_path):
-    d = tmp_path / 'odd'; d.mkdir()
-    for f in ('train.parquet', 'products.parquet', 'users.parquet'): shutil.copy(data / f, d / f)
+    d = tmp_path / 'odd'
+    d.mkdir()
+    for f in ('train.parquet', 'products.parquet', 'users.parquet'):
+        shutil.copy(data / f, d / f)
     test = pd.read_parquet(data / 'test.parquet')
     products = pd.read_parquet(data / 'products.parquet')
     row = test.iloc[[0]]
     known_item = int(products.partnumber.iloc[0])
-    odd = pd.concat([
-        row.assign(session_id=900_001, partnumber=10**9, user_id=np.nan),          # only items nobody knows
-        row.assign(session_id=900_001, partnumber=10**9 + 1, user_id=np.nan),
-        row.assign(session_id=900_002, partnumber=known_item, user_id=10.0**9),    # a user nobody knows
-        row.assign(session_id=900_003, partnumber=10**9 + 2, user_id=10.0**9, country=999),  # nothing known at all
-    ])
+    odd = pd.concat(
+        [
+            row.assign(session_id=900_001, partnumber=10**9, user_id=np.nan),  # only items nobody knows
+            row.assign(session_id=900_001, partnumber=10**9 + 1, user_id=np.nan),
+            row.assign(session_id=900_002, partnumber=known_item, user_id=10.0**9),  # a user nobody knows
+            row.assign(session_id=900_003, partnumber=10**9 + 2, user_id=10.0**9, country=999),  # nothing known at all
+        ]
+    )
     pd.concat([test, odd]).to_parquet(d / 'test.parquet', index=False)
     out = tmp_path / 'predictions_3.json'
     r = cli('recsys-predict', '--data', d, '--model', model_dir, '--out', out)
     assert r.returncode == 0, r.stderr
     target = json.loads(out.read_text())['target']
-    assert validate_predictions(out, d / 'test.parquet', d / 'products.parquet')['sessions'] == test.session_id.nunique() + 3
+    assert (
+        validate_predictions(out, d / 'test.parquet', d / 'products.parquet')['sessions']
+        == test.session_id.nunique() + 3
+    )
     known = set(products.partnumber.tolist())
     for k in ('900001', '900002', '900003'):
-        assert len(set(target[k])) == 5 and set(target[k]) <= known and not {10**9, 10**9 + 1, 10**9 + 2} & set(target[k])
-    assert target['900002'][0] == known_item                                    # its one viewed product comes first
+        assert (
+            len(set(target[k])) == 5 and set(target[k]) <= known and not {10**9, 10**9 + 1, 10**9 + 2} & set(target[k])
+        )
+    assert target['900002'][0] == known_item  # its one viewed product comes first
     # the library: a session id with no rows at all is served from popularity
     m = load_model(model_dir)
     s = read_sessions(d / 'test.parquet', session_ids=[900_004])
@@ -138,11 +167,12 @@ def test_unknown_items_empty_sessions_unknown_users(data, model_dir, tmp_path):
     empty = recs[np.searchsorted(s.session_id, 900_004)]
     assert len(set(empty.tolist())) == 5 and set(empty.tolist()) <= known
     pop = recommend_sessions(m, s, weights=BASELINES['popularity'])
-    assert (pop == pop[0]).all()                                                # popularity: one list for everyone
+    assert (pop == pop[0]).all()  # popularity: one list for everyone
 
 
 def test_csv_files_and_errors(data, model_dir, tmp_path):
-    d = tmp_path / 'csv'; d.mkdir()
+    d = tmp_path / 'csv'
+    d.mkdir()
     shutil.copy(data / 'products.parquet', d / 'products.parquet')
     pd.read_parquet(data / 'test.parquet').to_csv(d / 'test.csv', index=False)
     shutil.copy(data / 'train.parquet', d / 'train.parquet')

@@ -1,4 +1,5 @@
 """`recsys-synth` as a user runs it: a subprocess writing files; determinism; CSV; errors; the lock of ensure_synthetic."""
+
 import hashlib, json, os, shutil, subprocess, sys
 from pathlib import Path
 
@@ -6,14 +7,28 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-FILES = ['manifest.json', 'products.parquet', 'test.parquet', 'test_labels.parquet', 'test_sessions.parquet',
-         'train.parquet', 'truth.npz', 'users.parquet', 'users_entries.parquet']
+FILES = [
+    'manifest.json',
+    'products.parquet',
+    'test.parquet',
+    'test_labels.parquet',
+    'test_sessions.parquet',
+    'train.parquet',
+    'truth.npz',
+    'users.parquet',
+    'users_entries.parquet',
+]
 
 
 def synth(*args, env=None):
     exe = shutil.which('recsys-synth', path=str(Path(sys.executable).parent)) or 'recsys-synth'
-    return subprocess.run([exe, *map(str, args)], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, 'RECSYS_QUIET': '1', **(env or {})})
+    return subprocess.run(
+        [exe, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, 'RECSYS_QUIET': '1', **(env or {})},
+    )
 
 
 def sha(p: Path) -> str:
@@ -30,7 +45,7 @@ def tiny(tmp_path_factory):
 
 def test_cli_writes_every_file(tiny):
     out, r = tiny
-    assert sorted(p.name for p in out.iterdir()) == FILES           # no temporary file left behind
+    assert sorted(p.name for p in out.iterdir()) == FILES  # no temporary file left behind
     assert str(out) in r.stdout and 'train' in r.stdout
     m = json.loads((out / 'manifest.json').read_text())
     assert (m['scale'], m['seed'], m['format']) == ('tiny', 3, 'parquet')
@@ -41,7 +56,7 @@ def test_cli_writes_every_file(tiny):
     test = pd.read_parquet(out / 'test.parquet')
     assert 'add_to_cart' not in test and test.session_id.nunique() == m['test']['sessions'] == 40
     kinds = pd.read_parquet(out / 'test_sessions.parquet').user_kind.value_counts()
-    assert kinds.to_dict() == {'anonymous': 33, 'registered_new': 5, 'registered_known': 2}   # the real 80.7/12.5/6.8 %
+    assert kinds.to_dict() == {'anonymous': 33, 'registered_new': 5, 'registered_known': 2}  # the real 80.7/12.5/6.8 %
     labels = pd.read_parquet(out / 'test_labels.parquet')
     assert list(labels.columns) == ['session_id', 'partnumber', 'shown'] and (~labels.shown).mean() > 0.3
 
@@ -51,7 +66,8 @@ def test_same_seed_same_bytes_other_seed_other_data(tiny, tmp_path):
     assert synth('--scale', 'tiny', '--seed', 3, '--out', tmp_path / 'b').returncode == 0
     assert synth('--scale', 'tiny', '--seed', 4, '--out', tmp_path / 'c').returncode == 0
     for f in FILES:
-        if f != 'manifest.json': assert sha(out / f) == sha(tmp_path / 'b' / f), f
+        if f != 'manifest.json':
+            assert sha(out / f) == sha(tmp_path / 'b' / f), f
     assert sha(out / 'train.parquet') != sha(tmp_path / 'c' / 'train.parquet')
 
 
@@ -60,8 +76,17 @@ def test_csv_format_reads_back_as_the_parquet(tiny, tmp_path):
     r = synth('--scale', 'tiny', '--seed', 3, '--out', tmp_path / 'csv', '--format', 'csv')
     assert r.returncode == 0, r.stderr
     names = sorted(p.name for p in (tmp_path / 'csv').iterdir())
-    assert names == ['manifest.json', 'products.parquet', 'test.csv', 'test_labels.csv', 'test_sessions.csv',
-                     'train.csv', 'truth.npz', 'users.csv', 'users_entries.csv']
+    assert names == [
+        'manifest.json',
+        'products.parquet',
+        'test.csv',
+        'test_labels.csv',
+        'test_sessions.csv',
+        'train.csv',
+        'truth.npz',
+        'users.csv',
+        'users_entries.csv',
+    ]
     for name in ('train', 'test', 'test_labels', 'users'):
         a = pd.read_csv(tmp_path / 'csv' / f'{name}.csv')
         b = pd.read_parquet(out / f'{name}.parquet')
@@ -71,25 +96,32 @@ def test_csv_format_reads_back_as_the_parquet(tiny, tmp_path):
 
 
 def test_bad_arguments_give_one_line_and_status_2(tmp_path):
-    f = tmp_path / 'a_file'; f.write_text('x')
+    f = tmp_path / 'a_file'
+    f.write_text('x')
     r = synth('--scale', 'tiny', '--out', f)
     assert r.returncode == 2 and 'Traceback' not in r.stderr
-    (line,) = r.stderr.strip().splitlines()                       # one line naming the file, the flag and the fix
+    (line,) = r.stderr.strip().splitlines()  # one line naming the file, the flag and the fix
     assert line.startswith(f"error: file '{f}'") and '--out' in line and 'Fix:' in line and f.read_text() == 'x'
     r = synth('--scale', 'huge')
     assert r.returncode == 2 and 'invalid choice' in r.stderr
 
 
 def test_ensure_synthetic_generates_once_under_parallel_callers(tmp_path):
-    code = ('from recsys.synth import ensure_synthetic; import os; p = ensure_synthetic("tiny", 5); '
-            'print(p, os.stat(p / "train.parquet").st_mtime_ns, os.stat(p / "manifest.json").st_ino)')
+    code = (
+        'from recsys.synth import ensure_synthetic; import os; p = ensure_synthetic("tiny", 5); '
+        'print(p, os.stat(p / "train.parquet").st_mtime_ns, os.stat(p / "manifest.json").st_ino)'
+    )
     env = {**os.environ, 'RECSYS_DATA_DIR': str(tmp_path), 'RECSYS_QUIET': '1'}
-    procs = [subprocess.Popen([sys.executable, '-c', code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(3)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, '-c', code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], outs
     lines = {o[0].strip() for o in outs}
-    assert len(lines) == 1, lines                                    # one folder, one generation
+    assert len(lines) == 1, lines  # one folder, one generation
     assert sorted(p.name for p in (tmp_path / 'synthetic').iterdir()) == ['.tiny-seed5.lock', 'tiny-seed5']
     # a later call reuses it; a folder made by other generator code (another fingerprint) is regenerated
     again = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, timeout=300)
