@@ -5,11 +5,12 @@
 # %% ../nbs/04_als.ipynb #aecdf6f2
 from __future__ import annotations
 
-import contextlib, hashlib, json, time, warnings
+import contextlib, json, time, warnings
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+from fastcore.basics import patch
 
 from .core import RecsysDataError, atomic_write, blas_threads, file_sha256, progress, versions
 
@@ -79,7 +80,7 @@ def _solve_rows(V, X, Y, regularization, solver, cg_steps, weighted=False):
             A = YtY + (Yo.T * (c - 1)) @ Yo + lam * np.eye(f)   # YᵀY + Yᵀ(C^u − I)Y + λI
             out[u] = np.linalg.solve(A, b)
             continue
-        A_dot = lambda w: YtY @ w + lam * w + Yo.T @ ((c - 1) * (Yo @ w))
+        A_dot = lambda w, Yo=Yo, c=c, lam=lam: YtY @ w + lam * w + Yo.T @ ((c - 1) * (Yo @ w))
         x = out[u].copy()                                    # warm start from the previous iteration
         r = b - A_dot(x); d = r.copy(); rs = r @ r
         if rs < 1e-20: continue
@@ -157,13 +158,6 @@ def _clean_topk(ids, scores, N):
         scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
     return ids, scores
 
-# %% ../nbs/04_als.ipynb #1a92f6ae
-def _as_method(cls, name: str, f):
-    "Attach `f` to `cls` as `name` (lets a class be written, documented and tested one method per cell)."
-    fn = getattr(f, '__func__', f)
-    fn.__name__, fn.__qualname__ = name, f'{cls.__name__}.{name}'
-    setattr(cls, name, f)
-
 # %% ../nbs/04_als.ipynb #9b51ce6b
 class ALSModel:
     "Implicit-feedback ALS on `implicit`'s engine: seeded, one BLAS thread, explicit dtype/device, loss per iteration."
@@ -211,14 +205,15 @@ class ALSModel:
         if not self.fitted: raise RuntimeError('ALSModel is not fitted: call fit(confidence) or ALSModel.load(dir)')
 
 # %% ../nbs/04_als.ipynb #08f58a5a
-def _fit(self: ALSModel, confidence, show_progress: bool | None = None, initial_factors=None, callback=None) -> ALSModel:
+@patch
+def fit(self: ALSModel, confidence, show_progress: bool | None = None, initial_factors=None, callback=None) -> ALSModel:
     "Factorise `confidence` (rows × items, values = confidence as `implicit` reads them); returns self."
     C = _check_matrix(confidence, 'confidence')
-    import implicit.cpu.als, implicit.gpu   # load implicit (and scipy's BLAS) first: the thread limit covers loaded libraries only
+    import implicit.cpu.als, implicit.gpu  # noqa: F401 — load implicit (and scipy's BLAS) first: the thread limit covers loaded libraries only
     use_gpu = self.use_gpu
     if use_gpu:
         if not (implicit.gpu.HAS_CUDA and getattr(implicit.gpu, 'HAS_RMM', True)):
-            warnings.warn('use_gpu=True but this implicit build has no CUDA support (or no RMM): fitting on the CPU', RuntimeWarning)
+            warnings.warn('use_gpu=True but this implicit build has no CUDA support (or no RMM): fitting on the CPU', RuntimeWarning, stacklevel=2)
             use_gpu = False
     self.loss_, self.iteration_seconds_ = [], []
     self._resolve_threads(C.nnz); self.train_nnz_ = int(C.nnz)
@@ -254,10 +249,10 @@ def _fit(self: ALSModel, confidence, show_progress: bool | None = None, initial_
     self._model, self.device_ = m, 'gpu' if use_gpu else 'cpu'
     self.user_factors, self.item_factors = m.user_factors, m.item_factors
     return self
-_as_method(ALSModel, 'fit', _fit)
 
 # %% ../nbs/04_als.ipynb #51c5b44a
-def _recommend(self: ALSModel, rows, user_items=None, N: int = 10, filter_seen: bool = True):
+@patch
+def recommend(self: ALSModel, rows, user_items=None, N: int = 10, filter_seen: bool = True):
     "Top-`N` items for known `rows` (indices into the training rows); `user_items` (all rows) is what `filter_seen` removes."
     self._require_fit()
     rows = np.atleast_1d(np.asarray(rows, dtype=np.int64))
@@ -277,7 +272,8 @@ def _recommend(self: ALSModel, rows, user_items=None, N: int = 10, filter_seen: 
     return _clean_topk(ids, scores, N)
 
 # %% ../nbs/04_als.ipynb #0763a0c2
-def _recommend_new(self: ALSModel, user_items, N: int = 10, filter_seen: bool = True):
+@patch
+def recommend_new(self: ALSModel, user_items, N: int = 10, filter_seen: bool = True):
     "Top-`N` items for new rows given their confidence rows (fold-in: an exact solve against the item factors)."
     self._require_fit()
     ui = _check_matrix(user_items, 'user_items', self.item_factors.shape[0])
@@ -288,14 +284,16 @@ def _recommend_new(self: ALSModel, user_items, N: int = 10, filter_seen: bool = 
     return _clean_topk(ids, scores, N)
 
 # %% ../nbs/04_als.ipynb #c7fff6a2
-def _fold_in(self: ALSModel, user_items) -> np.ndarray:
+@patch
+def fold_in(self: ALSModel, user_items) -> np.ndarray:
     "The factors new rows would get from their confidence rows (what `recommend_new` scores with)."
     self._require_fit()
     ui = _check_matrix(user_items, 'user_items', self.item_factors.shape[0])
     with blas_threads(1): return self._model.recalculate_user(np.arange(ui.shape[0]), ui)
 
 # %% ../nbs/04_als.ipynb #7ea162ad
-def _similar_items(self: ALSModel, items, N: int = 10):
+@patch
+def similar_items(self: ALSModel, items, N: int = 10):
     "The `N` items most similar to each of `items` (cosine of item factors), the item itself excluded."
     self._require_fit()
     items = np.atleast_1d(np.asarray(items, dtype=np.int64))
@@ -312,11 +310,9 @@ def _similar_items(self: ALSModel, items, N: int = 10):
         out_ids[r, :len(i)], out_sc[r, :len(s)] = i, s
     return out_ids, out_sc
 
-for _n, _f in (('recommend', _recommend), ('recommend_new', _recommend_new), ('fold_in', _fold_in), ('similar_items', _similar_items)):
-    _as_method(ALSModel, _n, _f)
-
 # %% ../nbs/04_als.ipynb #ab435fd2
-def _save(self: ALSModel, dir, meta: dict | None = None) -> Path:
+@patch
+def save(self: ALSModel, dir, meta: dict | None = None) -> Path:
     "Write `dir/factors.npz` and `dir/model.json` (no pickle); `meta` holds e.g. `id_hash` and `confidence`."
     self._require_fit()
     d = Path(dir); d.mkdir(parents=True, exist_ok=True)
@@ -332,8 +328,8 @@ def _save(self: ALSModel, dir, meta: dict | None = None) -> Path:
     return d
 
 # %% ../nbs/04_als.ipynb #550ed28b
-@classmethod
-def _load(cls, dir, id_hash: str | None = None) -> ALSModel:
+@patch(cls_method=True)
+def load(cls: ALSModel, dir, id_hash: str | None = None) -> ALSModel:
     "Load a model saved by `save`; with `id_hash`, refuse one trained on other id maps."
     d = Path(dir); js, npz = d / 'model.json', d / 'factors.npz'
     if not js.exists() or not npz.exists():
@@ -361,7 +357,7 @@ def _load(cls, dir, id_hash: str | None = None) -> ALSModel:
     if X.shape != (rec['n_rows'], rec['hyperparameters']['factors']) or Y.shape != (rec['n_items'], rec['hyperparameters']['factors']):
         raise RecsysDataError(f'factor shapes {X.shape}, {Y.shape} disagree with the metadata', file=npz, fix='retrain the model')
     h = dict(rec['hyperparameters']); h['dtype'] = np.dtype(h['dtype'])
-    import implicit.cpu.als                 # before the thread limit (see fit)
+    import implicit.cpu.als  # noqa: F401 — before the thread limit (see fit)
     self = cls(**h)
     self.train_nnz_ = rec.get('train_nnz') or 0
     self._resolve_threads(self.train_nnz_)
@@ -371,5 +367,3 @@ def _load(cls, dir, id_hash: str | None = None) -> ALSModel:
     self.loss_, self.device_ = list(rec.get('loss') or []), 'cpu'
     self.meta_ = {'id_hash': rec.get('id_hash'), 'confidence': rec.get('confidence'), **rec.get('meta', {})}
     return self
-
-_as_method(ALSModel, 'save', _save); _as_method(ALSModel, 'load', _load)
