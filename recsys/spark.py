@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 from .core import RecsysDataError, cache_dir, cli_errors, csr_positions
 from .confidence import (DEFAULT_DESIGN, DESIGNS, ConfidenceDesign, confidence as _np_confidence,
-                               spark_reg_param, to_implicit, to_spark)
+                               to_implicit, to_spark)
 
 # %% auto #0
 __all__ = ['LOG4J2', 'SMALL_JOB_JVM', 'INDITEX_SCHEMA', 'ML100K_SCHEMA', 'EVENT_NAMES', 'INT_MAX', 'MIN_RATING',
@@ -93,7 +93,8 @@ def spark_session(master: str | None = 'local[2]', memory: str = '2g', app_name:
     sc.setLogLevel(log_level)
     got = sc.getConf().get('spark.driver.memory', None)
     if got != memory and threads:
-        warnings.warn(f'a Spark session was already running with driver memory {got}; {memory} applies only to a new JVM')
+        warnings.warn(f'a Spark session was already running with driver memory {got}; {memory} applies only to a new JVM',
+                      stacklevel=2)
     for k in ('spark.sql.shuffle.partitions', 'spark.sql.session.timeZone'):   # SQL settings do apply to a live session
         if k in settings: spark.conf.set(k, settings[k])
     ck = Path(checkpoint_dir) if checkpoint_dir else Path(tempfile.gettempdir()) / 'recsys-spark-checkpoints'
