@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from .core import RecsysDataError, csr_positions
+from .core import RecsysDataError, canonical_csr, csr_positions
 
 # %% auto #0
 __all__ = ['REPEATS', 'TRANSFORMS', 'DESIGNS', 'DEFAULT_DESIGN', 'DEFAULT_ALS', 'DEFAULTS', 'Counts', 'counts_on_pattern',
@@ -22,10 +22,9 @@ __all__ = ['REPEATS', 'TRANSFORMS', 'DESIGNS', 'DEFAULT_DESIGN', 'DEFAULT_ALS', 
            'hu_half_step', 'spark_half_step', 'design_grid', 'cart_view_ratio', 'default_als_params']
 
 # %% ../nbs/03_confidence.ipynb #17aa532d
-def _csr(m, name: str) -> sp.csr_matrix:
-    "`m` as a canonical CSR matrix (sorted indices, duplicates summed), validated: finite and non-negative."
-    m = sp.csr_matrix(m if sp.issparse(m) else np.asarray(m), dtype=np.float64, copy=True)
-    m.sum_duplicates(); m.sort_indices()
+def _counts(m, name: str) -> sp.csr_matrix:
+    "`m` as a canonical float64 CSR copy (`canonical_csr`), validated: finite and non-negative counts."
+    m = canonical_csr(m, np.float64, copy=True)
     bad = ~np.isfinite(m.data)
     if bad.any():
         raise RecsysDataError(f'{name} counts contain NaN or infinity', column=name, n_bad=int(bad.sum()),
@@ -85,7 +84,7 @@ def counts_on_pattern(interactions=None, *, views=None, carts=None, purchases=No
     shapes = sorted({tuple(m.shape) for m in mats.values()})
     if len(shapes) != 1: raise RecsysDataError(f'count matrices differ in shape: {shapes}',
                                                fix='build views, carts and purchases over the same rows and items')
-    mats = {k: _csr(m, k) for k, m in mats.items()}
+    mats = {k: _counts(m, k) for k, m in mats.items()}
     pattern = sp.csr_matrix(sum((m != 0).astype(np.float32) for m in mats.values()))
     pattern.eliminate_zeros(); pattern.sort_indices(); pattern.data[:] = 1
     get = lambda k: _align(mats[k], pattern) if k in mats else np.zeros(pattern.nnz)
@@ -280,7 +279,7 @@ class ConfidenceDesign:
 
 # %% ../nbs/03_confidence.ipynb #4da0175d
 def _confidence_csr(C) -> sp.csr_matrix:
-    C = sp.csr_matrix(C, dtype=np.float64, copy=True); C.sum_duplicates(); C.eliminate_zeros(); C.sort_indices()
+    C = canonical_csr(C, np.float64, copy=True); C.eliminate_zeros()
     if not np.all(np.isfinite(C.data)): raise ValueError('the confidence matrix holds NaN or infinity')
     return C
 

@@ -16,7 +16,7 @@ __all__ = ['positive_int', 'seed_int', 'TRACKED_PACKAGES', 'project_root', 'data
            'seed_everything', 'derive_seed', 'blas_threads', 'blas_info', 'RecsysDataError', 'cli_errors', 'quiet',
            'progress', 'rss_mib', 'Stages', 'stages_table', 'atomic_write', 'prepare_output', 'check_writable',
            'replace_path', 'atomic_dir', 'HelpWithDefaults', 'cli_parser', 'iso_date', 'file_fingerprint', 'versions',
-           'git_commit', 'write_results', 'save_figure', 'json_ready', 'file_sha256', 'csr_positions']
+           'git_commit', 'write_results', 'save_figure', 'json_ready', 'file_sha256', 'csr_positions', 'canonical_csr']
 
 # %% ../nbs/00_core.ipynb #483ad04f
 def project_root(start: Path | str | None = None) -> Path:
@@ -417,3 +417,9 @@ def file_sha256(path) -> str:
 def csr_positions(m: sp.csr_matrix) -> np.ndarray:
     "Row-major linear positions (int64) of the stored entries of canonical CSR `m`."
     return np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr)) * np.int64(m.shape[1]) + m.indices
+
+def canonical_csr(m, dtype=None, copy: bool = False) -> sp.csr_matrix:
+    "`m` (sparse or dense) as CSR with duplicates summed and indices sorted: the form `csr_positions` and the metrics need."
+    m = sp.csr_matrix(m if sp.issparse(m) else np.asarray(m), dtype=dtype, copy=copy)
+    m.sum_duplicates(); m.sort_indices()
+    return m

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .core import RecsysDataError, cache_dir, cli_errors, csr_positions
+from .core import RecsysDataError, cache_dir, canonical_csr, cli_errors, csr_positions
 from .confidence import (DEFAULT_DESIGN, DESIGNS, ConfidenceDesign, confidence as _np_confidence,
                                to_implicit, to_spark)
 
@@ -341,10 +341,6 @@ def spark_reg(regularization: float, pairs, universe: tuple | None = None) -> fl
     return float(regularization) if nnz == 0 else float(regularization) * (n_rows + n_items) / (2.0 * nnz)
 
 # %% ../nbs/08_spark.ipynb #472b1199
-def _canonical(m, dtype=None) -> sp.csr_matrix:
-    m = sp.csr_matrix(m, dtype=dtype, copy=True); m.sum_duplicates(); m.sort_indices()
-    return m
-
 def _stored_in(m: sp.csr_matrix, ref: sp.csr_matrix) -> np.ndarray:
     "For each stored entry of canonical CSR `m`: is (row, col) stored in canonical CSR `ref`?"
     if ref.nnz == 0 or m.nnz == 0: return np.zeros(m.nnz, bool)
@@ -356,7 +352,7 @@ def _stored_in(m: sp.csr_matrix, ref: sp.csr_matrix) -> np.ndarray:
 def _drop_pairs(m, drop_pattern: sp.csr_matrix):
     "`m` without the entries stored in `drop_pattern` (explicit values, NaN included, are kept elsewhere)."
     if m is None: return None
-    m = _canonical(m)
+    m = canonical_csr(m, copy=True)
     keep = ~_stored_in(m, drop_pattern)
     rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))[keep]
     return sp.csr_matrix((m.data[keep], (rows, m.indices[keep])), shape=m.shape)
@@ -365,7 +361,7 @@ def _drop_pairs(m, drop_pattern: sp.csr_matrix):
 def pairs_frame(X) -> pd.DataFrame:
     "One row per observed pair of `Interactions` X: `row`, `item` (indices) and `last_ts` (epoch s), in CSR order."
     A = X.any
-    L = _canonical(X.last_ts, np.float64)
+    L = canonical_csr(X.last_ts, np.float64, copy=True)
     ts = np.full(A.nnz, np.nan)
     if L.nnz:
         kl, ka = csr_positions(L), csr_positions(A)
@@ -381,8 +377,8 @@ def leave_last_pairs(X, k: int = 1):
     from recsys.evaluate import leave_last_k
     from recsys.ingest import Interactions
     _, te = leave_last_k(pairs_frame(X), k, user_col='row', time_col='last_ts', item_col='item')
-    rel = _canonical(sp.csr_matrix((np.ones(len(te), np.float32), (te['row'].to_numpy(), te['item'].to_numpy())),
-                                   shape=X.shape))
+    rel = canonical_csr(sp.csr_matrix((np.ones(len(te), np.float32), (te['row'].to_numpy(), te['item'].to_numpy())),
+                                      shape=X.shape))
     d = lambda m: _drop_pairs(m, rel)
     Xt = Interactions(keys=X.keys, items=X.items, views=d(X.views), carts=d(X.carts), purchases=d(X.purchases),
                       ratings=d(X.ratings), first_ts=d(X.first_ts), last_ts=d(X.last_ts),
