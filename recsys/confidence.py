@@ -147,10 +147,20 @@ def recency_decay(last_ts: np.ndarray, half_life_days: float, ref_ts: float | No
     return np.exp2(-age / half_life_days)
 
 # %% ../nbs/03_confidence.ipynb #259b9cb9
-def confidence(interactions=None, *, transform: str = 'linear', alpha: float = 1.0, w_view: float = 1.0,
-               w_cart: float = 0.0, w_purchase: float = 0.0, repeat: str = 'all', eps: float = 1.0,
-               K1: float = 100.0, B: float = 0.8, by: str = 'item', half_life_days: float | None = None,
-               ref_ts: float | None = None, **counts) -> sp.csr_matrix:
+def confidence(interactions=None, *,  # `Interactions` (or pass the count matrices as keywords below)
+               transform: str = 'linear',  # g: 'linear' | 'log' | 'bm25' | 'tfidf' (see the table above)
+               alpha: float = 1.0,  # c = 1 + alpha·g(s): how far one unit of evidence raises confidence
+               w_view: float = 1.0,  # weight of a view in the event score s
+               w_cart: float = 0.0,  # weight of an add-to-cart
+               w_purchase: float = 0.0,  # weight of a purchase
+               repeat: str = 'all',  # repeats of one event kind on a pair: 'all' count, 'binary' once, 'log' log(1 + n)
+               eps: float = 1.0,  # the log transform's scale: log(1 + s/eps)
+               K1: float = 100.0,  # BM25's saturation (implicit's default)
+               B: float = 0.8,  # BM25's length normalisation
+               by: str = 'item',  # the axis BM25/tf-idf weighs along: 'item' or 'row' (see the table above)
+               half_life_days: float | None = None,  # recency decay of each pair's last event; None: no decay
+               ref_ts: float | None = None,  # the "now" of the decay (epoch seconds); None: the latest event
+               **counts) -> sp.csr_matrix:  # float32 CSR of c on every observed pair
     "c = 1 + alpha·g(s)·decay on every observed pair (float32 CSR); `interactions` or views=/carts=/purchases=/last_ts=."
     if not (alpha >= 0 and math.isfinite(alpha)): raise ValueError(f'alpha must be finite and >= 0, got {alpha}')
     cnt = counts_on_pattern(interactions, **counts)

@@ -177,7 +177,7 @@ def read_events(spark, path, validate: bool = True):
     return out.drop(*[c for c in ('_ac', '_uid', 'event') if c in out.columns])
 
 # %% ../nbs/08_spark.ipynb #7b4bac4f
-from .ingest import KEYS   # the row keys, one definition (recsys.ingest)
+from .aggregation import KEYS   # who is a row, one definition (recsys.aggregation)
 INT_MAX = 2**31 - 1
 
 def aggregate_events(events, key: str = 'user_or_session'):
@@ -511,9 +511,22 @@ def crc_sample(keys, n: int | None) -> np.ndarray:
     return np.sort(np.lexsort((keys, h))[:int(n)])
 
 # %% ../nbs/08_spark.ipynb #2414d9bb
-def run_spark(spark, path, design='default', K: int = 10, factors: int = 8, regularization: float = 1.0,
-              iterations: int = 10, alpha: float = 1.0, holdout: int = 1, key: str = 'user_or_session', seed: int = 42,
-              blocks: int | None = None, max_eval_rows: int | None = None, evaluator: bool = True, out=None) -> SparkResult:
+def run_spark(spark,  # a SparkSession (`spark_session`)
+              path,  # the events: a parquet file or directory (or a MovieLens u.data)
+              design='default',  # a confidence design (name, `ConfidenceDesign` or dict); 'default': DEFAULT_DESIGN
+              K: int = 10,  # recommendations per row
+              factors: int = 8,  # ALS rank
+              regularization: float = 1.0,  # implicit's λ (converted to Spark's regParam)
+              iterations: int = 10,  # ALS sweeps
+              alpha: float = 1.0,  # confidence scale (c = 1 + alpha·r on Spark's side)
+              holdout: int = 1,  # latest pairs held out per row; 0: fit on everything, no evaluation
+              key: str = 'user_or_session',  # row key: 'user_or_session' | 'session' | 'user'
+              seed: int = 42,  # Spark ALS's seed
+              blocks: int | None = None,  # ALS user/item blocks; None: Spark's default
+              max_eval_rows: int | None = None,  # evaluate at most this many rows (seeded sample)
+              evaluator: bool = True,  # also score with Spark's RankingEvaluator
+              out=None,  # write the top-K lists here (parquet)
+             ) -> SparkResult:
     """The Spark pipeline on the events at `path`: hold out each row's `holdout` latest pairs, fit on the rest with
     `design`'s confidence, recommend `K` unseen items per evaluated row and score them. `holdout=0`: fit on
     everything and recommend for every row (no evaluation). `out`: write the top-K lists there (parquet)."""
@@ -601,9 +614,20 @@ def local_interactions(path, key: str = 'user_or_session'):
     return aggregate(df[['user_id', 'item_id', 'rating', 'timestamp']], key=key, meta={'source': str(p)})
 
 # %% ../nbs/08_spark.ipynb #ac51ef69
-def parity(spark, path, X=None, design='default', K: int = 10, factors: int = 8, regularization: float = 1.0,
-           iterations: int = 10, holdout: int = 1, key: str = 'user_or_session', seed: int = 42,
-           max_eval_rows: int | None = None, use_cg: bool = False) -> dict:
+def parity(spark,  # a SparkSession
+           path,  # the events, as for `run_spark`
+           X=None,  # the events' `Interactions` if at hand (else aggregated here, and timed)
+           design='default',  # the confidence design both engines get
+           K: int = 10,  # recommendations per row
+           factors: int = 8,  # ALS rank
+           regularization: float = 1.0,  # implicit's λ (Spark gets the equivalent regParam)
+           iterations: int = 10,  # ALS sweeps
+           holdout: int = 1,  # latest pairs held out per row
+           key: str = 'user_or_session',  # row key
+           seed: int = 42,  # both engines' seeds
+           max_eval_rows: int | None = None,  # evaluate at most this many rows
+           use_cg: bool = False,  # implicit's CG solver (False: exact, like Spark's)
+          ) -> dict:
     """Spark and implicit on the same events, split, design and hyperparameters: metrics side by side and checks.
     `X`: the events' `Interactions` if already at hand (else aggregated here, and timed)."""
     common = dict(design=design, K=K, factors=factors, regularization=regularization, iterations=iterations,

@@ -84,9 +84,17 @@ def _cuts(rng, L, returning_share, can_return, shown_rows):
     return ret, c, k
 
 # %% ../nbs/00a_task.ipynb #d5446296
-def challenge_test(session_id, partnumber, add_to_cart, time, user_id=None, *, history_users=(), min_carts: int = 5,
-                   shown_rows=SHOWN_ROWS_P, kinds='real', returning_share: float = RETURNING_SHARE, can_return=None,
-                   n_sessions: int | None = None, seed: int = 42) -> ChallengeTest:
+def challenge_test(session_id, partnumber, add_to_cart, time,  # one value per row of the candidate sessions
+                   user_id=None,  # per row; None: every session anonymous
+                   *, history_users=(),  # user ids with rows in the history (known users)
+                   min_carts: int = 5,  # distinct carted products a session needs after the cut to qualify
+                   shown_rows=SHOWN_ROWS_P,  # P(k shown rows), k = 1..len: the real test's law
+                   kinds='real',  # session-kind shares: 'real' | 'balanced' | 'natural' | {kind: share}
+                   returning_share: float = RETURNING_SHARE,  # share of sessions whose first rows move to the history
+                   can_return=None,  # per unique session id (sorted): whether it may be returning; None: all may
+                   n_sessions: int | None = None,  # at most this many test sessions; None: every eligible one
+                   seed: int = 42,  # the cuts, returning draws and selection
+                  ) -> ChallengeTest:
     """Build a test like the challenge's from the rows of candidate sessions (see above). `history_users`: user ids
     with rows in the history; `can_return`: per unique session id (sorted), whether it may be returning."""
     sid = np.asarray(session_id, np.int64); item = np.asarray(partnumber, np.int64)
