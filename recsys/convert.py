@@ -13,11 +13,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from fastcore.basics import patch
 from pyarrow import csv as pacsv
 
 from .core import (RecsysDataError, atomic_dir, derive_seed, file_fingerprint, positive_int, prepare_output,
                          progress, seed_int)
-from .ingest import _open_zip_csv
+from .readers import _open_zip_csv
 from .synth import TEST_SCHEMA, TRAIN_SCHEMA
 from .task import challenge_test
 
@@ -79,48 +80,68 @@ class LogFile:
         if p.suffix == '.tsv' and sep == ',': self.sep = '\t'
         self.header, self.block = header, block_bytes
         self.parquet = p.suffix == '.parquet'
-        if self.parquet:
-            try: self.pf = pq.ParquetFile(p)
-            except (pa.ArrowInvalid, OSError) as e:
-                raise RecsysDataError(f'not a readable parquet file ({e})', file=self.file, fix='write the file again') from None
-            self.names, self.n_rows = list(self.pf.schema_arrow.names), self.pf.metadata.num_rows
-        else:
-            self.n_rows = None
-            try:
-                r = pacsv.open_csv(self._src(), read_options=pacsv.ReadOptions(autogenerate_column_names=not header,
-                                                                               block_size=1 << 20),
-                                   parse_options=pacsv.ParseOptions(delimiter=self.sep))
-                self.names = list(r.schema.names) if header else [str(i + 1) for i in range(len(r.schema.names))]
-            except (pa.ArrowInvalid, OSError) as e:
-                raise RecsysDataError(f'cannot read the CSV ({str(e).splitlines()[0]})', file=self.file,
-                                      fix='check --sep and that the file is a CSV') from None
+        if self.parquet: self._open_parquet()
+        else: self.n_rows, self.names = None, self._csv_names()
 
     def _src(self):
         return _open_zip_csv(self.path) if self.path.suffix == '.zip' else self.path
 
-    def batches(self, columns: list, types: dict | None = None, batch_rows: int = 1 << 20):
-        "Record batches of `columns` (names) with the Arrow `types` given for some of them."
-        if self.parquet:
-            for b in self.pf.iter_batches(batch_size=batch_rows, columns=columns):
-                for name, t in (types or {}).items():
-                    i = b.schema.get_field_index(name)
-                    if i >= 0 and not b.column(i).type.equals(t) and not pa.types.is_dictionary(b.column(i).type):
-                        with_t = _cast(b.column(i), t, self.file, name)
-                        b = b.set_column(i, name, with_t)
-                yield b
-            return
-        ro = pacsv.ReadOptions(column_names=None if self.header else self.names, block_size=self.block)
-        co = pacsv.ConvertOptions(include_columns=columns, column_types=types or {}, strings_can_be_null=True)
-        try:
-            for b in pacsv.open_csv(self._src(), read_options=ro, parse_options=pacsv.ParseOptions(delimiter=self.sep),
-                                    convert_options=co):
-                yield b
-        except pa.ArrowInvalid as e:
-            msg = str(e).splitlines()[0]; m = re.search(r'column #(\d+)', msg)
-            col = self.names[int(m.group(1))] if m and int(m.group(1)) < len(self.names) else None
-            raise RecsysDataError(f'cannot parse the CSV ({msg})', file=self.file, column=col,
-                                  fix='ids that are not all integers need --encode-ids; times that are not numbers need '
-                                      '--time-unit iso; check --sep') from None
+# %% ../nbs/01c_convert.ipynb #104d6d7d
+@patch
+def _open_parquet(self: LogFile):
+    "Open the parquet file: `pf`, `names`, `n_rows`."
+    try: self.pf = pq.ParquetFile(self.path)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise RecsysDataError(f'not a readable parquet file ({e})', file=self.file, fix='write the file again') from None
+    self.names, self.n_rows = list(self.pf.schema_arrow.names), self.pf.metadata.num_rows
+
+# %% ../nbs/01c_convert.ipynb #f039cc51
+@patch
+def _csv_names(self: LogFile) -> list[str]:
+    "The CSV's column names: its header's, or '1', '2', ... without one."
+    try:
+        r = pacsv.open_csv(self._src(), read_options=pacsv.ReadOptions(autogenerate_column_names=not self.header,
+                                                                       block_size=1 << 20),
+                           parse_options=pacsv.ParseOptions(delimiter=self.sep))
+        return list(r.schema.names) if self.header else [str(i + 1) for i in range(len(r.schema.names))]
+    except (pa.ArrowInvalid, OSError) as e:
+        raise RecsysDataError(f'cannot read the CSV ({str(e).splitlines()[0]})', file=self.file,
+                              fix='check --sep and that the file is a CSV') from None
+
+# %% ../nbs/01c_convert.ipynb #fc6dee05
+@patch
+def batches(self: LogFile, columns: list, types: dict | None = None, batch_rows: int = 1 << 20):
+    "Record batches of `columns` (names) with the Arrow `types` given for some of them."
+    if self.parquet: yield from self._parquet_batches(columns, types or {}, batch_rows)
+    else: yield from self._csv_batches(columns, types or {})
+
+# %% ../nbs/01c_convert.ipynb #21cab47e
+@patch
+def _parquet_batches(self: LogFile, columns: list, types: dict, batch_rows: int):
+    "The parquet file's batches, with the columns of `types` cast (dictionary columns are left as they are)."
+    for b in self.pf.iter_batches(batch_size=batch_rows, columns=columns):
+        for name, t in types.items():
+            i = b.schema.get_field_index(name)
+            if i >= 0 and not b.column(i).type.equals(t) and not pa.types.is_dictionary(b.column(i).type):
+                b = b.set_column(i, name, _cast(b.column(i), t, self.file, name))
+        yield b
+
+# %% ../nbs/01c_convert.ipynb #03f3bed0
+@patch
+def _csv_batches(self: LogFile, columns: list, types: dict):
+    "The CSV's batches (about `block` bytes each) read with the Arrow `types`; a parse error names its column."
+    ro = pacsv.ReadOptions(column_names=None if self.header else self.names, block_size=self.block)
+    co = pacsv.ConvertOptions(include_columns=columns, column_types=types, strings_can_be_null=True)
+    try:
+        for b in pacsv.open_csv(self._src(), read_options=ro, parse_options=pacsv.ParseOptions(delimiter=self.sep),
+                                convert_options=co):
+            yield b
+    except pa.ArrowInvalid as e:
+        msg = str(e).splitlines()[0]; m = re.search(r'column #(\d+)', msg)
+        col = self.names[int(m.group(1))] if m and int(m.group(1)) < len(self.names) else None
+        raise RecsysDataError(f'cannot parse the CSV ({msg})', file=self.file, column=col,
+                              fix='ids that are not all integers need --encode-ids; times that are not numbers need '
+                                  '--time-unit iso; check --sep') from None
 
 # %% ../nbs/01c_convert.ipynb #fc3de964
 def _cast(col, t, file, name):
@@ -183,24 +204,32 @@ def times_ms(col, unit: str = 'auto', file=None, name='time') -> np.ndarray:
         if unit in ('s', 'ms'):
             try: return times_ms(pc.cast(col, pa.float64()), unit, file, name)
             except pa.ArrowInvalid: pass
-        s = pc.replace_substring_regex(col, r'\s*(UTC|Z)$', '')
-        ms = None
-        for tz in (None, 'UTC'):
-            try: ms = pc.cast(pc.cast(s, pa.timestamp('ms', tz=tz), safe=False), pa.int64()).to_numpy(zero_copy_only=False); break
-            except pa.ArrowInvalid: continue
-        if ms is None:
-            bad = next((v for v in s.slice(0, 100_000).to_pylist() if not _parses(v)), s[0].as_py())
-            raise RecsysDataError('cannot parse the times', file=file, column=name, example=bad,
-                                  fix='use --time-unit s or ms for epoch numbers, or write ISO times such as 2024-06-06 16:43:17') from None
+        ms = _iso_ms(col, file, name)
     else:
         raise RecsysDataError(f'a time column cannot have type {t}', file=file, column=name,
                               fix='give --time a column of epoch numbers, timestamps or ISO strings')
+    _check_years(ms, file, name)
+    return ms
+
+# %% ../nbs/01c_convert.ipynb #bf090ff6
+def _iso_ms(col, file=None, name='time') -> np.ndarray:
+    "ISO time strings (a trailing UTC or Z allowed; naive times are UTC) as int64 ms since the epoch; refused if one cannot be read."
+    s = pc.replace_substring_regex(col, r'\s*(UTC|Z)$', '')
+    for tz in (None, 'UTC'):
+        try: return pc.cast(pc.cast(s, pa.timestamp('ms', tz=tz), safe=False), pa.int64()).to_numpy(zero_copy_only=False)
+        except pa.ArrowInvalid: continue
+    bad = next((v for v in s.slice(0, 100_000).to_pylist() if not _parses(v)), s[0].as_py())
+    raise RecsysDataError('cannot parse the times', file=file, column=name, example=bad,
+                          fix='use --time-unit s or ms for epoch numbers, or write ISO times such as 2024-06-06 16:43:17') from None
+
+# %% ../nbs/01c_convert.ipynb #a33e4aa0
+def _check_years(ms: np.ndarray, file=None, name='time'):
+    "Refuse times outside 1990-2099: most likely the wrong unit, or not the time column."
     if len(ms) and ((lo := ms.min()) < _YEARS_MS[0] or ms.max() >= _YEARS_MS[1]):
         bad = lo if lo < _YEARS_MS[0] else ms.max()
         raise RecsysDataError(f'times fall in the year {np.datetime64(int(bad), "ms").astype("datetime64[Y]")}, outside '
                               f'1990-2099', file=file, column=name, n_bad=int(((ms < _YEARS_MS[0]) | (ms >= _YEARS_MS[1])).sum()),
                               fix='check --time-unit (s = epoch seconds, ms = milliseconds) and that --time names the time column')
-    return ms
 
 # %% ../nbs/01c_convert.ipynb #a4dcab7d
 def _parses(v) -> bool:
@@ -208,7 +237,13 @@ def _parses(v) -> bool:
     except (pa.ArrowInvalid, TypeError): return False
 
 # %% ../nbs/01c_convert.ipynb #bece7a2c
-def event_codes(col, event_map: dict, drop_unmapped: bool = False, file=None, name='event', dropped: dict | None = None) -> np.ndarray:
+def event_codes(col, # an Arrow column of event names
+                event_map: dict, # {log name: 'view' | 'cart' | 'purchase' | None (drop)}, from `parse_event_map`
+                drop_unmapped: bool = False, # drop names `event_map` does not map (else they are an error)
+                file=None, # the log file, for error messages
+                name='event', # the column's name, for error messages
+                dropped: dict | None = None, # if given, counts the rows dropped per unmapped name (updated in place)
+               ) -> np.ndarray:
     "Event names -> int8 codes (0 view, 1 cart, 2 purchase, -1 dropped); unmapped names are an error (or dropped)."
     if isinstance(col, pa.ChunkedArray): col = col.combine_chunks()
     d = col if pa.types.is_dictionary(col.type) else pc.dictionary_encode(pc.cast(col, pa.string()))
@@ -248,76 +283,108 @@ class _Stage:
         self.rows_read = self.rows = 0; self.dropped = {}; self.events = np.zeros(3, np.int64)
         self.tmin, self.tmax = None, None
         self.items = np.zeros(0, np.int64); self.cat = pd.Series(dtype=np.float64)
-        self.writers = {}
-
-    def _ids(self, col, role, nullable=False) -> np.ndarray:
-        "float64 ids of one batch (integer ids kept, others coded); nulls refused unless `nullable`."
-        name = self.roles[role]
-        if isinstance(col, pa.ChunkedArray): col = col.combine_chunks()
-        if pa.types.is_dictionary(col.type): col = col.dictionary_decode()
-        t = col.type
-        if role in self.codes or self.encode or not (pa.types.is_integer(t) or pa.types.is_floating(t)):
-            a = self.codes.setdefault(role, IdCodes())(col)
-        else:
-            a = col.to_numpy(zero_copy_only=False).astype(np.float64)
-            bad = np.isfinite(a) & ((a != np.floor(a)) | (a < 0) | (a >= _MAX_ITEM))
-            if bad.any():
-                raise RecsysDataError('ids must be whole numbers from 0 to 2^40', file=self.log.file, column=name,
-                                      n_bad=int(bad.sum()), example=float(a[bad][0]), fix='add --encode-ids to re-code them')
-        if not nullable and np.isnan(a).any():
-            raise RecsysDataError('missing values', file=self.log.file, column=name, n_bad=int(np.isnan(a).sum()),
-                                  fix=f'drop the rows without a {role}' + (' (anonymous rows need --session)' if role == 'user' else ''))
-        return a
-
-    def types(self) -> dict:
-        r, t = self.roles, {}
-        if 'event' in r: t[r['event']] = pa.string()
-        if 'value' in r: t[r['value']] = pa.float64()
-        if self.unit in ('s', 'ms'): t[r['time']] = pa.float64()
-        elif self.unit == 'iso': t[r['time']] = pa.string()
-        if self.encode:
-            for k in ('user', 'item', 'session'):
-                if k in r: t[r[k]] = pa.string()
-        return t
-
-    def add(self, b: pa.RecordBatch):
-        "Normalise one batch and append it to its buckets."
-        r, file = self.roles, self.log.file
-        self.rows_read += b.num_rows
-        if b.num_rows == 0: return
-        col = lambda role: b.column(b.schema.get_field_index(r[role]))
-        ev = (event_codes(col('event'), self.em, self.drop, file, r['event'], self.dropped) if 'event' in r
-              else np.zeros(b.num_rows, np.int8))
-        keep = ev >= 0
-        a = {'u': self._ids(col('user'), 'user', nullable='session' in r), 'i': self._ids(col('item'), 'item'), 'e': ev}
-        a['t'] = times_ms(col('time'), self.unit, file, r['time'])
-        if 'session' in r: a['s'] = self._ids(col('session'), 'session')
-        if 'value' in r: a['v'] = _cast(col('value'), pa.float64(), file, r['value']).to_numpy(zero_copy_only=False)
-        if 'category' in r:
-            c = col('category')
-            cat = self._ids(c, 'category', nullable=True)
-            s = pd.Series(cat[keep], index=a['i'][keep].astype(np.int64))
-            s = s[~s.index.duplicated(keep='last')]
-            self.cat = pd.concat([self.cat[~self.cat.index.isin(s.index)], s])
-        if not keep.all(): a = {k: v[keep] for k, v in a.items()}
-        if not len(a['i']): return
-        a['i'] = a['i'].astype(np.int64)
-        self.rows += len(a['i']); self.events += np.bincount(a['e'], minlength=3)[:3]
-        lo, hi = int(a['t'].min()), int(a['t'].max())
-        self.tmin = lo if self.tmin is None else min(self.tmin, lo); self.tmax = hi if self.tmax is None else max(self.tmax, hi)
-        self.items = np.union1d(self.items, a['i'])
-        key = a['s'] if 's' in a else a['u']
-        bucket = (_mix(key.astype(np.int64)) % np.uint64(self.B)).astype(np.int64)
-        order = np.argsort(bucket, kind='stable'); bounds = np.searchsorted(bucket[order], np.arange(self.B + 1))
-        t = pa.table({k: v[order] for k, v in a.items()})
-        for k in range(self.B):
-            if bounds[k + 1] > bounds[k]:
-                if k not in self.writers:
-                    self.writers[k] = pq.ParquetWriter(self.work / f'bucket-{k:04d}.parquet', t.schema, compression='lz4')
-                self.writers[k].write_table(t.slice(bounds[k], bounds[k + 1] - bounds[k]))
+        self.writers = {}                                 # bucket -> ParquetWriter
 
     def close(self):
         for w in self.writers.values(): w.close()
+
+# %% ../nbs/01c_convert.ipynb #c24f5048
+@patch
+def _ids(self: _Stage, col, role, nullable=False) -> np.ndarray:
+    "float64 ids of one batch (integer ids kept, others coded); nulls refused unless `nullable`."
+    name = self.roles[role]
+    if isinstance(col, pa.ChunkedArray): col = col.combine_chunks()
+    if pa.types.is_dictionary(col.type): col = col.dictionary_decode()
+    t = col.type
+    if role in self.codes or self.encode or not (pa.types.is_integer(t) or pa.types.is_floating(t)):
+        a = self.codes.setdefault(role, IdCodes())(col)
+    else:
+        a = col.to_numpy(zero_copy_only=False).astype(np.float64)
+        bad = np.isfinite(a) & ((a != np.floor(a)) | (a < 0) | (a >= _MAX_ITEM))
+        if bad.any():
+            raise RecsysDataError('ids must be whole numbers from 0 to 2^40', file=self.log.file, column=name,
+                                  n_bad=int(bad.sum()), example=float(a[bad][0]), fix='add --encode-ids to re-code them')
+    if not nullable and np.isnan(a).any():
+        raise RecsysDataError('missing values', file=self.log.file, column=name, n_bad=int(np.isnan(a).sum()),
+                              fix=f'drop the rows without a {role}' + (' (anonymous rows need --session)' if role == 'user' else ''))
+    return a
+
+# %% ../nbs/01c_convert.ipynb #0da3184a
+@patch
+def types(self: _Stage) -> dict:
+    "The Arrow types to read some columns with: event names as strings, values as floats, times by `time_unit`, ids to encode as strings."
+    r, t = self.roles, {}
+    if 'event' in r: t[r['event']] = pa.string()
+    if 'value' in r: t[r['value']] = pa.float64()
+    if self.unit in ('s', 'ms'): t[r['time']] = pa.float64()
+    elif self.unit == 'iso': t[r['time']] = pa.string()
+    if self.encode:
+        for k in ('user', 'item', 'session'):
+            if k in r: t[r[k]] = pa.string()
+    return t
+
+# %% ../nbs/01c_convert.ipynb #e9d7933f
+@patch
+def _columns(self: _Stage, b: pa.RecordBatch) -> dict:
+    "One batch, normalised: u, i (float ids), e (event codes), t (ms), s (sessions), v (values), of the rows kept."
+    r, file = self.roles, self.log.file
+    col = lambda role: b.column(b.schema.get_field_index(r[role]))
+    ev = (event_codes(col('event'), self.em, self.drop, file, r['event'], self.dropped) if 'event' in r
+          else np.zeros(b.num_rows, np.int8))
+    keep = ev >= 0
+    a = {'u': self._ids(col('user'), 'user', nullable='session' in r), 'i': self._ids(col('item'), 'item'), 'e': ev}
+    a['t'] = times_ms(col('time'), self.unit, file, r['time'])
+    if 'session' in r: a['s'] = self._ids(col('session'), 'session')
+    if 'value' in r: a['v'] = _cast(col('value'), pa.float64(), file, r['value']).to_numpy(zero_copy_only=False)
+    if 'category' in r:                                   # each item's category: the last one seen wins
+        cat = self._ids(col('category'), 'category', nullable=True)
+        s = pd.Series(cat[keep], index=a['i'][keep].astype(np.int64))
+        s = s[~s.index.duplicated(keep='last')]
+        self.cat = pd.concat([self.cat[~self.cat.index.isin(s.index)], s])
+    return a if keep.all() else {k: v[keep] for k, v in a.items()}
+
+# %% ../nbs/01c_convert.ipynb #d1c3e53c
+@patch
+def _write_buckets(self: _Stage, a: dict):
+    "Append the rows `a` to the bucket files of their session (else user): one parquet writer per bucket."
+    key = a['s'] if 's' in a else a['u']
+    bucket = (_mix(key.astype(np.int64)) % np.uint64(self.B)).astype(np.int64)
+    order = np.argsort(bucket, kind='stable'); bounds = np.searchsorted(bucket[order], np.arange(self.B + 1))
+    t = pa.table({k: v[order] for k, v in a.items()})
+    for k in range(self.B):
+        if bounds[k + 1] > bounds[k]:
+            if k not in self.writers:
+                self.writers[k] = pq.ParquetWriter(self.work / f'bucket-{k:04d}.parquet', t.schema, compression='lz4')
+            self.writers[k].write_table(t.slice(bounds[k], bounds[k + 1] - bounds[k]))
+
+# %% ../nbs/01c_convert.ipynb #3b94f31f
+@patch
+def add(self: _Stage, b: pa.RecordBatch):
+    "Normalise one batch and append it to its buckets."
+    self.rows_read += b.num_rows
+    if b.num_rows == 0: return
+    a = self._columns(b)
+    if not len(a['i']): return
+    a['i'] = a['i'].astype(np.int64)
+    self.rows += len(a['i']); self.events += np.bincount(a['e'], minlength=3)[:3]
+    lo, hi = int(a['t'].min()), int(a['t'].max())
+    self.tmin = lo if self.tmin is None else min(self.tmin, lo); self.tmax = hi if self.tmax is None else max(self.tmax, hi)
+    self.items = np.union1d(self.items, a['i'])
+    self._write_buckets(a)
+
+# %% ../nbs/01c_convert.ipynb #f9ab8d2d
+@patch
+def read(self: _Stage, batch_rows: int = 1 << 20):
+    "Pass 1: every batch of the log through `add` (the bucket files are closed whatever happens); no row left is an error."
+    try:
+        bar = progress(desc='convert-log: read', total=self.log.n_rows, unit='row', unit_scale=True)
+        for b in self.log.batches(list(dict.fromkeys(self.roles.values())), self.types(), batch_rows):
+            self.add(b); bar.update(b.num_rows)
+        bar.close()
+    finally: self.close()
+    if self.rows == 0:
+        raise RecsysDataError('empty log: no rows' + (f' left after dropping {self.dropped}' if self.dropped else ''),
+                              file=self.log.file, fix='check the file' + (' and --event-map' if self.dropped else ''))
 
 # %% ../nbs/01c_convert.ipynb #918b4533
 def _session_cut(user: np.ndarray, t: np.ndarray, gap_ms: int) -> np.ndarray:
@@ -325,6 +392,20 @@ def _session_cut(user: np.ndarray, t: np.ndarray, gap_ms: int) -> np.ndarray:
     new = np.ones(len(user), bool)
     if len(user) > 1: new[1:] = (user[1:] != user[:-1]) | (np.diff(t) > gap_ms)
     return new
+
+# %% ../nbs/01c_convert.ipynb #67db2e21
+def _sessions(a: dict, gap_ms: int, next_sid: int) -> tuple[dict, np.ndarray, int]:
+    """One bucket's rows `a` sorted by session (else user) and time, with `sid` (the log's session ids, else ids from
+    `next_sid` on, cut at `gap_ms` idle) and `day` (each session's first day); (rows, new-session flags, next free id)."""
+    if 's' in a:
+        o = np.lexsort((a['t'], a['s'])); a = {c: v[o] for c, v in a.items()}
+        new = np.ones(len(o), bool); new[1:] = a['s'][1:] != a['s'][:-1]; sid = a['s'].astype(np.int64)
+    else:
+        o = np.lexsort((a['t'], a['u'])); a = {c: v[o] for c, v in a.items()}
+        new = _session_cut(a['u'], a['t'], gap_ms)
+        sid = next_sid + np.cumsum(new) - 1; next_sid += int(new.sum())
+    a['sid'], a['day'] = sid, (a['t'][new] // DAY_MS)[np.cumsum(new) - 1]
+    return a, new, next_sid
 
 # %% ../nbs/01c_convert.ipynb #237ac3cf
 _EVENT_NAMES = pa.array(list(EVENT_KINDS))
@@ -370,24 +451,62 @@ def _products(stage: _Stage) -> pa.Table:
                      'cod_section': pa.nulls(n, pa.float64()),
                      'family': pa.array(fam, pa.int64(), from_pandas=True) if not np.isnan(fam).all() else pa.nulls(n, pa.int64())})
 
-# %% ../nbs/01c_convert.ipynb #8060f252
-def convert_log(log, out, user, item, time, event=None, session=None, category=None, value=None, *, sep: str = ',',
-                header: bool = True, time_unit: str = 'auto', event_map=None, drop_unmapped: bool = False,
-                session_gap: float = 30, test_days: int | None = None, min_carts: int = 2, test_sessions: int | None = None,
-                encode_ids: bool = False, name: str | None = None, seed: int = 42, force: bool = False,
-                batch_rows: int = 1 << 20, bucket_rows: int = 4 << 20) -> dict:
-    """Convert the event log `log` into the dataset folder `out` (see above): columns by name or 1-based position,
-    the test built by `recsys.task.challenge_test`. Returns the summary also written to `out/dataset.json`; raises
-    `RecsysDataError` (and writes nothing) on bad input."""
-    t0 = _time.perf_counter()
-    lf = LogFile(log, sep=sep, header=header, block_bytes=max(1 << 16, min(16 << 20, batch_rows * 16)))   # CSV: ~batch_rows rows
-    given = dict(user=user, item=item, event=event, time=time, session=session, category=category, value=value)
+# %% ../nbs/01c_convert.ipynb #966572a5
+def _log_roles(lf: LogFile, header: bool, **given) -> dict:
+    "Role -> column name for the roles `given` (a name or a 1-based position; None: no such column), checked."
     if header and _looks_like_data(lf.names):
         raise RecsysDataError(f'the first line looks like data, not a header: {lf.names[:8]}', file=lf.file,
                               fix='add --no-header (columns are then 1, 2, ...)')
     roles = {k: resolve_column(lf.names, v, f'--{k}', lf.file) for k, v in given.items() if v is not None}
     if len(set(roles.values())) < len(roles):
         raise RecsysDataError(f'two roles name the same column: {roles}', file=lf.file, fix='give each role its own column')
+    return roles
+
+# %% ../nbs/01c_convert.ipynb #952f9421
+def _finish(tmp: Path, st: _Stage, summary: dict, t0: float, **meta) -> dict:
+    "Write the id maps, products.parquet and dataset.json (`summary` with `meta`, the seconds since `t0` and the files) to `tmp`."
+    for role, c in st.codes.items():
+        if role != 'category': _id_map(tmp, role, c, {'user': 'user_id', 'item': 'partnumber', 'session': 'session_id'}[role])
+    if 'category' in st.codes: _id_map(tmp, 'category', st.codes['category'], 'family')
+    pq.write_table(_products(st), tmp / 'products.parquet')
+    summary.update(meta, seconds=round(_time.perf_counter() - t0, 2))
+    summary['files'] = sorted(p.name for p in tmp.iterdir() if not p.name.startswith('.')) + ['dataset.json']
+    (tmp / 'dataset.json').write_text(json.dumps(summary, indent=1, default=_json_default))
+    return summary
+
+# %% ../nbs/01c_convert.ipynb #8060f252
+def convert_log(log, # the event log: CSV (.csv, .tsv, .txt, .gz, .zip) or parquet
+                out, # the dataset folder to write (refused if it holds anything but an earlier conversion)
+                user, # column of user ids: a name, or a position counting from 1
+                item, # column of item ids
+                time, # column of event times
+                event=None, # column of event names (None: every row is a view, e.g. a ratings log)
+                session=None, # column of session ids (None: sessions cut at `session_gap`)
+                category=None, # column of the item's category (-> products' family)
+                value=None, # column of a value per event, e.g. a rating (-> rating)
+                *,
+                sep: str = ',', # CSV field separator ('\t' or 'tab' for tabs; a .tsv file defaults to tabs)
+                header: bool = True, # the CSV has a header line (else the columns are 1, 2, ...)
+                time_unit: str = 'auto', # 's', 'ms' (epoch numbers), 'iso' (strings), or 'auto' (by type and magnitude)
+                event_map=None, # log names -> view/cart/purchase/none, e.g. 'pv=view,buy=purchase' (see `parse_event_map`)
+                drop_unmapped: bool = False, # drop (and count) events `event_map` does not map, instead of refusing them
+                session_gap: float = 30, # minutes of inactivity that end a session
+                test_days: int | None = None, # the last N days make the test (None: 1 with `event`, else 0 = no test)
+                min_carts: int = 2, # test sessions cart at least this many distinct products (the challenge: 5)
+                test_sessions: int | None = None, # at most this many test sessions (None: all that qualify)
+                encode_ids: bool = False, # re-code user/item/session ids as 1, 2, ... (needed for non-integer ids)
+                name: str | None = None, # the dataset name in dataset.json (None: the folder name of `out`)
+                seed: int = 42, # seed of the test selection
+                force: bool = False, # replace `out` even if it is not an earlier conversion
+                batch_rows: int = 1 << 20, # rows per batch read
+                bucket_rows: int = 4 << 20, # rows per bucket of pass 1 (about)
+               ) -> dict:
+    """Convert the event log `log` into the dataset folder `out` (see above): columns by name or 1-based position,
+    the test built by `recsys.task.challenge_test`. Returns the summary also written to `out/dataset.json`; raises
+    `RecsysDataError` (and writes nothing) on bad input."""
+    t0 = _time.perf_counter()
+    lf = LogFile(log, sep=sep, header=header, block_bytes=max(1 << 16, min(16 << 20, batch_rows * 16)))   # CSV: ~batch_rows rows
+    roles = _log_roles(lf, header, user=user, item=item, event=event, time=time, session=session, category=category, value=value)
     if time_unit not in ('auto', 's', 'ms', 'iso'): raise RecsysDataError(f'unknown time unit {time_unit!r}', fix='use auto, s, ms or iso')
     em = parse_event_map(event_map) if 'event' in roles else None
     test_days = (1 if 'event' in roles else 0) if test_days is None else int(test_days)
@@ -395,87 +514,80 @@ def convert_log(log, out, user, item, time, event=None, session=None, category=N
     with atomic_dir(out) as tmp:
         work = tmp / '.work'; work.mkdir()
         st = _Stage(lf, roles, em, drop_unmapped, time_unit, encode_ids, work, _bucket_count(lf, bucket_rows))
-        try:
-            bar = progress(desc='convert-log: read', total=lf.n_rows, unit='row', unit_scale=True)
-            for b in lf.batches(list(dict.fromkeys(roles.values())), st.types(), batch_rows):
-                st.add(b); bar.update(b.num_rows)
-            bar.close()
-        finally: st.close()
-        if st.rows == 0:
-            raise RecsysDataError('empty log: no rows' + (f' left after dropping {st.dropped}' if st.dropped else ''),
-                                  file=lf.file, fix='check the file' + (' and --event-map' if st.dropped else ''))
+        st.read(batch_rows)
         summary = _pass2(st, tmp, lf, roles, em, session_gap, test_days, min_carts, test_sessions, seed)
         shutil.rmtree(work)
-        for role, c in st.codes.items():
-            if role != 'category': _id_map(tmp, role, c, {'user': 'user_id', 'item': 'partnumber', 'session': 'session_id'}[role])
-        if 'category' in st.codes: _id_map(tmp, 'category', st.codes['category'], 'family')
-        pq.write_table(_products(st), tmp / 'products.parquet')
-        summary.update(name=name or Path(out).name, format=CONVERT_FORMAT,
-                       source=dict(path=str(Path(log).resolve()), size=lf.path.stat().st_size, fingerprint=file_fingerprint(lf.path)),
-                       mapping=dict(columns=roles, sep=lf.sep, header=header, time_unit=time_unit, event_map=em,
-                                    drop_unmapped=drop_unmapped, session_gap_minutes=None if 'session' in roles else session_gap,
-                                    encoded_ids=sorted(st.codes)),
-                       seconds=round(_time.perf_counter() - t0, 2))
-        summary['files'] = sorted(p.name for p in tmp.iterdir() if not p.name.startswith('.')) + ['dataset.json']
-        (tmp / 'dataset.json').write_text(json.dumps(summary, indent=1, default=_json_default))
+        _finish(tmp, st, summary, t0, name=name or Path(out).name, format=CONVERT_FORMAT,
+                source=dict(path=str(Path(log).resolve()), size=lf.path.stat().st_size, fingerprint=file_fingerprint(lf.path)),
+                mapping=dict(columns=roles, sep=lf.sep, header=header, time_unit=time_unit, event_map=em,
+                             drop_unmapped=drop_unmapped, session_gap_minutes=None if 'session' in roles else session_gap,
+                             encoded_ids=sorted(st.codes)))
     return summary
 
 from .core import _jsonable as _json_default   # one definition (recsys.core: the json.dump default hook)
 
-# %% ../nbs/01c_convert.ipynb #0dbb3175
-def _pass2(st: _Stage, tmp: Path, lf: LogFile, roles: dict, em, gap_min: float, test_days: int, min_carts: int,
-           test_sessions, seed: int) -> dict:
-    "Sessions and the train rows bucket by bucket; then the test from the test-day rows (see `convert_log`)."
+# %% ../nbs/01c_convert.ipynb #2d8ac78e
+def _day_cut(st: _Stage, lf: LogFile, roles: dict, test_days: int) -> tuple[int, int, int]:
+    "(first day, last day, first test day) of the log, in days since the epoch; refused if no day is left to train on."
     first_day, last_day = st.tmin // DAY_MS, st.tmax // DAY_MS
     cut = last_day - test_days + 1 if test_days > 0 else last_day + 1
     if test_days > 0 and cut <= first_day:
         raise RecsysDataError(f'the log covers {last_day - first_day + 1} day(s) and the test takes the last {test_days}: '
                               'nothing is left to train on', file=lf.file, column=roles['time'],
                               fix='lower --test-days, or convert a longer log')
+    return first_day, last_day, cut
+
+# %% ../nbs/01c_convert.ipynb #1797eaa7
+def _train_rows(a: dict, sel, with_event: bool) -> pa.Table:
+    "The rows `sel` of the columns `a` (sid, day, t, e, u, i; v when the log has values) as train rows."
+    return _rows_table(a['sid'][sel], a['day'][sel], a['t'][sel], a['e'][sel], a['u'][sel], a['i'][sel],
+                       a['v'][sel] if 'v' in a else None, with_event)
+
+# %% ../nbs/01c_convert.ipynb #1383d47b
+def _split_buckets(st: _Stage, sink: pq.ParquetWriter, cut: int, gap_ms: int, with_event: bool) -> tuple[dict, list, list]:
+    """Sessions bucket by bucket; the rows of sessions starting before day `cut` go to `sink`.
+    Returns (counts, the other rows in parts, the train's users in parts)."""
+    n = dict(sessions=0, users=0, train_rows=0, train_sessions=0)
+    next_sid, users, train_users, test_parts = 1, [], [], []
+    for k in progress(sorted(st.writers), desc='convert-log: sessions', unit='bucket'):
+        t = pq.read_table(st.work / f'bucket-{k:04d}.parquet')
+        a = {c: t[c].to_numpy() for c in t.column_names}; del t
+        a, new, next_sid = _sessions(a, gap_ms, next_sid)
+        n['sessions'] += int(new.sum()); users.append(np.unique(a['u'][~np.isnan(a['u'])]))
+        tr = a['day'] < cut
+        if tr.any():
+            sink.write_table(_train_rows(a, tr, with_event))
+            n['train_rows'] += int(tr.sum()); n['train_sessions'] += int(new[tr].sum())
+            train_users.append(np.unique(a['u'][tr][~np.isnan(a['u'][tr])]))
+        if (~tr).any(): test_parts.append({c: v[~tr] for c, v in a.items()})
+    n['users'] = len(np.unique(np.concatenate(users))) if users else 0
+    return n, test_parts, train_users
+
+# %% ../nbs/01c_convert.ipynb #0dbb3175
+def _pass2(st: _Stage, tmp: Path, lf: LogFile, roles: dict, em, gap_min: float, test_days: int, min_carts: int,
+           test_sessions, seed: int) -> dict:
+    "Sessions and the train rows bucket by bucket; then the test from the test-day rows (see `convert_log`)."
+    first_day, last_day, cut = _day_cut(st, lf, roles, test_days)
     with_event, has_val = bool(st.events[2] > 0), 'value' in roles
     schema = _rows_table(*[np.zeros(0, np.int64)] * 6, val=np.zeros(0) if has_val else None, with_event=with_event).schema
     sink = pq.ParquetWriter(tmp / 'train.parquet', schema, compression='snappy')
-    gap_ms, next_sid, n_sessions, users, test_parts = int(round(gap_min * 60_000)), 1, 0, [], []
-    train_rows = train_sessions = 0; train_users = []
     try:
-        for k in progress(sorted(st.writers), desc='convert-log: sessions', unit='bucket'):
-            t = pq.read_table(st.work / f'bucket-{k:04d}.parquet')
-            a = {c: t[c].to_numpy() for c in t.column_names}; del t
-            if 's' in a:
-                o = np.lexsort((a['t'], a['s'])); a = {c: v[o] for c, v in a.items()}
-                new = np.ones(len(o), bool); new[1:] = a['s'][1:] != a['s'][:-1]; sid = a['s'].astype(np.int64)
-            else:
-                o = np.lexsort((a['t'], a['u'])); a = {c: v[o] for c, v in a.items()}
-                new = _session_cut(a['u'], a['t'], gap_ms)
-                sid = next_sid + np.cumsum(new) - 1; next_sid += int(new.sum())
-            seg = np.cumsum(new) - 1; day = (a['t'][new] // DAY_MS)[seg]
-            n_sessions += int(new.sum()); users.append(np.unique(a['u'][~np.isnan(a['u'])]))
-            tr = day < cut
-            if tr.any():
-                sink.write_table(_rows_table(sid[tr], day[tr], a['t'][tr], a['e'][tr], a['u'][tr], a['i'][tr],
-                                             a['v'][tr] if has_val else None, with_event))
-                train_rows += int(tr.sum()); train_sessions += int(new[tr].sum())
-                train_users.append(np.unique(a['u'][tr][~np.isnan(a['u'][tr])]))
-            if (~tr).any(): test_parts.append(dict(sid=sid[~tr], day=day[~tr], **{c: v[~tr] for c, v in a.items()}))
+        n, test_parts, train_users = _split_buckets(st, sink, cut, int(round(gap_min * 60_000)), with_event)
         test_info = {'days': [], 'sessions': 0}
         if test_days > 0:
             T = {c: np.concatenate([p[c] for p in test_parts]) if test_parts else np.zeros(0) for c in
                  ('sid', 'day', 'u', 'i', 'e', 't', *(['v'] if has_val else []))}
             hist = np.unique(np.concatenate(train_users)) if train_users else np.zeros(0)
             test_info, moved = _write_test(tmp, T, hist, roles, lf, cut, last_day, min_carts, test_sessions, seed)
-            if len(moved):
-                sink.write_table(_rows_table(T['sid'][moved], T['day'][moved], T['t'][moved], T['e'][moved], T['u'][moved],
-                                             T['i'][moved], T['v'][moved] if has_val else None, with_event))
-                train_rows += len(moved)
+            if len(moved): sink.write_table(_train_rows(T, moved, with_event)); n['train_rows'] += len(moved)
         sink.close()
     except BaseException:
         sink.close(); raise
-    all_users = np.unique(np.concatenate(users)) if users else np.zeros(0)
     days = lambda d: str(np.datetime64(int(d), 'D'))
-    return dict(counts=dict(rows_read=st.rows_read, rows=st.rows, rows_dropped=st.dropped, sessions=n_sessions,
-                            users=len(all_users), items=len(st.items),
+    return dict(counts=dict(rows_read=st.rows_read, rows=st.rows, rows_dropped=st.dropped, sessions=n['sessions'],
+                            users=n['users'], items=len(st.items),
                             events={k: int(v) for k, v in zip(EVENT_KINDS, st.events)},
-                            train_rows=train_rows, train_sessions=train_sessions),
+                            train_rows=n['train_rows'], train_sessions=n['train_sessions']),
                 days=dict(first=days(first_day), last=days(last_day), test=[days(d) for d in range(cut, last_day + 1)]),
                 test=test_info)
 

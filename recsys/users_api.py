@@ -5,12 +5,13 @@
 # %% ../nbs/01b_users_api.ipynb #31fd5b64
 from __future__ import annotations
 
-import argparse, asyncio, collections, concurrent.futures, contextlib, dataclasses, datetime as _dt, email.utils
+import asyncio, collections, concurrent.futures, contextlib, dataclasses, datetime as _dt, email.utils, functools
 import heapq, json, math, os, random, re, sys, threading, time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 
 from .core import RecsysDataError, atomic_write, cli_errors, progress
 
@@ -211,6 +212,43 @@ def encode_users(entries: pd.DataFrame) -> dict[int, bytes]:
         out[u] = json.dumps({'user_id': u, 'values': {k: cols[k][a:b] for k in VALUE_KEYS}}).encode()
     return out
 
+# %% ../nbs/01b_users_api.ipynb #9341c402
+def _fault_response(request, holder, uid: int, body: bytes, fault: str, stats):
+    "The response of an injected `fault` ('429', '500', 'drop' or 'malformed:<kind>'); `holder.faults` is read now (it can change live)."
+    from aiohttp import web
+    stats[fault.split(':')[0]] += 1
+    if fault == '429':
+        ra = holder.faults.retry_after
+        return web.Response(status=429, text='Too Many Requests',
+                            headers={'Retry-After': str(int(ra)) if float(ra).is_integer() else f'{ra:g}'})
+    if fault == '500': return web.Response(status=500, text='Internal Server Error')
+    if fault == 'drop':
+        if request.transport is not None: request.transport.close()
+        raise asyncio.CancelledError()       # no response at all: the client sees a disconnect
+    kind = fault.split(':')[1]
+    if uid < 0: kind = 'bad_json'           # the id list can only be truncated
+    stats[fault] += 1
+    return web.Response(body=malform(body, kind), content_type='application/json')
+
+# %% ../nbs/01b_users_api.ipynb #57b50eec
+async def _respond(holder, seen: dict, stats, request, uid: int, body: bytes):
+    "Answer the `seen[uid]`-th request for `uid` (-1: the id list) with `body`, or with the fault `holder.faults` decides."
+    from aiohttp import web
+    stats['requests'] += 1
+    n = seen[uid]; seen[uid] = n + 1
+    faults = holder.faults
+    if not faults.active:                                     # the fast path, for benchmarks
+        stats['ok'] += 1
+        return web.Response(body=body, content_type='application/json')
+    fault, slow = faults.decide(uid, n)
+    if slow:
+        stats['slow'] += 1
+        await asyncio.sleep(holder.faults.slow_s)
+    if fault is None:
+        stats['ok'] += 1
+        return web.Response(body=body, content_type='application/json')
+    return _fault_response(request, holder, uid, body, fault, stats)
+
 # %% ../nbs/01b_users_api.ipynb #6b38898c
 def make_app(entries: pd.DataFrame, faults: Faults | None = None, holder=None):
     "The aiohttp application serving `entries`; `holder.faults` (if given) is read on every request, so it can change live."
@@ -219,40 +257,10 @@ def make_app(entries: pd.DataFrame, faults: Faults | None = None, holder=None):
     ids_body = json.dumps(sorted(bodies)).encode()
     holder = holder if holder is not None else type('_Holder', (), {})()
     if getattr(holder, 'faults', None) is None: holder.faults = faults or Faults()
-    seen = collections.defaultdict(int)
-    stats = collections.Counter()
-    holder.stats = stats
+    stats = holder.stats = collections.Counter()
+    respond = functools.partial(_respond, holder, collections.defaultdict(int), stats)
 
-    async def respond(request, uid: int, body: bytes):
-        stats['requests'] += 1
-        n = seen[uid]; seen[uid] = n + 1
-        faults = holder.faults
-        if not faults.active:                                     # the fast path, for benchmarks
-            stats['ok'] += 1
-            return web.Response(body=body, content_type='application/json')
-        fault, slow = faults.decide(uid, n)
-        if slow:
-            stats['slow'] += 1
-            await asyncio.sleep(holder.faults.slow_s)
-        if fault is None:
-            stats['ok'] += 1
-            return web.Response(body=body, content_type='application/json')
-        stats[fault.split(':')[0]] += 1
-        if fault == '429':
-            ra = holder.faults.retry_after
-            return web.Response(status=429, text='Too Many Requests',
-                                headers={'Retry-After': str(int(ra)) if float(ra).is_integer() else f'{ra:g}'})
-        if fault == '500': return web.Response(status=500, text='Internal Server Error')
-        if fault == 'drop':
-            if request.transport is not None: request.transport.close()
-            raise asyncio.CancelledError()       # no response at all: the client sees a disconnect
-        kind = fault.split(':')[1]
-        if uid < 0: kind = 'bad_json'           # the id list can only be truncated
-        stats[fault] += 1
-        return web.Response(body=malform(body, kind), content_type='application/json')
-
-    async def users(request):
-        return await respond(request, -1, ids_body)
+    async def users(request): return await respond(request, -1, ids_body)
 
     async def user(request):
         try: uid = int(request.match_info['uid'])
@@ -262,8 +270,7 @@ def make_app(entries: pd.DataFrame, faults: Faults | None = None, holder=None):
             return web.json_response({'error': 'user not found'}, status=404)
         return await respond(request, uid, bodies[uid])
 
-    async def get_stats(request):
-        return web.json_response({**stats, 'users': len(bodies)})
+    async def get_stats(request): return web.json_response({**stats, 'users': len(bodies)})
 
     app = web.Application()
     app.router.add_get('/users', users)
@@ -285,28 +292,6 @@ class UsersServer:
     @property
     def user_ids(self) -> list[int]: return sorted(set(self.entries['user_id'].tolist()))
 
-    def start(self) -> 'UsersServer':
-        ready, err = threading.Event(), []
-        def run():
-            from aiohttp import web
-            loop = asyncio.new_event_loop(); self._loop = loop
-            try:
-                runner = web.AppRunner(make_app(self.entries, holder=self), access_log=None, shutdown_timeout=0.5)
-                loop.run_until_complete(runner.setup())
-                site = web.TCPSite(runner, '127.0.0.1', self.port, backlog=1024, reuse_address=True)
-                loop.run_until_complete(site.start())
-                self.port = site._server.sockets[0].getsockname()[1]
-            except BaseException as e:
-                err.append(e); ready.set(); loop.close(); return
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(runner.cleanup())
-            loop.close()
-        self._thread = threading.Thread(target=run, name='recsys-users-server', daemon=True)
-        self._thread.start(); ready.wait()
-        if err: raise err[0]
-        return self
-
     def stop(self):
         if self._thread is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
@@ -314,6 +299,35 @@ class UsersServer:
 
     def __enter__(self): return self.start()
     def __exit__(self, *exc): self.stop()
+
+# %% ../nbs/01b_users_api.ipynb #66545eab
+@patch
+def _serve(self: UsersServer, ready: threading.Event, err: list):
+    "The server thread: its own event loop serving `make_app` until `stop`; `ready` is set once listening (or failed: `err`)."
+    from aiohttp import web
+    loop = asyncio.new_event_loop(); self._loop = loop
+    try:
+        runner = web.AppRunner(make_app(self.entries, holder=self), access_log=None, shutdown_timeout=0.5)
+        loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, '127.0.0.1', self.port, backlog=1024, reuse_address=True)
+        loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]
+    except BaseException as e:
+        err.append(e); ready.set(); loop.close(); return
+    ready.set()
+    loop.run_forever()
+    loop.run_until_complete(runner.cleanup())
+    loop.close()
+
+# %% ../nbs/01b_users_api.ipynb #9517d4b5
+@patch
+def start(self: UsersServer) -> UsersServer:
+    "Start serving; returns once the port is bound (`self.port`: the port taken when 0 was asked), raising if it cannot be."
+    ready, err = threading.Event(), []
+    self._thread = threading.Thread(target=self._serve, args=(ready, err), name='recsys-users-server', daemon=True)
+    self._thread.start(); ready.wait()
+    if err: raise err[0]
+    return self
 
 # %% ../nbs/01b_users_api.ipynb #36bfb91d
 RETRY_STATUSES = frozenset({408, 425, 429})      # plus every 5xx
@@ -382,54 +396,67 @@ class Checkpoint:
     def __exit__(self, *exc):
         if self._f is not None: self._f.close(); self._f = None
 
-    def _repair(self):
-        "Cut a torn last line (one without its newline) off the file."
-        f = self._f; f.seek(0, os.SEEK_END); size = f.tell()
-        if size == 0: return
-        f.seek(size - 1)
-        if f.read(1) == b'\n': return
-        pos, chunk = size, 1 << 16
-        while pos > 0:                                   # find the last newline, reading backwards
-            start = max(0, pos - chunk); f.seek(start); buf = f.read(pos - start)
-            i = buf.rfind(b'\n')
-            if i >= 0: keep = start + i + 1; break
-            pos = start
-        else: keep = 0
-        f.truncate(keep); f.flush(); os.fsync(f.fileno())
-        self.torn = 1
+# %% ../nbs/01b_users_api.ipynb #01f9b7f1
+@patch
+def _repair(self: Checkpoint):
+    "Cut a torn last line (one without its newline) off the file."
+    f = self._f; f.seek(0, os.SEEK_END); size = f.tell()
+    if size == 0: return
+    f.seek(size - 1)
+    if f.read(1) == b'\n': return
+    pos, chunk = size, 1 << 16
+    while pos > 0:                                   # find the last newline, reading backwards
+        start = max(0, pos - chunk); f.seek(start); buf = f.read(pos - start)
+        i = buf.rfind(b'\n')
+        if i >= 0: keep = start + i + 1; break
+        pos = start
+    else: keep = 0
+    f.truncate(keep); f.flush(); os.fsync(f.fileno())
+    self.torn = 1
 
-    def records(self):
-        "Every readable record, in file order (unreadable lines are counted in `bad_lines` and skipped)."
-        self.bad_lines = 0
-        with open(self.path, 'rb') as f:
-            for line in f:
-                if not line.strip(): continue
-                try:
-                    r = json.loads(line)
-                    uid = r['user_id']
-                    if isinstance(uid, bool) or not isinstance(uid, int): raise ValueError
-                    if 'values' in r:
-                        vals = r['values']
-                        if not (isinstance(vals, dict) and all(isinstance(vals.get(k), list) for k in VALUE_KEYS)
-                                and len({len(vals[k]) for k in VALUE_KEYS}) == 1): raise ValueError
-                    elif 'error' not in r: raise ValueError
-                except (ValueError, KeyError, TypeError):
-                    self.bad_lines += 1; continue
-                yield r
+# %% ../nbs/01b_users_api.ipynb #77f632df
+def _checkpoint_record(line: bytes) -> dict:
+    "The record of one checkpoint line: an int `user_id` and either `values` (equal-length lists) or an `error`; ValueError, KeyError or TypeError otherwise."
+    r = json.loads(line)
+    uid = r['user_id']
+    if isinstance(uid, bool) or not isinstance(uid, int): raise ValueError
+    if 'values' in r:
+        vals = r['values']
+        if not (isinstance(vals, dict) and all(isinstance(vals.get(k), list) for k in VALUE_KEYS)
+                and len({len(vals[k]) for k in VALUE_KEYS}) == 1): raise ValueError
+    elif 'error' not in r: raise ValueError
+    return r
 
-    def state(self) -> tuple[set, dict]:
-        "(ids done, {id: last error} of ids that only failed so far)."
-        done, failed = set(), {}
-        for r in self.records():
-            if 'values' in r: done.add(r['user_id']); failed.pop(r['user_id'], None)
-            elif r['user_id'] not in done: failed[r['user_id']] = r['error']
-        return done, failed
+# %% ../nbs/01b_users_api.ipynb #2fb00b15
+@patch
+def records(self: Checkpoint):
+    "Every readable record, in file order (unreadable lines are counted in `bad_lines` and skipped)."
+    self.bad_lines = 0
+    with open(self.path, 'rb') as f:
+        for line in f:
+            if not line.strip(): continue
+            try: r = _checkpoint_record(line)
+            except (ValueError, KeyError, TypeError):
+                self.bad_lines += 1; continue
+            yield r
 
-    def append(self, lines: list[str]):
-        "Append `lines` (JSON strings without newlines), flush and fsync: durable when this returns."
-        if not lines: return
-        self._f.write(('\n'.join(lines) + '\n').encode())
-        self._f.flush(); os.fsync(self._f.fileno())
+# %% ../nbs/01b_users_api.ipynb #8e1a8c18
+@patch
+def state(self: Checkpoint) -> tuple[set, dict]:
+    "(ids done, {id: last error} of ids that only failed so far)."
+    done, failed = set(), {}
+    for r in self.records():
+        if 'values' in r: done.add(r['user_id']); failed.pop(r['user_id'], None)
+        elif r['user_id'] not in done: failed[r['user_id']] = r['error']
+    return done, failed
+
+# %% ../nbs/01b_users_api.ipynb #648f2eb5
+@patch
+def append(self: Checkpoint, lines: list[str]):
+    "Append `lines` (JSON strings without newlines), flush and fsync: durable when this returns."
+    if not lines: return
+    self._f.write(('\n'.join(lines) + '\n').encode())
+    self._f.flush(); os.fsync(self._f.fileno())
 
 # %% ../nbs/01b_users_api.ipynb #5160e0cc
 _compact = json.JSONEncoder(separators=(',', ':')).encode
@@ -465,12 +492,13 @@ def entries_from_checkpoint(path, ids=None) -> pd.DataFrame:
 
 # %% ../nbs/01b_users_api.ipynb #f6a3e0c1
 def users_view(entries: pd.DataFrame) -> pd.DataFrame:
-    "One row per user: the first entry (`entry == 0`)."
-    return entries[entries['entry'] == 0][USER_COLUMNS].reset_index(drop=True)
+    "One row per user: the first entry (`entry == 0`) of an entries table; a table without `entry` already is one."
+    if 'entry' not in entries.columns: return entries
+    return entries[entries['entry'] == 0].drop(columns='entry').reset_index(drop=True)
 
 def validate_users_view(df: pd.DataFrame, file) -> pd.DataFrame:
-    "Validate an entries or one-row-per-user table with the ingestion schema (`recsys.ingest.validate_users`)."
-    from recsys.ingest import validate_users       # imported here: the harvester's start-up stays light
+    "Validate an entries or one-row-per-user table with the ingestion schema (`recsys.readers.validate_users`)."
+    from recsys.readers import validate_users       # imported here: the harvester's start-up stays light
     return validate_users(df, file) if len(df) else df
 
 # %% ../nbs/01b_users_api.ipynb #e49c7140
@@ -629,13 +657,136 @@ def read_ids(path) -> list[int]:
                                   fix='one integer user id per line')
     return [int(t) for t in toks]
 
-# %% ../nbs/01b_users_api.ipynb #57ad6183
-async def harvest_async(base_url: str, out, ids=None, *, concurrency: int = 64, timeout: float = 10.0,
-                        policy: RetryPolicy | None = None, checkpoint=None, seed: int | None = None,
-                        sync_interval: float = 0.25, show_progress: bool | None = None, validate: bool = True,
-                        force: bool = False) -> HarvestResult:
-    "Fetch every user (of `ids`, else of `GET /users`) into `out` (entries parquet) and its siblings; resumable. See `harvest`."
+# %% ../nbs/01b_users_api.ipynb #8df86211
+def _client_session(concurrency: int, timeout: float):
+    "The harvest's aiohttp session: `concurrency` connections, `timeout` seconds per request, no cookies."
     import aiohttp
+    connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency, ttl_dns_cache=300)
+    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout),
+                                 cookie_jar=aiohttp.DummyCookieJar(),     # no cookies: less work per request
+                                 headers={'Accept': 'application/json', 'User-Agent': 'recsys-users'})
+
+# %% ../nbs/01b_users_api.ipynb #03a3ccf7
+def _resumed(ck: Checkpoint) -> set:
+    "The ids done in the checkpoint `ck`; on stderr, what a torn last line or unreadable lines cost."
+    done, _ = ck.state()
+    if ck.torn or ck.bad_lines:
+        print(f'checkpoint {ck.path}: cut a torn last line ({ck.torn}), skipped {ck.bad_lines} unreadable lines; '
+              'those users are fetched again', file=sys.stderr)
+    return done
+
+# %% ../nbs/01b_users_api.ipynb #f591cf38
+class _Fetcher:
+    "The fetch loop of one harvest: workers take users (a retry that is due, else a fresh user) and queue checkpoint lines."
+    def __init__(self, session, base: str, policy: RetryPolicy, rng, ck: Checkpoint, res: HarvestResult, todo: list,
+                 sync_interval: float = 0.25, show_progress: bool | None = None):
+        self.session, self.base, self.policy, self.rng, self.ck, self.res = session, base, policy, rng, ck, res
+        self.sync_interval, self.failures = sync_interval, collections.Counter()   # cause -> users that failed for it
+        self.loop = asyncio.get_running_loop()
+        self.fresh, self.n, self.heap, self.seq = iter(todo), len(todo), [], 0     # heap: (due time, seq, uid, attempts)
+        self.pending, self.lock, self.finished = [], asyncio.Lock(), asyncio.Event()
+        self.bar = progress(total=len(todo), desc='users', unit='user',
+                            disable=None if show_progress is None else not show_progress)
+
+# %% ../nbs/01b_users_api.ipynb #57df1287
+@patch
+async def flush(self: _Fetcher):
+    "Append the pending lines to the checkpoint (fsync'd, in a worker thread); workers keep queueing meanwhile."
+    async with self.lock:
+        if not self.pending: return
+        batch, self.pending = self.pending, []
+        await self.loop.run_in_executor(None, self.ck.append, batch)
+
+# %% ../nbs/01b_users_api.ipynb #800e6d23
+@patch
+async def flusher(self: _Fetcher):
+    "Flush every `sync_interval` seconds until `finished`."
+    while not self.finished.is_set():
+        with contextlib.suppress(asyncio.TimeoutError): await asyncio.wait_for(self.finished.wait(), self.sync_interval)
+        await self.flush()
+        self.bar.set_postfix(retries=self.res.retried, failed=sum(self.failures.values()), refresh=False)
+
+# %% ../nbs/01b_users_api.ipynb #5e53483b
+@patch
+async def next_job(self: _Fetcher) -> tuple[int, int] | None:
+    "(uid, attempts so far) of a retry that is due, else of a fresh user, else of the next retry once due; None: all done."
+    while True:
+        now = self.loop.time()
+        if self.heap and self.heap[0][0] <= now: return heapq.heappop(self.heap)[2:]
+        uid = next(self.fresh, None)
+        if uid is not None: return uid, 0
+        if not self.heap: return None
+        await asyncio.sleep(self.heap[0][0] - now)
+
+# %% ../nbs/01b_users_api.ipynb #c7b338ca
+@patch
+async def worker(self: _Fetcher):
+    "Fetch users until none is left: a success or a last failure is queued as a checkpoint line, a retry goes to the heap."
+    res, policy = self.res, self.policy
+    while (job := await self.next_job()) is not None:
+        uid, attempts = job
+        r = await _attempt(self.session, f'{self.base}/users/{uid}', policy, functools.partial(parse_user, user_id=uid))
+        attempts += 1; res.attempts += 1
+        if r[0] == 'ok':
+            self.pending.append(success_line(uid, r[1])); res.fetched += 1; self.bar.update(1)
+        elif r[0] == 'retry' and attempts < policy.max_attempts:
+            res.retried += 1; self.seq += 1
+            heapq.heappush(self.heap, (self.loop.time() + policy.delay(attempts, self.rng, r[2]), self.seq, uid, attempts))
+        else:
+            self.pending.append(failure_line(uid, r[1], attempts)); self.failures[_cause(r[1])] += 1; self.bar.update(1)
+
+# %% ../nbs/01b_users_api.ipynb #4fc42dbf
+@patch
+async def run(self: _Fetcher, concurrency: int):
+    "Run `concurrency` workers (at most one per user) and the flusher; the lines still pending are appended whatever happens."
+    fl = asyncio.create_task(self.flusher())
+    try:
+        await asyncio.gather(*[self.worker() for _ in range(min(concurrency, max(1, self.n)))])
+    finally:
+        self.finished.set()
+        with contextlib.suppress(BaseException): await fl
+        if self.pending: self.ck.append(self.pending); self.pending = []          # never lose a synced-to-be batch
+        self.bar.close()
+
+# %% ../nbs/01b_users_api.ipynb #78d2ff2d
+def _write_ids(path: Path, ids) -> Path:
+    "Write `ids` one per line to `path`, atomically."
+    with atomic_write(path) as f: f.write(''.join(f'{i}\n' for i in ids))
+    return path
+
+# %% ../nbs/01b_users_api.ipynb #41419f06
+def _write_outputs(res: HarvestResult, ids: list, last_error: dict, failed_out: Path, base: str, validate: bool = True):
+    """Write the outputs from the checkpoint (entries, users, failed ids) into `res`'s paths; only the failed ids while
+    any user's last error is transient (a final file would be partial: the server, not the data, failed)."""
+    if transient := [i for i in ids if _transient(last_error.get(i))]:
+        res.failed = res.incomplete = len(transient)
+        res.failed_out = _write_ids(failed_out, transient); return
+    entries = entries_from_checkpoint(res.checkpoint, ids)
+    if validate: entries = validate_users_view(entries, res.out)
+    users = users_view(entries)
+    write_parquet(entries, res.out, {'base_url': base}); write_parquet(users, res.users_out, {'base_url': base})
+    missing = sorted(set(ids) - set(users['user_id'].tolist()))
+    res.entries, res.failed = len(entries), len(missing)
+    if missing: res.failed_out = _write_ids(failed_out, missing)
+    else:
+        with contextlib.suppress(FileNotFoundError): failed_out.unlink()
+
+# %% ../nbs/01b_users_api.ipynb #57ad6183
+async def harvest_async(base_url: str, # the API root, e.g. `http://127.0.0.1:8000`
+                        out, # the entries parquet; `.../users.parquet` gives the data-folder layout (see `output_paths`)
+                        ids=None, # the user ids to fetch (default: `GET /users`)
+                        *,
+                        concurrency: int = 64, # requests in flight
+                        timeout: float = 10.0, # seconds per request
+                        policy: RetryPolicy | None = None, # attempts and backoff (default `RetryPolicy()`)
+                        checkpoint=None, # the checkpoint file (default `<out stem>.checkpoint.jsonl`)
+                        seed: int | None = None, # seed of the backoff jitter
+                        sync_interval: float = 0.25, # seconds between fsync'd checkpoint batches
+                        show_progress: bool | None = None, # a progress bar (None: unless `recsys.core.quiet()`)
+                        validate: bool = True, # check the entries with the ingestion schema before writing them
+                        force: bool = False, # discard a checkpoint written for another base URL
+                       ) -> HarvestResult:
+    "Fetch every user (of `ids`, else of `GET /users`) into `out` (entries parquet) and its siblings; resumable. See `harvest`."
     t0 = time.perf_counter()
     base = _check_base_url(base_url)
     if concurrency < 1: raise ValueError('concurrency must be at least 1')
@@ -645,88 +796,19 @@ async def harvest_async(base_url: str, out, ids=None, *, concurrency: int = 64, 
     bind_checkpoint(ckpt_path, {'base_url': base}, force=force)
     rng = random.Random(seed)
     res = HarvestResult(out=out, users_out=users_out, failed_out=None, checkpoint=ckpt_path)
-    failures = collections.Counter()
     with Checkpoint(ckpt_path) as ck:
-        done, _ = ck.state()
-        if ck.torn or ck.bad_lines:
-            print(f'checkpoint {ckpt_path}: cut a torn last line ({ck.torn}), skipped {ck.bad_lines} unreadable lines; '
-                  'those users are fetched again', file=sys.stderr)
-        connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency, ttl_dns_cache=300)
-        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout),
-                                         cookie_jar=aiohttp.DummyCookieJar(),     # no cookies: less work per request
-                                         headers={'Accept': 'application/json', 'User-Agent': 'recsys-users'}) as session:
+        done = _resumed(ck)
+        async with _client_session(concurrency, timeout) as session:
             ids = _unique_ids(await _list_ids(session, base, policy, rng) if ids is None else ids)
             todo = [i for i in ids if i not in done]
             res.requested, res.resumed = len(ids), len(ids) - len(todo)
-            loop = asyncio.get_running_loop()
-            fresh, heap, seq = iter(todo), [], 0
-            pending, lock, finished = [], asyncio.Lock(), asyncio.Event()
-            bar = progress(total=len(todo), desc='users', unit='user', disable=None if show_progress is None else not show_progress)
-
-            async def flush():
-                nonlocal pending
-                async with lock:
-                    if not pending: return
-                    batch, pending = pending, []
-                    await loop.run_in_executor(None, ck.append, batch)
-
-            async def flusher():
-                while not finished.is_set():
-                    with contextlib.suppress(asyncio.TimeoutError): await asyncio.wait_for(finished.wait(), sync_interval)
-                    await flush()
-                    bar.set_postfix(retries=res.retried, failed=sum(failures.values()), refresh=False)
-
-            async def next_job():
-                while True:
-                    now = loop.time()
-                    if heap and heap[0][0] <= now: return heapq.heappop(heap)[2:]
-                    uid = next(fresh, None)
-                    if uid is not None: return uid, 0
-                    if not heap: return None
-                    await asyncio.sleep(heap[0][0] - now)
-
-            async def worker():
-                nonlocal seq
-                while (job := await next_job()) is not None:
-                    uid, attempts = job
-                    r = await _attempt(session, f'{base}/users/{uid}', policy, lambda b: parse_user(b, uid))
-                    attempts += 1; res.attempts += 1
-                    if r[0] == 'ok':
-                        pending.append(success_line(uid, r[1])); res.fetched += 1; bar.update(1)
-                    elif r[0] == 'retry' and attempts < policy.max_attempts:
-                        res.retried += 1; seq += 1
-                        heapq.heappush(heap, (loop.time() + policy.delay(attempts, rng, r[2]), seq, uid, attempts))
-                    else:
-                        pending.append(failure_line(uid, r[1], attempts)); failures[_cause(r[1])] += 1; bar.update(1)
-
+            fx = _Fetcher(session, base, policy, rng, ck, res, todo, sync_interval, show_progress)
             t1 = time.perf_counter()
-            fl = asyncio.create_task(flusher())
-            try:
-                await asyncio.gather(*[worker() for _ in range(min(concurrency, max(1, len(todo))))])
-            finally:
-                finished.set()
-                with contextlib.suppress(BaseException): await fl
-                if pending: ck.append(pending); pending = []          # never lose a synced-to-be batch
-                bar.close()
+            await fx.run(concurrency)
             res.fetch_s = time.perf_counter() - t1
         _, last_error = ck.state()
-    transient = [i for i in ids if _transient(last_error.get(i))]
-    if transient:          # the server went away: a final file now would be partial; the checkpoint keeps the work
-        res.failed, res.incomplete, res.failures = len(transient), len(transient), dict(failures)
-        with atomic_write(failed_out) as f: f.write(''.join(f'{i}\n' for i in transient))
-        res.failed_out, res.elapsed_s = failed_out, time.perf_counter() - t0
-        return res
-    entries = entries_from_checkpoint(ckpt_path, ids)
-    if validate: entries = validate_users_view(entries, out)
-    users = users_view(entries)
-    write_parquet(entries, out, {'base_url': base}); write_parquet(users, users_out, {'base_url': base})
-    missing = sorted(set(ids) - set(users['user_id'].tolist()))
-    res.entries, res.failed, res.failures = len(entries), len(missing), dict(failures)
-    if missing:
-        with atomic_write(failed_out) as f: f.write(''.join(f'{i}\n' for i in missing))
-        res.failed_out = failed_out
-    else:
-        with contextlib.suppress(FileNotFoundError): failed_out.unlink()
+    res.failures = dict(fx.failures)
+    _write_outputs(res, ids, last_error, failed_out, base, validate)
     res.elapsed_s = time.perf_counter() - t0
     return res
 
