@@ -13,7 +13,8 @@ import pandas as pd
 import pyarrow as pa
 
 from .core import RecsysDataError, Stages, cli_errors, derive_seed, quiet, stages_table
-from .ingest import Interactions, RecsysDataset, aggregate, load_dataset, read_test, _iter_batches
+from .ingest import Interactions, RecsysDataset, aggregate, load_dataset, read_test
+from .aggregation import _iter_batches
 from .confidence import DEFAULT_ALS
 from .evaluate import KINDS
 from .eda import fit_segments

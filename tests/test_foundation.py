@@ -204,4 +204,11 @@ def test_shared_helpers_are_defined_once():
         assert defined.get(name) == ['core'], (name, defined.get(name))
     for name in ('_sha256', '_nan_to_none', '_json_default'):
         assert name not in defined, (name, defined[name])
-    assert defined.get('KEYS') == ['ingest'], defined.get('KEYS')
+    assert defined.get('KEYS') == ['aggregation'], defined.get('KEYS')
+    for name, home in (
+        ('users_view', 'users_api'),
+        ('_keys_user_id', 'interactions'),
+        ('_id_strings', 'interactions'),
+        ('_parse_keys', 'interactions'),
+    ):
+        assert defined.get(name) == [home], (name, defined.get(name))
