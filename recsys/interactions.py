@@ -19,7 +19,7 @@ from fastcore.basics import patch
 from .core import RecsysDataError, atomic_write
 
 # %% auto #0
-__all__ = ['INTERACTIONS_FORMAT', 'EVENT_TYPES', 'Interactions']
+__all__ = ['INTERACTIONS_FORMAT', 'EVENT_TYPES', 'row_code', 'row_kind', 'row_id', 'key_strings', 'key_codes', 'Interactions']
 
 # %% ../nbs/01e_interactions.ipynb #6c00bf55
 INTERACTIONS_FORMAT = 'recsys.interactions/1'
@@ -44,6 +44,40 @@ def _id_strings(prefix: str, ids) -> np.ndarray:
         out[:, P + j] = np.where(e >= 0, (ids // (10 ** np.maximum(e, 0))) % 10 + 48, 0)
     return out.view(f'<U{P + W}').ravel()
 
+# %% ../nbs/01e_interactions.ipynb #5085e93b
+def row_code(kind, ids) -> np.ndarray:
+    "One int64 per row: `2·id + kind` (kind 0 a user, 1 a session)."
+    return np.asarray(ids, dtype=np.int64) * 2 + np.asarray(kind, dtype=np.int64)
+
+def row_kind(codes) -> np.ndarray:
+    "The kind of each row code: 0 user, 1 session."
+    return (np.asarray(codes, dtype=np.int64) & 1).astype(np.int8)
+
+def row_id(codes) -> np.ndarray:
+    "The user or session id of each row code."
+    return np.asarray(codes, dtype=np.int64) >> 1
+
+# %% ../nbs/01e_interactions.ipynb #f2158cb9
+def key_strings(codes) -> np.ndarray:
+    "The keys ('u_<id>' / 's_<id>') of row codes, in their order (vectorised, no Python loop per row)."
+    codes = np.asarray(codes, dtype=np.int64); s = row_kind(codes).astype(bool)
+    u, v = _id_strings('u_', row_id(codes[~s])), _id_strings('s_', row_id(codes[s]))
+    out = np.empty(len(codes), dtype=f'<U{max(u.dtype.itemsize, v.dtype.itemsize) // 4}')
+    out[~s], out[s] = u, v
+    return out
+
+# %% ../nbs/01e_interactions.ipynb #ce8a211c
+def key_codes(keys) -> np.ndarray:
+    "The row codes of keys 'u_<id>' / 's_<id>'; -1 for a key of any other form (e.g. a hand-made 'guest')."
+    k = pa.array(np.asarray(keys, dtype=str), pa.string())
+    ok = pc.match_substring_regex(k, r'^[us]_[0-9]{1,18}$').to_numpy(zero_copy_only=False) if len(k) else np.zeros(0, bool)
+    out = np.full(len(k), -1, np.int64)
+    if ok.any():
+        kk = pc.filter(k, pa.array(ok))
+        out[ok] = row_code(pc.starts_with(kk, 's_').to_numpy(zero_copy_only=False),
+                           pc.cast(pc.utf8_slice_codeunits(kk, 2), pa.int64()).to_numpy())
+    return out
+
 # %% ../nbs/01e_interactions.ipynb #07ac8c57
 def _parse_keys(keys: np.ndarray):
     "(kind 0 user / 1 session, numeric id) from 'u_<id>' / 's_<id>' keys, or (None, None) if any key is not of that form."
@@ -61,13 +95,9 @@ def _parse_keys(keys: np.ndarray):
 
 # %% ../nbs/01e_interactions.ipynb #d4b2c68b
 def _keys_user_id(keys: np.ndarray) -> np.ndarray:
-    "user ids parsed from 'u_<id>' keys (NaN for 's_' keys)."
-    k = pa.array(np.asarray(keys, dtype=str))
-    is_u = pc.starts_with(k, 'u_')
-    num = pc.utf8_slice_codeunits(k, 2)
-    out = np.full(len(keys), np.nan)
-    m = is_u.to_numpy(zero_copy_only=False)
-    if m.any(): out[m] = pc.cast(pc.filter(num, is_u), pa.float64()).to_numpy()
+    "user ids parsed from 'u_<id>' keys (NaN for 's_' keys and keys of other forms)."
+    c = key_codes(keys); u = (c >= 0) & (row_kind(c) == 0)
+    out = np.full(len(c), np.nan); out[u] = row_id(c[u])
     return out
 
 # %% ../nbs/01e_interactions.ipynb #7d3ed1a2
