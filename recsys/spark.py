@@ -223,6 +223,7 @@ def aggregate_events(events, key: str = 'user_or_session'):
 def pairs_to_interactions(pairs):
     "Collect aggregated pairs into `recsys.ingest.Interactions` (rows: users then sessions, ids ascending). Small data only."
     from recsys.ingest import Interactions
+    from recsys.interactions import key_strings, row_code
     t = pairs.select('kind', 'rid', 'item', 'views', 'carts', 'purchases', 'first_ts', 'last_ts').toArrow().to_pandas()
     t = t.sort_values(['kind', 'rid', 'item'], kind='stable')
     rows = t[['kind', 'rid']].drop_duplicates()
@@ -230,8 +231,8 @@ def pairs_to_interactions(pairs):
     items = np.sort(t['item'].unique()); c = np.searchsorted(items, t['item'].to_numpy())
     shape = (len(rows), len(items))
     m = lambda col, dt: sp.csr_matrix((t[col].to_numpy(dt), (r, c)), shape=shape)
-    keys = np.where(rows['kind'].to_numpy() == 0, 'u_', 's_').astype(object) + rows['rid'].astype(str).to_numpy()
-    return Interactions(keys=keys.astype(str), items=items, views=m('views', np.float32), carts=m('carts', np.float32),
+    keys = key_strings(row_code(rows['kind'].to_numpy(), rows['rid'].to_numpy()))
+    return Interactions(keys=keys, items=items, views=m('views', np.float32), carts=m('carts', np.float32),
                         purchases=m('purchases', np.float32), first_ts=m('first_ts', np.float64), last_ts=m('last_ts', np.float64))
 
 # %% ../nbs/08_spark.ipynb #3544dfaf
@@ -510,6 +511,16 @@ def crc_sample(keys, n: int | None) -> np.ndarray:
     h = np.fromiter((zlib.crc32(k.encode()) for k in keys), np.int64, len(keys))
     return np.sort(np.lexsort((keys, h))[:int(n)])
 
+# %% ../nbs/08_spark.ipynb #c3cfed0c
+def _holdout_split(pairs, holdout: int, max_eval_rows: int | None):
+    "(train pairs, held-out pairs of the evaluated rows or None, evaluated rows): each row's `holdout` latest pairs held out."
+    if not holdout:
+        return pairs, None, _crc_sample(pairs.select('user', 'key').distinct(), max_eval_rows)
+    train, held = spark_leave_last_pairs(pairs, holdout)
+    held = held.select('user', 'item', 'key')
+    eval_rows = _crc_sample(held.select('user', 'key').distinct(), max_eval_rows)
+    return train, held.join(eval_rows.select('user'), 'user'), eval_rows
+
 # %% ../nbs/08_spark.ipynb #2414d9bb
 def run_spark(spark,  # a SparkSession (`spark_session`)
               path,  # the events: a parquet file or directory (or a MovieLens u.data)
@@ -538,14 +549,7 @@ def run_spark(spark,  # a SparkSession (`spark_session`)
     pairs = aggregate_events(read_events(spark, path), key).cache()
     s = pairs.agg(F.count(F.lit(1)).alias('n'), F.countDistinct('user').alias('r'), F.countDistinct('item').alias('i')).first()
     universe = (int(s['r']), int(s['i'])); lap('read_aggregate_s')
-    if holdout:
-        train, held = spark_leave_last_pairs(pairs, holdout)
-        held = held.select('user', 'item', 'key')
-        eval_rows = _crc_sample(held.select('user', 'key').distinct(), max_eval_rows)
-        held = held.join(eval_rows.select('user'), 'user')
-    else:
-        train, held = pairs, None
-        eval_rows = _crc_sample(pairs.select('user', 'key').distinct(), max_eval_rows)
+    train, held, eval_rows = _holdout_split(pairs, holdout, max_eval_rows)
     ratings = spark_ratings(spark_confidence(train, design, universe), alpha).cache()
     nnz = ratings.count()
     reg_param = spark_reg(regularization, ratings, universe)
