@@ -378,35 +378,7 @@ def _iter_batches(events, batch_rows: int = BATCH_ROWS):
     if isinstance(events, (str, Path)):
         p = Path(events)
         if not p.exists(): raise RecsysDataError('file not found', file=str(p), fix='check the path')
-        if p.suffix == '.parquet' or p.is_dir():
-            if p.is_dir():
-                import pyarrow.dataset as ds
-                d = ds.dataset(p, format='parquet'); cols = [c for c in _EVENT_COLS if c in d.schema.names]
-                for b in d.to_batches(columns=cols, batch_size=batch_rows): yield (lambda b=b: b), str(p)
-                return
-            try: pf = pq.ParquetFile(p)
-            except (pa.ArrowInvalid, OSError) as e:
-                raise RecsysDataError(f'not a readable parquet file ({e})', file=str(p), fix='re-write the file') from None
-            md = pf.metadata
-            if md.num_rows == 0: raise RecsysDataError('empty file (no rows)', file=str(p), fix='regenerate it')
-            cols = [c for c in _EVENT_COLS if c in pf.schema_arrow.names]
-            if max(md.row_group(i).num_rows for i in range(md.num_row_groups)) <= 4 * batch_rows:
-                for i in range(md.num_row_groups): yield (lambda i=i: _read_row_group(p, i, cols)), str(p)
-            else:                                    # huge row groups: bounded memory through the batch iterator
-                for b in pf.iter_batches(batch_size=batch_rows, columns=cols): yield (lambda b=b: b), str(p)
-            return
-        if p.stat().st_size == 0: raise RecsysDataError('empty file (0 bytes)', file=str(p), fix='re-export the file')
-        src = _open_zip_csv(p) if p.suffix == '.zip' else p
-        try:
-            relaxed = {c: pa.float64() if pa.types.is_integer(t) else t for c, t in INDITEX_CSV_TYPES.items()}
-            reader = pacsv.open_csv(src, read_options=pacsv.ReadOptions(block_size=64 << 20),
-                                    convert_options=pacsv.ConvertOptions(column_types=relaxed, strings_can_be_null=True))
-            n = 0
-            for b in reader:
-                n += b.num_rows
-                yield (lambda b=b: b), str(p)
-        except pa.ArrowInvalid as e: raise _csv_error(e, p) from None
-        if n == 0: raise RecsysDataError('empty file (header only, no rows)', file=str(p), fix='re-export the file')
+        yield from (_parquet_batches(p, batch_rows) if p.suffix == '.parquet' or p.is_dir() else _csv_batches(p, batch_rows))
         return
     if isinstance(events, pd.DataFrame): events = pa.Table.from_pandas(events, preserve_index=False)
     if isinstance(events, pa.RecordBatch): events = pa.Table.from_batches([events])
@@ -417,6 +389,41 @@ def _iter_batches(events, batch_rows: int = BATCH_ROWS):
     for b in events:
         b = b if isinstance(b, pa.RecordBatch) else pa.RecordBatch.from_pandas(b, preserve_index=False)
         yield (lambda b=b: b), None
+
+# %% ../nbs/01f_aggregation.ipynb #46147e3f
+def _parquet_batches(p: Path, batch_rows: int):
+    "(loader, file) per row group of a parquet file (per batch when row groups are huge), or per batch of a folder of parts."
+    if p.is_dir():
+        import pyarrow.dataset as ds
+        d = ds.dataset(p, format='parquet'); cols = [c for c in _EVENT_COLS if c in d.schema.names]
+        for b in d.to_batches(columns=cols, batch_size=batch_rows): yield (lambda b=b: b), str(p)
+        return
+    try: pf = pq.ParquetFile(p)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise RecsysDataError(f'not a readable parquet file ({e})', file=str(p), fix='re-write the file') from None
+    md = pf.metadata
+    if md.num_rows == 0: raise RecsysDataError('empty file (no rows)', file=str(p), fix='regenerate it')
+    cols = [c for c in _EVENT_COLS if c in pf.schema_arrow.names]
+    if max(md.row_group(i).num_rows for i in range(md.num_row_groups)) <= 4 * batch_rows:
+        for i in range(md.num_row_groups): yield (lambda i=i: _read_row_group(p, i, cols)), str(p)
+    else:                                    # huge row groups: bounded memory through the batch iterator
+        for b in pf.iter_batches(batch_size=batch_rows, columns=cols): yield (lambda b=b: b), str(p)
+
+# %% ../nbs/01f_aggregation.ipynb #30f365b9
+def _csv_batches(p: Path, batch_rows: int):
+    "(loader, file) per block of a CSV (.csv, .csv.gz, or the one CSV inside a .zip), ids read leniently as floats."
+    if p.stat().st_size == 0: raise RecsysDataError('empty file (0 bytes)', file=str(p), fix='re-export the file')
+    src = _open_zip_csv(p) if p.suffix == '.zip' else p
+    try:
+        relaxed = {c: pa.float64() if pa.types.is_integer(t) else t for c, t in INDITEX_CSV_TYPES.items()}
+        reader = pacsv.open_csv(src, read_options=pacsv.ReadOptions(block_size=64 << 20),
+                                convert_options=pacsv.ConvertOptions(column_types=relaxed, strings_can_be_null=True))
+        n = 0
+        for b in reader:
+            n += b.num_rows
+            yield (lambda b=b: b), str(p)
+    except pa.ArrowInvalid as e: raise _csv_error(e, p) from None
+    if n == 0: raise RecsysDataError('empty file (header only, no rows)', file=str(p), fix='re-export the file')
 
 # %% ../nbs/01f_aggregation.ipynb #e985ca6b
 _tls = __import__('threading').local()

@@ -705,15 +705,12 @@ class SessionSplit:
 
 # %% ../nbs/05_evaluate.ipynb #9474b637
 def _actor_codes(df: pd.DataFrame) -> np.ndarray:
-    "One int64 per row: 2·user_id for rows with a user, 2·session_id + 1 for anonymous rows (the `user_or_session` key)."
+    """One row code per event (`recsys.interactions.row_code`, 2·id + kind): the user's for rows with a user, the
+    session's for anonymous rows (the `user_or_session` key)."""
+    from recsys.interactions import row_code
     uid = df['user_id'].to_numpy()
     anon = np.isnan(uid)
-    return np.where(anon, df['session_id'].to_numpy() * 2 + 1, np.nan_to_num(uid).astype(np.int64) * 2)
-
-def _code_keys(codes: np.ndarray) -> np.ndarray:
-    "The 'u_<id>' / 's_<id>' strings of actor codes."
-    ids = (codes // 2).astype(str)
-    return np.where(codes % 2 == 1, np.char.add('s_', ids), np.char.add('u_', ids)).astype(object)
+    return row_code(anon, np.where(anon, df['session_id'].to_numpy(np.int64), np.nan_to_num(uid).astype(np.int64)))
 
 # %% ../nbs/05_evaluate.ipynb #7af48ae5
 def _mode_per_row(rows: np.ndarray, values: np.ndarray, n: int, fill: int = -1) -> np.ndarray:
@@ -759,7 +756,8 @@ def session_split(history_events, test_events, labels, name: str = 'test', extra
     kind = np.where(returning, 'returning_', 'new_').astype(object) + np.where(known, 'known', 'unknown').astype(object)
     sessions = pd.DataFrame({'session_id': sids, 'user_id': uid, 'country': ctry, 'returning': returning, 'known': known,
                              'kind': kind, 'history_row': history_row, 'n_views': np.diff(S.indptr), 'n_targets': np.diff(T.indptr)})
-    return SessionSplit(name, V, C, _code_keys(codes), country, items, S, T, sessions, info or {})
+    from recsys.interactions import key_strings
+    return SessionSplit(name, V, C, key_strings(codes).astype(object), country, items, S, T, sessions, info or {})
 
 # %% ../nbs/05_evaluate.ipynb #5afc5520
 def challenge_split(events, test_date: str | None = None, min_carts: int = 5, name: str = 'test', n_days: int = 1,
@@ -800,8 +798,9 @@ def session_groups(split: SessionSplit, labels: dict | pd.Series | None = None, 
     user id from `labels` (e.g. K-means RFM segments; rows without a labelled user get -1)."""
     if by == 'country': return split.history_country, split.sessions['country'].to_numpy()
     lab = pd.Series(labels)
-    keys = split.history_keys.astype(str)
-    uid = np.array([float(k[2:]) if k.startswith('u_') else np.nan for k in keys])
+    from recsys.interactions import key_codes, row_id, row_kind
+    c = key_codes(split.history_keys)
+    uid = np.where((c >= 0) & (row_kind(c) == 0), row_id(c), np.nan)     # the user id of a user's row, else NaN
     h = pd.Series(uid).map(lab).fillna(-1).to_numpy()
     s = split.sessions['user_id'].map(lab).fillna(-1).to_numpy()
     return h, s

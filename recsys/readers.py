@@ -392,27 +392,7 @@ def read_event_log(path, user_col: str, item_col: str, event_col: str | None, ti
     """Read a (user, item, event, time) log — CSV (optionally header-less with `column_names`) or parquet — into the
     canonical event table for `aggregate`. `event_map` maps the log's event names to 'view' | 'cart' | 'purchase' | None."""
     path = Path(path); file = str(path)
-    want = [c for c in (user_col, item_col, event_col, time_col, session_col) if c]
-    if not path.exists(): raise RecsysDataError('file not found', file=file, fix='check the path')
-    if path.stat().st_size == 0: raise RecsysDataError('empty file (0 bytes)', file=file, fix='re-download it')
-    if path.suffix == '.parquet':
-        names = pq.read_schema(path).names
-        if missing := [c for c in want if c not in names]:
-            raise RecsysDataError(f'missing column{"s" if len(missing) > 1 else ""} {missing}; found {names}', file=file,
-                                  column=missing[0], fix='pass the right column names to read_event_log')
-        t = pq.read_table(path, columns=want)
-    else:
-        ro = pacsv.ReadOptions(column_names=column_names) if column_names else pacsv.ReadOptions()
-        src = _open_zip_csv(path) if path.suffix == '.zip' else path
-        names = column_names or pacsv.open_csv(src, read_options=ro).schema.names
-        if missing := [c for c in want if c not in names]:
-            raise RecsysDataError(f'missing column{"s" if len(missing) > 1 else ""} {missing}; found {names}', file=file,
-                                  column=missing[0], fix='pass the right column names to read_event_log')
-        src = _open_zip_csv(path) if path.suffix == '.zip' else path
-        try:
-            t = pacsv.read_csv(src, read_options=ro, convert_options=pacsv.ConvertOptions(include_columns=want))
-        except pa.ArrowInvalid as e: raise _csv_error(e, path) from None
-    if t.num_rows == 0: raise RecsysDataError('empty file (no rows)', file=file, fix='re-download it')
+    t = _read_log_table(path, [c for c in (user_col, item_col, event_col, time_col, session_col) if c], column_names)
     cols = {}
     u = _codes(t[user_col])
     if pa.types.is_floating(u.type): _whole_numbers(u, file, user_col, nullable=True)
@@ -420,22 +400,44 @@ def read_event_log(path, user_col: str, item_col: str, event_col: str | None, ti
     it = _whole_numbers(_codes(t[item_col]), file, item_col, nullable=False)
     cols['item_id'] = pc.cast(it, pa.int64())
     if session_col: cols['session_id'] = pc.cast(_whole_numbers(_codes(t[session_col]), file, session_col, False), pa.int64())
-    keep = None
-    if event_col:
-        ev = t[event_col].combine_chunks()
-        ev = pc.cast(ev.dictionary_decode() if pa.types.is_dictionary(ev.type) else ev, pa.string())
-        names_ = pc.unique(ev).to_pylist(); em = dict(event_map or {})
-        unknown = [v for v in names_ if v not in em]
-        if unknown:
-            bad = pc.invert(pc.is_in(ev, pa.array(list(em), pa.string()))).to_numpy(zero_copy_only=False)
-            raise _bad(f'event names not in event_map: {unknown[:8]}', file, event_col, bad, example=unknown[0],
-                       fix="map every event name to 'view', 'cart', 'purchase' or None (to drop it) in event_map")
-        if wrong := {k: v for k, v in em.items() if v not in ('view', 'cart', 'purchase', None)}:
-            raise RecsysDataError(f'event_map targets must be view, cart, purchase or None: {wrong}', column=event_col)
-        src_names = [k for k in em]; dst = pa.array([em[k] for k in src_names], pa.string())
-        mapped = pc.take(dst, pc.index_in(ev, value_set=pa.array(src_names, pa.string())))
-        cols['event'] = mapped; keep = pc.is_valid(mapped)
+    if event_col: cols['event'] = _map_events(t[event_col], event_map, file, event_col)
     if time_col: cols['timestamp'] = _to_timestamp(t[time_col], time_unit, file, time_col)
     out = pa.table(cols)
-    if keep is not None and keep.false_count: out = out.filter(keep)
+    if event_col and (keep := pc.is_valid(cols['event'])).false_count: out = out.filter(keep)
     return out
+
+# %% ../nbs/01d_readers.ipynb #e39240e0
+def _read_log_table(path: Path, want: list, column_names: list | None = None) -> pa.Table:
+    "Columns `want` of a log file (parquet, or CSV: header-less when `column_names` names its columns)."
+    file = str(path)
+    if not path.exists(): raise RecsysDataError('file not found', file=file, fix='check the path')
+    if path.stat().st_size == 0: raise RecsysDataError('empty file (0 bytes)', file=file, fix='re-download it')
+    if path.suffix == '.parquet': names = pq.read_schema(path).names
+    else:
+        ro = pacsv.ReadOptions(column_names=column_names) if column_names else pacsv.ReadOptions()
+        names = column_names or pacsv.open_csv(_open_zip_csv(path) if path.suffix == '.zip' else path, read_options=ro).schema.names
+    if missing := [c for c in want if c not in names]:
+        raise RecsysDataError(f'missing column{"s" if len(missing) > 1 else ""} {missing}; found {names}', file=file,
+                              column=missing[0], fix='pass the right column names to read_event_log')
+    if path.suffix == '.parquet': t = pq.read_table(path, columns=want)
+    else:
+        src = _open_zip_csv(path) if path.suffix == '.zip' else path
+        try: t = pacsv.read_csv(src, read_options=ro, convert_options=pacsv.ConvertOptions(include_columns=want))
+        except pa.ArrowInvalid as e: raise _csv_error(e, path) from None
+    if t.num_rows == 0: raise RecsysDataError('empty file (no rows)', file=file, fix='re-download it')
+    return t
+
+# %% ../nbs/01d_readers.ipynb #49144c96
+def _map_events(col, event_map: dict | None, file, name) -> pa.Array:
+    "A log's event names mapped through `event_map` to 'view' | 'cart' | 'purchase' (null: dropped)."
+    ev = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    ev = pc.cast(ev.dictionary_decode() if pa.types.is_dictionary(ev.type) else ev, pa.string())
+    em = dict(event_map or {})
+    if unknown := [v for v in pc.unique(ev).to_pylist() if v not in em]:
+        bad = pc.invert(pc.is_in(ev, pa.array(list(em), pa.string()))).to_numpy(zero_copy_only=False)
+        raise _bad(f'event names not in event_map: {unknown[:8]}', file, name, bad, example=unknown[0],
+                   fix="map every event name to 'view', 'cart', 'purchase' or None (to drop it) in event_map")
+    if wrong := {k: v for k, v in em.items() if v not in ('view', 'cart', 'purchase', None)}:
+        raise RecsysDataError(f'event_map targets must be view, cart, purchase or None: {wrong}', column=name)
+    src_names = list(em); dst = pa.array([em[k] for k in src_names], pa.string())
+    return pc.take(dst, pc.index_in(ev, value_set=pa.array(src_names, pa.string())))

@@ -187,12 +187,11 @@ class SessionModel:
         self.cat_of_item = _lookup(self.cat_items, self.items)          # model column -> catalogue index (-1: not allowed)
         self.item_of_cat = _lookup(self.items, self.cat_items)          # catalogue index -> model column (-1: no factors)
         self.allowed = np.ones(len(self.cat_items), bool)
-        k = pa.array(np.asarray(self.keys, dtype=str))
-        is_u = pc.starts_with(k, 'u_').to_numpy(zero_copy_only=False)
-        num = pc.cast(pc.utf8_slice_codeunits(k, 2), pa.float64()).to_numpy(zero_copy_only=False)
-        u_rows, s_rows = np.flatnonzero(is_u), np.flatnonzero(~is_u)
-        o = np.argsort(num[u_rows], kind='stable'); self._u_ids, self._u_rows = num[u_rows][o], u_rows[o]
-        o = np.argsort(num[s_rows], kind='stable'); self._s_ids, self._s_rows = num[s_rows][o].astype(np.int64), s_rows[o]
+        from recsys.interactions import key_codes, row_id, row_kind
+        c = key_codes(self.keys); num = row_id(c)
+        u_rows, s_rows = np.flatnonzero(row_kind(c) == 0), np.flatnonzero(row_kind(c) == 1)
+        o = np.argsort(num[u_rows], kind='stable'); self._u_ids, self._u_rows = num[u_rows][o].astype(np.float64), u_rows[o]
+        o = np.argsort(num[s_rows], kind='stable'); self._s_ids, self._s_rows = num[s_rows][o], s_rows[o]
         c = [(int(n.split(':')[1]), i) for i, n in enumerate(self.list_names) if n.startswith('country:')]
         c = np.array(sorted(c), np.int64).reshape(-1, 2)
         self._countries, self._country_list = c[:, 0], c[:, 1]
