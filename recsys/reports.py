@@ -5,728 +5,78 @@
 # %% ../nbs/07_reports.ipynb #08d46e7c
 from __future__ import annotations
 
-import argparse, base64, concurrent.futures as cf, contextlib, datetime as _dt, hashlib, html, importlib, itertools
-import json, math, multiprocessing as mp, os, re, shutil, subprocess, tempfile, time, traceback, warnings
-from dataclasses import dataclass, field
-from html.parser import HTMLParser
+import argparse, json, os, time, warnings
 from pathlib import Path
 
-from .core import (RecsysDataError, atomic_write, cli_errors, git_commit, progress, project_root, save_figure,
-                         versions)
+from .core import RecsysDataError, cli_errors, git_commit, versions
+from .report_plan import (
+    DEPENDS, FEATURES, NEEDS, NA, SCALES, discover_notebooks, notebook_parameters, fixture_notebook, demo_notebooks,
+    dependencies, topo_order, dataset_features, not_applicable, load_grid, expand_grid, params_slug, run_name, Job,
+    plan_jobs, data_fingerprint, is_done, _norm_dataset, _now, _root, _write_json)
+from .report_jobs import (
+    LIBRARY_DIRECTIVES, kernel_env, cell_directives, is_test_only, is_library_cell, report_view, notebook_html, run_job,
+    prepare_data, job_priorities, _cached_record, _na_record, _run_jobs, _run_lock, _triage)
+from .report_page import (
+    PUBLISHED_ML100K, PUBLISHED_SOURCE, COMPARE_COLUMNS, flatten_metrics, headline_metric, plot_sweep, challenge_headline,
+    movielens_headline, report_figures, build_index, find_chromium, browser_check, compare_runs)
+from .report_jobs import _ipc_kernel_manager as _ipc_kernel_manager, _retry_once as _retry_once   # for the tests
 
 # %% auto #0
-__all__ = ['DEPENDS', 'FEATURES', 'NEEDS', 'SCALES', 'LIBRARY_DIRECTIVES', 'NA', 'PUBLISHED_ML100K', 'PUBLISHED_SOURCE',
-           'COMPARE_COLUMNS', 'discover_notebooks', 'notebook_parameters', 'fixture_notebook', 'demo_notebooks',
-           'dependencies', 'topo_order', 'dataset_features', 'not_applicable', 'load_grid', 'expand_grid',
-           'params_slug', 'run_name', 'Job', 'plan_jobs', 'data_fingerprint', 'is_done', 'kernel_env',
-           'cell_directives', 'is_test_only', 'is_library_cell', 'report_view', 'notebook_html', 'run_job',
-           'prepare_data', 'job_priorities', 'run_reports', 'format_summary', 'flatten_metrics', 'headline_metric',
-           'plot_sweep', 'challenge_headline', 'movielens_headline', 'report_figures', 'build_index', 'find_chromium',
-           'browser_check', 'compare_runs', 'reports_cli']
+__all__ = ['run_reports', 'format_summary', 'reports_cli', 'DEPENDS', 'FEATURES', 'NEEDS', 'NA', 'SCALES', 'discover_notebooks',
+           'notebook_parameters', 'fixture_notebook', 'demo_notebooks', 'dependencies', 'topo_order',
+           'dataset_features', 'not_applicable', 'load_grid', 'expand_grid', 'params_slug', 'run_name', 'Job',
+           'plan_jobs', 'data_fingerprint', 'is_done', 'LIBRARY_DIRECTIVES', 'kernel_env', 'cell_directives',
+           'is_test_only', 'is_library_cell', 'report_view', 'notebook_html', 'run_job', 'prepare_data',
+           'job_priorities', 'PUBLISHED_ML100K', 'PUBLISHED_SOURCE', 'COMPARE_COLUMNS', 'flatten_metrics',
+           'headline_metric', 'plot_sweep', 'challenge_headline', 'movielens_headline', 'report_figures', 'build_index',
+           'find_chromium', 'browser_check', 'compare_runs']
 
-# %% ../nbs/07_reports.ipynb #94debfce
-def _root() -> Path:
-    "The project root: from the working directory, else from where the package is installed (editable)."
-    r = project_root()
-    if (r / 'settings.ini').exists(): return r
-    import recsys
-    pr = Path(recsys.__file__).resolve().parent.parent
-    return pr if (pr / 'settings.ini').exists() else r
+# %% ../nbs/07_reports.ipynb #bde0220a
+# the names of the three parts keep their old home: `from recsys.reports import ...` works as before the split
+# (as do `_run_lock`, `_retry_once` and `_ipc_kernel_manager`, which tests/test_reports.py reaches through it)
+_all_ = ['DEPENDS', 'FEATURES', 'NEEDS', 'NA', 'SCALES', 'discover_notebooks', 'notebook_parameters',
+         'fixture_notebook', 'demo_notebooks', 'dependencies', 'topo_order', 'dataset_features', 'not_applicable',
+         'load_grid', 'expand_grid', 'params_slug', 'run_name', 'Job', 'plan_jobs', 'data_fingerprint', 'is_done',
+         'LIBRARY_DIRECTIVES', 'kernel_env', 'cell_directives', 'is_test_only', 'is_library_cell', 'report_view',
+         'notebook_html', 'run_job', 'prepare_data', 'job_priorities', 'PUBLISHED_ML100K', 'PUBLISHED_SOURCE',
+         'COMPARE_COLUMNS', 'flatten_metrics', 'headline_metric', 'plot_sweep', 'challenge_headline',
+         'movielens_headline', 'report_figures', 'build_index', 'find_chromium', 'browser_check', 'compare_runs']
 
-def _read_nb(path) -> dict | None:
-    try: return json.loads(Path(path).read_text(encoding='utf-8'))
-    except (OSError, ValueError): return None
+# %% ../nbs/07_reports.ipynb #54ab919f
+def _run_dir(dataset: str, scale: str, seed: int, out=None) -> Path:
+    "The run folder: `out`, else `$RECSYS_REPORTS_DIR` (default `<project>/reports`) / the run's name."
+    if out: return Path(out).resolve()
+    return (Path(os.environ.get('RECSYS_REPORTS_DIR') or _root() / 'reports') / run_name(dataset, scale, seed)).resolve()
 
-# %% ../nbs/07_reports.ipynb #03def24e
-def _has_parameters_cell(nb: dict) -> bool:
-    return any('parameters' in (c.get('metadata') or {}).get('tags', []) for c in nb.get('cells', []))
+# %% ../nbs/07_reports.ipynb #966909af
+def _shown_jobs(plan: list[Job], records: dict, replan) -> list[Job]:
+    """The jobs the page summarises when only some notebooks ran: those of `plan`, and the done (or not applicable) jobs
+    of the whole run folder, whose records are added to `records`. `replan()` plans the whole run."""
+    keys = {j.key for j in plan}
+    shown = [j for j in replan() if j.key in keys or is_done(j) or j.na]
+    for j in shown: records.setdefault(j.key, _na_record(j) if j.na else _cached_record(j))
+    return shown
 
-def discover_notebooks(nbs_dir=None) -> dict[str, Path]:
-    "Report notebooks in `nbs_dir` (default `<project>/nbs`): `name -> path` for every `*.ipynb` with a `parameters` cell."
-    nbs_dir = Path(nbs_dir) if nbs_dir else _root() / 'nbs'
-    out = {}
-    for p in sorted(nbs_dir.glob('*.ipynb')):
-        if p.name.startswith(('.', '_')): continue
-        nb = _read_nb(p)
-        if nb is None: warnings.warn(f'{p}: not a readable notebook; left out of the run'); continue
-        if _has_parameters_cell(nb): out[p.stem] = p
-    return out
-
-# %% ../nbs/07_reports.ipynb #33d44de9
-def notebook_parameters(path) -> dict[str, str]:
-    """The names assigned in the notebook's `parameters` cell, with their default's source text. Read with `ast`
-    (papermill's own inspection skips lines it cannot parse, such as `n = 5_000`); papermill's as a fallback."""
-    import ast
-    nb = _read_nb(path) or {}
-    cell = next((c for c in nb.get('cells', []) if 'parameters' in (c.get('metadata') or {}).get('tags', [])), None)
-    src = ''.join(cell.get('source', '')) if cell else ''
-    try: tree = ast.parse(src)
-    except SyntaxError:
-        import papermill as pm
-        return {k: v.get('default') for k, v in pm.inspect_notebook(str(path)).items()}
-    out = {}
-    for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
-        for t in targets:
-            if isinstance(t, ast.Name): out[t.id] = ast.get_source_segment(src, node.value) if node.value is not None else None
-    return out
-
-# %% ../nbs/07_reports.ipynb #bac6ebd9
-def _fingerprint_nb(path) -> str:
-    "A hash of the notebook's cell sources (outputs and metadata do not count)."
-    nb = _read_nb(path) or {}
-    src = [(c.get('cell_type'), ''.join(c.get('source', ''))) for c in nb.get('cells', [])]
-    return hashlib.sha256(json.dumps(src).encode()).hexdigest()[:16]
-
-# %% ../nbs/07_reports.ipynb #12b960fd
-_KERNELSPEC = {'name': 'python3', 'display_name': 'Python 3 (ipykernel)', 'language': 'python'}
-
-def fixture_notebook(path, parameters: str, *cells: str, title: str | None = None) -> Path:
-    "Write a small report notebook at `path`: a title, a `parameters` cell holding `parameters`, then code `cells`."
-    import nbformat
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    nb = nbformat.v4.new_notebook()
-    p = nbformat.v4.new_code_cell(parameters); p.metadata['tags'] = ['parameters']
-    nb.cells = [nbformat.v4.new_markdown_cell(f'# {title or path.stem}\n\n> A fixture report notebook.'), p,
-                *[nbformat.v4.new_code_cell(c) for c in cells]]
-    nb.metadata['kernelspec'] = dict(_KERNELSPEC); nb.metadata['language_info'] = {'name': 'python'}
-    nbformat.write(nb, path)
-    return path
-
-# %% ../nbs/07_reports.ipynb #cd32a4a3
-_FIX_PARAMS = "dataset = 'synthetic'\nscale = 'tiny'\nseed = 42\nout_dir = None"
-_FIX_HEAD = ("import json, tempfile, time\nfrom pathlib import Path\nimport numpy as np\n"
-             "from recsys.core import write_results, save_figure\nt0 = time.time()\nout_dir = Path(out_dir or tempfile.mkdtemp())")
-
-def demo_notebooks(nbs_dir, fail: bool = True, work_s: float = 0.0) -> dict[str, Path]:
-    """Write tiny fixture report notebooks into `nbs_dir` (for tests, demos and timing): `01_ingest`, `04_als`
-    (hyperparameters `factors`, `regularization`, nested metrics, a figure) and, with `fail`, `09_broken` (raises in
-    its third code cell) and `10_downstream`. `work_s` makes each busy the CPU for that many seconds."""
-    nbs_dir = Path(nbs_dir); nbs_dir.mkdir(parents=True, exist_ok=True)
-    busy = f"_end = time.process_time() + {float(work_s)}\nwhile time.process_time() < _end: sum(range(1000))"
-    out = {}
-    out['01_ingest'] = fixture_notebook(nbs_dir / '01_ingest.ipynb', _FIX_PARAMS, _FIX_HEAD, busy,
-        "rng = np.random.default_rng(seed)\nn_rows = int(rng.integers(100, 200))\n"
-        "write_results(out_dir, dict(dataset=dataset, scale=scale, seed=seed), started=t0, metrics={'n_rows': n_rows})")
-    out['04_als'] = fixture_notebook(nbs_dir / '04_als.ipynb', _FIX_PARAMS + '\nK = 10\nfactors = 8\nregularization = 0.1',
-        _FIX_HEAD, busy,
-        "rng = np.random.default_rng([seed, factors])\n"
-        "ndcg = 0.2 + 0.1 * np.tanh(factors / 16) - 0.2 * regularization + 0.01 * rng.random()\n"
-        "pop = 0.15 + 0.01 * rng.random()\n"
-        "metrics = {'test': {'als': {'map': ndcg / 3, f'ndcg@{K}': ndcg, f'precision@{K}': ndcg * 0.8, f'recall@{K}': ndcg / 2},\n"
-        "                    'popularity': {'map': pop / 3, f'ndcg@{K}': pop, f'precision@{K}': pop * 0.8, f'recall@{K}': pop / 2}}}",
-        "import matplotlib.pyplot as plt\nfig, ax = plt.subplots(figsize=(4, 3))\n"
-        "ax.plot(np.arange(1, 11), ndcg * (1 - np.exp(-np.arange(1, 11) / 3)), marker='o')\n"
-        "ax.set(title=f'Convergence (factors={factors})', xlabel='iteration', ylabel=f'NDCG@{K}')\n"
-        "save_figure(fig, out_dir, 'convergence'); plt.close(fig)",
-        "write_results(out_dir, dict(dataset=dataset, scale=scale, seed=seed, K=K, factors=factors, regularization=regularization),\n"
-        "              started=t0, metrics=metrics)")
-    if fail:
-        out['09_broken'] = fixture_notebook(nbs_dir / '09_broken.ipynb', _FIX_PARAMS, _FIX_HEAD, "x = 1",
-                                            "raise ValueError('planted failure')", "print('never reached')")
-        out['10_downstream'] = fixture_notebook(nbs_dir / '10_downstream.ipynb', _FIX_PARAMS, _FIX_HEAD,
-                                                "write_results(out_dir, {}, started=t0)")
-    return out
-
-# %% ../nbs/07_reports.ipynb #d20cb999
-DEPENDS: dict[str, list[str]] = {
-    '01_ingest': [], '01a_synth': [], '02_eda': ['01_ingest'], '03_confidence': ['01_ingest'], '04_als': ['01_ingest'],
-    '05_evaluate': ['04_als', '03_confidence'], '06_recommend': ['05_evaluate', '02_eda'], '08_spark': ['01_ingest']}
-
-def dependencies(names, depends: dict | None = None) -> dict[str, list[str]]:
-    "For each notebook in `names`, the notebooks in `names` it waits for (missing ones bypassed; unknown ones after `01_ingest`)."
-    depends = DEPENDS if depends is None else depends
-    present = list(names)
-    def resolve(d, seen=()):
-        if d in present: return [d]
-        if d in seen: return []
-        return [x for dd in depends.get(d, []) for x in resolve(dd, seen + (d,))]
-    out = {}
-    for n in present:
-        raw = depends[n] if n in depends else (['01_ingest'] if n != '01_ingest' else [])
-        deps = []
-        for d in raw:
-            for x in resolve(d):
-                if x != n and x not in deps: deps.append(x)
-        out[n] = deps
-    return out
-
-# %% ../nbs/07_reports.ipynb #95018fb2
-def topo_order(deps: dict[str, list[str]]) -> list[str]:
-    "The notebooks in an order where each comes after its dependencies (ties by name); a cycle raises `RecsysDataError`."
-    order, state = [], {}
-    def visit(n, stack):
-        if state.get(n) == 2: return
-        if state.get(n) == 1:
-            raise RecsysDataError(f'dependency cycle {" -> ".join(stack + [n])}', fix='edit DEPENDS in recsys.reports')
-        state[n] = 1
-        for d in sorted(deps.get(n, [])): visit(d, stack + [n])
-        state[n] = 2; order.append(n)
-    for n in sorted(deps): visit(n, [])
-    return order
-
-# %% ../nbs/07_reports.ipynb #505bccb8
-FEATURES = ('events', 'sessions', 'carts', 'purchases', 'ratings', 'test', 'test_labels', 'products', 'embeddings', 'users')
-NEEDS: dict[str, tuple[str, ...]] = {
-    '01_ingest': ('events',), '02_eda': ('events',), '03_confidence': ('events',), '04_als': ('events',),
-    '05_evaluate': ('events',), '06_recommend': ('sessions', 'carts', 'test'), '08_spark': ('events',)}
-_FEATURE_TEXT = {'sessions': 'sessions (a session_id per event)', 'carts': 'add-to-cart events', 'purchases': 'purchase events',
-                 'ratings': 'ratings', 'test': 'test file (the sessions to predict for)', 'test_labels': 'hidden test labels',
-                 'products': 'products file', 'embeddings': 'product embeddings', 'users': 'users file'}
-
-def _parquet_any_positive(path, column) -> bool | None:
-    "Whether parquet `column` holds a value > 0, from the row groups' statistics (None when they do not say)."
-    import pyarrow.parquet as pq
-    md = pq.ParquetFile(path).metadata
-    names = [md.schema.column(i).name for i in range(md.num_columns)]
-    if column not in names: return False
-    i = names.index(column); seen = False
-    for g in range(md.num_row_groups):
-        st = md.row_group(g).column(i).statistics
-        if st is None or not st.has_min_max: return None
-        seen = True
-        if st.max > 0: return True
-    return False if seen else None
-
-# %% ../nbs/07_reports.ipynb #368ddb2d
-def _event_kinds(path) -> set[str] | None:
-    "The distinct values of a parquet train file's `event` column (None without one, or when unreadable)."
-    import pyarrow.parquet as pq, pyarrow.compute as pc
-    try:
-        if 'event' not in pq.read_schema(path).names: return None
-        return {str(v).lower() for v in pc.unique(pq.read_table(path, columns=['event'])['event']).to_pylist() if v is not None}
-    except Exception: return None
-
-# %% ../nbs/07_reports.ipynb #af142b2f
-def dataset_features(dataset: str, scale: str = 'tiny', seed: int = 42) -> dict[str, bool]:
-    """What the dataset offers, feature by feature (`FEATURES`): 'synthetic' and 'movielens-100k' by name, a folder by
-    its files. A feature that cannot be checked (an unreadable or CSV file) counts as present: the notebook decides."""
-    if dataset == 'synthetic':
-        return {f: f not in ('purchases', 'ratings') for f in FEATURES}
-    if dataset == 'movielens-100k':
-        return {f: f in ('events', 'ratings') for f in FEATURES}
-    from recsys.ingest import dataset_files
-    d = Path(dataset); files = dataset_files(d); out = {f: False for f in FEATURES}
-    try: meta = json.loads((d / 'dataset.json').read_text())
-    except (OSError, ValueError): meta = {}
-    train = files['train']; out['events'] = train is not None
-    out['test'], out['test_labels'] = files['test'] is not None, files['test_labels'] is not None
-    out['products'], out['users'] = files['products'] is not None, files['users'] is not None
-    cols = None
-    if train is not None and str(train).endswith('.parquet'):
-        try:
-            import pyarrow.parquet as pq
-            cols = set(pq.read_schema(train).names)
-        except Exception: cols = None
-    if cols is None:                                     # CSV, zip or unreadable: assume the Inditex layout
-        out.update(sessions=True, carts=True)
-    else:
-        out['sessions'] = 'session_id' in cols
-        out['ratings'] = 'rating' in cols
-        kinds = _event_kinds(train)
-        counted = (meta.get('counts') or {}).get('events') or {}
-        if kinds is not None:
-            out['carts'], out['purchases'] = 'cart' in kinds, 'purchase' in kinds
-        elif counted:
-            out['carts'], out['purchases'] = counted.get('cart', 0) > 0, counted.get('purchase', 0) > 0
-        elif 'add_to_cart' in cols:
-            try: any_cart = _parquet_any_positive(train, 'add_to_cart')
-            except Exception: any_cart = None
-            out['carts'] = True if any_cart is None else any_cart
-    if out['products'] and str(files['products']).endswith('.parquet'):
-        try:
-            import pyarrow.parquet as pq
-            emb = pq.read_table(files['products'], columns=['embedding'])['embedding']
-            out['embeddings'] = emb.null_count < len(emb)
-        except Exception: out['embeddings'] = False
-    elif out['products']: out['embeddings'] = True       # a pickle: checked when read
-    return out
-
-# %% ../nbs/07_reports.ipynb #e23654de
-def not_applicable(notebook: str, features: dict[str, bool], needs: dict | None = None) -> str | None:
-    "Why `notebook` does not apply to a dataset with `features` (None when it does): the first missing needs, in words."
-    missing = [f for f in (NEEDS if needs is None else needs).get(notebook, ()) if not features.get(f, True)]
-    if not missing: return None
-    return 'not applicable: the dataset has no ' + ', no '.join(_FEATURE_TEXT.get(f, f) for f in missing)
-
-# %% ../nbs/07_reports.ipynb #416c0e72
-def load_grid(path) -> dict[str, dict[str, list]]:
-    "Read a sweep grid, JSON `{notebook: {parameter: value or [values]}}`: from a file, or given inline (text starting with `{`)."
-    if isinstance(path, str) and path.lstrip().startswith('{'):
-        try: return _check_grid(json.loads(path))
-        except ValueError as e: raise RecsysDataError(f'--grid is not valid JSON: {e}', fix='write {"05_evaluate": {"factors": [32, 64]}} '
-                                                      'or the path of a file holding it') from None
-    path = Path(path)
-    try: grid = json.loads(path.read_text())
-    except OSError as e: raise RecsysDataError(f'cannot read the grid ({e.strerror})', file=path, fix='pass an existing JSON file to --grid') from None
-    except ValueError as e: raise RecsysDataError(f'not valid JSON: {e}', file=path,
-                                                  fix='write {"05_evaluate": {"factors": [32, 64]}}') from None
-    return _check_grid(grid, path)
-
-# %% ../nbs/07_reports.ipynb #75d9c892
-def _check_grid(grid, path=None) -> dict:
-    if not isinstance(grid, dict) or not all(isinstance(v, dict) for v in grid.values()):
-        raise RecsysDataError('a grid maps notebook names to {parameter: [values]}', file=path,
-                              example=grid if not isinstance(grid, dict) else None, fix='write {"05_evaluate": {"factors": [32, 64]}}')
-    for nb, spec in grid.items():
-        for k, v in spec.items():
-            if isinstance(v, list) and not v:
-                raise RecsysDataError(f'{nb}: parameter {k!r} has an empty list of values', file=path, fix='give at least one value')
-    return grid
-
-# %% ../nbs/07_reports.ipynb #43685fdf
-def expand_grid(spec: dict | None) -> list[dict]:
-    "The cartesian product of one notebook's grid, in the grid's key order (`{}` -> one empty configuration)."
-    spec = spec or {}
-    keys = list(spec)
-    vals = [v if isinstance(v, list) else [v] for v in spec.values()]
-    return [dict(zip(keys, combo)) for combo in itertools.product(*vals)]
-
-def _fmt_value(v) -> str:
-    return v if isinstance(v, str) else json.dumps(v, separators=(',', ':'))
-
-# %% ../nbs/07_reports.ipynb #765ce3ff
-def params_slug(params: dict, max_len: int = 80) -> str:
-    "A folder name for one configuration: `k=v_k2=v2`, `default` when empty; hashed when sanitised or too long."
-    if not params: return 'default'
-    raw = '_'.join(f'{k}={_fmt_value(v)}' for k, v in params.items())
-    slug = re.sub(r'[^A-Za-z0-9._=+-]+', '-', raw)
-    h = hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:8]
-    if slug != raw: slug = f'{slug[:max_len - 9]}-{h}'
-    elif len(slug) > max_len: slug = f'{slug[:max_len - 9]}-{h}'
-    return slug
-
-# %% ../nbs/07_reports.ipynb #907ebf9d
-SCALES = ('tiny', 'small', 'full')
-
-def run_name(dataset: str = 'synthetic', scale: str = 'small', seed: int = 42) -> str:
-    "The deterministic name of a run folder: `synthetic-small-seed42`, `movielens-100k-seed42`, `dir-<name>-seed42`."
-    if dataset == 'synthetic': base = f'synthetic-{scale}'
-    elif dataset == 'movielens-100k': base = dataset
-    else: base = 'dir-' + (re.sub(r'[^A-Za-z0-9._-]+', '-', Path(dataset).resolve().name) or 'data')
-    return f'{base}-seed{int(seed)}'
-
-# %% ../nbs/07_reports.ipynb #6d838f6c
-def _check_dataset(dataset, scale):
-    if scale not in SCALES:
-        raise RecsysDataError(f'unknown scale {scale!r}', fix=f'use one of {", ".join(SCALES)}')
-    if dataset not in ('synthetic', 'movielens-100k') and not Path(dataset).is_dir():
-        raise RecsysDataError(f'dataset {dataset!r} is neither "synthetic", "movielens-100k" nor a directory',
-                              fix='pass --dataset synthetic, movielens-100k, or a folder holding the Inditex-format files')
-
-# %% ../nbs/07_reports.ipynb #75a37846
-@dataclass
-class Job:
-    "One papermill execution: a notebook with one configuration, in its own folder."
-    notebook: str
-    path: Path
-    slug: str
-    params: dict
-    grid: dict
-    out_dir: Path
-    deps: list = field(default_factory=list)
-    fingerprint: str = ''
-    na: str | None = None        # why the notebook does not apply to the dataset (None: it does)
-    @property
-    def key(self) -> str: return f'{self.notebook}/{self.slug}'
-    def spec(self, env: dict | None = None, kernel_name: str = 'python3', timeout: float | None = None) -> dict:
-        "A picklable description for a worker process."
-        return dict(notebook=self.notebook, slug=self.slug, path=str(self.path), params=self.params, grid=self.grid,
-                    out_dir=str(self.out_dir), cwd=str(Path(self.path).parent), env=dict(env or {}), kernel_name=kernel_name,
-                    timeout=timeout, fingerprint=self.fingerprint, deps=list(self.deps))
-
-# %% ../nbs/07_reports.ipynb #81109f12
-def _select(names, only) -> set[str]:
-    "Notebooks picked by `--only`: exact names or number prefixes (`04` picks `04_als`)."
-    sel = set()
-    for o in only:
-        hits = [n for n in names if n == o or n.split('_')[0] == o]
-        if not hits: raise RecsysDataError(f'--only {o!r} matches no report notebook', fix=f'choose among {", ".join(names)}')
-        sel.update(hits)
-    return sel
-
-# %% ../nbs/07_reports.ipynb #5ab367f8
-def plan_jobs(run_dir, dataset: str = 'synthetic', scale: str = 'small', seed: int = 42, nbs_dir=None,
-              grid: dict | None = None, only=None, K: int | None = None, params: dict | None = None,
-              depends: dict | None = None, needs: dict | None = None) -> list[Job]:
-    """The run's jobs in dependency order: one per notebook, or one per grid configuration, with the parameters to inject;
-    a job whose notebook needs what the dataset lacks (`NEEDS`, `dataset_features`) carries the reason in `na`."""
-    run_dir = Path(run_dir)
-    nbs = discover_notebooks(nbs_dir)
-    if not nbs:
-        raise RecsysDataError(f'no report notebooks (a cell tagged "parameters") in {nbs_dir or _root() / "nbs"}',
-                              fix='run from the project folder, or pass --nbs DIR')
-    grid = _check_grid(dict(grid or {}))
-    unknown = sorted(set(grid) - set(nbs))
-    if unknown: raise RecsysDataError(f'the grid names {", ".join(unknown)}, which is not a report notebook',
-                                      fix=f'use names among {", ".join(nbs)}')
-    selected = _select(list(nbs), only) if only else set(nbs)
-    deps = dependencies(list(nbs), depends)
-    extra = {'K': K, 'run_dir': str(run_dir), **(params or {})}
-    declared_any = set()
-    data_fp = data_fingerprint(dataset)
-    features = dataset_features(dataset, scale, seed)
-    jobs = []
-    for name in topo_order(deps):
-        declared = notebook_parameters(nbs[name])
-        declared_any |= set(declared)
-        if name not in selected: continue
-        bad = [k for k in grid.get(name, {}) if k not in declared]
-        if bad: raise RecsysDataError(f'the grid sets {", ".join(map(repr, bad))} for {name}, whose parameters cell does not declare it',
-                                      fix=f'{name} declares: {", ".join(sorted(declared))}')
-        nb_fp = [_fingerprint_nb(nbs[name]), data_fp]
-        base = {'dataset': dataset, 'scale': scale, 'seed': int(seed)}
-        base.update({k: v for k, v in extra.items() if v is not None and k in declared})
-        for cfg in expand_grid(grid.get(name)):
-            slug = params_slug(cfg); out = run_dir / name / slug
-            p = {**base, **cfg, 'out_dir': str(out)}
-            fp = hashlib.sha256(json.dumps([nb_fp, {k: v for k, v in p.items() if k not in ('out_dir', 'run_dir')}],
-                                           sort_keys=True, default=str).encode()).hexdigest()[:16]
-            jobs.append(Job(name, nbs[name], slug, p, cfg, out, [d for d in deps[name] if d in selected], fp,
-                            not_applicable(name, features, needs)))
-    missing = sorted(set(params or {}) - declared_any)
-    if missing: raise RecsysDataError(f'--param {", ".join(missing)}: no report notebook declares it', fix='check the spelling')
-    return jobs
-
-# %% ../nbs/07_reports.ipynb #13f304d5
-def data_fingerprint(dataset) -> str | None:
-    """The content id of a folder dataset: name, size, mtime and first/last-block hash of each of its files (so a cached job
-    reruns when its input changed). None for 'synthetic' and 'movielens-100k', whose content their name and version fix."""
-    from recsys.core import data_dir, file_fingerprint
-    if str(dataset) in ('synthetic', 'movielens-100k'): return None
-    d = data_dir() / 'raw' if str(dataset) == 'inditex' else Path(str(dataset)).expanduser()
-    if not d.is_dir(): return None
-    files = sorted(p for p in d.iterdir() if p.is_file() and not p.name.startswith(('.', '_')))
-    return hashlib.sha256(json.dumps([(p.name, file_fingerprint(p, mtime=True)) for p in files]).encode()).hexdigest()[:16]
-
-# %% ../nbs/07_reports.ipynb #0a45b5f1
-def is_done(job: Job) -> bool:
-    "True when the job's folder holds a completion marker with the job's fingerprint."
-    rec = _read_json(job.out_dir / '_done.json')
-    return bool(rec) and rec.get('fingerprint') == job.fingerprint and (job.out_dir / 'notebook.ipynb').exists()
-
-def _read_json(p) -> dict | None:
-    try: return json.loads(Path(p).read_text())
-    except (OSError, ValueError): return None
-
-# %% ../nbs/07_reports.ipynb #0545adef
-def kernel_env(seed: int = 42, threads: int = 1, data_dir=None, reports_dir=None) -> dict[str, str]:
-    "Environment variables every report kernel gets."
+# %% ../nbs/07_reports.ipynb #e753ed48
+def _run_record(run_dir: Path, settings: dict, plan: list[Job], shown: list[Job], records: dict, nbs_dir=None,
+                started: str | None = None, wall_s: float | None = None, prepare: dict | None = None) -> dict:
+    "What `run.json` holds: the run's `settings`, where and when, the counts by status, the versions and the shown jobs' records."
+    ordered = [{**records[j.key], 'key': j.key, 'dir': f'{j.notebook}/{j.slug}', 'deps': j.deps} for j in shown]
+    counts = {s: sum(r['status'] == s for r in ordered) for s in ('ok', 'cached', NA, 'failed', 'skipped')}
     root = _root()
-    env = {'RECSYS_QUIET': '1', 'MPLBACKEND': 'Agg', 'PYTHONHASHSEED': str(int(seed) % 2**32),
-           'RECSYS_DATA_DIR': str(Path(data_dir or os.environ.get('RECSYS_DATA_DIR') or root / 'data').resolve()),
-           'RECSYS_REPORTS_DIR': str(Path(reports_dir or os.environ.get('RECSYS_REPORTS_DIR') or root / 'reports').resolve()),
-           'PYDEVD_DISABLE_FILE_VALIDATION': '1', 'JUPYTER_PLATFORM_DIRS': '1'}
-    for v in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'):
-        env[v] = os.environ.get(v) or str(max(1, int(threads)))
-    return env
+    return {'run': run_dir.name, 'run_dir': str(run_dir), **settings, 'nbs_dir': str(Path(nbs_dir or root / 'nbs').resolve()),
+            'started': started, 'wall_s': wall_s, 'counts': counts, 'prepare': prepare, 'versions': versions(),
+            'git_commit': git_commit(root), 'depends': {j.notebook: j.deps for j in plan}, 'records': ordered}
 
-# %% ../nbs/07_reports.ipynb #08fbd706
-def _ipc_kernel_manager(kernel_name: str, sock_dir: str, env: dict, log_file=None):
-    "A kernel manager whose kernel talks over Unix sockets in `sock_dir`, with `env` added and stdout/stderr to `log_file`."
-    from jupyter_client.manager import AsyncKernelManager
-    class _KM(AsyncKernelManager):
-        async def _async_launch_kernel(self, kernel_cmd, **kw):
-            kw['env'] = {**(kw.get('env') or os.environ), **env}
-            if log_file is not None: kw['stdout'] = kw['stderr'] = log_file
-            return await super()._async_launch_kernel(kernel_cmd, **kw)
-    return _KM(kernel_name=kernel_name, transport='ipc', connection_file=os.path.join(sock_dir, 'kernel.json'),
-               ip=os.path.join(sock_dir, 'k'))
-
-# %% ../nbs/07_reports.ipynb #ea5bb8c0
-def _is_kernel_start_error(e: BaseException) -> bool:
-    try:
-        import zmq
-        if isinstance(e, zmq.error.ZMQError): return True
-    except ImportError: pass
-    msg = str(e)
-    return isinstance(e, (RuntimeError, TimeoutError)) and ('kernel_info' in msg or "didn't respond" in msg or 'Kernel died' in msg)
-
-# %% ../nbs/07_reports.ipynb #766ea7be
-def _retry_once(fn, is_transient=_is_kernel_start_error, wait: float = 1.0) -> int:
-    "Call `fn`; when it raises a transient (kernel-start) error, wait and call it once more. Returns the number of retries."
-    try: fn(); return 0
-    except Exception as e:
-        if not is_transient(e): raise
-        time.sleep(wait); fn(); return 1
-
-# %% ../nbs/07_reports.ipynb #41263d42
-_ANSI = re.compile(r'\x1b\[[0-9;]*[A-Za-z]')
-
-def _now() -> str: return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')
-
-def _readable(path) -> Path:
-    "Give a file written by `atomic_write` (mode 0600) the usual permissions, so a web server can serve the run."
-    um = os.umask(0); os.umask(um)
-    os.chmod(path, 0o666 & ~um); return Path(path)
-
-def _write_json(path, obj):
-    with atomic_write(path) as f: json.dump(obj, f, indent=2, default=str)
-    _readable(path)
-
-# %% ../nbs/07_reports.ipynb #1d2ee79c
-def _describe_error(e: BaseException, nb_path=None) -> dict:
-    "What `error.json` records: where (a cell, or the runner), the cell's index in the source notebook, its source, the exception."
-    from papermill.exceptions import PapermillExecutionError
-    if isinstance(e, PapermillExecutionError):
-        idx = e.cell_index
-        src_nb = _read_nb(nb_path) if nb_path else None
-        if src_nb:   # papermill's index counts its injected cell: find the cell in the source notebook by its text
-            srcs = [''.join(c.get('source', '')) for c in src_nb.get('cells', [])]
-            if e.source in srcs: idx = srcs.index(e.source)
-        return {'where': 'cell', 'cell_index': idx, 'exec_count': e.exec_count, 'source': e.source, 'ename': e.ename,
-                'evalue': e.evalue, 'traceback': _ANSI.sub('', '\n'.join(e.traceback))[-20000:]}
-    return {'where': 'runner', 'cell_index': None, 'exec_count': None, 'source': None, 'ename': type(e).__name__,
-            'evalue': str(e), 'traceback': ''.join(traceback.format_exception(e))[-20000:]}
-
-# %% ../nbs/07_reports.ipynb #096c8a4a
-import ast
-
-LIBRARY_DIRECTIVES = ('export', 'exporti', 'exports', 'hide')
-_DIRECTIVE = re.compile(r'\s*#\s*\|\s*([\w-]+)')
-
-def _src(cell) -> str: return ''.join(cell.get('source') or '')
-
-# %% ../nbs/07_reports.ipynb #76ec5abd
-def cell_directives(source: str) -> list[str]:
-    "The nbdev directives at the top of a cell's source: `#| export` -> 'export' (blank lines may precede them)."
-    out = []
-    for line in source.splitlines():
-        if not line.strip(): continue
-        m = _DIRECTIVE.match(line)
-        if not m: break
-        out.append(m.group(1).lower())
-    return out
-
-# %% ../nbs/07_reports.ipynb #a8f15f3a
-def is_test_only(source: str) -> bool:
-    "True for a cell of nothing but `assert` statements and calls to `test_*` functions."
-    try: body = ast.parse(source).body
-    except SyntaxError: return False            # magics, shell escapes: not a test cell
-    def test(st):
-        if isinstance(st, ast.Assert): return True
-        f = st.value.func if isinstance(st, ast.Expr) and isinstance(st.value, ast.Call) else None
-        return isinstance(f, ast.Name) and f.id.startswith('test_')
-    return bool(body) and all(test(st) for st in body)
-
-# %% ../nbs/07_reports.ipynb #a42b34f9
-def is_library_cell(cell) -> bool:
-    "A cell the report's page leaves out: exported or hidden code, or tests only — unless it raised."
-    if cell.get('cell_type') != 'code': return False
-    if any(o.get('output_type') == 'error' for o in cell.get('outputs') or []): return False
-    src = _src(cell)
-    return bool(set(cell_directives(src)) & set(LIBRARY_DIRECTIVES)) or is_test_only(src)
-
-# %% ../nbs/07_reports.ipynb #7e4cec04
-def report_view(nb):
-    "A copy of a notebook (an `nbformat` node) for reading: library cells left out, a note under the title saying so."
-    import copy, nbformat
-    view = copy.deepcopy(nb)
-    keep = [c for c in view.cells if not is_library_cell(c)]
-    n = len(view.cells) - len(keep)
-    if n:
-        at = 1 if keep and keep[0].cell_type == 'markdown' else 0
-        keep.insert(at, nbformat.v4.new_markdown_cell(
-            f'*This page leaves out {n} library cell{"s" * (n != 1)} (exported code, hidden imports, tests); '
-            '`notebook.ipynb` beside it is the complete executed notebook.*'))
-    view.cells = keep
-    return view
-
-# %% ../nbs/07_reports.ipynb #cf9acbd0
-def notebook_html(nb_path, html_path) -> Path:
-    "The reader's page of an executed notebook: `report_view` of it as one self-contained HTML file (nbconvert's lab template, images embedded)."
-    import nbformat
-    from nbconvert import HTMLExporter
-    nb = report_view(nbformat.read(str(nb_path), as_version=4))
-    body, _ = HTMLExporter(template_name='lab', embed_images=True).from_notebook_node(
-        nb, resources={'metadata': {'name': Path(nb_path).parent.parent.name + ' / ' + Path(nb_path).parent.name}})
-    with atomic_write(html_path) as f: f.write(body)
-    return _readable(html_path)
-
-# %% ../nbs/07_reports.ipynb #4dde0fc2
-def _execute(spec: dict, nb_out: Path, log_file) -> None:
-    import papermill as pm
-    # a short path (Unix socket names are limited to ~100 bytes), inside the run's socket folder when there is one
-    with tempfile.TemporaryDirectory(prefix='rk-', dir=spec.get('sock_dir')) as sock:
-        km = _ipc_kernel_manager(spec['kernel_name'], sock, spec['env'], log_file)
-        pm.execute_notebook(spec['path'], str(nb_out), parameters=spec['params'], kernel_name=spec['kernel_name'],
-                            progress_bar=False, log_output=False, cwd=spec['cwd'], km=km,
-                            execution_timeout=spec.get('timeout'))
-
-# %% ../nbs/07_reports.ipynb #a289168c
-def run_job(spec: dict) -> dict:
-    "Execute one job (in a worker process); return its record. Never raises for a notebook's failure."
-    os.environ.setdefault('JUPYTER_PLATFORM_DIRS', '1')
-    warnings.filterwarnings('ignore', category=DeprecationWarning)
-    import logging; logging.getLogger('papermill').setLevel(logging.WARNING)
-    out = Path(spec['out_dir'])
-    if out.exists(): shutil.rmtree(out)            # stale outputs of an earlier, unfinished attempt
-    out.mkdir(parents=True)
-    t0, started = time.time(), _now()
-    nb_out, log_path = out / 'notebook.ipynb', out / 'kernel.log'
-    error, retried = None, 0
-    with open(log_path, 'ab') as log:
-        try: retried = _retry_once(lambda: _execute(spec, nb_out, log))
-        except Exception as e: error = _describe_error(e, spec['path'])
-    wall = round(time.time() - t0, 3)
-    if log_path.exists() and log_path.stat().st_size == 0: log_path.unlink()
-    html_error = None
-    if nb_out.exists():
-        try: notebook_html(nb_out, out / 'notebook.html')
-        except Exception as e: html_error = f'{type(e).__name__}: {e}'
-    status = 'failed' if error else 'ok'
-    rec = {'notebook': spec['notebook'], 'slug': spec['slug'], 'status': status, 'started': started, 'wall_s': wall,
-           'retried': retried, 'threads': spec['env'].get('OMP_NUM_THREADS'), 'grid': spec['grid'], 'params': spec['params'],
-           'fingerprint': spec['fingerprint'],
-           'error': None if error is None else {k: error[k] for k in ('where', 'cell_index', 'exec_count', 'ename', 'evalue')},
-           'html_error': html_error}
-    res = _read_json(out / 'results.json')
-    if res is None:
-        res = {'params': spec['params'], 'seed': spec['params'].get('seed'), 'versions': versions(),
-               'git_commit': git_commit(spec['cwd']), 'started': started, 'duration_s': wall}
-    res.setdefault('duration_s', wall)
-    res['status'] = status
-    res['job'] = {k: rec[k] for k in ('notebook', 'slug', 'grid', 'started', 'wall_s', 'retried')}
-    if error: res['error'] = rec['error']
-    _write_json(out / 'results.json', res)
-    if error: _write_json(out / 'error.json', {'notebook': spec['notebook'], 'slug': spec['slug'], **error})
-    else: _write_json(out / '_done.json', rec)      # last: the completion marker
-    return rec
-
-# %% ../nbs/07_reports.ipynb #bb1a5f9c
-def prepare_data(dataset: str, scale: str, seed: int, env: dict | None = None) -> dict:
-    "Materialise the data once before the jobs (synthetic: `recsys.synth.ensure_synthetic`; MovieLens: the download)."
-    if dataset == 'synthetic': mod, fn, kw = 'recsys.synth', 'ensure_synthetic', {'scale': scale, 'seed': seed}
-    elif dataset == 'movielens-100k': mod, fn, kw = 'recsys.ingest', 'load_movielens_100k', {}
-    else: return {'step': 'none', 'note': 'nothing to materialise for a folder of files'}
-    try: f = getattr(importlib.import_module(mod), fn)
-    except (ImportError, AttributeError): return {'step': 'skipped', 'note': f'{mod}.{fn} is not available: the notebooks load the data'}
-    old = {k: os.environ.get(k) for k in (env or {})}
-    os.environ.update(env or {})
-    try:
-        t0 = time.time(); p = f(**kw)
-        return {'step': fn, 'dir': str(p) if isinstance(p, (str, Path)) else '', 'seconds': round(time.time() - t0, 2)}
-    except Exception as e:
-        warnings.warn(f'could not materialise the data ({type(e).__name__}: {e}); the notebooks will report it')
-        return {'step': 'failed', 'note': f'{type(e).__name__}: {e}'}
-    finally:
-        for k, v in old.items():
-            if v is None: os.environ.pop(k, None)
-            else: os.environ[k] = v
-
-# %% ../nbs/07_reports.ipynb #dc793ae8
-def _cached_record(job: Job) -> dict:
-    rec = dict(_read_json(job.out_dir / '_done.json') or {})
-    rec.update(status='cached', notebook=job.notebook, slug=job.slug)
-    return rec
-
-# %% ../nbs/07_reports.ipynb #c8004e47
-NA = 'not applicable'
-
-def _na_record(job: Job) -> dict:
-    "The record of a job whose notebook does not apply to the dataset; its folder gets a results.json saying why."
-    rec = {'notebook': job.notebook, 'slug': job.slug, 'status': NA, 'reason': job.na, 'wall_s': None,
-           'grid': job.grid, 'params': job.params, 'error': None}
-    job.out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ('_done.json', 'error.json', 'notebook.ipynb', 'notebook.html'): (job.out_dir / stale).unlink(missing_ok=True)
-    _write_json(job.out_dir / 'results.json', {'status': NA, 'reason': job.na, 'params': job.params, 'started': _now(),
-                                              'duration_s': 0.0, 'job': {k: rec[k] for k in ('notebook', 'slug', 'grid')}})
-    return rec
-
-# %% ../nbs/07_reports.ipynb #5164b32d
-def _skipped_record(job: Job, reason: str) -> dict:
-    return {'notebook': job.notebook, 'slug': job.slug, 'status': 'skipped', 'reason': reason, 'wall_s': None,
-            'grid': job.grid, 'params': job.params, 'error': None}
-
-def _norm_dataset(dataset: str, scale: str) -> str:
-    "Check the dataset and scale; a folder becomes an absolute path (kernels start in the notebooks' folder)."
-    _check_dataset(dataset, scale)
-    return dataset if dataset in ('synthetic', 'movielens-100k') else str(Path(dataset).resolve())
-
-# %% ../nbs/07_reports.ipynb #81f4a30e
-@contextlib.contextmanager
-def _run_lock(run_dir: Path):
-    "Hold an exclusive lock on the run folder: two runs writing the same folder would undo each other's jobs."
-    import fcntl
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / '.lock', 'w') as f:
-        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise RecsysDataError('another recsys-reports run is writing this run folder', file=run_dir,
-                                  fix='wait for it to finish, or pass --out to use another folder') from None
-        yield
-
-# %% ../nbs/07_reports.ipynb #e152a5ae
-def _worker_failure(job: Job, e: BaseException) -> dict:
-    hint = ''
-    if isinstance(e, cf.process.BrokenProcessPool):
-        hint = (" (a worker process died; when run_reports is called from a script, the call must sit under "
-                "`if __name__ == '__main__':`, as multiprocessing's spawn start method requires)")
-    return {**_skipped_record(job, None), 'status': 'failed',
-            'error': {'where': 'runner', 'cell_index': None, 'exec_count': None, 'ename': type(e).__name__, 'evalue': f'{e}{hint}'}}
-
-# %% ../nbs/07_reports.ipynb #91ece3d4
-def job_priorities(plan: list[Job], expected: dict[str, float] | None = None) -> dict[str, float]:
-    """Critical-path priority of each job: its expected duration plus the longest chain of jobs waiting on it.
-    `expected` holds durations from an earlier run (`run.json`); unknown jobs count as the median (1 without history)."""
-    expected = {k: v for k, v in (expected or {}).items() if v}
-    default = sorted(expected.values())[len(expected) // 2] if expected else 1.0
-    dependents: dict[str, list[Job]] = {}
-    for j in plan:
-        for d in j.deps: dependents.setdefault(d, []).append(j)
-    memo: dict[str, float] = {}
-    def cp(j):
-        if j.key not in memo:
-            memo[j.key] = expected.get(j.key, default) + max((cp(d) for d in dependents.get(j.notebook, [])), default=0.0)
-        return memo[j.key]
-    return {j.key: cp(j) for j in plan}
-
-# %% ../nbs/07_reports.ipynb #1ba9dae4
-def _schedule(todo, waiting, records, n_par, worker, spec, nb_state, bar, cores: int | None = None, priority: dict | None = None):
-    """Submit waiting jobs as their dependencies complete (by `priority`, highest first), skip the dependents of failures,
-    collect records. `spec(job, threads)` describes a job for `worker`; `threads` shares the cores among the kernels
-    started together."""
-    cores = cores or os.cpu_count() or 1
-    new_pool = lambda: cf.ProcessPoolExecutor(max_workers=min(n_par, len(todo)), mp_context=mp.get_context('spawn'))
-    pool, running, owner = new_pool(), {}, {}
-    try:
-        while waiting or running:
-            changed = True
-            while changed:                    # skip, transitively, what depends on a failure
-                changed = False
-                for j in list(waiting):
-                    bad = [d for d in j.deps if nb_state(d) == 'bad']
-                    if bad:
-                        records[j.key] = _skipped_record(j, f'dependency {", ".join(bad)} did not complete')
-                        waiting.remove(j); bar.update(1); changed = True
-            ready = sorted((j for j in waiting if all(nb_state(d) == 'ok' for d in j.deps)),   # longest critical path first
-                           key=lambda j: -(priority or {}).get(j.key, 0.0))[:max(0, n_par - len(running))]
-            threads = max(1, cores // max(1, len(running) + len(ready)))    # the cores, shared by the kernels running now
-            for j in ready:
-                try: f = pool.submit(worker, spec(j, threads))
-                except cf.process.BrokenProcessPool:
-                    pool.shutdown(wait=False, cancel_futures=True); pool = new_pool(); f = pool.submit(worker, spec(j, threads))
-                running[f], owner[f] = j, pool
-                waiting.remove(j)
-            if not running:
-                for j in waiting: records[j.key] = _skipped_record(j, 'its dependencies never became ready')
-                bar.update(len(waiting)); waiting.clear()
-                break
-            bar.set_postfix_str(', '.join(sorted({j.notebook for j in running.values()})))
-            done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
-            for f in done:
-                j = running.pop(f)
-                try: records[j.key] = f.result()
-                except Exception as e:            # the worker process itself died: the job fails, the pool is renewed
-                    records[j.key] = _worker_failure(j, e)
-                    if isinstance(e, cf.process.BrokenProcessPool) and owner[f] is pool:
-                        pool.shutdown(wait=False, cancel_futures=True); pool = new_pool()
-                bar.update(1)
-    except BaseException:                 # Ctrl-C / SIGTERM: stop the workers (their kernels exit with them), do not wait
-        for p in list((getattr(pool, '_processes', None) or {}).values()):
-            with contextlib.suppress(Exception): p.terminate()
-        pool.shutdown(wait=False, cancel_futures=True); raise
-    pool.shutdown()
+# %% ../nbs/07_reports.ipynb #6b0d13ac
+def _write_pages(run_dir: Path, run: dict, screenshot: bool = True) -> tuple[Path, str | None]:
+    "Write `run.json` and `index.html`; with `screenshot` and Chromium at hand, `index.png` too. Returns the index and the screenshot."
+    _write_json(run_dir / 'run.json', run)
+    index, shot = build_index(run_dir), None
+    if screenshot and find_chromium():
+        try: shot = browser_check(index, screenshot=run_dir / 'index.png').get('screenshot')
+        except Exception as e: warnings.warn(f'no screenshot of the index page: {type(e).__name__}: {e}', stacklevel=2)
+    return index, shot
 
 # %% ../nbs/07_reports.ipynb #0c5c8aa2
 def run_reports(dataset: str = 'synthetic', scale: str = 'small', seed: int = 42, jobs: int | None = None, out=None,
@@ -737,61 +87,22 @@ def run_reports(dataset: str = 'synthetic', scale: str = 'small', seed: int = 42
     Workers are spawned processes: in a script, call this under `if __name__ == '__main__':`."""
     t0, started = time.time(), _now()
     dataset = _norm_dataset(dataset, scale)
-    root = _root()
-    reports = Path(os.environ.get('RECSYS_REPORTS_DIR') or root / 'reports')
-    run_dir = Path(out).resolve() if out else (reports / run_name(dataset, scale, seed)).resolve()
+    run_dir = _run_dir(dataset, scale, seed, out)
     if grid is not None and not isinstance(grid, dict): grid = load_grid(grid)
-    plan = plan_jobs(run_dir, dataset, scale, seed, nbs_dir=nbs_dir, grid=grid, only=only, K=K, params=params, depends=depends,
-                     needs=needs)
-    n_par = max(1, int(jobs or os.cpu_count() or 1))
-    records: dict[str, dict] = {}
-    todo = []
+    replan = lambda only=None: plan_jobs(run_dir, dataset, scale, seed, nbs_dir=nbs_dir, grid=grid, only=only, K=K, params=params,
+                                         depends=depends, needs=needs)
+    plan, n_par = replan(only), max(1, int(jobs or os.cpu_count() or 1))
     with _run_lock(run_dir):
-        for j in plan:
-            if j.na: records[j.key] = _na_record(j)
-            elif not force and is_done(j): records[j.key] = _cached_record(j)
-            else: todo.append(j)
+        records, todo = _triage(plan, force)
         prep = prepare_data(dataset, scale, seed, kernel_env(seed)) if (prepare and todo) else {'step': 'none', 'note': 'not needed'}
-        by_nb: dict[str, list[str]] = {}
-        for j in plan: by_nb.setdefault(j.notebook, []).append(j.key)
-        def nb_state(name):
-            st = [records.get(k, {}).get('status') for k in by_nb.get(name, [])]
-            if any(s in ('failed', 'skipped') for s in st): return 'bad'
-            return 'ok' if all(s in ('ok', 'cached', NA) for s in st) else 'pending'
-        bar = progress(total=len(plan), desc=f'reports {run_dir.name}', unit='job', disable=None if show_progress is None else not show_progress)
-        bar.update(len(records))
-        waiting = list(todo)
-        worker = getattr(importlib.import_module('recsys.reports'), 'run_job')    # by reference: picklable for spawn
-        before = {r['key']: r.get('wall_s') for r in (_read_json(run_dir / 'run.json') or {}).get('records', [])}
-        priority = job_priorities(plan, before)
-        sock_dir = tempfile.mkdtemp(prefix='recsys-kernels-')    # the kernels' sockets; removed even when interrupted
-        try:
-            if todo: _schedule(todo, waiting, records, n_par, worker,
-                               lambda j, n: {**j.spec(kernel_env(seed, n), kernel_name, timeout), 'sock_dir': sock_dir}, nb_state, bar,
-                               priority=priority)
-        finally: shutil.rmtree(sock_dir, ignore_errors=True)
-        bar.close()
-        shown = plan
-        if only:     # the page summarises the whole run folder: add the done jobs of the notebooks not selected this time
-            keys = {j.key for j in plan}
-            full = plan_jobs(run_dir, dataset, scale, seed, nbs_dir=nbs_dir, grid=grid, K=K, params=params, depends=depends,
-                             needs=needs)
-            shown = [j for j in full if j.key in keys or is_done(j) or j.na]
-            for j in shown: records.setdefault(j.key, _na_record(j) if j.na else _cached_record(j))
-        ordered = [{**records[j.key], 'key': j.key, 'dir': f'{j.notebook}/{j.slug}', 'deps': j.deps} for j in shown]
-        counts = {s: sum(r['status'] == s for r in ordered) for s in ('ok', 'cached', NA, 'failed', 'skipped')}
-        run = {'run': run_dir.name, 'run_dir': str(run_dir), 'dataset': dataset, 'scale': scale, 'seed': int(seed), 'K': K,
-               'params': params or {}, 'grid': grid or {}, 'jobs': n_par, 'force': force, 'only': list(only or []),
-               'nbs_dir': str(Path(nbs_dir or root / 'nbs').resolve()), 'started': started, 'wall_s': round(time.time() - t0, 2),
-               'counts': counts, 'prepare': prep, 'versions': versions(), 'git_commit': git_commit(root),
-               'depends': {j.notebook: j.deps for j in plan}, 'records': ordered}
-        _write_json(run_dir / 'run.json', run)
-        index = build_index(run_dir)
-        shot = None
-        if screenshot and find_chromium():
-            try: shot = browser_check(index, screenshot=run_dir / 'index.png').get('screenshot')
-            except Exception as e: warnings.warn(f'no screenshot of the index page: {type(e).__name__}: {e}')
-    return {**run, 'index': str(index), 'screenshot': shot, 'ok': counts['failed'] == counts['skipped'] == 0}
+        _run_jobs(plan, todo, records, run_dir, seed, n_par, kernel_name, timeout, show_progress)
+        shown = _shown_jobs(plan, records, replan) if only else plan
+        settings = {'dataset': dataset, 'scale': scale, 'seed': int(seed), 'K': K, 'params': params or {}, 'grid': grid or {},
+                    'jobs': n_par, 'force': force, 'only': list(only or [])}
+        run = _run_record(run_dir, settings, plan, shown, records, nbs_dir, started, round(time.time() - t0, 2), prep)
+        index, shot = _write_pages(run_dir, run, screenshot)
+    c = run['counts']
+    return {**run, 'index': str(index), 'screenshot': shot, 'ok': c['failed'] == c['skipped'] == 0}
 
 # %% ../nbs/07_reports.ipynb #6241171b
 def format_summary(summary: dict) -> str:
@@ -810,500 +121,6 @@ def format_summary(summary: dict) -> str:
             lines.append(f"  n/a     {r['key']}: {r.get('reason')}")
     lines.append(f"index: {summary['index']}")
     return '\n'.join(lines)
-
-# %% ../nbs/07_reports.ipynb #9fd3a39d
-PUBLISHED_ML100K = [  # Microsoft Recommenders, MovieLens-100K benchmark table
-    {'algorithm': 'BiVAE', 'map': 0.146, 'ndcg@10': 0.475, 'precision@10': 0.412, 'recall@10': 0.219},
-    {'algorithm': 'BPR', 'map': 0.132, 'ndcg@10': 0.442, 'precision@10': 0.388, 'recall@10': 0.213},
-    {'algorithm': 'LightGCN', 'map': 0.089, 'ndcg@10': 0.420, 'precision@10': 0.380, 'recall@10': 0.144},
-    {'algorithm': 'NCF', 'map': 0.108, 'ndcg@10': 0.396, 'precision@10': 0.347, 'recall@10': 0.181},
-    {'algorithm': 'SAR', 'map': 0.111, 'ndcg@10': 0.382, 'precision@10': 0.331, 'recall@10': 0.176},
-    {'algorithm': 'SVD', 'map': 0.013, 'ndcg@10': 0.096, 'precision@10': 0.091, 'recall@10': 0.033},
-    {'algorithm': 'Spark ALS (explicit)', 'map': 0.005, 'ndcg@10': 0.044, 'precision@10': 0.048, 'recall@10': 0.018}]
-PUBLISHED_SOURCE = ('Microsoft Recommenders benchmark on MovieLens-100K: stratified split per item, 75 % train (seed 42), '
-                    'every test rating relevant, top-10, seen items removed; MAP divides by all of a user\'s relevant items.')
-COMPARE_COLUMNS = [('map', 'MAP'), ('ndcg@10', 'nDCG@10'), ('precision@10', 'P@10'), ('recall@10', 'R@10')]
-
-def _is_num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-# %% ../nbs/07_reports.ipynb #44f9273d
-def flatten_metrics(metrics, prefix: tuple = ()) -> dict[tuple, dict[str, float]]:
-    "Rows of a (possibly nested) metrics dict: `{path: {metric: number}}`; the path is the keys leading to the numbers."
-    out = {}
-    if not isinstance(metrics, dict): return out
-    leaf = {str(k): float(v) if isinstance(v, float) else v for k, v in metrics.items() if _is_num(v)}
-    if leaf: out[prefix] = leaf
-    for k, v in metrics.items():
-        if isinstance(v, dict): out.update(flatten_metrics(v, prefix + (str(k),)))
-    return out
-
-# %% ../nbs/07_reports.ipynb #40afa04a
-_PREFERRED = ('map', 'ndcg@', 'ndcg', 'precision@', 'precision', 'recall@', 'recall', 'map@', 'hit_rate@', 'mrr@',
-              'coverage@', 'novelty@')
-
-def _metric_order(names) -> list[str]:
-    "Ranking metrics first (MAP, nDCG, precision, recall, MAP@K, …), then the other names alphabetically."
-    def key(n):
-        base = n.lower(); stem = base.split('@')[0] + ('@' if '@' in base else '')
-        return (_PREFERRED.index(stem), n) if stem in _PREFERRED else (len(_PREFERRED), n)
-    return sorted(set(names), key=key)
-
-# %% ../nbs/07_reports.ipynb #8ab14bd0
-_HEADLINE = ('ndcg@', 'ndcg', 'map', 'map@', 'precision@', 'recall@', 'hit_rate@', 'mrr@')
-
-def headline_metric(rows: dict[tuple, dict]) -> tuple[tuple, str] | None:
-    "The (path, metric) a sweep is judged by: the first row's nDCG, else MAP, precision, recall…, else the first number."
-    names = _metric_order({m for r in rows.values() for m in r})
-    stem = lambda n: n.lower().split('@')[0] + ('@' if '@' in n else '')
-    names = sorted(names, key=lambda n: _HEADLINE.index(stem(n)) if stem(n) in _HEADLINE else len(_HEADLINE))
-    for m in names:
-        for path, r in rows.items():
-            if m in r: return path, m
-    return None
-
-# %% ../nbs/07_reports.ipynb #7592d378
-def plot_sweep(configs: list[dict], values: list[float], metric: str, title: str = ''):
-    "Metric vs each numeric swept parameter (one panel each), one line per combination of the other parameters."
-    import matplotlib.pyplot as plt
-    keys = [k for k in (configs[0] if configs else {})
-            if all(_is_num(c.get(k)) for c in configs) and len({c.get(k) for c in configs}) > 1]
-    if not keys: return None
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.6 * len(keys), 3.4), squeeze=False)
-    for ax, k in zip(axes[0], keys):
-        others = [o for o in configs[0] if o != k]
-        groups: dict = {}
-        for c, v in zip(configs, values):
-            if v is None: continue
-            groups.setdefault(tuple((o, c.get(o)) for o in others), []).append((c[k], v))
-        for g, pts in sorted(groups.items(), key=lambda t: str(t[0])):
-            pts.sort()
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker='o', label=', '.join(f'{o}={_fmt_value(v)}' for o, v in g) or None)
-        xs = [c[k] for c in configs]
-        if min(xs) > 0 and max(xs) / min(xs) >= 20: ax.set_xscale('log')
-        ax.set(xlabel=f'{k} (swept parameter)', ylabel=f'{metric} (higher is better)', title=title or f'{metric} vs {k}')
-        if len(groups) > 1: ax.legend(fontsize=7)
-        ax.grid(alpha=.3)
-    fig.tight_layout()
-    return fig
-
-# %% ../nbs/07_reports.ipynb #75b6badf
-_CSS = """
-body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#1d2433;max-width:1280px;margin:0 auto;padding:1.2em 2em 4em}
-h1{font-size:1.7em;margin:.2em 0}h2{margin-top:2em;border-bottom:2px solid #e3e7ee;padding-bottom:.2em}h3{margin-bottom:.3em}
-.meta{color:#56607a}.meta b{color:#1d2433}
-table{border-collapse:collapse;margin:.6em 0 1em;font-variant-numeric:tabular-nums}
-th,td{border:1px solid #d8dde6;padding:.28em .6em;text-align:left;vertical-align:top}
-th{background:#f2f4f8}tr:nth-child(even) td{background:#fafbfc}td.num{text-align:right}
-.wrap{overflow-x:auto}.best{font-weight:700}.ours td{background:#eef6ff!important}
-.st{display:inline-block;padding:0 .5em;border-radius:.7em;font-size:.9em;font-weight:600}
-.st-ok{background:#dff3e3;color:#1a6b2c}.st-cached{background:#e5efff;color:#204f99}
-.st-failed{background:#fde2e1;color:#9b1c1c}.st-skipped{background:#f1ece1;color:#7a5b12}
-.st-not-applicable{background:#eceef2;color:#4a5163}
-.figs{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0;border:1px solid #e3e7ee;padding:.5em;background:#fff}
-figure img{max-width:560px;height:auto;display:block}figcaption{font-size:.85em;color:#56607a}
-pre{background:#f6f8fa;border:1px solid #e3e7ee;padding:.6em;overflow-x:auto;font-size:12.5px}
-.note{color:#56607a;font-size:.92em}code{background:#f2f4f8;padding:0 .25em;border-radius:3px}
-.oracle td{color:#56607a;font-style:italic}.published td{color:#3b4357}
-.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:.8em;margin:.6em 0 1em}
-.card{overflow:hidden;border:1px solid #e3e7ee;border-radius:6px;padding:.5em .7em;background:#fff}.card>a{text-decoration:none;color:#204f99}
-.thumbs{display:flex;flex-wrap:wrap;gap:.4em;margin-top:.4em}.thumbs img{max-height:110px;max-width:100%;width:auto;height:auto;border:1px solid #eef0f4}
-"""
-
-def _e(s) -> str: return html.escape(str(s), quote=True)
-
-# %% ../nbs/07_reports.ipynb #f6878a86
-def _num(v) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)): return ''
-    if isinstance(v, bool) or not isinstance(v, (int, float)): return _e(v)
-    if isinstance(v, int) or (float(v).is_integer() and abs(v) >= 1): return f'{int(v):,}'
-    return f'{v:,.1f}' if abs(v) >= 100 else f'{v:.4f}'
-
-def _secs(v) -> str: return '' if v is None else f'{v:.1f}'
-
-def _img(path: Path, alt: str) -> str:
-    b64 = base64.b64encode(Path(path).read_bytes()).decode()
-    return f'<img src="data:image/png;base64,{b64}" alt="{_e(alt)}">'
-
-# %% ../nbs/07_reports.ipynb #583807d6
-def _status(s) -> str:
-    label = {'cached': 'ok (earlier run)'}.get(s, s)
-    return f'<span class="st st-{_e(str(s).replace(" ", "-"))}">{_e(label)}</span>'
-
-def _table(head: list[str], rows: list[list[str]], cls: list[str] | None = None) -> str:
-    h = ''.join(f'<th>{c}</th>' for c in head)
-    body = ''.join((f'<tr class="{cls[i]}">' if cls and cls[i] else '<tr>') + ''.join(row) + '</tr>' for i, row in enumerate(rows))
-    return f'<div class="wrap"><table><thead><tr>{h}</tr></thead><tbody>{body}</tbody></table></div>'
-
-def _td(v, num=False, raw=False, cls='') -> str:
-    c = ' '.join(x for x in ('num' if num else '', cls) if x)
-    return (f'<td class="{c}">' if c else '<td>') + (v if raw else (_num(v) if num else _e(v))) + '</td>'
-
-# %% ../nbs/07_reports.ipynb #b5a2f0c3
-def _job_link(r) -> str:
-    return f'<a href="{_e(r["dir"])}/notebook.html">{_e(r["key"])}</a>'
-
-# %% ../nbs/07_reports.ipynb #05504207
-def _load_run(run_dir: Path) -> tuple[dict, list[dict]]:
-    "`run.json` and its records, each completed with its results.json, metric rows and full error."
-    run = _read_json(run_dir / 'run.json')
-    if run is None: raise RecsysDataError('no run.json: not a report run folder', file=run_dir / 'run.json', fix='run recsys-reports first')
-    recs = run['records']
-    for r in recs:
-        r['results'] = _read_json(run_dir / r['dir'] / 'results.json') or {}
-        r['rows'] = flatten_metrics(r['results'].get('metrics')) if r['status'] in ('ok', 'cached') else {}
-        if r['status'] == 'failed': r['error_full'] = _read_json(run_dir / r['dir'] / 'error.json') or r.get('error') or {}
-    return run, recs
-
-# %% ../nbs/07_reports.ipynb #f8f61cf7
-def _is_series(row: dict) -> bool:
-    "A row keyed by numbers (per hour, per bucket…) is data for a plot, not a metric."
-    return len(row) > 2 and all(re.fullmatch(r'-?\d+(\.\d+)?', k) for k in row)
-
-# %% ../nbs/07_reports.ipynb #e13109d4
-def _metrics_section(run: dict, recs: list[dict], wide: int = 8) -> list[str]:
-    "Per notebook, rows grouped by their set of metric names: one compact table per group."
-    s = ['<h2 id="metrics">Metrics</h2>']
-    with_rows = [r for r in recs if r['rows']]
-    if not with_rows: s.append('<p class="note">No job recorded metrics (results.json["metrics"]).</p>')
-    for nb in dict.fromkeys(r['notebook'] for r in with_rows):
-        rs = [r for r in with_rows if r['notebook'] == nb]
-        sweep = len(rs) > 1 or any(r['grid'] for r in rs)
-        s.append(f'<h3>{_e(nb)}</h3>' if sweep else f'<h3>{_job_link(rs[0])}</h3>')
-        items = [(r, path, row) for r in rs for path, row in r['rows'].items()]
-        series = [i for i in items if _is_series(i[2])]
-        groups: dict[tuple, list] = {}
-        for it in items:
-            if not _is_series(it[2]): groups.setdefault(tuple(_metric_order(it[2])), []).append(it)
-        for names, its in groups.items():
-            show_path = any(p for _, p, _ in its)
-            if not sweep and len(its) == 1 and len(names) > wide:     # one wide row: metric/value pairs, three abreast
-                row, label = its[0][2], ' / '.join(its[0][1])
-                cells = [[_td(n), _td(row[n], num=True)] for n in names]
-                s.append((f'<p class="note">{_e(label)}</p>' if label else '') + _table(
-                    ['metric', 'value'] * 3, [sum(cells[i:i + 3], []) + [_td('')] * (2 * (3 - len(cells[i:i + 3])))
-                                              for i in range(0, len(cells), 3)]))
-                continue
-            head = (['job', 'configuration'] if sweep else []) + (['row'] if show_path else []) + [_e(n) for n in names]
-            s.append(_table(head, [([_td(_job_link(r), raw=True), _td(params_slug(r['grid']))] if sweep else [])
-                                   + ([_td(' / '.join(p) or '—')] if show_path else []) + [_td(row.get(n), num=True) for n in names]
-                                   for r, p, row in its]))
-        if series:
-            s.append(f'<p class="note">{len(series)} series keyed by numbers ({_e(", ".join(sorted({" / ".join(p) for _, p, _ in series})))}) '
-                     'are left to the notebook\'s figures and results.json.</p>')
-    return s
-
-# %% ../nbs/07_reports.ipynb #977c49e4
-def _published_section(run: dict, recs: list[dict]) -> list[str]:
-    s = ['<h2 id="published">Against the published MovieLens-100K numbers</h2>',
-         f'<p class="note">{_e(PUBLISHED_SOURCE)} Our rows report the <code>map</code> key (same definition).</p>']
-    if run['dataset'] != 'movielens-100k':
-        s.append(f'<p class="note">This run used <b>{_e(run["dataset"])}</b> data: the published rows are for MovieLens-100K '
-                 'and are shown for reference only, not as a comparison.</p>')
-    ours = [(f'ours: {r["key"]} · {" / ".join(p) or "—"}', row, 'ours') for r in recs for p, row in r['rows'].items()
-            if any(k in row for k, _ in COMPARE_COLUMNS)]
-    rows = ours + [(f'published: {d["algorithm"]}', d, '') for d in PUBLISHED_ML100K]
-    best = {k: max((row[k] for _, row, _ in rows if _is_num(row.get(k))), default=None) for k, _ in COMPARE_COLUMNS}
-    s.append(_table(['model'] + [lab for _, lab in COMPARE_COLUMNS],
-                    [[_td(lab)] + [_td(row.get(k), num=True, cls='best' if row.get(k) is not None and row.get(k) == best[k] else '')
-                                   for k, _ in COMPARE_COLUMNS] for lab, row, _ in rows],
-                    cls=[c for _, _, c in rows]))
-    return s
-
-# %% ../nbs/07_reports.ipynb #7096701f
-def _sweeps_section(recs: list[dict], run_dir: Path) -> list[str]:
-    sweeps = [nb for nb in dict.fromkeys(r['notebook'] for r in recs) if sum(r['notebook'] == nb for r in recs) > 1]
-    s = ['<h2 id="sweeps">Sweeps</h2>'] if sweeps else []
-    for nb in sweeps:
-        rs = [r for r in recs if r['notebook'] == nb]
-        hl = headline_metric({p: row for r in rs for p, row in r['rows'].items()})
-        keys = list(dict.fromkeys(k for r in rs for k in r['grid']))
-        cols = [] if hl is None else list(dict.fromkeys(p for r in rs for p, row in r['rows'].items() if hl[1] in row))
-        head = [_e(k) for k in keys] + ['status'] + [_e(' / '.join(p + (hl[1],))) for p in cols] + ['job']
-        rows = [[_td(_fmt_value(r['grid'].get(k, ''))) for k in keys] + [_td(_status(r['status']), raw=True)]
-                + [_td(r['rows'].get(p, {}).get(hl[1]), num=True) for p in cols] + [_td(_job_link(r), raw=True)] for r in rs]
-        s.append(f'<h3>{_e(nb)}: {len(rs)} configurations</h3>' + _table(head, rows))
-        ok = [] if hl is None else [r for r in rs if hl[1] in r['rows'].get(hl[0], {})]
-        fig = plot_sweep([r['grid'] for r in ok], [r['rows'][hl[0]][hl[1]] for r in ok], hl[1],
-                         f'{nb}: {" / ".join(hl[0] + (hl[1],))}') if len(ok) > 1 else None
-        if fig is not None:
-            import matplotlib.pyplot as plt
-            p = save_figure(fig, run_dir / '_sweeps', nb); plt.close(fig)
-            s.append(f'<div class="figs"><figure>{_img(p, f"{nb} sweep")}<figcaption>{_e(hl[1])} against each swept '
-                     f'parameter (row {_e(" / ".join(hl[0]) or "—")})</figcaption></figure></div>')
-    return s
-
-# %% ../nbs/07_reports.ipynb #735e772f
-def _figures_section(recs: list[dict], run_dir: Path, per_job: int = 12) -> list[str]:
-    s, shown = ['<h2 id="figures">Figures</h2>'], set()
-    for r in recs:
-        if r['notebook'] in shown: continue         # a sweep: its first configuration's figures
-        pngs = sorted((run_dir / r['dir']).glob('*.png'))
-        if not pngs: continue
-        shown.add(r['notebook'])
-        more = f' <span class="note">({len(pngs) - per_job} more in the job folder)</span>' if len(pngs) > per_job else ''
-        s.append(f'<h3>{_job_link(r)}{more}</h3><div class="figs">' + ''.join(
-            f'<figure>{_img(p, p.stem)}<figcaption><a href="{_e(r["dir"])}/{_e(p.name)}">{_e(p.name)}</a></figcaption></figure>'
-            for p in pngs[:per_job]) + '</div>')
-    if not shown: s.append('<p class="note">No job saved figures.</p>')
-    return s
-
-# %% ../nbs/07_reports.ipynb #ab593c61
-def challenge_headline(res: dict, top: int = 3) -> list[tuple[str, dict, str]] | None:
-    "(label, metrics, css class) rows of a challenge report: the model, its `top` strongest baselines, the oracle."
-    m = (res or {}).get('metrics') or {}
-    hl, base = m.get('headline'), m.get('baselines') or {}
-    if not isinstance(hl, dict) or not _is_num(hl.get('ndcg_all')): return None
-    table = res.get('table') if isinstance(res.get('table'), dict) else {}
-    ours = [(k, v) for k, v in table.items() if k not in base and isinstance(v, dict)] or [
-        ('model', {'ndcg@5': hl['ndcg_all'], 'ndcg@5 future': hl.get('ndcg_future')})]
-    is_oracle = lambda k: k.lower().startswith('oracle')
-    rivals = sorted(((k, v) for k, v in base.items() if not is_oracle(k) and _is_num((v or {}).get('ndcg@5'))),
-                    key=lambda kv: -kv[1]['ndcg@5'])[:top]
-    oracle = [(k, v) for k, v in base.items() if is_oracle(k)] or (
-        [('oracle', {'ndcg@5': hl['oracle']})] if _is_num(hl.get('oracle')) else [])
-    return [(k, v, 'ours') for k, v in ours] + [(k, v, '') for k, v in rivals] + [(k, v, 'oracle') for k, v in oracle]
-
-# %% ../nbs/07_reports.ipynb #2eb03a91
-def movielens_headline(res: dict, top: int = 2) -> list[tuple[str, dict, str]] | None:
-    "Rows of a MovieLens-100K report: ALS, its `top` strongest baselines (test split), then the published table."
-    if ((res or {}).get('params') or {}).get('dataset') != 'movielens-100k': return None
-    test = ((res.get('metrics') or {}).get('test')) or {}
-    if not _is_num((test.get('als') or {}).get('ndcg@10')): return None
-    ours = [(k, v) for k, v in test.items() if k.startswith('als') and isinstance(v, dict)]
-    rivals = sorted(((k, v) for k, v in test.items() if not k.startswith('als') and _is_num((v or {}).get('ndcg@10'))),
-                    key=lambda kv: -kv[1]['ndcg@10'])[:top]
-    return ([(f'ours: {k}', v, 'ours') for k, v in ours] + [(f'ours: {k}', v, '') for k, v in rivals]
-            + [(f'published: {d["algorithm"]}', d, 'published') for d in PUBLISHED_ML100K])
-
-# %% ../nbs/07_reports.ipynb #e6fad197
-def _headline_table(rows, cols: list[tuple[str, str]]) -> str:
-    best = {k: max((v[k] for _, v, c in rows if c != 'oracle' and _is_num(v.get(k))), default=None) for k, _ in cols}
-    return _table(['method'] + [lab for _, lab in cols],
-                  [[_td(lab)] + [_td(v.get(k), num=True, cls='best' if _is_num(v.get(k)) and v.get(k) == best[k] else '')
-                                 for k, _ in cols] for lab, v, _ in rows], cls=[c for _, _, c in rows])
-
-# %% ../nbs/07_reports.ipynb #3bd0585c
-_CHALLENGE_COLUMNS = [('ndcg@5', 'NDCG@5, all carts'), ('ndcg@5 future', 'NDCG@5, future carts'), ('hit@5', 'hit@5'),
-                      ('hit@5 future', 'hit@5, future')]
-
-def _challenge_note(hl: dict) -> str:
-    f = lambda k, fmt='{:.3f}': fmt.format(hl[k]) if _is_num(hl.get(k)) else 'n/a'
-    return (f'<p>NDCG@5 <b>{f("ndcg_all")}</b> on all carts and <b>{f("ndcg_future")}</b> on future carts: '
-            f'{f("x_best_in_session", "{:.2f}")} × the best in-session baseline ({f("best_in_session_all")}), '
-            f'{f("x_oracle", "{:.0%}")} of the oracle ({f("oracle")}); the best order of the shown items, which needs the '
-            f'labels, reaches {f("best_order_of_shown_items")}.</p>')
-
-# %% ../nbs/07_reports.ipynb #02431ad6
-def _headline_section(run: dict, recs: list[dict]) -> list[str]:
-    "The page's opening: one headline table per report that records one (first configuration of a sweep)."
-    s, seen = ['<h2 id="headline">Headline</h2>'], set()
-    for r in recs:
-        if r['status'] not in ('ok', 'cached') or r['notebook'] in seen: continue
-        res = r.get('results') or {}
-        ch, ml = challenge_headline(res), movielens_headline(res)
-        if ch:
-            cols = [c for c in _CHALLENGE_COLUMNS if any(_is_num(v.get(c[0])) for _, v, _ in ch)]
-            s += [f'<h3>The challenge task: 5 products per session — {_job_link(r)}</h3>',
-                  _challenge_note(res['metrics']['headline']), _headline_table(ch, cols)]
-        if ml:
-            s += [f'<h3>MovieLens-100K against the published table — {_job_link(r)}</h3>',
-                  f'<p class="note">{_e(PUBLISHED_SOURCE)}</p>', _headline_table(ml, COMPARE_COLUMNS)]
-        if ch or ml: seen.add(r['notebook'])
-    if not seen:
-        s.append('<p class="note">No report of this run records a headline (<code>06_recommend</code> on session data, '
-                 '<code>05_evaluate</code> on MovieLens-100K); the details follow.</p>')
-    return s
-
-# %% ../nbs/07_reports.ipynb #b2fec377
-def _thumb_uri(png: Path, width: int = 320) -> str:
-    "A small PNG of a figure as a data URI (Pillow, which matplotlib installs), so the page stays self-contained and light."
-    import io
-    from PIL import Image
-    with Image.open(png) as im:
-        im = im.convert('RGB'); im.thumbnail((width, width * 3))
-        buf = io.BytesIO(); im.save(buf, format='PNG', optimize=True)
-    return 'data:image/png;base64,' + base64.b64encode(buf.getvalue()).decode()
-
-# %% ../nbs/07_reports.ipynb #58c5fbca
-def report_figures(rec: dict, run_dir: Path) -> list[Path]:
-    "A job's figures: the ones its results.json lists (in that order), else every PNG in its folder."
-    d = run_dir / rec['dir']
-    listed = [d / f for f in ((rec.get('results') or {}).get('figures') or []) if isinstance(f, str)]
-    return [p for p in listed if p.exists()] or sorted(d.glob('*.png'))
-
-# %% ../nbs/07_reports.ipynb #77c25b72
-def _thumbnails_section(recs: list[dict], run_dir: Path, per_job: int = 2) -> list[str]:
-    "One card per report (a sweep's first configuration): up to `per_job` figure thumbnails, each a link to its page."
-    cards, seen = [], set()
-    for r in recs:
-        if r['status'] not in ('ok', 'cached') or r['notebook'] in seen: continue
-        seen.add(r['notebook'])
-        figs, href = report_figures(r, run_dir), f'{_e(r["dir"])}/notebook.html'
-        imgs = ''.join(f'<a href="{href}"><img src="{_thumb_uri(p)}" alt="{_e(r["notebook"])}: {_e(p.stem)}"></a>' for p in figs[:per_job])
-        more = f'{len(figs)} figure{"s" * (len(figs) != 1)}' if figs else 'no figures'
-        cards.append(f'<div class="card"><a href="{href}"><b>{_e(r["notebook"])}</b></a> <span class="note">{more}</span>'
-                     f'<div class="thumbs">{imgs}</div></div>')
-    return ['<h2 id="reports">Reports</h2>', f'<div class="cards">{"".join(cards)}</div>' if cards else
-            '<p class="note">No report completed.</p>']
-
-# %% ../nbs/07_reports.ipynb #cf3ca407
-_BASE_PARAMS = {'dataset', 'scale', 'seed', 'out_dir', 'run_dir'}
-
-def _jobs_section(recs: list[dict], run_dir: Path) -> list[str]:
-    rows = []
-    for r in recs:
-        d = r['dir']
-        links = [f'<a href="{_e(d)}/{fn}">{lab}</a>' for fn, lab in (('notebook.html', 'html'), ('notebook.ipynb', 'ipynb'),
-                 ('results.json', 'results'), ('error.json', 'error')) if (run_dir / d / fn).exists()]
-        extra = ', '.join(f'{k}={_fmt_value(v)}' for k, v in (r.get('params') or {}).items() if k not in _BASE_PARAMS)
-        err = r.get('error') or {}
-        note = (f'{err.get("ename")}: {err.get("evalue")}' + (f' (cell index {err["cell_index"]})' if err.get('cell_index') is not None else '')
-                if r['status'] == 'failed' else (r.get('reason') or ''))
-        rows.append([_td(r['key']), _td(_status(r['status']), raw=True), _td(', '.join(r.get('deps') or []) or '—'),
-                     _td(extra or '—'), _td(r.get('threads') or ''), _td(_secs(r.get('wall_s')), raw=True, cls='num'),
-                     _td(_secs((r.get('results') or {}).get('duration_s')), raw=True, cls='num'),
-                     _td(' · '.join(links) or '—', raw=True), _td(note[:300])])
-    return ['<h2 id="jobs">Jobs</h2>',
-            _table(['job', 'status', 'waits for', 'parameters', 'threads', 'job wall s', 'notebook s', 'outputs', 'note'], rows),
-            '<p class="note">Every job also received <code>dataset</code>, <code>scale</code>, <code>seed</code> and its '
-            '<code>out_dir</code>; "job wall s" includes the kernel start and the HTML conversion.</p>']
-
-# %% ../nbs/07_reports.ipynb #e5e1c329
-def _errors_section(recs: list[dict], run_dir: Path) -> list[str]:
-    failed = [r for r in recs if r['status'] == 'failed']
-    skipped = [r for r in recs if r['status'] == 'skipped']
-    s = ['<h2 id="errors">Errors</h2>'] if failed or skipped else []
-    for r in failed:
-        e = r['error_full']
-        where = (f'cell index {e.get("cell_index")} of the notebook (In [{e.get("exec_count")}])' if e.get('where') == 'cell' else 'the runner')
-        s.append(f'<h3>{_e(r["key"])}</h3><p><b>{_e(e.get("ename"))}</b>: {_e(e.get("evalue"))} — in {_e(where)}. '
-                 + (f'<a href="{_e(r["dir"])}/notebook.html">partial notebook</a>' if (run_dir / r['dir'] / 'notebook.html').exists() else '')
-                 + '</p>' + (f'<pre>{_e(e.get("source"))}</pre>' if e.get('source') else '')
-                 + (f'<details><summary>traceback</summary><pre>{_e(e.get("traceback", ""))}</pre></details>' if e.get('traceback') else ''))
-    if skipped:
-        s.append('<ul>' + ''.join(f'<li>{_e(r["key"])} skipped: {_e(r.get("reason"))}</li>' for r in skipped) + '</ul>')
-    return s
-
-# %% ../nbs/07_reports.ipynb #213f6051
-def _params_section(run: dict) -> list[str]:
-    prm = {'dataset': run['dataset'], 'scale': run['scale'], 'seed': run['seed'], 'K': run.get('K'), **(run.get('params') or {})}
-    s = ['<h2 id="parameters">Parameters and versions</h2>',
-         _table(['parameter', 'value'], [[_td(k), _td(_fmt_value(v))] for k, v in prm.items() if v is not None])]
-    if run.get('grid'): s.append('<p>Sweep grid:</p><pre>' + _e('\n'.join(f'{k}: {json.dumps(v)}' for k, v in run['grid'].items())) + '</pre>')
-    prep = run.get('prepare') or {}
-    if prep: s.append(f'<p class="note">Data preparation before the jobs: {_e(prep.get("step"))} — {_e(prep.get("dir") or prep.get("note") or "")}</p>')
-    s.append(_table(['package', 'version'], [[_td(k), _td(v)] for k, v in (run.get('versions') or {}).items()]))
-    s.append(f'<p class="note">Notebooks from <code>{_e(run.get("nbs_dir"))}</code>; git commit {_e(run.get("git_commit") or "n/a")}; '
-             f'written {_e(_now())} by recsys.reports.</p>')
-    return s
-
-# %% ../nbs/07_reports.ipynb #454c5669
-def build_index(run_dir) -> Path:
-    "Write `<run_dir>/index.html` from `run.json` and the jobs' folders; return its path."
-    run_dir = Path(run_dir)
-    run, recs = _load_run(run_dir)
-    c = run['counts']
-    s = [f'<h1>recsys report — {_e(run["run"])}</h1>',
-         '<p class="meta">' + ' · '.join(f'{k} <b>{_e(v)}</b>' for k, v in [
-             ('dataset', run['dataset']), ('scale', run['scale']), ('seed', run['seed']), ('started', run['started']),
-             ('wall time', f'{run["wall_s"]:.1f} s'), ('workers', run['jobs']), ('commit', (run.get('git_commit') or 'n/a')[:19])]) + '</p>',
-         '<p>' + ' '.join(f'{_status(k)} {v}' for k, v in c.items()) + f' — {len(recs)} jobs</p>']
-    na = [r for r in recs if r['status'] == NA]
-    if na:
-        s.append('<p class="note">Reports that do not apply to this dataset (not run, not failed): '
-                 + '; '.join(f'<b>{_e(r["key"])}</b> — {_e((r.get("reason") or "").removeprefix("not applicable: "))}' for r in na) + '.</p>')
-    if c['failed'] or c['skipped']:
-        s.append('<p class="note">Some jobs did not complete: see <a href="#errors">Errors</a>. '
-                 'Re-running the same command resumes the run (completed jobs are kept).</p>')
-    details = (_metrics_section(run, recs) + _published_section(run, recs) + _sweeps_section(recs, run_dir) + _figures_section(recs, run_dir)
-               + _jobs_section(recs, run_dir) + _errors_section(recs, run_dir) + _params_section(run))
-    toc = ' · '.join(f'<a href="#{m[1]}">{m[2]}</a>' for m in (re.match(r'<h2 id="([^"]+)">([^<]+)</h2>', x) for x in details) if m)
-    s += _headline_section(run, recs) + _thumbnails_section(recs, run_dir) + [f'<p class="note">The details: {toc}.</p>'] + details
-    page = ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>recsys report — {_e(run["run"])}</title>'
-            f'<style>{_CSS}</style></head><body>\n' + '\n'.join(s) + '\n</body></html>\n')
-    index = run_dir / 'index.html'
-    with atomic_write(index) as f: f.write(page)
-    return _readable(index)
-
-# %% ../nbs/07_reports.ipynb #df9868a1
-_CHROME_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-                 '--disable-component-update', '--disable-sync', '--hide-scrollbars', '--mute-audio']
-_PROBE = ("<script>window.addEventListener('load',function(){for(const i of document.images){"
-          "i.setAttribute('data-rendered',i.complete&&i.naturalWidth>0?'yes':'no')}"
-          "document.body.setAttribute('data-checked','1')});</script>")
-
-def find_chromium() -> str | None:
-    "The headless browser to use: `$RECSYS_CHROMIUM`, else Debian's `/usr/bin/chromium`, else one on PATH."
-    for c in (os.environ.get('RECSYS_CHROMIUM'), '/usr/bin/chromium', shutil.which('chromium'), shutil.which('chromium-browser'),
-              shutil.which('google-chrome')):
-        if c and Path(c).exists(): return c
-    return None
-
-# %% ../nbs/07_reports.ipynb #7f6690b6
-class _DomStats(HTMLParser):
-    def __init__(self):
-        super().__init__(); self.images, self.rows, self.tables, self.checked, self.text = [], 0, 0, False, []
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        if tag == 'img': self.images.append({'alt': a.get('alt'), 'rendered': a.get('data-rendered')})
-        elif tag == 'tr': self.rows += 1
-        elif tag == 'table': self.tables += 1
-        elif tag == 'body' and a.get('data-checked') == '1': self.checked = True
-    def handle_data(self, data): self.text.append(data)
-
-# %% ../nbs/07_reports.ipynb #631fba4b
-def browser_check(index, screenshot=None, chromium: str | None = None, timeout: float = 120, size=(1280, 2400)) -> dict:
-    "Load `index` in headless Chromium: images rendered or broken, table rows, the page text; optionally a screenshot."
-    chrome = chromium or find_chromium()
-    if not chrome: raise FileNotFoundError('no chromium found: install Debian\'s chromium package or set RECSYS_CHROMIUM')
-    index = Path(index).resolve()
-    probe = index.with_name(f'.browser-check-{os.getpid()}.html')
-    page = index.read_text()
-    probe.write_text(page.replace('</body>', _PROBE + '</body>') if '</body>' in page else page + _PROBE)
-    try:
-        with tempfile.TemporaryDirectory(prefix='chromium-') as ud:
-            flags = [chrome, *_CHROME_FLAGS, f'--user-data-dir={ud}', f'--window-size={size[0]},{size[1]}']
-            r = subprocess.run(flags + ['--virtual-time-budget=10000', '--dump-dom', probe.as_uri()],
-                               capture_output=True, text=True, timeout=timeout)
-            shot = None
-            if screenshot:
-                shot = Path(screenshot).resolve()
-                subprocess.run(flags + [f'--screenshot={shot}', index.as_uri()], capture_output=True, timeout=timeout)
-                if not shot.exists(): shot = None
-    finally:
-        probe.unlink(missing_ok=True)
-    st = _DomStats(); st.feed(r.stdout)
-    return {'checked': st.checked, 'tables': st.tables, 'rows': st.rows, 'images': len(st.images),
-            'rendered': sum(i['rendered'] == 'yes' for i in st.images),
-            'broken': [i['alt'] for i in st.images if i['rendered'] != 'yes'], 'text': ' '.join(st.text),
-            'screenshot': str(shot) if shot else None, 'returncode': r.returncode}
-
-# %% ../nbs/07_reports.ipynb #f23c2f1b
-_TIMING = re.compile(r'(_s$|_sec$|seconds|time|elapsed|duration)', re.I)
-
-def _run_metrics(run_dir: Path) -> dict[str, dict]:
-    run = _read_json(Path(run_dir) / 'run.json')
-    if run is None: raise RecsysDataError('no run.json: not a report run folder', file=Path(run_dir) / 'run.json', fix='pass a folder recsys-reports wrote')
-    return {r['key']: flatten_metrics((_read_json(Path(run_dir) / r['dir'] / 'results.json') or {}).get('metrics'))
-            for r in run['records'] if r['status'] in ('ok', 'cached')}
-
-# %% ../nbs/07_reports.ipynb #3210aa1f
-def compare_runs(run_a, run_b, timings: bool = False) -> dict:
-    "Metric values of two runs, job by job: `same` (keys), `different` ({key: [(row, metric, a, b)]}), `only_a`, `only_b`."
-    a, b = _run_metrics(run_a), _run_metrics(run_b)
-    out = {'same': [], 'different': {}, 'only_a': sorted(set(a) - set(b)), 'only_b': sorted(set(b) - set(a))}
-    for key in [k for k in a if k in b]:
-        diffs = []
-        for path in dict.fromkeys([*a[key], *b[key]]):
-            ra, rb = a[key].get(path, {}), b[key].get(path, {})
-            for m in dict.fromkeys([*ra, *rb]):
-                if not timings and _TIMING.search(m): continue
-                if ra.get(m) != rb.get(m): diffs.append((' / '.join(path), m, ra.get(m), rb.get(m)))
-        if diffs: out['different'][key] = diffs
-        else: out['same'].append(key)
-    return out
 
 # %% ../nbs/07_reports.ipynb #d04b897c
 def _parse_param(s: str) -> tuple[str, object]:
@@ -1336,6 +153,29 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument('--compare', default=None, metavar='RUN_DIR', help='afterwards, check the metrics equal those of another run folder')
     return p
 
+# %% ../nbs/07_reports.ipynb #06e8e2a2
+def _dry_run(a: argparse.Namespace, params: dict) -> int:
+    "`--dry-run`: print the run folder and each job (to do, done or not applicable, what it waits for, its parameters)."
+    dataset = _norm_dataset(a.dataset, a.scale)
+    run_dir = _run_dir(dataset, a.scale, a.seed, a.out)
+    plan = plan_jobs(run_dir, dataset, a.scale, a.seed, nbs_dir=a.nbs, grid=load_grid(a.grid) if a.grid else None,
+                     only=a.only, K=a.K, params=params)
+    print(f'run folder: {run_dir}')
+    for j in plan:
+        shown = {k: v for k, v in j.params.items() if k not in ('out_dir', 'run_dir')}
+        print(f"  {j.key:40} {'n/a' if j.na else 'done' if is_done(j) and not a.force else 'todo':4}  waits for: {', '.join(j.deps) or '-':28} {shown}"
+              + (f'  ({j.na})' if j.na else ''))
+    return 0
+
+def _print_comparison(other, run_dir) -> bool:
+    "`--compare`: print how the metrics of `run_dir` compare with those of the run folder `other`; True when none differs."
+    cmp = compare_runs(other, run_dir)
+    print(f"compared with {other}: {len(cmp['same'])} jobs with identical metrics, {len(cmp['different'])} different"
+          + (f", {len(cmp['only_a']) + len(cmp['only_b'])} in one run only" if cmp['only_a'] or cmp['only_b'] else ''))
+    for key, diffs in cmp['different'].items():
+        for row, m, va, vb in diffs[:5]: print(f'  DIFFERENT {key} {row or "-"} {m}: {va!r} vs {vb!r}')
+    return not cmp['different']
+
 # %% ../nbs/07_reports.ipynb #42d9c966
 @cli_errors
 def reports_cli(argv=None) -> int:
@@ -1346,17 +186,7 @@ def reports_cli(argv=None) -> int:
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     if a.jobs is not None and a.jobs < 1: raise RecsysDataError('--jobs must be at least 1', fix='pass --jobs 1 or more')
     params = dict(_parse_param(s) for s in a.param)
-    if a.dry_run:
-        a.dataset = _norm_dataset(a.dataset, a.scale)
-        run_dir = Path(a.out).resolve() if a.out else Path(os.environ.get('RECSYS_REPORTS_DIR') or _root() / 'reports') / run_name(a.dataset, a.scale, a.seed)
-        plan = plan_jobs(run_dir, a.dataset, a.scale, a.seed, nbs_dir=a.nbs, grid=load_grid(a.grid) if a.grid else None,
-                         only=a.only, K=a.K, params=params)
-        print(f'run folder: {run_dir}')
-        for j in plan:
-            shown = {k: v for k, v in j.params.items() if k not in ('out_dir', 'run_dir')}
-            print(f"  {j.key:40} {'n/a' if j.na else 'done' if is_done(j) and not a.force else 'todo':4}  waits for: {', '.join(j.deps) or '-':28} {shown}"
-                  + (f'  ({j.na})' if j.na else ''))
-        return 0
+    if a.dry_run: return _dry_run(a, params)
     if a.out:       # a folder of something else is not silently filled (or, later, cleaned) with report files
         from recsys.core import check_writable, prepare_output
         prepare_output(a.out, 'a report run folder', own=lambda p: (Path(p) / 'run.json').exists() or (Path(p) / '.lock').exists(),
@@ -1366,12 +196,5 @@ def reports_cli(argv=None) -> int:
                           nbs_dir=a.nbs, K=a.K, params=params, timeout=a.timeout, screenshot=not a.no_screenshot,
                           prepare=not a.no_prepare)
     print(format_summary(summary))
-    same = True
-    if a.compare:
-        cmp = compare_runs(a.compare, summary['run_dir'])
-        same = not cmp['different']
-        print(f"compared with {a.compare}: {len(cmp['same'])} jobs with identical metrics, {len(cmp['different'])} different"
-              + (f", {len(cmp['only_a']) + len(cmp['only_b'])} in one run only" if cmp['only_a'] or cmp['only_b'] else ''))
-        for key, diffs in cmp['different'].items():
-            for row, m, va, vb in diffs[:5]: print(f'  DIFFERENT {key} {row or "-"} {m}: {va!r} vs {vb!r}')
+    same = _print_comparison(a.compare, summary['run_dir']) if a.compare else True
     return 0 if summary['ok'] and same else 1
