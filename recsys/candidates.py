@@ -302,18 +302,18 @@ def als_candidates(model, user_items, k: int = 50, filter_seen: bool = False) ->
     return top_k_per_session(ses, ids[ok], sc[ok], k)
 
 # %% ../nbs/06c_candidates.ipynb #a046f0c1
-def _keys(session, item) -> np.ndarray: return np.asarray(session, np.int64) * (1 << 32) + np.asarray(item, np.int64)
+def _pair_keys(session, item) -> np.ndarray: return np.asarray(session, np.int64) * (1 << 32) + np.asarray(item, np.int64)
 
 # %% ../nbs/06c_candidates.ipynb #fa2e025a
 def recall_at_k(cands: dict, labels: pd.DataFrame, ks=(20, 50, 100)) -> pd.DataFrame:
     "Share of `labels` (columns session, item) inside each source's top K and inside the union of them; mean candidates."
-    lab = np.unique(_keys(labels['session'], labels['item'])); n_s = max(pd.unique(labels['session']).size, 1)
+    lab = np.unique(_pair_keys(labels['session'], labels['item'])); n_s = max(pd.unique(labels['session']).size, 1)
     lab_s = set(np.asarray(labels['session']).tolist())
     out = {}
     for K in ks:
         union = []
         for name, c in cands.items():
-            c = c[c['rank'] < K]; key = np.unique(_keys(c['session'], c['item'])); union.append(key)
+            c = c[c['rank'] < K]; key = np.unique(_pair_keys(c['session'], c['item'])); union.append(key)
             in_lab = np.isin(c['session'].to_numpy(), list(lab_s))
             out.setdefault(name, {})[f'recall@{K}'] = np.isin(lab, key).mean() if lab.size else np.nan
             out[name][f'cands@{K}'] = in_lab.sum() / n_s
@@ -328,11 +328,11 @@ def merge_candidates(cands: dict, max_rank: int | None = None) -> pd.DataFrame:
     """One row per (session, item) proposed by any source (rank < `max_rank`), sorted, with `{source}_score` (0 where absent),
     `{source}_rank` (NaN where absent), `{source}_{extra}` for a source's extra columns (NaN where absent) and `n_sources`."""
     parts = {n: (c if max_rank is None else c[c['rank'] < max_rank]) for n, c in cands.items()}
-    keys = np.unique(np.concatenate([_keys(c['session'], c['item']) for c in parts.values()] or [np.zeros(0, np.int64)]))
+    keys = np.unique(np.concatenate([_pair_keys(c['session'], c['item']) for c in parts.values()] or [np.zeros(0, np.int64)]))
     out = {'session': (keys >> 32).astype(np.int64), 'item': (keys & 0xFFFFFFFF).astype(np.int32)}
     n_src = np.zeros(keys.size, np.int16)
     for n, c in parts.items():
-        pos = np.searchsorted(keys, _keys(c['session'], c['item']))
+        pos = np.searchsorted(keys, _pair_keys(c['session'], c['item']))
         sc = np.zeros(keys.size, np.float32); sc[pos] = c['score'].to_numpy()
         rk = np.full(keys.size, np.nan, np.float32); rk[pos] = c['rank'].to_numpy()
         out[f'{n}_score'], out[f'{n}_rank'] = sc, rk; n_src[pos] += 1
@@ -344,21 +344,21 @@ def merge_candidates(cands: dict, max_rank: int | None = None) -> pd.DataFrame:
 # %% ../nbs/06c_candidates.ipynb #650118f3
 def label_candidates(merged: pd.DataFrame, labels: pd.DataFrame) -> np.ndarray:
     "Whether each (session, item) row of `merged` is a label (a 0/1 int array, the ranker's target)."
-    return np.isin(_keys(merged['session'], merged['item']), _keys(labels['session'], labels['item'])).astype(np.int8)
+    return np.isin(_pair_keys(merged['session'], merged['item']), _pair_keys(labels['session'], labels['item'])).astype(np.int8)
 
 # %% ../nbs/06c_candidates.ipynb #020fce52
 def event_rows(events, cat_items, batch_rows: int = 1 << 21) -> dict:
     """Training events (an Arrow table or an iterable of tables/record batches, e.g. `ValidationSplit.history_batches()`)
     as arrays: session, item (position in the sorted `cat_items`), time (ms; the row's position where the file has no
     times), cart, user (-1 = anonymous). Rows of products outside `cat_items` are dropped."""
-    from recsys.sessions import _int64, _lookup, _times_ms
+    from recsys.sessions import _int64, _positions_in, _times_ms
     import pyarrow as pa
     cat_items = np.asarray(cat_items, np.int64)
     batches = events.to_batches(max_chunksize=batch_rows) if isinstance(events, pa.Table) else events
     parts, off = [], 0
     for b in batches:
         t = b if isinstance(b, pa.Table) else pa.Table.from_batches([b])
-        ci = _lookup(cat_items, _int64(t['partnumber'], 'partnumber')); ok = ci >= 0
+        ci = _positions_in(cat_items, _int64(t['partnumber'], 'partnumber')); ok = ci >= 0
         ts = _times_ms(t)
         ts = np.arange(off, off + t.num_rows, dtype=np.int64) if ts is None else ts
         u = _int64(t['user_id'], 'user_id', nullable=True) if 'user_id' in t.column_names else np.full(t.num_rows, np.nan)

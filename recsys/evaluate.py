@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from fastcore.basics import patch
 
 from .core import RecsysDataError, derive_seed, progress
 from .task import RETURNING_SHARE, SHOWN_ROWS_P, challenge_test
@@ -584,42 +585,60 @@ class ALSRecommender(Recommender):
         return dict(factors=self.factors, regularization=self.regularization, alpha=self.alpha, iterations=self.iterations,
                     design=self.design, repeat=self.repeat, **self.design_params)
 
-    def confidence(self, X) -> sp.csr_matrix:
-        "The confidence matrix under this model's design of event counts `X` (a `Counts`), or of values `X` read as views."
-        from recsys.confidence import DESIGNS
-        if self.design not in DESIGNS: raise RecsysDataError(f'unknown confidence design {self.design!r}', fix=f'use one of {sorted(DESIGNS)}')
-        kw = dict(alpha=self.alpha, repeat=self.repeat, **self.design_params)
-        return DESIGNS[self.design](X, **kw) if _is_counts(X) else DESIGNS[self.design](views=_csr(X), **kw)
+# %% ../nbs/05_evaluate.ipynb #51cde889
+@patch
+def confidence(self: ALSRecommender, X) -> sp.csr_matrix:
+    "The confidence matrix under this model's design of event counts `X` (a `Counts`), or of values `X` read as views."
+    from recsys.confidence import DESIGNS
+    if self.design not in DESIGNS: raise RecsysDataError(f'unknown confidence design {self.design!r}', fix=f'use one of {sorted(DESIGNS)}')
+    kw = dict(alpha=self.alpha, repeat=self.repeat, **self.design_params)
+    return DESIGNS[self.design](X, **kw) if _is_counts(X) else DESIGNS[self.design](views=_csr(X), **kw)
 
-    def fit(self, train, **side):
-        self.events_ = train if _is_counts(train) else None
-        if self.events_ is not None: train = train.matrix(train.views + train.carts + train.purchases)
-        return super().fit(train, **side)
+# %% ../nbs/05_evaluate.ipynb #9d9a984b
+@patch
+def fit(self: ALSRecommender, train, **side):
+    "Fit on a value matrix or on event counts (a `Counts`, kept as `events_` for the design; the rows' sums are `train_`)."
+    self.events_ = train if _is_counts(train) else None
+    if self.events_ is not None: train = train.matrix(train.views + train.carts + train.purchases)
+    return super(ALSRecommender, self).fit(train, **side)
 
-    def _fit(self, X, **side):
-        from recsys.als import ALSModel
-        self.model_ = ALSModel(factors=self.factors, regularization=self.regularization, alpha=1.0, iterations=self.iterations,
-                               seed=self.seed, use_gpu=self.use_gpu, calculate_training_loss=False)
-        self.model_.fit(self.confidence(self.events_ if self.events_ is not None else X), show_progress=False)
+# %% ../nbs/05_evaluate.ipynb #c68ea00f
+@patch
+def _fit(self: ALSRecommender, X, **side):
+    from recsys.als import ALSModel
+    self.model_ = ALSModel(factors=self.factors, regularization=self.regularization, alpha=1.0, iterations=self.iterations,
+                           seed=self.seed, use_gpu=self.use_gpu, calculate_training_loss=False)
+    self.model_.fit(self.confidence(self.events_ if self.events_ is not None else X), show_progress=False)
 
-    def _new_confidence(self, X):
-        if self.design in ELEMENTWISE_DESIGNS: return self.confidence(X)
-        # corpus-dependent weightings (BM25, TF-IDF): weigh the new rows together with the training rows
-        n = self.train_.shape[0]
-        if self.events_ is not None: return self.confidence(_stack_counts(self.events_, _csr(X)))[n:]
-        return self.confidence(sp.vstack([self.train_, X]).tocsr())[n:]
+# %% ../nbs/05_evaluate.ipynb #5edd4319
+@patch
+def _new_confidence(self: ALSRecommender, X):
+    "The confidence of new rows `X`: element-wise designs directly, corpus-dependent ones stacked under the training rows."
+    if self.design in ELEMENTWISE_DESIGNS: return self.confidence(X)
+    # corpus-dependent weightings (BM25, TF-IDF): weigh the new rows together with the training rows
+    n = self.train_.shape[0]
+    if self.events_ is not None: return self.confidence(_stack_counts(self.events_, _csr(X)))[n:]
+    return self.confidence(sp.vstack([self.train_, X]).tocsr())[n:]
 
-    def _scores(self, X, rows, **side):
-        U = self.model_.user_factors[rows] if rows is not None else self.model_.fold_in(self._new_confidence(X))
-        return np.asarray(U, np.float32) @ np.asarray(self.model_.item_factors, np.float32).T
+# %% ../nbs/05_evaluate.ipynb #eb322e8a
+@patch
+def _scores(self: ALSRecommender, X, rows, **side):
+    U = self.model_.user_factors[rows] if rows is not None else self.model_.fold_in(self._new_confidence(X))
+    return np.asarray(U, np.float32) @ np.asarray(self.model_.item_factors, np.float32).T
 
-    def recommend(self, rows, user_items=None, N: int = 10, filter_seen: bool = True):
-        UI = self.train_ if user_items is None else _csr(user_items)
-        return self.model_.recommend(np.asarray(rows, dtype=np.int64).ravel(), UI, N=N, filter_seen=filter_seen)
+# %% ../nbs/05_evaluate.ipynb #6b36fe7a
+@patch
+def recommend(self: ALSRecommender, rows, user_items=None, N: int = 10, filter_seen: bool = True):
+    "Top-N for `rows` of the training matrix, by `implicit` itself (histories from `user_items` when given)."
+    UI = self.train_ if user_items is None else _csr(user_items)
+    return self.model_.recommend(np.asarray(rows, dtype=np.int64).ravel(), UI, N=N, filter_seen=filter_seen)
 
-    def recommend_new(self, user_items, N: int = 10, filter_seen: bool = True, candidates=None, **side):
-        if candidates is not None: return super().recommend_new(user_items, N, filter_seen, candidates, **side)
-        return self.model_.recommend_new(self._new_confidence(_csr(user_items)), N=N, filter_seen=filter_seen)
+# %% ../nbs/05_evaluate.ipynb #fb31105e
+@patch
+def recommend_new(self: ALSRecommender, user_items, N: int = 10, filter_seen: bool = True, candidates=None, **side):
+    "Top-N for new rows, folded in (`candidates` first: see `Recommender.recommend_new`)."
+    if candidates is not None: return super(ALSRecommender, self).recommend_new(user_items, N, filter_seen, candidates, **side)
+    return self.model_.recommend_new(self._new_confidence(_csr(user_items)), N=N, filter_seen=filter_seen)
 
 # %% ../nbs/05_evaluate.ipynb #5af1d215
 class HistoryBlend(Recommender):

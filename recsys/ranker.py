@@ -13,7 +13,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .core import RecsysDataError, atomic_write
-from .candidates import _keys, _ragged, label_candidates, merge_candidates, top_k_per_session
+from .candidates import _pair_keys, _ragged, label_candidates, merge_candidates, top_k_per_session
 from .evaluate import per_user_metrics
 
 # %% auto #0
@@ -22,7 +22,7 @@ __all__ = ['FEATURE_GROUPS', 'ID_COLUMNS', 'MODEL_FILE', 'META_FILE', 'candidate
            'table_labels', 'fit_ranker', 'rank_sessions']
 
 # %% ../nbs/06d_ranker.ipynb #8cfd46a4
-def _lookup(keys: np.ndarray, values: np.ndarray, query: np.ndarray, fill=0.0) -> np.ndarray:
+def _lookup_values(keys: np.ndarray, values: np.ndarray, query: np.ndarray, fill=0.0) -> np.ndarray:
     "values[keys == query] for sorted unique `keys`, `fill` where a query is absent."
     if keys.size == 0: return np.full(query.size, fill, np.float64)
     pos = np.clip(np.searchsorted(keys, query), 0, keys.size - 1)
@@ -34,14 +34,14 @@ def _group_match(cs, ci, row_session, row_item, item_group) -> np.ndarray:
     g = np.asarray(item_group, np.int64); rs = np.asarray(row_session, np.int64); rg = g[np.asarray(row_item, np.int64)]
     n_rows = np.bincount(rs, minlength=int(cs.max(initial=0)) + 1)
     ok = rg >= 0
-    keys, counts = np.unique(_keys(rs[ok], rg[ok]), return_counts=True)
-    share = _lookup(keys, counts.astype(np.float64), _keys(cs, np.maximum(g[ci], 0))) / np.maximum(n_rows[cs], 1)
+    keys, counts = np.unique(_pair_keys(rs[ok], rg[ok]), return_counts=True)
+    share = _lookup_values(keys, counts.astype(np.float64), _pair_keys(cs, np.maximum(g[ci], 0))) / np.maximum(n_rows[cs], 1)
     return np.where(g[ci] >= 0, share, np.nan)
 
 # %% ../nbs/06d_ranker.ipynb #56b86213
 def _embedding_similarity(cs, ci, row_session, row_item, X, present, chunk: int = 1_000_000) -> tuple[np.ndarray, np.ndarray]:
     "(max, mean) cosine of each candidate to its session's distinct shown items with an embedding; NaN where undefined."
-    key = np.unique(_keys(row_session, row_item))
+    key = np.unique(_pair_keys(row_session, row_item))
     ss, si = key >> 32, key & 0xFFFFFFFF
     ok = present[si]; ss, si = ss[ok], si[ok]
     n_sess = int(max(cs.max(initial=0), ss.max(initial=0))) + 1
@@ -79,12 +79,12 @@ def candidate_features(merged: pd.DataFrame, row_session, row_item, *, stats: pd
     if embeddings is not None:
         out['emb_max'], out['emb_mean'] = _embedding_similarity(cs, ci, rs, ri, *embeddings)
     out['sess_rows'] = np.bincount(rs, minlength=n_sess)[cs]
-    out['sess_items'] = np.bincount(np.unique(_keys(rs, ri)) >> 32, minlength=n_sess)[cs]
+    out['sess_items'] = np.bincount(np.unique(_pair_keys(rs, ri)) >> 32, minlength=n_sess)[cs]
     if row_pagetype is not None:
         other = ~np.isin(np.asarray(row_pagetype, np.float64), [24.0]) & ~np.isnan(np.asarray(row_pagetype, np.float64))
         out['pagetype_session'] = np.bincount(rs[other], minlength=n_sess)[cs]
-        keys, cnt = np.unique(_keys(rs[other], ri[other]), return_counts=True)
-        out['pagetype_item'] = _lookup(keys, cnt.astype(np.float64), _keys(cs, ci))
+        keys, cnt = np.unique(_pair_keys(rs[other], ri[other]), return_counts=True)
+        out['pagetype_item'] = _lookup_values(keys, cnt.astype(np.float64), _pair_keys(cs, ci))
     if session_info is not None:
         for c in session_info.columns: out[f'sess_{c}'] = np.asarray(session_info[c], np.float64)[cs]
     return out
@@ -213,7 +213,7 @@ def _load(cls, dir, features: list[str] | None = None) -> Ranker:
                               fix='save the ranker again; never edit one file without the other')
     if features is not None and list(features) != meta['features']:
         diff = sorted(set(features) ^ set(meta['features'])) or ['(same names, other order)']
-        raise RecsysDataError(f'the features built now differ from the ones the ranker was trained on', file=str(d / META_FILE),
+        raise RecsysDataError('the features built now differ from the ones the ranker was trained on', file=str(d / META_FILE),
                               example=diff[0], fix='build features with the same sources and options, or retrain')
     r = cls(features=meta['features'], seed=meta['seed'], num_threads=meta['num_threads'],
             early_stopping_rounds=meta['early_stopping_rounds'], eval_at=meta['eval_at'], **meta['params'])
@@ -236,7 +236,6 @@ def ablation(make_ranker, train: tuple, valid: tuple | None, score, features: li
 # %% ../nbs/06d_ranker.ipynb #659a2d6b
 def session_extras(events, sessions) -> tuple[np.ndarray, np.ndarray]:
     "(page type per row, device per session) of `events`, the table `sessions` was read from (rows in the same order)."
-    import pyarrow as pa
     from recsys.sessions import _int64
     n_rows = len(sessions.row_item)
     if events is None or events.num_rows != n_rows: return np.full(n_rows, np.nan), np.full(len(sessions), np.nan)
@@ -252,13 +251,13 @@ def session_table(model, sources, sessions, events=None, k: int = 50, profile_we
     the `sources`' candidates plus the session model's blend, restricted to the items the model may recommend, and
     the features of every (session, candidate) row (see above). Rows are sorted by (session, catalogue position)."""
     from recsys.sessions import FEATURES, _pair_dots, _pair_values, candidates
-    from recsys.sessions import _lookup as _position
+    from recsys.sessions import _positions_in
     n, NC = len(sessions), len(model.cat_items)
     if sources.n_items != NC:
         raise RecsysDataError(f'the candidate sources cover {sources.n_items:,} items, the model\'s catalogue {NC:,}',
                               fix='fit the sources on the model\'s catalogue (retrain)')
     lin = candidates(model, sessions, profile_weight)
-    ci = _position(model.cat_items, sessions.row_item); ok = ci >= 0
+    ci = _positions_in(model.cat_items, sessions.row_item); ok = ci >= 0
     rs, ri, rt = sessions.row_session[ok], ci[ok], sessions.row_time[ok]
     cands = sources.generate(rs, ri, rt, n, k=k)
     cands['blend'] = top_k_per_session(lin.s, lin.item, lin.score(model.weights), k)
@@ -283,15 +282,15 @@ def session_table(model, sources, sessions, events=None, k: int = 50, profile_we
 # %% ../nbs/06d_ranker.ipynb #6a64a137
 def _lookup_pairs(s, i, v, qs, qi) -> np.ndarray:
     "v at the (s, i) pairs equal to (qs, qi), 0 where absent."
-    return _lookup(_keys(s, i), np.asarray(v, np.float64), _keys(qs, qi))
+    return _lookup_values(_pair_keys(s, i), np.asarray(v, np.float64), _pair_keys(qs, qi))
 
 # %% ../nbs/06d_ranker.ipynb #b0a19bbf
 def table_labels(F: pd.DataFrame, sessions, cat_items, labels: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
     """(0/1 target per row of `F`, labels as (session index, catalogue position)) from labels (session_id, partnumber);
     labels of unknown sessions or products are dropped."""
-    from recsys.sessions import _lookup as _position
-    L = pd.DataFrame({'session': _position(sessions.session_id, labels['session_id'].to_numpy(np.int64)),
-                      'item': _position(np.asarray(cat_items, np.int64), labels['partnumber'].to_numpy(np.int64))})
+    from recsys.sessions import _positions_in
+    L = pd.DataFrame({'session': _positions_in(sessions.session_id, labels['session_id'].to_numpy(np.int64)),
+                      'item': _positions_in(np.asarray(cat_items, np.int64), labels['partnumber'].to_numpy(np.int64))})
     L = L[(L['session'] >= 0) & (L['item'] >= 0)].drop_duplicates().reset_index(drop=True)
     return label_candidates(F, L), L
 

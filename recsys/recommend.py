@@ -15,17 +15,15 @@ import pyarrow as pa
 from .core import RecsysDataError, Stages, cli_errors, derive_seed, quiet, stages_table
 from .ingest import Interactions, RecsysDataset, aggregate, load_dataset, read_test
 from .aggregation import _iter_batches
-from .confidence import DEFAULT_ALS
-from .evaluate import KINDS
-from .eda import fit_segments
+from .confidence import DEFAULT_ALS, ConfidenceDesign
 from .sessions import (
     BASELINES, CATALOGUE_COLUMNS, DEFAULT_WEIGHTS, FEATURES, MODEL_FORMAT, Candidates, SessionModel, Sessions, als_contributions,
-    candidates, catalogue_frame, explain, fit_session_model, read_sessions, recommend_sessions, session_confidence,
-    session_inputs, session_kinds, top_k_pairs, _design, _lookup)
+    candidates, catalogue_frame, explain, fit_session_model, has_rfm, read_sessions, recommend_sessions, rfm_segments,
+    session_confidence, session_inputs, session_kinds, top_k_pairs, _design)
 from .validation import ValidationSplit, carve_validation, ndcg_by_kind, ndcg_per_session, relevance, tune_weights
 from .candidates import catalogue_embeddings, event_rows, fit_sources, recall_at_k
 from .ranker import fit_ranker, rank_sessions, session_table, table_labels
-from .model_io import load_model, save_model, validate_predictions, write_predictions, _json_ready, _partnumbers_of
+from .model_io import load_model, save_model, validate_predictions, write_predictions, _partnumbers_of
 
 # the names above keep their old home: `from recsys.recommend import ...` works as before the split
 _all_ = ['BASELINES', 'CATALOGUE_COLUMNS', 'DEFAULT_WEIGHTS', 'FEATURES', 'MODEL_FORMAT', 'Candidates', 'SessionModel', 'Sessions',
@@ -35,7 +33,7 @@ _all_ = ['BASELINES', 'CATALOGUE_COLUMNS', 'DEFAULT_WEIGHTS', 'FEATURES', 'MODEL
          'load_model', 'save_model', 'validate_predictions', 'write_predictions']
 
 # %% auto #0
-__all__ = ['DESIGN_CANDIDATES', 'RANKERS', 'warm_factors', 'train_model', 'data_record', 'check_model_fits', 'coverage',
+__all__ = ['RANKERS', 'DESIGN_CANDIDATES', 'warm_factors', 'train_model', 'data_record', 'check_model_fits', 'coverage',
            'predict_file', 'is_model_dir', 'is_predictions_file', 'train_cli', 'predict_cli', 'BASELINES',
            'CATALOGUE_COLUMNS', 'DEFAULT_WEIGHTS', 'FEATURES', 'MODEL_FORMAT', 'Candidates', 'SessionModel', 'Sessions',
            'als_contributions', 'candidates', 'catalogue_frame', 'explain', 'fit_session_model', 'read_sessions',
@@ -44,7 +42,9 @@ __all__ = ['DESIGN_CANDIDATES', 'RANKERS', 'warm_factors', 'train_model', 'data_
            'load_model', 'save_model', 'validate_predictions', 'write_predictions']
 
 # %% ../nbs/06_recommend.ipynb #1f0a3261
-from .core import atomic_dir, cli_parser, file_fingerprint, iso_date, positive_int, prepare_output, seed_int
+from .core import cli_parser, file_fingerprint, iso_date, positive_int, prepare_output, seed_int
+
+RANKERS = ('lightgbm', 'linear')   # the last stage: candidate sources + a LambdaRank ranker, or the tuned blend alone
 
 def _dataset(data, scale='tiny', seed=42) -> RecsysDataset:
     return data if isinstance(data, RecsysDataset) else load_dataset(str(data), scale=scale, seed=seed)
@@ -83,128 +83,199 @@ def _holdout_scores(rk, F: pd.DataFrame, L: pd.DataFrame, n_sessions: int, seed:
             f'holdout_ndcg@{K}_linear': nd(-F['blend_rank'].fillna(1e9)),
             f'holdout_ndcg@{K}_shown': nd(-F['shown_rank'], (F['shown_score'] > 0).to_numpy())}
 
-# %% ../nbs/06_recommend.ipynb #a9ece25c
-RANKERS = ('lightgbm', 'linear')
+# %% ../nbs/06_recommend.ipynb #c2bf5520
+def _distinct_designs(design) -> list[ConfidenceDesign]:
+    "`design` (one design, or a list or tuple of candidates; see `recsys.sessions._design`) as distinct designs, in order."
+    designs = list(design) if isinstance(design, (list, tuple)) else [design]
+    return list({_design(d).label: _design(d) for d in designs}.values())
 
-def train_model(data, out_dir=None, *, scale: str = 'tiny', seed: int = 42, tune: bool = True, val_sessions: int | None = 5000,
-                val_day: str | None = None, val_max_rows: int = 10, val_min_carts: int = 5, val_days: int = 1,
-                val_max_days: int = 7, val_min_sessions: int = 1000, profile_weights=(0.0, 0.3, 1.0),
-                design=DESIGN_CANDIDATES, weights: dict | None = None, segments_k: int | None = None,
-                iterations: int = DEFAULT_ALS['iterations'], refit_iterations: int | None = None, warm_start: bool = True,
-                show_progress: bool | None = None, ranker: str = 'lightgbm', cand_k: int = 50,
-                covis_rows: int | None = 8_000_000, ranker_params: dict | None = None, source_params: dict | None = None,
-                refit_sources: bool = False, keep_table: bool = False,
-                **hyper) -> SessionModel:
-    """Raw files (a folder, 'synthetic' or a `RecsysDataset`) -> a `SessionModel`, saved to `out_dir` when given.
-    `design` is a confidence design or a list of candidates; `hyper` goes to `fit_session_model` (factors,
-    regularization, alpha, n_als, ...). With `tune`, the design, the profile weight and the blend weights are chosen on
-    a validation split carved from train (never on test labels; the last `val_days` days, widened up to `val_max_days`
-    while fewer than `val_min_sessions` sessions qualify), and the final fit on all the training events starts
-    from the chosen validation model's factors and runs `refit_iterations` (default: a third of `iterations`, at least
-    1); without tuning or with `warm_start=False`, the final fit is cold and runs `iterations`. With
-    `ranker='lightgbm'` (the default) the candidate sources (`recsys.candidates`, `cand_k` per source, co-visitation on
-    the latest `covis_rows` rows) are fitted on the split's history and a LambdaRank ranker (`recsys.ranker`,
-    `ranker_params`) on its sessions (`source_params` go to `fit_sources`: `top_n`, `group_top_n`, ...); the model
-    serves with those same sources (the ranker learnt their scales), or with sources refitted on all the training
-    events when `refit_sources` or when the catalogue grew since (no products file: the catalogue is the items seen);
-    `ranker='linear'`
-    keeps the tuned blend alone. `keep_table` keeps the ranker's validation table as `model.validation_table_`
-    ((features, target), for ablations). Each stage's time and memory go to `model.info['stages']`."""
-    if ranker not in RANKERS: raise RecsysDataError(f'unknown ranker {ranker!r}', fix=f'use one of {list(RANKERS)}')
-    ds = _dataset(data, scale, seed)
-    t0 = time.perf_counter()
+# %% ../nbs/06_recommend.ipynb #e088af70
+def _train_setup(ds: RecsysDataset, seed: int, segments_k: int | None, show_progress: bool | None) -> tuple[Stages, dict]:
+    """`train_model`'s stage log (to stderr unless quiet) and what all its ALS fits share: the products, the users,
+    their RFM segments (`rfm_segments`), the seed and `show_progress`."""
     loud = show_progress if show_progress is not None else not quiet()
     st = Stages(log=(lambda s: print(s, file=sys.stderr, flush=True)) if loud else None)
-    designs = list(design) if isinstance(design, (list, tuple)) else [design]
-    designs = list({_design(d).label: _design(d) for d in designs}.values())            # distinct, in order
-    had_train = 'train' in ds.loaded
     with st('read products and users'): products, users, seg = ds.products, ds.users, None
-    if users is not None and all(c in users.columns for c in ('R', 'F', 'M')) and len(users) >= 3:
-        with st('RFM segments'):
-            seg = fit_segments(users, seed=seed, k=segments_k,
-                               k_range=range(2, min(9, len(users))) if segments_k is None else [segments_k])
-    val, chosen, warm = None, designs[0], None
-    two_stage = ranker == 'lightgbm'
-    if (tune and weights is None) or two_stage:
-        with st('validation split'):
-            split = carve_validation(ds.train, day=val_day, max_rows=val_max_rows, min_carts=val_min_carts,
-                                     n_sessions=val_sessions, seed=seed, n_days=val_days, max_days=val_max_days,
-                                     min_sessions=val_min_sessions)
-            if split.info['min_carts'] < split.info['min_carts_asked']:
-                print(f"note: too few sessions cart >= {split.info['min_carts_asked']} products in {split.info['days']} day(s) "
-                      f"to {split.info['day']}; the validation split uses sessions with >= {split.info['min_carts']} carts",
-                      file=sys.stderr)
-        with st('validation interactions'):
-            Xv, vs, vtest = aggregate(split.history_batches()), read_sessions(split.test), split.test
-            kinds = pd.Series(split.kind, index=split.session_id).reindex(vs.session_id).to_numpy()
-            labels, split_info = split.labels, split.info
-            hrows = event_rows(split.history_batches(), catalogue_frame(products, Xv.items)['partnumber']) if two_stage else None
-            del split                                   # the history mask and the events table
-            if not had_train: ds.release('train')       # the final fit streams the train file again
-        best, per_design = None, {}
-        for d in (designs if tune and weights is None else designs[:1]):
-            with st(f'validation fit: {d.label}'):
-                mv = fit_session_model(Xv, products, users, design=d, segments=seg, seed=seed, iterations=iterations,
-                                       weights=weights, show_progress=show_progress, **hyper)
-            with st(f'tuning: {d.label}'):
-                K = mv.params['K']; rel = relevance(vs, labels, mv.cat_items)
-                for pw in (profile_weights if tune and weights is None else [mv.params['profile_weight']]):
-                    c = candidates(mv, vs, pw)
-                    w, _ = tune_weights(c, rel, K=K) if tune and weights is None else (mv.weights, None)
-                    nd = ndcg_by_kind(c.top_k(w, K), rel, kinds, K)
-                    per_design[f'{d.label}, profile_weight={pw:g}'] = nd['overall']
-                    if best is None or nd['overall'] > best['ndcg']['overall'] + 1e-9:
-                        best = dict(design=d, profile_weight=pw, weights=w, ndcg=nd, model=mv,
-                                    baselines={b: ndcg_by_kind(c.top_k(bw, K), rel, kinds, K) for b, bw in BASELINES.items()})
-                del mv, c
-        del Xv
-        chosen, weights, warm = best['design'], best['weights'], best.pop('model')
-        val = dict(split=split_info, design=chosen.to_dict(), profile_weight=best['profile_weight'], weights=weights,
-                   ndcg=best['ndcg'], baselines=best['baselines'], candidates=per_design)
-        hyper['profile_weight'] = best['profile_weight']
-        if two_stage:
-            warm.params.update(weights=dict(weights), profile_weight=best['profile_weight'])
-            with st('validation candidate sources'):
-                emb = catalogue_embeddings(products, warm.cat_items)
-                src_v = fit_sources(hrows, warm.catalogue, emb, covis_rows=covis_rows, seed=seed, **(source_params or {}))
-                del hrows
-            with st('validation candidates'):
-                Fv, cands_v = session_table(warm, src_v, vs, vtest, k=cand_k)
-                yv, Lv = table_labels(Fv, vs, warm.cat_items, labels)
-                recall = recall_at_k(cands_v, Lv); del cands_v
-            with st('ranker fit'):
-                rk = fit_ranker(Fv, yv, seed=seed, **(ranker_params or {}))
-            val['ranker'] = dict(rk.info_, candidates_per_session=round(len(Fv) / max(len(vs), 1), 1), features=len(rk.features),
-                                 recall=recall.round(6).to_dict('index'), **_holdout_scores(rk, Fv, Lv, len(vs), seed, K))
-            table_v = (Fv, yv) if keep_table else None; del Fv, yv
-            warm_items = warm.cat_items
-        if not warm_start: warm = None                  # and the validation model is freed before the final fit
+    if has_rfm(users):
+        with st('RFM segments'): seg = rfm_segments(users, seed=seed, k=segments_k)
+    return st, dict(products=products, users=users, segments=seg, seed=seed, show_progress=show_progress)
+
+# %% ../nbs/06_recommend.ipynb #9a7a0dc4
+def _validation_data(ds: RecsysDataset, st: Stages, products, two_stage: bool, **split_kw) -> dict:
+    """The validation split carved from `ds`'s train (`carve_validation(**split_kw)`), read: its history's interactions
+    `Xv`, test sessions `vs` and events `vtest`, each session's `kinds`, the `labels`, the split's `info` and, for the
+    two-stage model, the history's event rows `hrows` (for the candidate sources). Frees the train table it read."""
+    had_train = 'train' in ds.loaded
+    with st('validation split'):
+        split = carve_validation(ds.train, **split_kw); i = split.info
+        if i['min_carts'] < i['min_carts_asked']:
+            print(f"note: too few sessions cart >= {i['min_carts_asked']} products in {i['days']} day(s) to {i['day']}; "
+                  f"the validation split uses sessions with >= {i['min_carts']} carts", file=sys.stderr)
+    with st('validation interactions'):
+        Xv, vs = aggregate(split.history_batches()), read_sessions(split.test)
+        v = dict(Xv=Xv, vs=vs, vtest=split.test, labels=split.labels, info=split.info,
+                 kinds=pd.Series(split.kind, index=split.session_id).reindex(vs.session_id).to_numpy(),
+                 hrows=event_rows(split.history_batches(), catalogue_frame(products, Xv.items)['partnumber']) if two_stage else None)
+        del split, Xv                                   # the history mask and the events table
+        if not had_train: ds.release('train')           # the final fit streams the train file again
+    return v
+
+# %% ../nbs/06_recommend.ipynb #c2e1fff1
+def _tune_on_validation(v: dict, designs: list, st: Stages, fit: dict, hyper: dict, iterations: int, tuning: bool,
+                        profile_weights, weights: dict | None) -> tuple[dict, dict]:
+    """A model per design fitted on the validation history `v` (see `_validation_data`; `fit` and `hyper` go to
+    `fit_session_model`) and, per profile weight, its blend tuned (`tune_weights`); without `tuning`, the first design
+    with its own profile weight and `weights`. Returns the best (design, profile_weight, weights, ndcg, baselines, model)
+    by validation NDCG@K and every (design, profile weight)'s NDCG."""
+    best, per_design, vs, kinds = None, {}, v['vs'], v['kinds']
+    for d in (designs if tuning else designs[:1]):
+        with st(f'validation fit: {d.label}'):
+            mv = fit_session_model(v['Xv'], design=d, iterations=iterations, weights=weights, **fit, **hyper)
+        with st(f'tuning: {d.label}'):
+            K = mv.params['K']; rel = relevance(vs, v['labels'], mv.cat_items)
+            for pw in (profile_weights if tuning else [mv.params['profile_weight']]):
+                c = candidates(mv, vs, pw)
+                w, _ = tune_weights(c, rel, K=K) if tuning else (mv.weights, None)
+                nd = ndcg_by_kind(c.top_k(w, K), rel, kinds, K)
+                per_design[f'{d.label}, profile_weight={pw:g}'] = nd['overall']
+                if best is None or nd['overall'] > best['ndcg']['overall'] + 1e-9:
+                    best = dict(design=d, profile_weight=pw, weights=w, ndcg=nd, model=mv,
+                                baselines={b: ndcg_by_kind(c.top_k(bw, K), rel, kinds, K) for b, bw in BASELINES.items()})
+            del mv, c
+    return best, per_design
+
+# %% ../nbs/06_recommend.ipynb #956d9c6c
+def _validation_ranker(warm: SessionModel, v: dict, st: Stages, products, seed: int, covis_rows: int | None, cand_k: int,
+                       source_params: dict | None, ranker_params: dict | None, keep_table: bool) -> dict:
+    """The two-stage model's validation part: candidate sources fitted on the split's history (`v['hrows']`, freed
+    here), the candidate table of its sessions and a LambdaRank ranker on it. Returns the sources (`src_v`) and the
+    embeddings they used (`emb`), the ranker (`rk`), its record for `model.info` and (with `keep_table`) the table."""
+    with st('validation candidate sources'):
+        emb = catalogue_embeddings(products, warm.cat_items)
+        src_v = fit_sources(v.pop('hrows'), warm.catalogue, emb, covis_rows=covis_rows, seed=seed, **(source_params or {}))
+    vs = v['vs']
+    with st('validation candidates'):
+        Fv, cands_v = session_table(warm, src_v, vs, v['vtest'], k=cand_k)
+        yv, Lv = table_labels(Fv, vs, warm.cat_items, v['labels'])
+        recall = recall_at_k(cands_v, Lv); del cands_v
+    with st('ranker fit'):
+        rk = fit_ranker(Fv, yv, seed=seed, **(ranker_params or {}))
+    info = dict(rk.info_, candidates_per_session=round(len(Fv) / max(len(vs), 1), 1), features=len(rk.features),
+                recall=recall.round(6).to_dict('index'), **_holdout_scores(rk, Fv, Lv, len(vs), seed, warm.params['K']))
+    return dict(src_v=src_v, emb=emb, rk=rk, info=info, table=(Fv, yv) if keep_table else None)
+
+# %% ../nbs/06_recommend.ipynb #59483591
+def _validate(ds: RecsysDataset, st: Stages, designs: list, fit: dict, hyper: dict, *, two_stage: bool, tuning: bool,
+              warm_start: bool, iterations: int, profile_weights, weights: dict | None, split_kw: dict, rank_kw: dict) -> dict:
+    """Everything `train_model` does on the validation split: read it, tune, and (`two_stage`) fit the ranker. Returns
+    the record `val` for `model.info`, the chosen `design` and `weights`, the `warm` model to start the final fit from
+    (unless not `warm_start`) and the ranker's parts. Sets the chosen `profile_weight` in `hyper`."""
+    v = _validation_data(ds, st, fit['products'], two_stage, **split_kw)
+    best, per_design = _tune_on_validation(v, designs, st, fit, hyper, iterations, tuning, profile_weights, weights)
+    del v['Xv']
+    warm, d, w = best.pop('model'), best['design'], best['weights']
+    val = dict(split=v['info'], design=d.to_dict(), profile_weight=best['profile_weight'], weights=w, ndcg=best['ndcg'],
+               baselines=best['baselines'], candidates=per_design)
+    hyper['profile_weight'] = best['profile_weight']
+    out = dict(val=val, design=d, weights=w)
+    if two_stage:
+        warm.params.update(weights=dict(w), profile_weight=best['profile_weight'])
+        out.update(_validation_ranker(warm, v, st, **rank_kw), warm_items=warm.cat_items)
+        val['ranker'] = out.pop('info')
+    if warm_start: out['warm'] = warm       # else the validation model is freed before the final fit
+    return out
+
+# %% ../nbs/06_recommend.ipynb #b4293593
+def _final_fit(ds: RecsysDataset, st: Stages, vr: dict, design, weights: dict | None, iterations: int,
+               refit_iterations: int | None, fit: dict, hyper: dict) -> tuple[SessionModel, dict]:
+    """The model on all the training events: warm, from the factors of the validation model `vr['warm']` (taken out of
+    `vr`, and freed once its factors are copied) for `refit_iterations` (default: a third of `iterations`, at least 1),
+    else cold for `iterations`. Returns the model and the fit's record."""
     with st('interactions'): X = ds.interactions()
+    warm, init = vr.pop('warm', None), None
     final = dict(warm_start=warm is not None, iterations=int(iterations))
-    init = None
     if warm is not None:
         final['iterations'] = max(1, int(iterations) // 3) if refit_iterations is None else int(refit_iterations)
         with st('warm start'):
-            U, V, matched = warm_factors(warm, X, seed); init = (U, V); final.update(matched); del warm, U, V
+            U, V, matched = warm_factors(warm, X, fit['seed']); init = (U, V); final.update(matched); del warm, U, V
     with st('final fit'):
-        model = fit_session_model(X, products, users, design=chosen, segments=seg, seed=seed, weights=weights,
-                                  iterations=final['iterations'], initial_factors=init, show_progress=show_progress, **hyper)
+        model = fit_session_model(X, design=design, weights=weights, iterations=final['iterations'], initial_factors=init,
+                                  **fit, **hyper)
         del init
     model.params['iterations'] = int(iterations)
-    if two_stage:
-        if refit_sources or not np.array_equal(warm_items, model.cat_items):   # a catalogue grown since: refit
-            with st('candidate sources'):
-                rows = event_rows((load() for load, _ in _iter_batches(ds.files['train'])), model.cat_items)
-                model.sources = fit_sources(rows, model.catalogue, emb, covis_rows=covis_rows, seed=seed, reuse=src_v,
-                                            **(source_params or {}))
-                del rows
-        else: model.sources = src_v
-        del emb, src_v
-        model.ranker = rk
-        if keep_table: model.validation_table_ = table_v
-        model.params.update(ranker='lightgbm', cand_k=int(cand_k), covis_rows=covis_rows, refit_sources=bool(refit_sources))
+    return model, final
+
+# %% ../nbs/06_recommend.ipynb #bd86d6e3
+def _attach_ranker(model: SessionModel, ds: RecsysDataset, st: Stages, vr: dict, seed: int, covis_rows: int | None,
+                   cand_k: int, source_params: dict | None, refit_sources: bool, keep_table: bool):
+    """Give the final `model` the two-stage parts of `_validate`'s `vr`: the validation's sources (the ranker learnt
+    their scales), or sources refitted on all the training events when `refit_sources` or when the catalogue grew
+    since; and the ranker."""
+    src_v, emb = vr.pop('src_v'), vr.pop('emb')
+    if refit_sources or not np.array_equal(vr['warm_items'], model.cat_items):   # a catalogue grown since: refit
+        with st('candidate sources'):
+            rows = event_rows((load() for load, _ in _iter_batches(ds.files['train'])), model.cat_items)
+            model.sources = fit_sources(rows, model.catalogue, emb, covis_rows=covis_rows, seed=seed, reuse=src_v,
+                                        **(source_params or {}))
+            del rows
+    else: model.sources = src_v
+    del emb, src_v
+    model.ranker = vr['rk']
+    if keep_table: model.validation_table_ = vr['table']
+    model.params.update(ranker='lightgbm', cand_k=int(cand_k), covis_rows=covis_rows, refit_sources=bool(refit_sources))
+
+# %% ../nbs/06_recommend.ipynb #a9ece25c
+def train_model(
+    data,                                   # a folder of raw files, 'synthetic' or a `RecsysDataset`
+    out_dir=None,                           # the model folder to save to (None: not saved)
+    *,
+    scale: str = 'tiny',                    # synthetic scale, with data='synthetic'
+    seed: int = 42,                         # seeds the split, ALS, the RFM segments, the sources and the ranker
+    tune: bool = True,                      # choose the design, profile weight and blend weights on the validation split
+    val_sessions: int | None = 5000,        # validation sessions (at most; None: all that qualify)
+    val_day: str | None = None,             # the split's last day, YYYY-MM-DD (None: the last full training day)
+    val_max_rows: int = 10,                 # a validation session's shown rows (at most), as in the challenge's test
+    val_min_carts: int = 5,                 # distinct carts a validation session needs
+    val_days: int = 1,                      # days carved into the split, ending on `val_day`...
+    val_max_days: int = 7,                  # ... widened up to this many while fewer than `val_min_sessions` qualify
+    val_min_sessions: int = 1000,           # (see `val_max_days`)
+    profile_weights=(0.0, 0.3, 1.0),        # the profile weights tried when tuning
+    design=DESIGN_CANDIDATES,               # a confidence design or a list of candidates (each costs a validation fit)
+    weights: dict | None = None,            # blend weights (given: no tuning of the blend)
+    segments_k: int | None = None,          # number of RFM segments (None: the elbow + silhouette rule)
+    iterations: int = DEFAULT_ALS['iterations'],  # ALS iterations of the validation fits and of a cold final fit
+    refit_iterations: int | None = None,    # ALS iterations of a warm final fit (None: a third of `iterations`, >= 1)
+    warm_start: bool = True,                # start the final fit from the chosen validation model (else: cold)
+    show_progress: bool | None = None,      # stage log and ALS progress bars (None: unless RECSYS_QUIET is set)
+    ranker: str = 'lightgbm',               # the last stage: 'lightgbm' (sources + LambdaRank) or 'linear' (the blend)
+    cand_k: int = 50,                       # candidates per source and session (lightgbm)
+    covis_rows: int | None = 8_000_000,     # co-visitation counted on the latest this many rows (None: all)
+    ranker_params: dict | None = None,      # to `recsys.ranker.fit_ranker`
+    source_params: dict | None = None,      # to `recsys.candidates.fit_sources` (`top_n`, `group_top_n`, ...)
+    refit_sources: bool = False,            # refit the sources on all the training events (default: when the catalogue grew)
+    keep_table: bool = False,               # keep the ranker's validation table as `model.validation_table_` (for ablations)
+    **hyper,                                # to `fit_session_model` (factors, regularization, alpha, n_als, ...)
+) -> SessionModel:
+    """Raw files -> a `SessionModel`. With `tune` (or a two-stage `ranker`), a validation split carved from train (never
+    the test labels) chooses the design, profile weight and blend, and fits the ranker over the candidate sources;
+    the final fit on all the training events starts from the chosen validation model's factors. Each stage's time and
+    memory go to `model.info['stages']`."""
+    if ranker not in RANKERS: raise RecsysDataError(f'unknown ranker {ranker!r}', fix=f'use one of {list(RANKERS)}')
+    ds = _dataset(data, scale, seed); t0 = time.perf_counter()
+    designs, two_stage = _distinct_designs(design), ranker == 'lightgbm'
+    st, fit = _train_setup(ds, seed, segments_k, show_progress)
+    vr = dict(val=None, design=designs[0], weights=weights)
+    if (tune and weights is None) or two_stage:
+        vr = _validate(ds, st, designs, fit, hyper, two_stage=two_stage, tuning=tune and weights is None, warm_start=warm_start,
+                       iterations=iterations, profile_weights=profile_weights, weights=weights,
+                       split_kw=dict(day=val_day, max_rows=val_max_rows, min_carts=val_min_carts, n_sessions=val_sessions,
+                                     seed=seed, n_days=val_days, max_days=val_max_days, min_sessions=val_min_sessions),
+                       rank_kw=dict(products=fit['products'], seed=seed, covis_rows=covis_rows, cand_k=cand_k,
+                                    source_params=source_params, ranker_params=ranker_params, keep_table=keep_table))
+    model, final = _final_fit(ds, st, vr, vr['design'], vr['weights'], iterations, refit_iterations, fit, hyper)
+    if two_stage: _attach_ranker(model, ds, st, vr, seed, covis_rows, cand_k, source_params, refit_sources, keep_table)
     else: model.params['ranker'] = 'linear'
-    model.info.update(dataset=ds.name, data=data_record(ds), validation=val, final_fit=final, stages=st.records,
+    model.info.update(dataset=ds.name, data=data_record(ds), validation=vr['val'], final_fit=final, stages=st.records,
                       train_seconds=round(time.perf_counter() - t0, 2))
     if out_dir is not None:
         with st('save'): save_model(model, out_dir)
@@ -294,12 +365,11 @@ def _json_arg(s):
     try: return json.loads(s)
     except json.JSONDecodeError as e: raise argparse.ArgumentTypeError(f'not valid JSON ({e})') from None
 
-# %% ../nbs/06_recommend.ipynb #0d3afa36
-@cli_errors
-def train_cli(argv=None):
-    "recsys-train: raw Inditex-format files (or 'synthetic') -> a model folder for recsys-predict."
+# %% ../nbs/06_recommend.ipynb #fca5c43e
+def _train_parser(description: str) -> argparse.ArgumentParser:
+    "recsys-train's options: the data, the output, the confidence design and ALS (`_add_tuning_args` adds the rest)."
     from recsys.synth import SCALES
-    ap = cli_parser('recsys-train', description=train_cli.__doc__)
+    ap = cli_parser('recsys-train', description=description)
     ap.add_argument('--data', required=True, help="folder with the train (+ products, users) files, or 'synthetic'")
     ap.add_argument('--out', required=True, help='the model folder to write (refused if it holds anything but an earlier model)')
     ap.add_argument('--force', action='store_true', help='replace --out even if it is not an earlier model folder')
@@ -318,6 +388,11 @@ def train_cli(argv=None):
                          '(default: a third of --iterations; 0 keeps the validation factors)')
     ap.add_argument('--segments-k', type=positive_int, default=None, help='number of RFM segments (default: elbow + silhouette rule)')
     ap.add_argument('--n-als', type=positive_int, default=20, help='ALS candidates per session')
+    return _add_tuning_args(ap)
+
+# %% ../nbs/06_recommend.ipynb #7415ed7f
+def _add_tuning_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    "recsys-train's options for the blend, the validation split, the final fit and the last stage."
     ap.add_argument('--weights', type=_json_arg, default=None, help='blend weights as JSON (skips tuning)')
     ap.add_argument('--cold-refit', action='store_true', help='fit the final model from random factors with --iterations '
                     '(slower; by default it starts from the tuned validation model)')
@@ -334,6 +409,35 @@ def train_cli(argv=None):
                     help='the last stage: lightgbm = candidate sources + a LambdaRank ranker over them; linear = the tuned '
                          'blend alone (the first release\'s model)')
     ap.add_argument('--cand-k', type=positive_int, default=50, help='candidates per source and session (with --ranker lightgbm)')
+    return ap
+
+# %% ../nbs/06_recommend.ipynb #49779986
+def _print_data(ds: RecsysDataset):
+    "The input files recsys-train uses (to stderr), and what a missing products or users file costs."
+    used = {k: ds.files.get(k) for k in ('train', 'products', 'users')}
+    print(f"data '{ds.name}': " + ', '.join(f'{k} {Path(p).name}' if p else f'{k}: MISSING' for k, p in used.items())
+          + ('' if used['products'] else ' (no product attributes: catalogue = the items seen in train)')
+          + ('' if used['users'] else ' (no users file: no RFM segments, no segment fallbacks)'), file=sys.stderr, flush=True)
+
+# %% ../nbs/06_recommend.ipynb #6a79bfb3
+def _print_validation(m: SessionModel):
+    "The validation figures of a trained model, when it has them: its NDCG@K against re-ranking, and its ranker's."
+    if not (v := m.info.get('validation')): return
+    K = m.params['K']
+    print(f"validation NDCG@{K} {v['ndcg']['overall']:.4f} (in-session re-ranking "
+          f"{v['baselines']['in-session re-ranking']['overall']:.4f}) on {v['split']['sessions']:,} sessions of {v['split']['day']}; "
+          f"design {_design(v['design']).label}, profile weight {v['profile_weight']:g}")
+    if r := v.get('ranker'):
+        print(f"ranker: {r['best_iteration']} trees on {r['train_sessions']:,} sessions; hold-out NDCG@{K} "
+              f"{r.get(f'holdout_ndcg@{K}', float('nan')):.4f} (linear blend {r.get(f'holdout_ndcg@{K}_linear', float('nan')):.4f}, "
+              f"shown items {r.get(f'holdout_ndcg@{K}_shown', float('nan')):.4f}) on {r.get('holdout_sessions', 0):,} sessions; "
+              f"candidate recall@100 {r['recall']['union']['recall@100']:.3f}, {r['candidates_per_session']:.0f} per session")
+
+# %% ../nbs/06_recommend.ipynb #0d3afa36
+@cli_errors
+def train_cli(argv=None):
+    "recsys-train: raw Inditex-format files (or 'synthetic') -> a model folder for recsys-predict."
+    ap = _train_parser(train_cli.__doc__)
     a = ap.parse_args(argv)
     if a.refit_iterations is not None and a.refit_iterations < 0: ap.error('--refit-iterations must be >= 0')
     if a.refit_iterations is not None and (a.no_tune or a.weights is not None or a.cold_refit):
@@ -345,10 +449,7 @@ def train_cli(argv=None):
                          inputs=[ds.dir, *[p for p in ds.files.values() if p is not None]])
     if a.scale is not None and str(a.data) != 'synthetic':
         print(f'warning: --scale {a.scale} is ignored: --data is a folder, its files are used as they are', file=sys.stderr)
-    used = {k: ds.files.get(k) for k in ('train', 'products', 'users')}
-    print(f"data '{ds.name}': " + ', '.join(f'{k} {Path(p).name}' if p else f'{k}: MISSING' for k, p in used.items())
-          + ('' if used['products'] else ' (no product attributes: catalogue = the items seen in train)')
-          + ('' if used['users'] else ' (no users file: no RFM segments, no segment fallbacks)'), file=sys.stderr, flush=True)
+    _print_data(ds)
     m = train_model(ds, out, scale=a.scale, seed=a.seed, tune=not a.no_tune, val_sessions=a.val_sessions,
                     val_day=a.val_day, weights=a.weights, segments_k=a.segments_k, design=a.design or DESIGN_CANDIDATES, factors=a.factors,
                     regularization=a.regularization, alpha=a.alpha, iterations=a.iterations,
@@ -356,16 +457,7 @@ def train_cli(argv=None):
                     cand_k=a.cand_k, val_days=a.val_days, val_min_carts=a.val_min_carts or _dataset_min_carts(ds))
     print(f'{m} -> {out} [{time.perf_counter() - t0:.1f} s]')
     print(stages_table(m.info['stages']).to_string(index=False, float_format=lambda x: f'{x:,.1f}'))
-    if v := m.info.get('validation'):
-        print(f"validation NDCG@{m.params['K']} {v['ndcg']['overall']:.4f} (in-session re-ranking "
-              f"{v['baselines']['in-session re-ranking']['overall']:.4f}) on {v['split']['sessions']:,} sessions of {v['split']['day']}; "
-              f"design {_design(v['design']).label}, profile weight {v['profile_weight']:g}")
-        if r := v.get('ranker'):
-            K = m.params['K']
-            print(f"ranker: {r['best_iteration']} trees on {r['train_sessions']:,} sessions; hold-out NDCG@{K} "
-                  f"{r.get(f'holdout_ndcg@{K}', float('nan')):.4f} (linear blend {r.get(f'holdout_ndcg@{K}_linear', float('nan')):.4f}, "
-                  f"shown items {r.get(f'holdout_ndcg@{K}_shown', float('nan')):.4f}) on {r.get('holdout_sessions', 0):,} sessions; "
-                  f"candidate recall@100 {r['recall']['union']['recall@100']:.3f}, {r['candidates_per_session']:.0f} per session")
+    _print_validation(m)
     return 0
 
 # %% ../nbs/06_recommend.ipynb #777e8d4b

@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
+from fastcore.basics import patch
 
 from .core import RecsysDataError
 from .ingest import Interactions, read_test
@@ -23,8 +24,9 @@ from .eda import Segments, fit_segments, segment_popularity
 
 # %% auto #0
 __all__ = ['CATALOGUE_COLUMNS', 'FEATURES', 'DEFAULT_WEIGHTS', 'MODEL_FORMAT', 'BASELINES', 'Sessions', 'read_sessions',
-           'catalogue_frame', 'SessionModel', 'fit_session_model', 'Candidates', 'top_k_pairs', 'session_confidence',
-           'session_inputs', 'candidates', 'recommend_sessions', 'session_kinds', 'als_contributions', 'explain']
+           'catalogue_frame', 'SessionModel', 'has_rfm', 'rfm_segments', 'fit_session_model', 'Candidates',
+           'top_k_pairs', 'session_confidence', 'session_inputs', 'candidates', 'recommend_sessions', 'session_kinds',
+           'als_contributions', 'explain']
 
 # %% ../nbs/06a_sessions.ipynb #6b1ec18b
 def _int64(col, name: str, file=None, nullable: bool = False) -> np.ndarray:
@@ -113,7 +115,7 @@ def catalogue_frame(products=None, items=None) -> pd.DataFrame:
     return df.sort_values('partnumber', kind='stable').reset_index(drop=True)
 
 # %% ../nbs/06a_sessions.ipynb #ccfeef94
-def _lookup(universe_sorted: np.ndarray, values) -> np.ndarray:
+def _positions_in(universe_sorted: np.ndarray, values) -> np.ndarray:
     "Positions of `values` in the sorted array `universe_sorted` (-1 where absent), vectorised."
     values = np.asarray(values, dtype=np.asarray(universe_sorted).dtype if len(universe_sorted) else np.int64)
     if len(universe_sorted) == 0: return np.full(len(values), -1, np.int64)
@@ -184,19 +186,10 @@ class SessionModel:
 
     def __post_init__(self):
         self.cat_items = self.catalogue['partnumber'].to_numpy(np.int64)
-        self.cat_of_item = _lookup(self.cat_items, self.items)          # model column -> catalogue index (-1: not allowed)
-        self.item_of_cat = _lookup(self.items, self.cat_items)          # catalogue index -> model column (-1: no factors)
+        self.cat_of_item = _positions_in(self.cat_items, self.items)    # model column -> catalogue index (-1: not allowed)
+        self.item_of_cat = _positions_in(self.items, self.cat_items)    # catalogue index -> model column (-1: no factors)
         self.allowed = np.ones(len(self.cat_items), bool)
-        from recsys.interactions import key_codes, row_id, row_kind
-        c = key_codes(self.keys); num = row_id(c)
-        u_rows, s_rows = np.flatnonzero(row_kind(c) == 0), np.flatnonzero(row_kind(c) == 1)
-        o = np.argsort(num[u_rows], kind='stable'); self._u_ids, self._u_rows = num[u_rows][o].astype(np.float64), u_rows[o]
-        o = np.argsort(num[s_rows], kind='stable'); self._s_ids, self._s_rows = num[s_rows][o], s_rows[o]
-        c = [(int(n.split(':')[1]), i) for i, n in enumerate(self.list_names) if n.startswith('country:')]
-        c = np.array(sorted(c), np.int64).reshape(-1, 2)
-        self._countries, self._country_list = c[:, 0], c[:, 1]
-        seg = {int(n.split(':')[1]): i for i, n in enumerate(self.list_names) if n.startswith('segment:')}
-        self._segment_list = np.array([seg.get(k, 0) for k in range(max(seg, default=-1) + 1)], np.int64)
+        self._index_keys(); self._index_lists()
 
     @property
     def weights(self) -> dict:
@@ -207,34 +200,62 @@ class SessionModel:
         return (f'SessionModel({len(self.keys):,} training rows x {len(self.items):,} items, catalogue {len(self.cat_items):,}, '
                 f'{self.als.factors} factors, {len(self.list_names)} fallback lists)')
 
-    def profile_rows(self, sessions: Sessions) -> tuple[np.ndarray, np.ndarray]:
-        "Training rows of each session's user ('u_<user_id>') and of the session itself ('s_<session_id>'); -1 where none."
-        u, s = np.full(len(sessions), -1, np.int64), np.full(len(sessions), -1, np.int64)
-        p = _lookup(self._u_ids, np.nan_to_num(sessions.user_id, nan=-1.0)); m = p >= 0; u[m] = self._u_rows[p[m]]
-        p = _lookup(self._s_ids, sessions.session_id); m = p >= 0; s[m] = self._s_rows[p[m]]
-        return u, s
+# %% ../nbs/06a_sessions.ipynb #543c158d
+@patch
+def _index_keys(self: SessionModel):
+    "Sorted ids of the training rows' users ('u_<id>') and sessions ('s_<id>') and their rows, for `profile_rows`."
+    from recsys.interactions import key_codes, row_id, row_kind
+    c = key_codes(self.keys); num = row_id(c)
+    u_rows, s_rows = np.flatnonzero(row_kind(c) == 0), np.flatnonzero(row_kind(c) == 1)
+    o = np.argsort(num[u_rows], kind='stable'); self._u_ids, self._u_rows = num[u_rows][o].astype(np.float64), u_rows[o]
+    o = np.argsort(num[s_rows], kind='stable'); self._s_ids, self._s_rows = num[s_rows][o], s_rows[o]
 
-    def segment_of(self, user_ids) -> np.ndarray:
-        "The RFM segment of each user id (-1: anonymous, or not in the users file)."
-        user_ids = np.asarray(user_ids, np.float64)
-        if self.user_segment is None or not len(self.user_segment): return np.full(len(user_ids), -1, np.int64)
-        idx = pd.Index(self.user_segment.index.to_numpy(np.float64)).get_indexer(user_ids)
-        return np.where(idx >= 0, self.user_segment.to_numpy()[np.maximum(idx, 0)], -1).astype(np.int64)
+# %% ../nbs/06a_sessions.ipynb #67ccf6ed
+@patch
+def _index_lists(self: SessionModel):
+    "Which of `lists` serves each country (sorted) and each RFM segment (0, the global list, where a segment has none)."
+    c = [(int(n.split(':')[1]), i) for i, n in enumerate(self.list_names) if n.startswith('country:')]
+    c = np.array(sorted(c), np.int64).reshape(-1, 2)
+    self._countries, self._country_list = c[:, 0], c[:, 1]
+    seg = {int(n.split(':')[1]): i for i, n in enumerate(self.list_names) if n.startswith('segment:')}
+    self._segment_list = np.array([seg.get(k, 0) for k in range(max(seg, default=-1) + 1)], np.int64)
 
-    def fallback_list(self, sessions: Sessions) -> np.ndarray:
-        "Index into `lists` per session: its user's RFM segment, else its country, else 0 (global)."
-        li = np.zeros(len(sessions), np.int64)
-        cl = _lookup(self._countries, sessions.country); m = cl >= 0; li[m] = self._country_list[cl[m]]
-        sg = self.segment_of(sessions.user_id); m = (sg >= 0) & (sg < len(self._segment_list)); li[m] = self._segment_list[sg[m]]
-        return li
+# %% ../nbs/06a_sessions.ipynb #92399458
+@patch
+def profile_rows(self: SessionModel, sessions: Sessions) -> tuple[np.ndarray, np.ndarray]:
+    "Training rows of each session's user ('u_<user_id>') and of the session itself ('s_<session_id>'); -1 where none."
+    u, s = np.full(len(sessions), -1, np.int64), np.full(len(sessions), -1, np.int64)
+    p = _positions_in(self._u_ids, np.nan_to_num(sessions.user_id, nan=-1.0)); m = p >= 0; u[m] = self._u_rows[p[m]]
+    p = _positions_in(self._s_ids, sessions.session_id); m = p >= 0; s[m] = self._s_rows[p[m]]
+    return u, s
 
-    def restrict(self, partnumbers) -> 'SessionModel':
-        "Recommend only catalogue items among `partnumbers` (e.g. the products file given at prediction time)."
-        self.allowed = np.isin(self.cat_items, np.asarray(partnumbers, np.int64))
-        if self.allowed.sum() < self.params.get('K', 5):
-            raise RecsysDataError(f'only {int(self.allowed.sum())} products are both in the model and in the catalogue',
-                                  fix='train the model with the same products file')
-        return self
+# %% ../nbs/06a_sessions.ipynb #a7459bf6
+@patch
+def segment_of(self: SessionModel, user_ids) -> np.ndarray:
+    "The RFM segment of each user id (-1: anonymous, or not in the users file)."
+    user_ids = np.asarray(user_ids, np.float64)
+    if self.user_segment is None or not len(self.user_segment): return np.full(len(user_ids), -1, np.int64)
+    idx = pd.Index(self.user_segment.index.to_numpy(np.float64)).get_indexer(user_ids)
+    return np.where(idx >= 0, self.user_segment.to_numpy()[np.maximum(idx, 0)], -1).astype(np.int64)
+
+# %% ../nbs/06a_sessions.ipynb #77b6544f
+@patch
+def fallback_list(self: SessionModel, sessions: Sessions) -> np.ndarray:
+    "Index into `lists` per session: its user's RFM segment, else its country, else 0 (global)."
+    li = np.zeros(len(sessions), np.int64)
+    cl = _positions_in(self._countries, sessions.country); m = cl >= 0; li[m] = self._country_list[cl[m]]
+    sg = self.segment_of(sessions.user_id); m = (sg >= 0) & (sg < len(self._segment_list)); li[m] = self._segment_list[sg[m]]
+    return li
+
+# %% ../nbs/06a_sessions.ipynb #afb283ea
+@patch
+def restrict(self: SessionModel, partnumbers) -> SessionModel:
+    "Recommend only catalogue items among `partnumbers` (e.g. the products file given at prediction time)."
+    self.allowed = np.isin(self.cat_items, np.asarray(partnumbers, np.int64))
+    if self.allowed.sum() < self.params.get('K', 5):
+        raise RecsysDataError(f'only {int(self.allowed.sum())} products are both in the model and in the catalogue',
+                              fix='train the model with the same products file')
+    return self
 
 # %% ../nbs/06a_sessions.ipynb #84b99499
 def _top_per_row(M: np.ndarray, n: int) -> np.ndarray:
@@ -243,16 +264,22 @@ def _top_per_row(M: np.ndarray, n: int) -> np.ndarray:
     o = np.argsort(-M, axis=1, kind='stable')[:, :n]
     return np.where(np.take_along_axis(M, o, 1) > 0, o, -1).astype(np.int64)
 
-# %% ../nbs/06a_sessions.ipynb #ee5803b2
-def fit_session_model(X: Interactions, products=None, users=None, *, design=None, factors: int = 64,
-                      regularization: float = 0.05, alpha: float = 1.0, iterations: int = 15, seed: int = 42,
-                      segments: Segments | None = None, segments_k: int | None = None, n_group: int = 20,
-                      n_als: int = 20, n_history: int = 10, profile_weight: float = 0.3, rate_prior: float = 20.0,
-                      weights: dict | None = None, K: int = 5, show_progress: bool | None = None,
-                      initial_factors=None) -> SessionModel:
-    """Fit what a session recommender needs on training interactions `X`: the confidence design, ALS, item
-    statistics, country popularity and (given `segments`, or `users` with R, F, M) RFM segments and their popularity.
-    `initial_factors` (rows x factors, items x factors; see `warm_factors`) starts ALS there instead of at random."""
+# %% ../nbs/06a_sessions.ipynb #22622e27
+def has_rfm(users) -> bool:
+    "Whether `users` is a users table that RFM segments can be fitted on: R, F and M columns, at least 3 users."
+    return users is not None and all(c in users.columns for c in ('R', 'F', 'M')) and len(users) >= 3
+
+# %% ../nbs/06a_sessions.ipynb #a77abf82
+def rfm_segments(users, seed: int = 42, k: int | None = None) -> Segments | None:
+    """RFM segments of `users` (None when `has_rfm` says no): `k` of them, or as many as `fit_segments`' rule
+    chooses among 2..8 (fewer with fewer users). `train_model` and `fit_session_model` both segment this way."""
+    if not has_rfm(users): return None
+    return fit_segments(users, seed=seed, k=k, k_range=range(2, min(9, len(users))) if k is None else [k])
+
+# %% ../nbs/06a_sessions.ipynb #29bbcade
+def _training_confidence(X: Interactions, design) -> tuple[ConfidenceDesign, sp.csr_matrix, np.ndarray]:
+    """(the design as fitted, the training rows' confidence, each item's event score summed over the rows). A recency
+    decay is dropped when `X` has no times."""
     design = _design(design)
     if 'half_life_days' in design.params and (X.last_ts is None or np.isnan(X.last_ts.data).all()):
         design = ConfidenceDesign(design.name, {k: v for k, v in design.params.items() if k != 'half_life_days'})  # no times
@@ -260,42 +287,91 @@ def fit_session_model(X: Interactions, products=None, users=None, *, design=None
     dp = _design_params(design); cnt = counts_on_pattern(X)
     item_score = np.bincount(cnt.pattern.indices, weights=event_score(cnt, dp['w_view'], dp['w_cart'], dp['w_purchase'],
                                                                         dp['repeat']), minlength=X.n_items)
+    return design, C, item_score
+
+# %% ../nbs/06a_sessions.ipynb #79185344
+def _item_stats(X: Interactions, C: sp.csr_matrix, pn: np.ndarray, cat_of_item: np.ndarray, rate_prior: float) -> pd.DataFrame:
+    """Per catalogue item `pn`: training views, carts and confidence, `item_pop` = log(1 + confidence) and `item_rate`,
+    the cart rate shrunk towards the global rate r0 by `rate_prior` views, as log((carts + prior·r0) / (views + prior) / r0)."""
+    on = cat_of_item >= 0
+    def per_cat(m):
+        out = np.zeros(len(pn)); out[cat_of_item[on]] = np.asarray(m.sum(0), np.float64).ravel()[on]; return out
+    views, carts, conf = per_cat(X.views), per_cat(X.carts), per_cat(C)
+    r0 = max(carts.sum(), 1.0) / max(views.sum(), 1.0)
+    return pd.DataFrame({'partnumber': pn, 'views': views, 'carts': carts, 'confidence': conf, 'item_pop': np.log1p(conf),
+                         'item_rate': np.log((carts + rate_prior * r0) / (views + rate_prior) / r0)})
+
+# %% ../nbs/06a_sessions.ipynb #42862c7e
+def _segment_lists(segments: Segments | None, X: Interactions, C: sp.csr_matrix, pn: np.ndarray, n_group: int):
+    """(user_id -> segment, the list names 'segment:<k>', their `n_group` most popular catalogue indices, -1 padded)."""
+    user_segment, names, lists = pd.Series(dtype=np.int64), [], []
+    if segments is None or segments.labels is None: return user_segment, names, lists
+    ok = segments.labels >= 0
+    user_segment = pd.Series(segments.labels[ok].astype(np.int64), index=np.asarray(segments.user_id, np.float64)[ok])
+    user_segment = user_segment[~user_segment.index.duplicated()]
+    top = segment_popularity(segments, X, matrix=C, n=n_group)
+    for k in range(segments.k):
+        ci = _positions_in(pn, top.loc[top['segment'] == k, 'item'].to_numpy(np.int64)); ci = ci[ci >= 0][:n_group]
+        names.append(f'segment:{k}'); lists.append(np.r_[ci, np.full(n_group - len(ci), -1)])
+    return user_segment, names, lists
+
+# %% ../nbs/06a_sessions.ipynb #c8738d70
+def _country_lists(X: Interactions, C: sp.csr_matrix, cat_of_item: np.ndarray, n_cat: int, n_group: int):
+    "(the list names 'country:<c>', each known country's `n_group` catalogue indices of highest training confidence)."
+    on = cat_of_item >= 0
+    cu, cinv = np.unique(X.country, return_inverse=True)
+    G = sp.csr_matrix((np.ones(len(cinv)), (cinv, np.arange(len(cinv)))), shape=(len(cu), len(cinv)))
+    S = np.asarray((G @ C).todense()); byc = np.zeros((len(cu), n_cat)); byc[:, cat_of_item[on]] = S[:, on]
+    names, lists = [], []
+    for c, t in zip(cu, _top_per_row(byc, n_group)):
+        if c >= 0: names.append(f'country:{int(c)}'); lists.append(t)
+    return names, lists
+
+# %% ../nbs/06a_sessions.ipynb #ee5803b2
+def fit_session_model(
+    X: Interactions,                    # training rows (users 'u_<id>', sessions 's_<id>') x items: views, carts, purchases
+    products=None,                      # the products table: the catalogue (None: the items of `X`)
+    users=None,                         # the users table; with R, F, M columns it gives RFM segments (see `rfm_segments`)
+    *,
+    design=None,                        # confidence design: a `ConfidenceDesign`, its dict, JSON or name (None: the default)
+    factors: int = 64,                  # ALS latent factors
+    regularization: float = 0.05,       # ALS L2 regularization
+    alpha: float = 1.0,                 # ALS alpha (C goes to ALS as C/alpha, so its confidence stays C; see `to_implicit`)
+    iterations: int = 15,               # ALS sweeps
+    seed: int = 42,                     # seeds ALS and the RFM k-means
+    segments: Segments | None = None,   # RFM segments already fitted (None: fitted on `users`)
+    segments_k: int | None = None,      # number of RFM segments fitted on `users` (None: the elbow + silhouette rule)
+    n_group: int = 20,                  # length of each popularity fallback list (global, segment, country)
+    n_als: int = 20,                    # ALS candidates per session (the fold-in's top items)
+    n_history: int = 10,                # profile candidates per session (its user's and its own earlier strongest items)
+    profile_weight: float = 0.3,        # weight of the profile added to a session's own confidence when folding it in
+    rate_prior: float = 20.0,           # views of prior that shrink an item's cart rate towards the global one (`item_rate`)
+    weights: dict | None = None,        # blend weights over `FEATURES` (None: `DEFAULT_WEIGHTS`)
+    K: int = 5,                         # recommendations per session
+    show_progress: bool | None = None,  # ALS progress bar (None: when on a terminal)
+    initial_factors=None,               # (rows x factors, items x factors) to start ALS from (see `warm_factors`; None: random)
+) -> SessionModel:
+    """Fit what a session recommender needs on training interactions `X`: the confidence design, ALS, item
+    statistics, country popularity and (given `segments`, or `users` with R, F, M) RFM segments and their popularity."""
+    design, C, item_score = _training_confidence(X, design)
     als = ALSModel(factors=factors, regularization=regularization, alpha=alpha, iterations=iterations, seed=seed,
                    calculate_training_loss=False).fit(to_implicit(C, alpha), show_progress=show_progress,
                                                       initial_factors=initial_factors)
     cat = catalogue_frame(products, X.items); pn = cat['partnumber'].to_numpy(np.int64)
     if len(cat) < K: raise RecsysDataError(f'the catalogue has {len(cat)} products, fewer than K={K}', fix='check the products file')
-    cat_of_item = _lookup(pn, X.items); on = cat_of_item >= 0
-    def per_cat(m):
-        out = np.zeros(len(cat)); out[cat_of_item[on]] = np.asarray(m.sum(0), np.float64).ravel()[on]; return out
-    views, carts, conf = per_cat(X.views), per_cat(X.carts), per_cat(C)
-    r0 = max(carts.sum(), 1.0) / max(views.sum(), 1.0)
-    stats = pd.DataFrame({'partnumber': pn, 'views': views, 'carts': carts, 'confidence': conf, 'item_pop': np.log1p(conf),
-                          'item_rate': np.log((carts + rate_prior * r0) / (views + rate_prior) / r0)})
-    names, lists = ['global'], [_top_per_row(conf[None, :], n_group)[0]]
-    if segments is None and users is not None and all(c in users.columns for c in ('R', 'F', 'M')) and len(users) >= 3:
-        segments = fit_segments(users, seed=seed, k=segments_k,
-                                k_range=range(2, min(9, len(users))) if segments_k is None else [segments_k])
-    user_segment = pd.Series(dtype=np.int64)
-    if segments is not None and segments.labels is not None:
-        ok = segments.labels >= 0
-        user_segment = pd.Series(segments.labels[ok].astype(np.int64), index=np.asarray(segments.user_id, np.float64)[ok])
-        user_segment = user_segment[~user_segment.index.duplicated()]
-        top = segment_popularity(segments, X, matrix=C, n=n_group)
-        for k in range(segments.k):
-            ci = _lookup(pn, top.loc[top['segment'] == k, 'item'].to_numpy(np.int64)); ci = ci[ci >= 0][:n_group]
-            names.append(f'segment:{k}'); lists.append(np.r_[ci, np.full(n_group - len(ci), -1)])
-    cu, cinv = np.unique(X.country, return_inverse=True)
-    G = sp.csr_matrix((np.ones(len(cinv)), (cinv, np.arange(len(cinv)))), shape=(len(cu), len(cinv)))
-    S = np.asarray((G @ C).todense()); byc = np.zeros((len(cu), len(cat))); byc[:, cat_of_item[on]] = S[:, on]
-    for c, t in zip(cu, _top_per_row(byc, n_group)):
-        if c >= 0: names.append(f'country:{int(c)}'); lists.append(t)
+    cat_of_item = _positions_in(pn, X.items)
+    stats = _item_stats(X, C, pn, cat_of_item, rate_prior)
+    if segments is None: segments = rfm_segments(users, seed=seed, k=segments_k)
+    user_segment, s_names, s_lists = _segment_lists(segments, X, C, pn, n_group)
+    c_names, c_lists = _country_lists(X, C, cat_of_item, len(cat), n_group)
+    names = ['global', *s_names, *c_names]
+    lists = [_top_per_row(stats['confidence'].to_numpy()[None, :], n_group)[0], *s_lists, *c_lists]
     params = dict(design=design.to_dict(), factors=int(factors), regularization=float(regularization), alpha=float(alpha),
                   iterations=int(iterations), seed=int(seed), n_group=int(n_group), n_als=int(n_als), n_history=int(n_history),
                   profile_weight=float(profile_weight), rate_prior=float(rate_prior), K=int(K),
                   weights=dict(weights or DEFAULT_WEIGHTS))
     info = dict(rows=int(X.n_rows), items=int(X.n_items), pairs=int(C.nnz), id_hash=X.id_hash(),
-                segments=None if segments is None else segments.k, countries=int((cu >= 0).sum()))
+                segments=None if segments is None else segments.k, countries=len(c_names))
     return SessionModel(als, X.items.copy(), np.asarray(X.keys), C, cat, stats, np.vstack(lists).astype(np.int64),
                         names, user_segment, segments, params, info, item_score)
 
@@ -390,7 +466,7 @@ def session_inputs(model: SessionModel, sessions: Sessions, profile_weight: floa
     confidence design, plus `profile_weight` x its profile (its user's training row + its own earlier part)."""
     pw = model.params['profile_weight'] if profile_weight is None else float(profile_weight)
     n, I = len(sessions), len(model.items)
-    mi = _lookup(model.items, sessions.row_item); ok = mi >= 0
+    mi = _positions_in(model.items, sessions.row_item); ok = mi >= 0
     V = sp.csr_matrix((np.ones(int(ok.sum()), np.float32), (sessions.row_session[ok], mi[ok])), shape=(n, I))
     V.sum_duplicates()
     Cs = session_confidence(model, V) if V.nnz else sp.csr_matrix((n, I), dtype=np.float32)
@@ -400,49 +476,61 @@ def session_inputs(model: SessionModel, sessions: Sessions, profile_weight: floa
     X.sum_duplicates(); X.sort_indices()
     return X, Cs, sp.csr_matrix(P)
 
-# %% ../nbs/06a_sessions.ipynb #95c863f4
-def candidates(model: SessionModel, sessions: Sessions, profile_weight: float | None = None) -> Candidates:
-    """Every session's candidates and their features in one vectorised pass: viewed items, ALS fold-in top items,
-    the profile's items, the segment/country fallback list and the global list (see the table above)."""
-    p, n, NC, t0 = model.params, len(sessions), len(model.cat_items), time.perf_counter()
-    parts = []                                                 # (session idx, catalogue idx, {feature: values})
-    # 1. the session's viewed items: number of views, rank of the last view
-    ci = _lookup(model.cat_items, sessions.row_item)
+# %% ../nbs/06a_sessions.ipynb #54c7fb0d
+def _viewed_source(model: SessionModel, sessions: Sessions) -> tuple:
+    """Candidates 1, one source (session index, catalogue index and {feature: values} per pair): the session's viewed
+    (allowed) items, with the number of views and the rank of the last view (0: the latest)."""
+    NC = len(model.cat_items)
+    ci = _positions_in(model.cat_items, sessions.row_item)
     ok = (ci >= 0) & model.allowed[np.maximum(ci, 0)]
     u, inv, cnt = np.unique(sessions.row_session[ok] * NC + ci[ok], return_inverse=True, return_counts=True)
     last = np.full(len(u), np.iinfo(np.int64).min); np.maximum.at(last, inv, sessions.row_time[ok])
     vs, vi = u // NC, u % NC
     o = np.lexsort((-last, vs)); rank = np.empty(len(u), np.int64)
     rank[o] = np.arange(len(u)) - np.searchsorted(vs[o], vs[o])
-    parts.append((vs, vi, {'viewed': np.ones(len(u)), 'log_views': np.log1p(cnt), 'recency': 1.0 / (1.0 + rank)}))
-    # 2. ALS: fold all sessions in at once (recalculate_user); its top items become candidates
-    X, Cs, P = session_inputs(model, sessions, profile_weight)
+    return vs, vi, {'viewed': np.ones(len(u)), 'log_views': np.log1p(cnt), 'recency': 1.0 / (1.0 + rank)}
+
+# %% ../nbs/06a_sessions.ipynb #81853314
+def _als_source(model: SessionModel, X: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, list]:
+    """Candidates 2: fold every session with input rows `X` in at once (recalculate_user); its `n_als` top items.
+    Returns (the sessions' factors, zero rows where no input; which sessions have input; the source, if any)."""
     has = np.diff(X.indptr) > 0
-    U = np.zeros((n, model.als.factors), np.float32)
-    if has.any():
-        Xh = X[has]
-        ids, sc = model.als.recommend_new(Xh, N=p['n_als'], filter_seen=False)
-        U[has] = model.als.fold_in(Xh)
-        rs = np.repeat(np.flatnonzero(has), ids.shape[1]); ids = ids.ravel()
-        c = np.where((ids >= 0) & np.isfinite(sc.ravel()), model.cat_of_item[np.maximum(ids, 0)], -1)
-        good = (c >= 0) & model.allowed[np.maximum(c, 0)]
-        parts.append((rs[good], c[good], {}))
-    # 3. the profile's strongest items (the user's history, the session's earlier part)
-    if P.nnz and p['n_history'] > 0:
-        r = np.repeat(np.arange(n), np.diff(P.indptr))
-        o = np.lexsort((P.indices, -P.data, r)); rk = np.arange(P.nnz) - np.searchsorted(r[o], r[o])
-        sel = o[rk < p['n_history']]; c = model.cat_of_item[P.indices[sel]]
-        good = (c >= 0) & model.allowed[np.maximum(c, 0)]
-        parts.append((r[sel][good], c[good], {}))
-    # 4. popularity: the session's fallback list (segment, else country, else global), and the global list
-    G = model.lists.shape[1]
+    U = np.zeros((X.shape[0], model.als.factors), np.float32)
+    if not has.any(): return U, has, []
+    Xh = X[has]
+    ids, sc = model.als.recommend_new(Xh, N=model.params['n_als'], filter_seen=False)
+    U[has] = model.als.fold_in(Xh)
+    rs = np.repeat(np.flatnonzero(has), ids.shape[1]); ids = ids.ravel()
+    c = np.where((ids >= 0) & np.isfinite(sc.ravel()), model.cat_of_item[np.maximum(ids, 0)], -1)
+    good = (c >= 0) & model.allowed[np.maximum(c, 0)]
+    return U, has, [(rs[good], c[good], {})]
+
+# %% ../nbs/06a_sessions.ipynb #003bd908
+def _profile_source(model: SessionModel, P: sp.csr_matrix) -> list:
+    "Candidates 3: the `n_history` strongest items of each session's profile (its user's history, its earlier part)."
+    if not (P.nnz and model.params['n_history'] > 0): return []
+    r = np.repeat(np.arange(P.shape[0]), np.diff(P.indptr))
+    o = np.lexsort((P.indices, -P.data, r)); rk = np.arange(P.nnz) - np.searchsorted(r[o], r[o])
+    sel = o[rk < model.params['n_history']]; c = model.cat_of_item[P.indices[sel]]
+    good = (c >= 0) & model.allowed[np.maximum(c, 0)]
+    return [(r[sel][good], c[good], {})]
+
+# %% ../nbs/06a_sessions.ipynb #8b94491d
+def _popularity_sources(model: SessionModel, sessions: Sessions) -> list:
+    """Candidates 4: the session's fallback list (segment, else country, else global) with its `group_pop` (1 for the
+    first, falling by 1/n_group), and the `K` allowed items of highest training confidence (the global list)."""
+    n, G = len(sessions), model.lists.shape[1]
     L = model.lists[model.fallback_list(sessions)].ravel()
     good = (L >= 0) & model.allowed[np.maximum(L, 0)]
-    parts.append((np.repeat(np.arange(n), G)[good], L[good], {'group_pop': np.tile((G - np.arange(G)) / G, n)[good]}))
+    fallback = (np.repeat(np.arange(n), G)[good], L[good], {'group_pop': np.tile((G - np.arange(G)) / G, n)[good]})
     conf = np.where(model.allowed, model.item_stats['confidence'].to_numpy(), -1.0)
-    glob = np.argsort(-conf, kind='stable')[:p['K']]
-    parts.append((np.repeat(np.arange(n), len(glob)), np.tile(glob, n), {}))
-    # merge the sources: one row per (session, item); within a source pairs are unique, so assignment suffices
+    glob = np.argsort(-conf, kind='stable')[:model.params['K']]
+    return [fallback, (np.repeat(np.arange(n), len(glob)), np.tile(glob, n), {})]
+
+# %% ../nbs/06a_sessions.ipynb #a36cee27
+def _merge_sources(parts: list, NC: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One row per distinct (session, item) of the sources: (session, catalogue index, features, 0 where no source
+    gives one), sorted by session then item. Within a source pairs are unique, so assignment suffices."""
     s_all = np.concatenate([q[0] for q in parts]).astype(np.int64); i_all = np.concatenate([q[1] for q in parts]).astype(np.int64)
     uk, inv = np.unique(s_all * NC + i_all, return_inverse=True)
     F = np.zeros((len(uk), len(FEATURES)))
@@ -450,13 +538,28 @@ def candidates(model: SessionModel, sessions: Sessions, profile_weight: float | 
     for ss, _, feats in parts:
         for f, v in feats.items(): F[inv[off:off + len(ss)], FEATURES.index(f)] = v
         off += len(ss)
-    s, item = uk // NC, uk % NC
+    return uk // NC, uk % NC, F
+
+# %% ../nbs/06a_sessions.ipynb #4139cd77
+def _model_features(F: np.ndarray, model: SessionModel, U: np.ndarray, P: sp.csr_matrix, s: np.ndarray, item: np.ndarray):
+    "Fill in the features every pair has, in place: the ALS score U·V, log(1 + profile value), `item_rate`, `item_pop`."
     mcol = model.item_of_cat[item]
     F[:, FEATURES.index('als')] = np.where(mcol >= 0, _pair_dots(U, model.als.item_factors, s, np.maximum(mcol, 0)), 0.0)
     F[:, FEATURES.index('history')] = np.log1p(_pair_values(P, s, mcol))
     F[:, FEATURES.index('item_rate')] = model.item_stats['item_rate'].to_numpy()[item]
     F[:, FEATURES.index('item_pop')] = model.item_stats['item_pop'].to_numpy()[item]
-    info = dict(sessions=n, pairs=len(uk), with_input=int(has.sum()), seconds=round(time.perf_counter() - t0, 4))
+
+# %% ../nbs/06a_sessions.ipynb #95c863f4
+def candidates(model: SessionModel, sessions: Sessions, profile_weight: float | None = None) -> Candidates:
+    """Every session's candidates and their features in one vectorised pass: viewed items, ALS fold-in top items,
+    the profile's items, the segment/country fallback list and the global list (see the table above)."""
+    NC, t0 = len(model.cat_items), time.perf_counter()
+    viewed = _viewed_source(model, sessions)
+    X, Cs, P = session_inputs(model, sessions, profile_weight)
+    U, has, als = _als_source(model, X)
+    s, item, F = _merge_sources([viewed, *als, *_profile_source(model, P), *_popularity_sources(model, sessions)], NC)
+    _model_features(F, model, U, P, s, item)
+    info = dict(sessions=len(sessions), pairs=len(s), with_input=int(has.sum()), seconds=round(time.perf_counter() - t0, 4))
     return Candidates(sessions, s, item, F, NC, info, U, P)
 
 # %% ../nbs/06a_sessions.ipynb #694146d1
@@ -513,7 +616,7 @@ def explain(model: SessionModel, sessions: Sessions, session_id: int, weights: d
     if len(one) != 1: raise RecsysDataError('not one of these sessions', column='session_id', example=session_id)
     c = candidates(model, one, profile_weight)
     top = c.top_k(w, K)[0]
-    rows = _lookup(c.item, top)                     # one session: pairs sorted by item
+    rows = _positions_in(c.item, top)                     # one session: pairs sorted by item
     contrib = c.F[rows] * _weights(w)[None, :]
     rec = pd.concat([pd.DataFrame({'rank': np.arange(1, K + 1), 'partnumber': model.cat_items[top]}), _attrs(model, top),
                      pd.DataFrame({'score': contrib.sum(1)}),
@@ -529,7 +632,7 @@ def explain(model: SessionModel, sessions: Sessions, session_id: int, weights: d
                                 'source': np.where(np.isin(J[j], Cs[0].indices), 'session', 'history'),
                                 'confidence': conf[j], 'contribution': T[np.repeat(np.arange(len(has)), o.shape[1]), j]})
     drivers = pd.concat([drivers.reset_index(drop=True),
-                         _attrs(model, np.maximum(model.cat_of_item[_lookup(model.items, drivers['driver'].to_numpy(np.int64))], 0), 'driver_')], axis=1)
+                         _attrs(model, np.maximum(model.cat_of_item[_positions_in(model.items, drivers['driver'].to_numpy(np.int64))], 0), 'driver_')], axis=1)
     neighbours = pd.DataFrame(columns=['rank', 'partnumber', 'neighbour', 'similarity'])
     if len(has):
         ids, sims = model.als.similar_items(m_top[has], N=n_neighbours)
@@ -537,7 +640,7 @@ def explain(model: SessionModel, sessions: Sessions, session_id: int, weights: d
         neighbours = pd.DataFrame({'rank': r[ok] + 1, 'partnumber': model.cat_items[top[r[ok]]],
                                    'neighbour': model.items[ids.ravel()[ok]], 'similarity': sims.ravel()[ok]})
     neighbours = pd.concat([neighbours.reset_index(drop=True),
-                            _attrs(model, np.maximum(model.cat_of_item[_lookup(model.items, neighbours['neighbour'].to_numpy(np.int64))], 0))], axis=1)
-    vi = np.unique(_lookup(model.cat_items, one.row_item)); vi = vi[vi >= 0]
+                            _attrs(model, np.maximum(model.cat_of_item[_positions_in(model.items, neighbours['neighbour'].to_numpy(np.int64))], 0))], axis=1)
+    vi = np.unique(_positions_in(model.cat_items, one.row_item)); vi = vi[vi >= 0]
     viewed = pd.concat([pd.DataFrame({'partnumber': model.cat_items[vi]}), _attrs(model, vi)], axis=1)
     return {'viewed': viewed, 'recommendations': rec, 'drivers': drivers, 'neighbours': neighbours}

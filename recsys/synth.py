@@ -551,38 +551,40 @@ def _oracle_arrays(w: World, pool: dict, ct) -> dict:
     return dict(oracle_ptr=np.searchsorted(ps[o], np.arange(len(sel) + 1)),
                 oracle_partnumber=w.partnumber[pi[o]].astype(np.int64), oracle_score=pq_[o], sel=sel)
 
-# %% ../nbs/01a_synth.ipynb #a96a0b69
-def generate(out_dir, scale='tiny', seed: int = 42, fmt: str = 'parquet', sizes: dict | None = None,
-             test_kinds='real') -> Path:
-    """Write the synthetic Inditex-format files of `scale` (a name of `SCALES`) for `seed` into `out_dir`; the test
-    is built by `recsys.task.challenge_test` with user kinds in `test_kinds` proportions ('real', 'balanced', ...)."""
-    if fmt not in ('parquet', 'csv'): raise RecsysDataError(f'unknown format {fmt!r}', fix='use parquet or csv')
-    cfg, t0, out = _config(scale, sizes), time.time(), Path(out_dir)
+# %% ../nbs/01a_synth.ipynb #1bdbc581
+def _prepare_out(out_dir) -> Path:
+    "The output folder, created; a file there is refused, and an earlier manifest removed (the folder is incomplete until the end)."
+    out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise RecsysDataError('the output path is a file, not a folder', file=str(out), fix='pass a folder path')
     out.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileNotFoundError): (out / 'manifest.json').unlink()     # incomplete until the end
-    seed_everything(seed)
-    w, pp = _make_world(cfg, seed), _make_people(cfg, seed)
-    a0 = _calibrate(w, pp, cfg, seed)
-    products, emb = _products_table(w, cfg, seed)
-    _write(out, 'products', products); n_products = products.num_rows; del products
-    users, entries = _users_tables(pp, seed)
-    _write(out, 'users', users, fmt); _write(out, 'users_entries', entries, fmt)
-    N = cfg['n_sessions']; train_ids = np.arange(1, N + 1, dtype=np.int64)
-    sink = _Sink(out, 'train', TRAIN_SCHEMA, fmt)
+    return out
+
+# %% ../nbs/01a_synth.ipynb #a01c2cce
+def _train_chunks(sink: _Sink, w: World, pp: People, cfg: dict, seed: int, a0: float, train_ids) -> tuple[dict, np.ndarray]:
+    "Every train chunk written to `sink` (with a progress bar when there are several). Returns (the totals, rows per user)."
     tot = dict(rows=0, cart_rows=0, anonymous_rows=0, sessions=0, sessions_with_cart=0, carted_pairs=0,
                distinct_pairs=0, longest_session=0)
     urows = np.zeros(pp.n_users, np.int64)
-    n_chunks = -(-N // cfg['chunk_sessions'])
+    n_chunks = -(-len(train_ids) // cfg['chunk_sessions'])
+    chunks = range(n_chunks) if n_chunks == 1 else progress(range(n_chunks), desc=f'recsys-synth {cfg["name"]}: train',
+                                                            total=n_chunks, unit='chunk')
+    for k in chunks:
+        t, st = _train_chunk(k, w, pp, cfg, seed, a0, train_ids)
+        sink.write(t); del t
+        urows += st.pop('user_rows')
+        for key, v in st.items(): tot[key] = max(tot[key], v) if key == 'longest_session' else tot[key] + v
+    return tot, urows
+
+# %% ../nbs/01a_synth.ipynb #15a407e1
+def _write_train(out: Path, w: World, pp: People, cfg: dict, seed: int, a0: float, fmt: str, test_kinds) -> tuple:
+    """The train file, streamed, then the test pool and `challenge_test`, whose returning sessions' first rows end the
+    train file (the file is removed if anything fails). Returns (the train totals, the test pool, the test)."""
+    N = cfg['n_sessions']; train_ids = np.arange(1, N + 1, dtype=np.int64)
+    sink = _Sink(out, 'train', TRAIN_SCHEMA, fmt)
     try:
-        chunks = range(n_chunks) if n_chunks == 1 else progress(range(n_chunks), desc=f'recsys-synth {cfg["name"]}: train',
-                                                                total=n_chunks, unit='chunk')
-        for k in chunks:
-            t, st = _train_chunk(k, w, pp, cfg, seed, a0, train_ids)
-            sink.write(t); del t
-            urows += st.pop('user_rows')
-            for key, v in st.items(): tot[key] = max(tot[key], v) if key == 'longest_session' else tot[key] + v
+        tot, urows = _train_chunks(sink, w, pp, cfg, seed, a0, train_ids)
         pool, ct = _make_test(w, pp, cfg, seed, a0, urows, N + 1, test_kinds)
         mv = ct.moved                                   # returning sessions: their first rows are in train
         if len(mv):
@@ -593,7 +595,11 @@ def generate(out_dir, scale='tiny', seed: int = 42, fmt: str = 'parquet', sizes:
         sink.close()
     except BaseException:
         sink.abort(); raise
-    test, labels, sessions = _write_test(out, w, pool, ct, fmt, seed)
+    return tot, pool, ct
+
+# %% ../nbs/01a_synth.ipynb #777d1282
+def _write_truth(out: Path, w: World, pp: People, pool: dict, ct, a0: float, emb: dict):
+    "truth.npz (arrays only; see above), written under a temporary name and renamed."
     orc = _oracle_arrays(w, pool, ct); sel = orc.pop('sel'); s = pool['s']
     np.savez(out / '.truth.tmp.npz', partnumber=w.partnumber.astype(np.int64), item_factors=w.V,
              item_cart_bias=w.item_cart, popularity=w.pop, family_factors=w.C, section_factors=w.M,
@@ -602,21 +608,49 @@ def generate(out_dir, scale='tiny', seed: int = 42, fmt: str = 'parquet', sizes:
              test_session_cart=s['b'][sel], **orc,
              cart_intercept=np.float64(a0), emb_projection=emb['A'], emb_offset=emb['offset'], params=np.array(json.dumps(P)))
     os.replace(out / '.truth.tmp.npz', out / 'truth.npz')
-    rows = max(tot['rows'], 1)
+
+# %% ../nbs/01a_synth.ipynb #1bb13922
+def _write_manifest(out: Path, cfg: dict, seed: int, fmt: str, test_kinds, tot: dict, ct, rows: dict,
+                    a0: float, t0: float) -> dict:
+    """manifest.json, written last (atomically: it marks the folder complete): the version, sizes, train totals, the
+    test's kinds and selection, the tables' `rows` (test, products, users, entries), the files and the seconds taken."""
+    n = max(tot['rows'], 1)
     info = {k: v for k, v in ct.info.items() if k not in ('selection',)}
     man = dict(version=SYNTH_VERSION, fingerprint=_fingerprint(cfg), scale=cfg['name'], seed=int(seed), format=fmt,
                sizes={k: v for k, v in cfg.items() if k != 'name'},
-               train=dict(tot, anonymous_share=round(tot['anonymous_rows'] / rows, 5), cart_share=round(tot['cart_rows'] / rows, 5)),
-               test=dict(info, rows=test.num_rows, kinds=str(test_kinds), selection=ct.info['selection'],
+               train=dict(tot, anonymous_share=round(tot['anonymous_rows'] / n, 5), cart_share=round(tot['cart_rows'] / n, 5)),
+               test=dict(info, rows=rows['test'], kinds=str(test_kinds), selection=ct.info['selection'],
                          per_kind={k: int((ct.sessions.kind == k).sum()) for k in KINDS}),
-               products=dict(rows=n_products, emb_dim=cfg['emb_dim'], latent_dim=cfg['latent_dim']),
-               users=dict(rows=users.num_rows, entries=entries.num_rows), cart_intercept=round(a0, 6),
+               products=dict(rows=rows['products'], emb_dim=cfg['emb_dim'], latent_dim=cfg['latent_dim']),
+               users=dict(rows=rows['users'], entries=rows['entries']), cart_intercept=round(a0, 6),
                files=sorted([p.name for p in out.iterdir() if not p.name.startswith('.')] + ['manifest.json']),
                seconds=round(time.time() - t0, 2))
     short = {k: v for k, v in ct.info['selection'].items() if v.get('taken', 0) < v.get('wanted', 0)}
     if short: print(f'recsys-synth: fewer eligible test sessions than wanted: {short}', file=sys.stderr)
     with open(out / '.manifest.json.tmp', 'w') as f: json.dump(man, f, indent=2, default=int)
     os.replace(out / '.manifest.json.tmp', out / 'manifest.json')
+    return man
+
+# %% ../nbs/01a_synth.ipynb #a96a0b69
+def generate(out_dir, scale='tiny', seed: int = 42, fmt: str = 'parquet', sizes: dict | None = None,
+             test_kinds='real') -> Path:
+    """Write the synthetic Inditex-format files of `scale` (a name of `SCALES`) for `seed` into `out_dir`; the test
+    is built by `recsys.task.challenge_test` with user kinds in `test_kinds` proportions ('real', 'balanced', ...)."""
+    if fmt not in ('parquet', 'csv'): raise RecsysDataError(f'unknown format {fmt!r}', fix='use parquet or csv')
+    cfg, t0 = _config(scale, sizes), time.time()
+    out = _prepare_out(out_dir)
+    seed_everything(seed)
+    w, pp = _make_world(cfg, seed), _make_people(cfg, seed)
+    a0 = _calibrate(w, pp, cfg, seed)
+    products, emb = _products_table(w, cfg, seed)
+    _write(out, 'products', products); n_products = products.num_rows; del products
+    users, entries = _users_tables(pp, seed)
+    _write(out, 'users', users, fmt); _write(out, 'users_entries', entries, fmt)
+    tot, pool, ct = _write_train(out, w, pp, cfg, seed, a0, fmt, test_kinds)
+    test, labels, sessions = _write_test(out, w, pool, ct, fmt, seed)
+    _write_truth(out, w, pp, pool, ct, a0, emb)
+    _write_manifest(out, cfg, seed, fmt, test_kinds, tot, ct, a0=a0, t0=t0,
+                    rows=dict(test=test.num_rows, products=n_products, users=users.num_rows, entries=entries.num_rows))
     return out
 
 # %% ../nbs/01a_synth.ipynb #8d84b3aa

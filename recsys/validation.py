@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from .core import RecsysDataError, derive_seed
 from .evaluate import KINDS, event_days, hits_at_k
 from .task import RETURNING_SHARE, SHOWN_ROWS_P, challenge_test
-from .sessions import DEFAULT_WEIGHTS, FEATURES, Candidates, Sessions, _int64, _lookup, _times_ms
+from .sessions import DEFAULT_WEIGHTS, FEATURES, Candidates, Sessions, _int64, _positions_in, _times_ms
 
 # %% auto #0
 __all__ = ['ValidationSplit', 'carve_validation', 'relevance', 'ndcg_per_session', 'ndcg_by_kind', 'tune_weights']
@@ -112,7 +112,7 @@ def carve_validation(train: pa.Table, day: str | None = None, max_rows: int = 10
 def relevance(sessions: Sessions, labels: pd.DataFrame, cat_items: np.ndarray) -> sp.csr_matrix:
     "Sessions x catalogue relevance (1 = carted) from labels (session_id, partnumber); unknown sessions and items dropped."
     lab = pd.DataFrame(labels)[['session_id', 'partnumber']].astype('int64').drop_duplicates()
-    r, c = _lookup(sessions.session_id, lab['session_id'].to_numpy()), _lookup(cat_items, lab['partnumber'].to_numpy())
+    r, c = _positions_in(sessions.session_id, lab['session_id'].to_numpy()), _positions_in(cat_items, lab['partnumber'].to_numpy())
     ok = (r >= 0) & (c >= 0)
     return sp.csr_matrix((np.ones(int(ok.sum()), np.float32), (r[ok], c[ok])), shape=(len(sessions), len(cat_items)))
 
