@@ -5,7 +5,7 @@
 # %% ../nbs/05_evaluate.ipynb #e3bdc3e0
 from __future__ import annotations
 
-import itertools, json, math, time, warnings
+import itertools, json, time, warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -1129,5 +1129,3 @@ PUBLISHED_ML100K = pd.DataFrame(
      ('NCF', 0.108, 0.396, 0.347, 0.181), ('SAR', 0.111, 0.382, 0.331, 0.176), ('SVD', 0.013, 0.096, 0.091, 0.033),
      ('Spark ALS (explicit)', 0.005, 0.044, 0.048, 0.018)],
     columns=['algorithm', 'map', 'ndcg@10', 'precision@10', 'recall@10'])
-
-from .core import json_ready as _nan_to_none   # one definition (recsys.core); the report cells use this name

@@ -5,7 +5,7 @@
 # %% ../nbs/06e_model_io.ipynb #3f7b7f3b
 from __future__ import annotations
 
-import json, math, time
+import json, time
 from pathlib import Path
 
 import numpy as np

@@ -5,7 +5,7 @@
 # %% ../nbs/01a_synth.ipynb #3f6d7858
 from __future__ import annotations
 
-import argparse, contextlib, fcntl, json, os, shutil, sys, tempfile, time
+import contextlib, fcntl, json, os, shutil, sys, tempfile, time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .core import RecsysDataError, cli_errors, data_dir, derive_seed, progress, seed_everything
-from .task import KINDS, KIND_SHARES, RETURNING_SHARE, SHOWN_ROWS_P, challenge_test
+from .task import KINDS, ChallengeTest, challenge_test
 
 # %% auto #0
 __all__ = ['SYNTH_VERSION', 'SCALES', 'P', 'COUNTRIES', 'COUNTRY_P', 'TZ_HOURS', 'DEVICE_P', 'TRAIN_DAYS', 'TEST_DAYS',
@@ -464,7 +464,7 @@ def _make_test(w: World, pp: People, cfg: dict, seed: int, a0: float, urows: np.
     "Pool and test; the pool grows (up to 4 times) until every kind has the sessions it wants."
     rng = np.random.default_rng(derive_seed(seed, 'synth', 'test'))
     n = cfg['pool_sessions']
-    for attempt in range(4):
+    for _ in range(4):
         pool = ct = None                                   # let the previous attempt go before drawing a larger pool
         pool = _test_pool(rng, w, pp, cfg, a0, urows, n, sid0)
         ct = _choose_test(w, pool, urows, cfg, seed, kinds)

@@ -72,9 +72,19 @@ def _challenge_on_days(train, days, D0, D, sid, item, cart, uid, min_carts, min_
     return rows, ct
 
 # %% ../nbs/06b_validation.ipynb #5df0592e
-def carve_validation(train: pa.Table, day: str | None = None, max_rows: int = 10, returning_share: float = RETURNING_SHARE,
-                     min_carts: int = 5, n_sessions: int | None = 5000, seed: int = 42, kinds='real',
-                     shown_rows=SHOWN_ROWS_P, min_sessions: int = 100, n_days: int = 1, max_days: int | None = None) -> ValidationSplit:
+def carve_validation(train: pa.Table,  # the training events (with add_to_cart)
+                     day: str | None = None,  # the last validation day; None: the last full day of `train`
+                     max_rows: int = 10,  # at most this many shown rows per session (the law is cut there)
+                     returning_share: float = RETURNING_SHARE,  # share of returning sessions, as in the test
+                     min_carts: int = 5,  # distinct carts after the cut a session needs
+                     n_sessions: int | None = 5000,  # at most this many sessions; None: all eligible
+                     seed: int = 42,  # drives the carve (derived: 'recommend', 'validation')
+                     kinds='real',  # session-kind shares, as in `recsys.task.challenge_test`
+                     shown_rows=SHOWN_ROWS_P,  # P(k shown rows)
+                     min_sessions: int = 100,  # widen the window while fewer sessions qualify
+                     n_days: int = 1,  # days in the window to start with
+                     max_days: int | None = None,  # widen up to this many days; None: n_days
+                    ) -> ValidationSplit:
     """A pseudo-test carved from the training events `train` exactly as the challenge's test is built (see above): from
     the last `n_days` full days (ending on `day`), widened one day at a time up to `max_days` while fewer than
     `min_sessions` sessions qualify."""

@@ -122,3 +122,55 @@ def test_06_recommend_synthetic_tiny(tmp_path, monkeypatch):
         and h['ndcg_future'] > h['best_in_session_future']
         and h['x_oracle'] < 1
     )
+
+
+def _prose_table(notebook: str, heading: str) -> dict[str, tuple[float, float]]:
+    "The 'design | validation | test' table of the markdown cell of nbs/<notebook>.ipynb that starts with `heading`."
+    import re
+
+    cells = json.loads((NBS / f'{notebook}.ipynb').read_text())['cells']
+    md = next(''.join(c['source']) for c in cells if c['cell_type'] == 'markdown' and heading in ''.join(c['source']))
+    out = {}
+    for line in md.splitlines():
+        cols = [c.strip() for c in line.strip().strip('|').split('|')]
+        if len(cols) != 3 or not re.search(r'\d\.\d{3}', cols[1]):
+            continue
+        name = re.search(r'`([^`]+)`', cols[0])
+        out[name.group(1) if name else 'popularity'] = tuple(float(re.sub(r'[*]', '', c)) for c in cols[1:])
+    return out
+
+
+def test_prose_table_parser():
+    "The parser reads 03's small-scale table: eight rows, the winner first (checked here without running anything)."
+    t = _prose_table('03_confidence', 'What the small-scale run measured')
+    assert len(t) == 8 and next(iter(t)) == 'bm25(alpha=1, by=row, w_cart=10)' and t['popularity'] == (0.009, 0.003)
+
+
+@pytest.mark.skipif(
+    not os.environ.get('RECSYS_SLOW_TESTS'),
+    reason='the full design grid on small synthetic data takes ~15 min on two cores: set RECSYS_SLOW_TESTS=1',
+)
+def test_03_confidence_small_full_grid_matches_prose(tmp_path, monkeypatch):
+    """03's prose states what the small-scale full-grid run measured (its table of designs, validation and test NDCG@5,
+    and popularity): rerun exactly that command and check every number of the table, to its printed 3 decimals."""
+    res = run_report(
+        '03_confidence',
+        tmp_path,
+        monkeypatch,
+        dataset='synthetic',
+        scale='small',
+        grid='full',
+        factors=32,
+        iterations=10,
+        n_seeds=2,
+    )
+    got = {r['design']: (r['validation_ndcg@5'], r['test_ndcg@5']) for r in res['table']}
+    got['popularity'] = (res['summary']['popularity']['validation'], res['summary']['popularity']['test'])
+    prose = _prose_table('03_confidence', 'What the small-scale run measured')
+    bad = {
+        d: (got.get(d), v)
+        for d, v in prose.items()
+        if d not in got or any(abs(g - p) > 6e-4 for g, p in zip(got[d], v))
+    }
+    assert not bad, f'prose and run disagree (run, prose): {bad}'
+    assert res['summary']['winner_label'] == next(iter(prose))
