@@ -12,15 +12,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from fastcore.basics import patch
 
 from .core import RecsysDataError
 
 # %% auto #0
-__all__ = ['CAND_COLUMNS', 'COVIS_KINDS', 'SOURCE_FILES', 'top_k_per_session', 'shown_candidates', 'session_matrix',
+__all__ = ['CAND_COLUMNS', 'COVIS_KINDS', 'SOURCE_FILES', 'generate', 'top_k_per_session', 'shown_candidates', 'session_matrix',
            'prune_top_n', 'covisitation', 'item_item_candidates', 'normalise_embeddings', 'embedding_neighbours',
            'item_stats', 'group_top_items', 'group_candidates', 'history_candidates', 'popularity_candidates',
            'als_candidates', 'recall_at_k', 'merge_candidates', 'label_candidates', 'event_rows',
-           'catalogue_embeddings', 'reduce_embeddings', 'CandidateSources', 'fit_sources', 'generate', 'save_sources',
+           'catalogue_embeddings', 'reduce_embeddings', 'CandidateSources', 'fit_sources', 'save_sources',
            'load_sources']
 
 # %% ../nbs/06c_candidates.ipynb #01394f13
@@ -483,6 +484,7 @@ def _group_session_candidates(T: sp.csr_matrix, rs, ri, n_sessions: int, groups:
     return top_k_per_session(C.row, C.col, C.data, k)
 
 # %% ../nbs/06c_candidates.ipynb #22976378
+@patch
 def generate(self: CandidateSources, row_session, row_item, row_time, n_sessions: int, k: int = 50,
              half_life: float = 2.0) -> dict:
     """Every item-side source's candidates for sessions given by their shown rows (session index, catalogue position,
@@ -496,7 +498,8 @@ def generate(self: CandidateSources, row_session, row_item, row_time, n_sessions
         out[g] = _group_session_candidates(T, rs, ri, n_sessions, self.family if g == 'family' else self.section, k)
     return out
 
-CandidateSources.generate = generate
+generate = CandidateSources.generate  # noqa: F811 — a function of the module too, as before (@patch leaves the name None)
+_all_ = ['generate']
 
 # %% ../nbs/06c_candidates.ipynb #c43fe311
 def save_sources(src: CandidateSources, d) -> Path:

@@ -13,7 +13,7 @@ import pandas as pd
 import scipy.sparse as sp
 from fastcore.basics import patch
 
-from .core import RecsysDataError, derive_seed, progress
+from .core import RecsysDataError, canonical_csr, derive_seed, progress
 from .task import RETURNING_SHARE, SHOWN_ROWS_P, challenge_test
 
 # %% auto #0
@@ -346,12 +346,6 @@ def temporal_split(events: pa.Table, target_days: int = 3, offset_days: int = 0,
                 target_pairs_new_item=int(((r >= 0) & (c < 0) & (M.data > 0)).sum()), eval_rows=int((np.diff(rel.indptr) > 0).sum()))
     return TemporalSplit(train, rel, name, info)
 
-# %% ../nbs/05_evaluate.ipynb #95ce6dcd
-def _csr(X) -> sp.csr_matrix:
-    X = sp.csr_matrix(X, dtype=np.float32)
-    X.sum_duplicates(); X.sort_indices()
-    return X
-
 # %% ../nbs/05_evaluate.ipynb #da389f17
 def _candidates_top(S: np.ndarray, cand: sp.csr_matrix, N: int, exclude=None, tiebreak=None) -> tuple[np.ndarray, np.ndarray]:
     "Each row's candidate items (stored in `cand`) ranked by score, then `tiebreak`, then index: (ids, scores), -1 padded."
@@ -383,7 +377,7 @@ class Recommender:
     tiebreak_ = None              # per item: the second sort key of `top_n` (e.g. popularity), or None
 
     def fit(self, train, **side):
-        self.train_ = _csr(train)
+        self.train_ = canonical_csr(train, np.float32)
         self.n_items_ = self.train_.shape[1]
         self.item_popularity_ = np.diff(sp.csc_matrix(self.train_ > 0).indptr).astype(np.float64)   # rows per item
         self._fit(self.train_, **side)
@@ -405,24 +399,24 @@ class Recommender:
             if candidates is None: ids[sl], sc[sl] = top_n(S, N, ex, self.tiebreak_)
             else:      # the candidates first, in the model's order, then the other items
                 cb = candidates[sl]
-                rest = top_n(S, N, cb if ex is None else _csr(cb + ex), self.tiebreak_)
+                rest = top_n(S, N, cb if ex is None else canonical_csr(cb + ex, np.float32), self.tiebreak_)
                 ids[sl], sc[sl] = _first_then(_candidates_top(S, cb, N, ex, self.tiebreak_), rest, N)
         return ids, sc
 
     def recommend(self, rows, user_items=None, N: int = 10, filter_seen: bool = True):
         "Top-N for `rows` of the training matrix (histories from `user_items` when given). Returns (ids, scores)."
         rows = np.asarray(rows, dtype=np.int64).ravel()
-        UI = self.train_ if user_items is None else _csr(user_items)
+        UI = self.train_ if user_items is None else canonical_csr(user_items, np.float32)
         if UI.shape[1] != self.n_items_: raise RecsysDataError(f'user_items has {UI.shape[1]} columns, the model {self.n_items_}')
         return self._rank(UI[rows], rows, N, filter_seen, {})
 
     def recommend_new(self, user_items, N: int = 10, filter_seen: bool = True, candidates=None, **side):
         """Top-N for rows that were not in training, given their interactions (rows x items) and side information.
         `candidates` (sparse, same shape): items ranked before all others, in the model's order (session re-ranking)."""
-        X = _csr(user_items)
+        X = canonical_csr(user_items, np.float32)
         if X.shape[1] != self.n_items_: raise RecsysDataError(f'user_items has {X.shape[1]} columns, the model {self.n_items_}')
         if candidates is not None:
-            candidates = _csr(candidates)
+            candidates = canonical_csr(candidates, np.float32)
             if candidates.shape != X.shape: raise RecsysDataError(f'candidates {candidates.shape} and user_items {X.shape} differ in shape')
         return self._rank(X, None, N, filter_seen, side, candidates)
 
@@ -592,7 +586,7 @@ def confidence(self: ALSRecommender, X) -> sp.csr_matrix:
     from recsys.confidence import DESIGNS
     if self.design not in DESIGNS: raise RecsysDataError(f'unknown confidence design {self.design!r}', fix=f'use one of {sorted(DESIGNS)}')
     kw = dict(alpha=self.alpha, repeat=self.repeat, **self.design_params)
-    return DESIGNS[self.design](X, **kw) if _is_counts(X) else DESIGNS[self.design](views=_csr(X), **kw)
+    return DESIGNS[self.design](X, **kw) if _is_counts(X) else DESIGNS[self.design](views=canonical_csr(X, np.float32), **kw)
 
 # %% ../nbs/05_evaluate.ipynb #9d9a984b
 @patch
@@ -617,7 +611,7 @@ def _new_confidence(self: ALSRecommender, X):
     if self.design in ELEMENTWISE_DESIGNS: return self.confidence(X)
     # corpus-dependent weightings (BM25, TF-IDF): weigh the new rows together with the training rows
     n = self.train_.shape[0]
-    if self.events_ is not None: return self.confidence(_stack_counts(self.events_, _csr(X)))[n:]
+    if self.events_ is not None: return self.confidence(_stack_counts(self.events_, canonical_csr(X, np.float32)))[n:]
     return self.confidence(sp.vstack([self.train_, X]).tocsr())[n:]
 
 # %% ../nbs/05_evaluate.ipynb #eb322e8a
@@ -630,7 +624,7 @@ def _scores(self: ALSRecommender, X, rows, **side):
 @patch
 def recommend(self: ALSRecommender, rows, user_items=None, N: int = 10, filter_seen: bool = True):
     "Top-N for `rows` of the training matrix, by `implicit` itself (histories from `user_items` when given)."
-    UI = self.train_ if user_items is None else _csr(user_items)
+    UI = self.train_ if user_items is None else canonical_csr(user_items, np.float32)
     return self.model_.recommend(np.asarray(rows, dtype=np.int64).ravel(), UI, N=N, filter_seen=filter_seen)
 
 # %% ../nbs/05_evaluate.ipynb #fb31105e
@@ -638,7 +632,7 @@ def recommend(self: ALSRecommender, rows, user_items=None, N: int = 10, filter_s
 def recommend_new(self: ALSRecommender, user_items, N: int = 10, filter_seen: bool = True, candidates=None, **side):
     "Top-N for new rows, folded in (`candidates` first: see `Recommender.recommend_new`)."
     if candidates is not None: return super(ALSRecommender, self).recommend_new(user_items, N, filter_seen, candidates, **side)
-    return self.model_.recommend_new(self._new_confidence(_csr(user_items)), N=N, filter_seen=filter_seen)
+    return self.model_.recommend_new(self._new_confidence(canonical_csr(user_items, np.float32)), N=N, filter_seen=filter_seen)
 
 # %% ../nbs/05_evaluate.ipynb #5af1d215
 class HistoryBlend(Recommender):
@@ -698,7 +692,7 @@ class SessionSplit:
 
     def history(self, cart_weight: float = 0.0) -> sp.csr_matrix:
         "The training matrix: views + cart_weight x carts."
-        return _csr(self.history_views + cart_weight * self.history_carts)
+        return canonical_csr(self.history_views + cart_weight * self.history_carts, np.float32)
 
     def events(self):
         "The training events by kind (views, carts), a `recsys.confidence.Counts`, for models that weigh them themselves."
@@ -710,11 +704,11 @@ class SessionSplit:
         hr = self.sessions['history_row'].to_numpy()
         H = self.history(cart_weight)
         P = H[np.maximum(hr, 0)]
-        return _csr(sp.diags((hr >= 0).astype(np.float32)) @ P)
+        return canonical_csr(sp.diags((hr >= 0).astype(np.float32)) @ P, np.float32)
 
     def inputs(self, cart_weight: float = 0.0, profile_weight: float = 1.0) -> sp.csr_matrix:
         "What a model sees of each test session: its test-day views plus `profile_weight` x its profile."
-        return _csr(self.session + profile_weight * self.profile(cart_weight)) if profile_weight else self.session
+        return canonical_csr(self.session + profile_weight * self.profile(cart_weight), np.float32) if profile_weight else self.session
 
     def summary(self) -> dict:
         k = self.sessions['kind'].value_counts()
@@ -752,17 +746,17 @@ def session_split(history_events, test_events, labels, name: str = 'test', extra
     codes, hrow = np.unique(_actor_codes(hist), return_inverse=True)
     hcol = np.searchsorted(items, hist['partnumber'].to_numpy())
     shape = (len(codes), len(items))
-    V = _csr(sp.csr_matrix((np.ones(len(hist), np.float32), (hrow, hcol)), shape=shape))
-    C = _csr(sp.csr_matrix((hist['add_to_cart'].to_numpy(np.float32), (hrow, hcol)), shape=shape)); C.eliminate_zeros()
+    V = canonical_csr(sp.csr_matrix((np.ones(len(hist), np.float32), (hrow, hcol)), shape=shape), np.float32)
+    C = canonical_csr(sp.csr_matrix((hist['add_to_cart'].to_numpy(np.float32), (hrow, hcol)), shape=shape), np.float32); C.eliminate_zeros()
     country = _mode_per_row(hrow, hist['country'].to_numpy(), len(codes))
     # test sessions: only those with a label
     test = test[test['session_id'].isin(lab['session_id'])]
     sids = np.unique(test['session_id'].to_numpy())
     lab = lab[lab['session_id'].isin(sids)]
     srow = np.searchsorted(sids, test['session_id'].to_numpy())
-    S = _csr(sp.csr_matrix((np.ones(len(test), np.float32), (srow, np.searchsorted(items, test['partnumber'].to_numpy()))), shape=(len(sids), len(items))))
-    T = _csr(sp.csr_matrix((np.ones(len(lab), np.float32), (np.searchsorted(sids, lab['session_id'].to_numpy()),
-                                                             np.searchsorted(items, lab['partnumber'].to_numpy()))), shape=(len(sids), len(items))))
+    S = canonical_csr(sp.csr_matrix((np.ones(len(test), np.float32), (srow, np.searchsorted(items, test['partnumber'].to_numpy()))), shape=(len(sids), len(items))), np.float32)
+    T = canonical_csr(sp.csr_matrix((np.ones(len(lab), np.float32), (np.searchsorted(sids, lab['session_id'].to_numpy()),
+                                                             np.searchsorted(items, lab['partnumber'].to_numpy()))), shape=(len(sids), len(items))), np.float32)
     uid = pd.Series(test['user_id'].to_numpy()).groupby(srow).max().reindex(range(len(sids))).to_numpy()   # NaN: anonymous
     ctry = _mode_per_row(srow, test['country'].to_numpy(), len(sids))
     returning = np.isin(sids, hist['session_id'].unique())

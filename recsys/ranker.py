@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from fastcore.basics import patch
 
 from .core import RecsysDataError, atomic_write
 from .candidates import _pair_keys, _ragged, label_candidates, merge_candidates, top_k_per_session
@@ -162,7 +163,8 @@ def _by_session(X: pd.DataFrame, y, session):
     return X.iloc[o], np.asarray(y)[o], np.unique(s[o], return_counts=True)[1]
 
 # %% ../nbs/06d_ranker.ipynb #1d10cf38
-def _fit(self: Ranker, X: pd.DataFrame, y, session, X_valid: pd.DataFrame | None = None, y_valid=None,
+@patch
+def fit(self: Ranker, X: pd.DataFrame, y, session, X_valid: pd.DataFrame | None = None, y_valid=None,
          session_valid=None) -> Ranker:
     "Fit on rows `X` (features), 0/1 labels `y` grouped by `session`; early stopping on the validation rows if given."
     import lightgbm as lgb
@@ -182,12 +184,12 @@ def _fit(self: Ranker, X: pd.DataFrame, y, session, X_valid: pd.DataFrame | None
     self.booster_ = lgb.Booster(model_str=m.booster_.model_to_string(num_iteration=self.best_iteration_))
     self.evals_result_ = m.evals_result_
     return self
-Ranker.fit = _fit
 
 # %% ../nbs/06d_ranker.ipynb #7803d06b
 MODEL_FILE, META_FILE = 'ranker.txt', 'ranker.json'
 
-def _save(self: Ranker, dir) -> Path:
+@patch
+def save(self: Ranker, dir) -> Path:
     "Write `ranker.txt` (LightGBM's text model) and `ranker.json` (feature list, parameters) into `dir`."
     import lightgbm as lgb
     if self.booster_ is None: raise RuntimeError('Ranker is not fitted')
@@ -200,7 +202,8 @@ def _save(self: Ranker, dir) -> Path:
     return d
 
 # %% ../nbs/06d_ranker.ipynb #1fd0cee9
-def _load(cls, dir, features: list[str] | None = None) -> Ranker:
+@patch(cls_method=True)
+def load(cls: Ranker, dir, features: list[str] | None = None) -> Ranker:
     "Read a saved ranker; `RecsysDataError` if its files disagree, or if `features` (what the caller builds) differ."
     import lightgbm as lgb
     d = Path(dir)
@@ -219,7 +222,6 @@ def _load(cls, dir, features: list[str] | None = None) -> Ranker:
             early_stopping_rounds=meta['early_stopping_rounds'], eval_at=meta['eval_at'], **meta['params'])
     r.booster_, r.best_iteration_ = booster, meta['best_iteration']
     return r
-Ranker.save, Ranker.load = _save, classmethod(_load)
 
 # %% ../nbs/06d_ranker.ipynb #d30e3edd
 def ablation(make_ranker, train: tuple, valid: tuple | None, score, features: list[str]) -> pd.DataFrame:
