@@ -41,8 +41,8 @@ def planted_events(n_users: int = 300, n_items: int = 200, n_events: int = 6_000
     while not np.array_equal(src[src], src): src = src[src]
     item = item[src]
     is_target = pos >= np.ceil((1 - target) * lens).astype(np.int64)[user]
-    def _csr(m): return sp.csr_matrix((np.ones(int(m.sum()), np.float32), (user[m], item[m])), shape=(n_users, n_items))
-    return _csr(~is_target), _csr(is_target)
+    def _pair_matrix(m): return sp.csr_matrix((np.ones(int(m.sum()), np.float32), (user[m], item[m])), shape=(n_users, n_items))
+    return _pair_matrix(~is_target), _pair_matrix(is_target)
 
 # %% ../nbs/04_als.ipynb #315349ec
 def _dense(C) -> np.ndarray:

@@ -128,19 +128,19 @@ class Interactions:
         self.keys = np.asarray(self.keys, dtype=str)
         self.items = np.asarray(self.items, dtype=np.int64)
         shape = (len(self.keys), len(self.items))
-        def _csr(m, dtype):
+        def _checked(m, dtype):
             if m is None: return _empty_like(shape, dtype)
             m = sp.csr_matrix(m, dtype=dtype)
             if m.shape != shape:
                 raise RecsysDataError(f'matrix shape {m.shape} does not match {len(self.keys)} keys x {len(self.items)} items')
             return m
-        self.views, self.carts, self.purchases = (_csr(m, np.float32) for m in (self.views, self.carts, self.purchases))
-        if self.ratings is not None: self.ratings = _csr(self.ratings, np.float32)
+        self.views, self.carts, self.purchases = (_checked(m, np.float32) for m in (self.views, self.carts, self.purchases))
+        if self.ratings is not None: self.ratings = _checked(self.ratings, np.float32)
         if self.first_ts is None or self.last_ts is None:
             pat = self.any.tocoo(); nan = sp.csr_matrix((np.full(pat.nnz, np.nan), (pat.row, pat.col)), shape=shape)
             self.first_ts = nan if self.first_ts is None else self.first_ts
             self.last_ts = nan.copy() if self.last_ts is None else self.last_ts
-        self.first_ts, self.last_ts = _csr(self.first_ts, np.float64), _csr(self.last_ts, np.float64)
+        self.first_ts, self.last_ts = _checked(self.first_ts, np.float64), _checked(self.last_ts, np.float64)
         self.user_id = _keys_user_id(self.keys) if self.user_id is None else np.asarray(self.user_id, dtype=np.float64)
         self.country = np.full(shape[0], -1, np.int32) if self.country is None else np.asarray(self.country, dtype=np.int32)
         if len(self.user_id) != shape[0] or len(self.country) != shape[0]:

@@ -212,3 +212,42 @@ def test_shared_helpers_are_defined_once():
         ('_parse_keys', 'interactions'),
     ):
         assert defined.get(name) == [home], (name, defined.get(name))
+
+
+def test_issue_20_helpers_have_one_definition():
+    """The helpers issue 20 found written several times, grepped over the whole package (nested definitions included):
+    one CSR normaliser, one id lookup, one RFM rule, one users view, one KEYS, one ALS default; no hand-attached methods."""
+    import ast
+
+    defs: dict[str, list[str]] = {}
+    source = ''
+    for p in sorted((ROOT / 'recsys').glob('*.py')):
+        if p.stem == '_modidx':
+            continue
+        text = p.read_text(encoding='utf-8')
+        source += text
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                defs.setdefault(node.name, []).append(p.stem)
+            elif isinstance(node, ast.Assign):
+                for t in node.targets:
+                    if isinstance(t, ast.Name) and t.id.isupper():
+                        defs.setdefault(t.id, []).append(p.stem)
+    one_home = {
+        'canonical_csr': 'core',
+        'csr_positions': 'core',
+        'json_ready': 'core',
+        'file_sha256': 'core',
+        '_lookup': 'interactions',
+        'users_view': 'users_api',
+        'rfm_segments': 'sessions',
+        'KEYS': 'aggregation',
+        'DEFAULT_ALS': 'confidence',
+        'DEFAULT_DESIGN': 'confidence',
+    }
+    for name, home in one_home.items():
+        assert defs.get(name) == [home], (name, defs.get(name))
+    for gone in ('_csr', '_canonical', '_keys', '_as_method', '_sha256', '_json_default', '_nan_to_none'):
+        assert gone not in defs, (gone, defs[gone])
+    assert source.count('range(2, min(9,') == 1, 'the RFM k-range rule is written more than once'
+    assert '_as_method(' not in source
