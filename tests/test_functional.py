@@ -107,7 +107,7 @@ def test_06_recommend_synthetic_tiny(tmp_path, monkeypatch):
         t,
         {
             'two-stage: candidates + LightGBM ranker | ndcg@5': 0.3496,
-            'two-stage: candidates + LightGBM ranker | ndcg@5 future': 0.0701,
+            'two-stage: candidates + LightGBM ranker | ndcg@5 future': 0.0614,
             'linear blend (tuned) | ndcg@5': 0.3386,
             'linear blend (tuned) | ndcg@5 future': 0.0610,
             'random order of shown items | ndcg@5': 0.2771,
@@ -115,6 +115,7 @@ def test_06_recommend_synthetic_tiny(tmp_path, monkeypatch):
             'best order of shown items | ndcg@5': 0.3454,
             'oracle (planted truth) | ndcg@5': 0.6275,
         },
+        tol=0.003,  # the same on one and two BLAS threads; future-carts figures are ~0.06, so ±0.01 would hide a drift
     )
     h = res['metrics']['headline']
     assert (
