@@ -169,6 +169,25 @@ def test_buckets_do_not_change_the_result(taobao, tmp_path):
     pd.testing.assert_frame_equal(a, b)
 
 
+def _convert_ratings(csv: Path, out: Path):
+    "recsys-ingest convert-log on a ratings CSV (columns user, item, time, rating), the rating kept with --value."
+    return run(
+        'recsys-ingest',
+        'convert-log',
+        csv,
+        '--out',
+        out,
+        '--user',
+        'user',
+        '--item',
+        'item',
+        '--time',
+        'time',
+        '--value',
+        'rating',
+    )
+
+
 def test_ratings_csv_converts_with_value(tmp_path):
     rng = np.random.default_rng(3)
     r = pd.DataFrame(
@@ -181,21 +200,7 @@ def test_ratings_csv_converts_with_value(tmp_path):
     )
     r = r.drop_duplicates(['user', 'item'])
     r.to_csv(tmp_path / 'ratings.csv', index=False)
-    p = run(
-        'recsys-ingest',
-        'convert-log',
-        tmp_path / 'ratings.csv',
-        '--out',
-        tmp_path / 'ml',
-        '--user',
-        'user',
-        '--item',
-        'item',
-        '--time',
-        'time',
-        '--value',
-        'rating',
-    )
+    p = _convert_ratings(tmp_path / 'ratings.csv', tmp_path / 'ml')
     assert 'no test' in p.stdout
     ml = tmp_path / 'ml'
     assert not (ml / 'test.parquet').exists() and not (ml / 'test_labels.parquet').exists()
@@ -417,21 +422,7 @@ def test_ratings_log_through_05_evaluate(tmp_path):
         for k, (u, i) in enumerate((u, i) for u in range(n_users) for i in rng.choice(n_items, 25, replace=False))
     ]
     pd.DataFrame(rows, columns=['user', 'item', 'rating', 'time']).to_csv(tmp_path / 'ratings.csv', index=False)
-    run(
-        'recsys-ingest',
-        'convert-log',
-        tmp_path / 'ratings.csv',
-        '--out',
-        tmp_path / 'ml',
-        '--user',
-        'user',
-        '--item',
-        'item',
-        '--time',
-        'time',
-        '--value',
-        'rating',
-    )
+    _convert_ratings(tmp_path / 'ratings.csv', tmp_path / 'ml')
     status, _ = _reports(tmp_path / 'ml', tmp_path, '--only', '05_evaluate')
     assert status['05_evaluate/default'] == 'ok'
     res = json.loads((tmp_path / 'run' / '05_evaluate' / 'default' / 'results.json').read_text())
