@@ -20,12 +20,12 @@ from .task import KINDS, ChallengeTest, challenge_test
 
 # %% auto #0
 __all__ = ['SYNTH_VERSION', 'SCALES', 'P', 'COUNTRIES', 'COUNTRY_P', 'TZ_HOURS', 'DEVICE_P', 'TRAIN_DAYS', 'TEST_DAYS',
-           'TRAIN_SCHEMA', 'TEST_SCHEMA', 'POOL_CLASSES', 'REAL_FIGURES', 'synthetic_dir', 'World', 'People',
-           'generate', 'ensure_synthetic', 'load_truth', 'oracle_scores', 'oracle_recommend', 'is_synthetic_dir',
-           'synth_cli', 'realism', 'cart_rate_by_popularity']
+           'TRAIN_SCHEMA', 'TEST_SCHEMA', 'TRAIN_TOTALS', 'POOL_CLASSES', 'REAL_FIGURES', 'synthetic_dir', 'World',
+           'People', 'generate', 'ensure_synthetic', 'load_truth', 'oracle_scores', 'oracle_recommend',
+           'is_synthetic_dir', 'synth_cli', 'realism', 'cart_rate_by_popularity']
 
 # %% ../nbs/01a_synth.ipynb #d83a4a58
-SYNTH_VERSION = 2
+SYNTH_VERSION = 3   # 3: the manifest counts the returning sessions' rows in every train total
 
 SCALES = {
     'tiny':  dict(n_products=1_000, n_families=30, n_users=150, n_visitors=600, n_sessions=3_000, max_session=300,
@@ -426,6 +426,27 @@ def _rows_table(rng, s: dict, sid, rseg, ritem, cart, w: World, with_cart=True, 
                  'pagetype': pa.array(page, pa.float64(), mask=pnan)})
     return pa.table(cols, schema=TRAIN_SCHEMA if with_cart else TEST_SCHEMA)
 
+# %% ../nbs/01a_synth.ipynb #5e1a7c01
+TRAIN_TOTALS = ('rows', 'cart_rows', 'anonymous_rows', 'sessions', 'sessions_with_cart', 'carted_pairs', 'distinct_pairs',
+                'longest_session')
+
+def _table_totals(t: pa.Table) -> dict:
+    """`TRAIN_TOTALS` of a block of whole sessions, counted on the rows as written: what a reader of the file recomputes.
+    Blocks hold disjoint sessions, so the totals of a file are the sums of its blocks' (the maximum for `longest_session`)."""
+    if t.num_rows == 0: return dict.fromkeys(TRAIN_TOTALS, 0)
+    sid, item = t['session_id'].to_numpy(), t['partnumber'].to_numpy()
+    cart = t['add_to_cart'].to_numpy().astype(bool)
+    pair = sid.astype(np.int64) * np.int64(item.max() + 1) + item           # (session, product) as one integer
+    sessions, per_session = np.unique(sid, return_counts=True)
+    return dict(rows=t.num_rows, cart_rows=int(cart.sum()), anonymous_rows=t['user_id'].null_count,
+                sessions=len(sessions), sessions_with_cart=len(np.unique(sid[cart])),
+                carted_pairs=len(np.unique(pair[cart])), distinct_pairs=len(np.unique(pair)),
+                longest_session=int(per_session.max()))
+
+def _add_totals(tot: dict, more: dict) -> dict:
+    "Totals of two disjoint blocks of sessions."
+    return {k: max(tot[k], more[k]) if k == 'longest_session' else tot[k] + more[k] for k in TRAIN_TOTALS}
+
 # %% ../nbs/01a_synth.ipynb #a3a3433f
 POOL_CLASSES = {'anonymous': 0.75, 'registered_new': 0.15, 'registered_known': 0.10}   # the test pool's persons
 
@@ -515,11 +536,7 @@ def _train_chunk(k: int, w: World, pp: People, cfg: dict, seed: int, a0: float, 
     cart, q, carted = _carts(rng, w, s['S'], s['b'], a0, rseg, pairs)
     t = _rows_table(rng, s, train_ids[p0:p1], rseg, ritem, cart, w, force_nan=(k == 0))
     logged = ~np.isnan(s['uid'][rseg])
-    stats = dict(user_rows=np.bincount(s['person'][rseg][logged], minlength=pp.n_users),
-                 rows=len(rseg), cart_rows=int(cart.sum()), anonymous_rows=int((~logged).sum()), sessions=p1 - p0,
-                 sessions_with_cart=int(len(np.unique(pairs[0][carted]))), carted_pairs=int(carted.sum()),
-                 distinct_pairs=len(q), longest_session=int(s['L'].max()))
-    return t, stats
+    return t, dict(_table_totals(t), user_rows=np.bincount(s['person'][rseg][logged], minlength=pp.n_users))
 
 # %% ../nbs/01a_synth.ipynb #8fccdb7e
 def _write_test(out: Path, w: World, pool: dict, ct, fmt: str, seed: int) -> tuple[pa.Table, pa.Table, pa.Table]:
@@ -564,8 +581,7 @@ def _prepare_out(out_dir) -> Path:
 # %% ../nbs/01a_synth.ipynb #a01c2cce
 def _train_chunks(sink: _Sink, w: World, pp: People, cfg: dict, seed: int, a0: float, train_ids) -> tuple[dict, np.ndarray]:
     "Every train chunk written to `sink` (with a progress bar when there are several). Returns (the totals, rows per user)."
-    tot = dict(rows=0, cart_rows=0, anonymous_rows=0, sessions=0, sessions_with_cart=0, carted_pairs=0,
-               distinct_pairs=0, longest_session=0)
+    tot = dict.fromkeys(TRAIN_TOTALS, 0)
     urows = np.zeros(pp.n_users, np.int64)
     n_chunks = -(-len(train_ids) // cfg['chunk_sessions'])
     chunks = range(n_chunks) if n_chunks == 1 else progress(range(n_chunks), desc=f'recsys-synth {cfg["name"]}: train',
@@ -574,13 +590,13 @@ def _train_chunks(sink: _Sink, w: World, pp: People, cfg: dict, seed: int, a0: f
         t, st = _train_chunk(k, w, pp, cfg, seed, a0, train_ids)
         sink.write(t); del t
         urows += st.pop('user_rows')
-        for key, v in st.items(): tot[key] = max(tot[key], v) if key == 'longest_session' else tot[key] + v
+        tot = _add_totals(tot, st)
     return tot, urows
 
 # %% ../nbs/01a_synth.ipynb #15a407e1
 def _write_train(out: Path, w: World, pp: People, cfg: dict, seed: int, a0: float, fmt: str, test_kinds) -> tuple:
     """The train file, streamed, then the test pool and `challenge_test`, whose returning sessions' first rows end the
-    train file (the file is removed if anything fails). Returns (the train totals, the test pool, the test)."""
+    train file (the file is removed if anything fails). Returns (the totals of the file as written, the test pool, the test)."""
     N = cfg['n_sessions']; train_ids = np.arange(1, N + 1, dtype=np.int64)
     sink = _Sink(out, 'train', TRAIN_SCHEMA, fmt)
     try:
@@ -589,9 +605,9 @@ def _write_train(out: Path, w: World, pp: People, cfg: dict, seed: int, a0: floa
         mv = ct.moved                                   # returning sessions: their first rows are in train
         if len(mv):
             rng = np.random.default_rng(derive_seed(seed, 'synth', 'returning-rows'))
-            sink.write(_rows_table(rng, pool['s'], pool['sid'], pool['rseg'][mv], pool['ritem'][mv], pool['cart'][mv], w,
-                                   ts=pool['ts'][mv]))
-        tot['rows'] += len(mv); tot['cart_rows'] += int(pool['cart'][mv].sum())
+            t = _rows_table(rng, pool['s'], pool['sid'], pool['rseg'][mv], pool['ritem'][mv], pool['cart'][mv], w,
+                            ts=pool['ts'][mv])
+            sink.write(t); tot = _add_totals(tot, _table_totals(t))    # new session ids: disjoint from the chunks
         sink.close()
     except BaseException:
         sink.abort(); raise
