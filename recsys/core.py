@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['positive_int', 'seed_int', 'TRACKED_PACKAGES', 'project_root', 'data_dir', 'reports_dir', 'cache_dir',
+__all__ = ['positive_int', 'seed_int', 'SIMD_KNOBS', 'TRACKED_PACKAGES', 'project_root', 'data_dir', 'reports_dir', 'cache_dir',
            'seed_everything', 'derive_seed', 'blas_threads', 'blas_info', 'RecsysDataError', 'cli_errors', 'quiet',
            'progress', 'rss_mib', 'Stages', 'stages_table', 'atomic_write', 'prepare_output', 'check_writable',
-           'replace_path', 'atomic_dir', 'HelpWithDefaults', 'cli_parser', 'iso_date', 'file_fingerprint', 'versions',
-           'git_commit', 'write_results', 'save_figure', 'json_ready', 'file_sha256', 'csr_positions', 'canonical_csr']
+           'replace_path', 'atomic_dir', 'HelpWithDefaults', 'cli_parser', 'iso_date', 'file_fingerprint', 'cpu_model',
+           'simd_info', 'machine_info', 'digest', 'versions', 'git_commit', 'write_results', 'save_figure',
+           'json_ready', 'file_sha256', 'csr_positions', 'canonical_csr']
 
 # %% ../nbs/00_core.ipynb #483ad04f
 def project_root(start: Path | str | None = None) -> Path:
@@ -64,9 +65,11 @@ def blas_threads(n: int = 1):
     with threadpool_limits(limits=n, user_api='blas') as lim: yield lim
 
 def blas_info() -> list[dict]:
-    "The BLAS libraries loaded and their thread counts (for results.json and benchmarks)."
+    """The BLAS libraries loaded: library, version, the kernel OpenBLAS chose for this CPU (`architecture`), threads
+    and threading layer (for results.json and benchmarks)."""
     from threadpoolctl import threadpool_info
-    return [{k: i.get(k) for k in ('internal_api', 'num_threads', 'version')} for i in threadpool_info() if i.get('user_api') == 'blas']
+    keys = ('internal_api', 'prefix', 'version', 'architecture', 'num_threads', 'threading_layer')
+    return [{k: i.get(k) for k in keys} for i in threadpool_info() if i.get('user_api') == 'blas']
 
 # %% ../nbs/00_core.ipynb #737349c1
 class RecsysDataError(ValueError):
@@ -341,6 +344,70 @@ def file_fingerprint(path, mtime: bool = False, block: int = 1 << 16) -> str:
     if mtime: h.update(str(st.st_mtime_ns).encode())
     return h.hexdigest()[:16]
 
+# %% ../nbs/00_core.ipynb #d6a1c001
+import hashlib, platform
+import scipy.sparse as sp
+
+SIMD_KNOBS = ('OPENBLAS_CORETYPE', 'NPY_DISABLE_CPU_FEATURES', 'NPY_ENABLE_CPU_FEATURES', 'OMP_NUM_THREADS',
+              'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS', 'MKL_CBWR')   # environment variables that change the kernels
+
+def cpu_model() -> str:
+    "The processor's model name (`/proc/cpuinfo`), else what `platform` knows."
+    with contextlib.suppress(OSError):
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'): return line.split(':', 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+def simd_info() -> dict:
+    """NumPy's SIMD: the `baseline` it was compiled for, the `dispatch` targets this process uses (compiled, offered by
+    the CPU and not disabled), and the CPU's own AVX2 / AVX-512 / FMA3 support (true even when disabled)."""
+    try: from numpy._core._multiarray_umath import __cpu_baseline__, __cpu_dispatch__, __cpu_features__
+    except ImportError: return {}
+    return dict(baseline=list(__cpu_baseline__), dispatch=[t for t in __cpu_dispatch__ if __cpu_features__.get(t)],
+                cpu={k: bool(__cpu_features__.get(k)) for k in ('AVX2', 'FMA3', 'AVX512F')})
+
+# %% ../nbs/00_core.ipynb #d6a1c002
+def machine_info() -> dict:
+    """Where this process computes: CPU model and cores, NumPy's SIMD dispatch, the BLAS libraries (version, kernel,
+    threads), the kernel-changing environment variables, and `platform_id`: a hash of the parts that decide the bits of
+    a float result (same id, same numbers for the same seed)."""
+    info = dict(cpu=cpu_model(), cores=os.cpu_count(), arch=platform.machine(), simd=simd_info(), blas=blas_info(),
+                env={k: os.environ[k] for k in SIMD_KNOBS if k in os.environ}, platform=platform.platform())
+    numeric = [info['simd'].get('dispatch'), sorted((str(b['prefix']), str(b['version']), str(b['architecture'])) for b in info['blas']),
+               {k: v for k, v in info['env'].items() if 'THREADS' not in k}]
+    info['platform_id'] = hashlib.sha256(json.dumps(numeric, sort_keys=True).encode()).hexdigest()[:12]
+    return info
+
+# %% ../nbs/00_core.ipynb #d6a1c004
+def _feed(h, o):
+    "Feed `o` into hash `h` with type tags and lengths, so different structures never collide by concatenation."
+    if o is None: h.update(b'N'); return
+    if isinstance(o, (str, bytes)):
+        b = o.encode() if isinstance(o, str) else o; h.update(b'S%d:' % len(b)); h.update(b); return
+    if isinstance(o, dict):
+        h.update(b'D%d' % len(o))
+        for k in sorted(o, key=str): _feed(h, str(k)); _feed(h, o[k])
+        return
+    if isinstance(o, (list, tuple)):
+        h.update(b'L%d' % len(o))
+        for v in o: _feed(h, v)
+        return
+    if sp.issparse(o):
+        m = sp.csr_matrix(o, copy=True); m.sum_duplicates(); m.sort_indices(); _feed(h, ['csr', list(m.shape), m.indptr, m.indices, m.data]); return
+    if hasattr(o, 'columns') and hasattr(o, 'dtypes'):              # a pandas DataFrame
+        _feed(h, [list(map(str, o.columns))] + [o[c].to_numpy() for c in o.columns]); return
+    if hasattr(o, 'to_numpy'): _feed(h, o.to_numpy()); return          # a Series, an Index
+    a = np.asarray(o)
+    if a.dtype == object: _feed(h, ['object', list(a.shape), [repr(v) for v in a.ravel().tolist()]]); return
+    a = np.ascontiguousarray(a); h.update(b'A%s%s:' % (a.dtype.str.encode(), str(a.shape).encode())); h.update(a.tobytes())
+
+def digest(*objs) -> str:
+    """A short (16 hex digits) SHA-256 of arrays, sparse matrices, frames, strings, numbers and dicts / lists of them,
+    bit for bit: the fingerprint of what a stage made. Equal digests, equal bits; one float's last bit moves it."""
+    h = hashlib.sha256()
+    _feed(h, list(objs))
+    return h.hexdigest()[:16]
+
 # %% ../nbs/00_core.ipynb #072a1c23
 TRACKED_PACKAGES = ('recsys', 'numpy', 'scipy', 'pandas', 'pyarrow', 'scikit-learn', 'implicit', 'threadpoolctl',
                     'matplotlib', 'papermill', 'nbdev', 'pyspark', 'httpx', 'aiohttp')
@@ -373,11 +440,12 @@ def _jsonable(o):
 
 # %% ../nbs/00_core.ipynb #b119d1ad
 def write_results(out_dir, params: dict, started: float | None = None, **content) -> Path:
-    "Write `out_dir/results.json`: `params`, `content` (metrics, tables…), seed, versions, git commit, start time, duration."
+    """Write `out_dir/results.json`: `params`, `content` (metrics, tables, stage hashes…), seed, versions, git commit,
+    the machine (`machine_info`), start time, duration."""
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     now = time.time()
     rec = {'params': dict(params), 'seed': params.get('seed'), **content,
-           'versions': versions(), 'git_commit': git_commit(),
+           'versions': versions(), 'git_commit': git_commit(), 'machine': machine_info(),
            'started': _dt.datetime.fromtimestamp(started or now, _dt.timezone.utc).isoformat(timespec='seconds'),
            'duration_s': round(now - started, 3) if started else None}
     path = out_dir / 'results.json'

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .core import RecsysDataError, Stages, cli_errors, derive_seed, quiet, stages_table
+from .core import RecsysDataError, Stages, cli_errors, derive_seed, digest, quiet, stages_table
 from .ingest import Interactions, RecsysDataset, aggregate, load_dataset, read_test
 from .aggregation import _iter_batches
 from .confidence import DEFAULT_ALS, ConfidenceDesign
@@ -100,6 +100,19 @@ def _train_setup(ds: RecsysDataset, seed: int, segments_k: int | None, show_prog
         with st('RFM segments'): seg = rfm_segments(users, seed=seed, k=segments_k)
     return st, dict(products=products, users=users, segments=seg, seed=seed, show_progress=show_progress)
 
+# %% ../nbs/06_recommend.ipynb #0d6e5a01
+def _interactions_digest(X: Interactions) -> str:
+    "What an aggregation made, bit for bit: its id map and its view, cart and purchase counts."
+    return digest(X.id_hash, X.views, X.carts, X.purchases)
+
+def _als_digest(m: SessionModel) -> str:
+    "A fitted session model's ALS factors, bit for bit."
+    return digest(m.als.user_factors, m.als.item_factors)
+
+def _segments_digest(seg) -> str | None:
+    "RFM segments (K-means): the centroids and each user's label."
+    return None if seg is None else digest(seg.centroids, seg.labels)
+
 # %% ../nbs/06_recommend.ipynb #9a7a0dc4
 def _validation_data(ds: RecsysDataset, st: Stages, products, two_stage: bool, **split_kw) -> dict:
     """The validation split carved from `ds`'s train (`carve_validation(**split_kw)`), read: its history's interactions
@@ -149,7 +162,8 @@ def _validation_ranker(warm: SessionModel, v: dict, st: Stages, products, seed: 
                        source_params: dict | None, ranker_params: dict | None, keep_table: bool) -> dict:
     """The two-stage model's validation part: candidate sources fitted on the split's history (`v['hrows']`, freed
     here), the candidate table of its sessions and a LambdaRank ranker on it. Returns the sources (`src_v`) and the
-    embeddings they used (`emb`), the ranker (`rk`), its record for `model.info` and (with `keep_table`) the table."""
+    embeddings they used (`emb`), the ranker (`rk`), its record for `model.info`, the `hashes` of what each step made
+    and (with `keep_table`) the table."""
     with st('validation candidate sources'):
         emb = catalogue_embeddings(products, warm.cat_items)
         src_v = fit_sources(v.pop('hrows'), warm.catalogue, emb, covis_rows=covis_rows, seed=seed, **(source_params or {}))
@@ -160,27 +174,31 @@ def _validation_ranker(warm: SessionModel, v: dict, st: Stages, products, seed: 
         recall = recall_at_k(cands_v, Lv); del cands_v
     with st('ranker fit'):
         rk = fit_ranker(Fv, yv, seed=seed, **(ranker_params or {}))
+    hashes = {'candidate sources: co-visitation': digest(src_v.covis), 'candidate sources: embedding': digest(src_v.emb, src_v.embedding),
+              'candidate sources: groups': digest(src_v.stats, src_v.group_top), 'validation candidate table': digest(Fv, yv),
+              'ranker model': digest(rk.booster_.model_to_string())}
     info = dict(rk.info_, candidates_per_session=round(len(Fv) / max(len(vs), 1), 1), features=len(rk.features),
                 recall=recall.round(6).to_dict('index'), **_holdout_scores(rk, Fv, Lv, len(vs), seed, warm.params['K']))
-    return dict(src_v=src_v, emb=emb, rk=rk, info=info, table=(Fv, yv) if keep_table else None)
+    return dict(src_v=src_v, emb=emb, rk=rk, info=info, hashes=hashes, table=(Fv, yv) if keep_table else None)
 
 # %% ../nbs/06_recommend.ipynb #59483591
 def _validate(ds: RecsysDataset, st: Stages, designs: list, fit: dict, hyper: dict, *, two_stage: bool, tuning: bool,
               warm_start: bool, iterations: int, profile_weights, weights: dict | None, split_kw: dict, rank_kw: dict) -> dict:
     """Everything `train_model` does on the validation split: read it, tune, and (`two_stage`) fit the ranker. Returns
-    the record `val` for `model.info`, the chosen `design` and `weights`, the `warm` model to start the final fit from
+    the record `val` for `model.info`, the chosen `design` and `weights`, the `hashes` of each stage, the `warm` model to start the final fit from
     (unless not `warm_start`) and the ranker's parts. Sets the chosen `profile_weight` in `hyper`."""
     v = _validation_data(ds, st, fit['products'], two_stage, **split_kw)
     best, per_design = _tune_on_validation(v, designs, st, fit, hyper, iterations, tuning, profile_weights, weights)
-    del v['Xv']
+    hashes = {'validation interactions': _interactions_digest(v.pop('Xv')), 'validation ALS': _als_digest(best['model'])}
     warm, d, w = best.pop('model'), best['design'], best['weights']
     val = dict(split=v['info'], design=d.to_dict(), profile_weight=best['profile_weight'], weights=w, ndcg=best['ndcg'],
                baselines=best['baselines'], candidates=per_design)
     hyper['profile_weight'] = best['profile_weight']
-    out = dict(val=val, design=d, weights=w)
+    out = dict(val=val, design=d, weights=w, hashes=hashes)
     if two_stage:
         warm.params.update(weights=dict(w), profile_weight=best['profile_weight'])
-        out.update(_validation_ranker(warm, v, st, **rank_kw), warm_items=warm.cat_items)
+        vr = _validation_ranker(warm, v, st, **rank_kw); hashes.update(vr.pop('hashes'))
+        out.update(vr, warm_items=warm.cat_items)
         val['ranker'] = out.pop('info')
     if warm_start: out['warm'] = warm       # else the validation model is freed before the final fit
     return out
@@ -259,7 +277,7 @@ def train_model(
     """Raw files -> a `SessionModel`. With `tune` (or a two-stage `ranker`), a validation split carved from train (never
     the test labels) chooses the design, profile weight and blend, and fits the ranker over the candidate sources;
     the final fit on all the training events starts from the chosen validation model's factors. Each stage's time and
-    memory go to `model.info['stages']`."""
+    memory go to `model.info['stages']`, and a digest of what each made to `model.info['stage_hashes']`."""
     if ranker not in RANKERS: raise RecsysDataError(f'unknown ranker {ranker!r}', fix=f'use one of {list(RANKERS)}')
     ds = _dataset(data, scale, seed); t0 = time.perf_counter()
     designs, two_stage = _distinct_designs(design), ranker == 'lightgbm'
@@ -276,7 +294,9 @@ def train_model(
     if two_stage: _attach_ranker(model, ds, st, vr, seed, covis_rows, cand_k, source_params, refit_sources, keep_table)
     else: model.params['ranker'] = 'linear'
     model.info.update(dataset=ds.name, data=data_record(ds), validation=vr['val'], final_fit=final, stages=st.records,
-                      train_seconds=round(time.perf_counter() - t0, 2))
+                      train_seconds=round(time.perf_counter() - t0, 2),
+                      stage_hashes={'data': digest(data_record(ds)['files']), 'RFM segments': _segments_digest(fit['segments']),
+                                    **vr.get('hashes', {}), 'final ALS': _als_digest(model)})
     if out_dir is not None:
         with st('save'): save_model(model, out_dir)
     return model
