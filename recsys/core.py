@@ -371,6 +371,7 @@ def machine_info() -> dict:
     """Where this process computes: CPU model and cores, NumPy's SIMD dispatch, the BLAS libraries (version, kernel,
     threads), the kernel-changing environment variables, and `platform_id`: a hash of the parts that decide the bits of
     a float result (same id, same numbers for the same seed)."""
+    with contextlib.suppress(ImportError): import scipy.linalg  # noqa: F401 -- loads SciPy's BLAS: every record lists the same
     info = dict(cpu=cpu_model(), cores=os.cpu_count(), arch=platform.machine(), simd=simd_info(), blas=blas_info(),
                 env={k: os.environ[k] for k in SIMD_KNOBS if k in os.environ}, platform=platform.platform())
     numeric = [info['simd'].get('dispatch'), sorted((str(b['prefix']), str(b['version']), str(b['architecture'])) for b in info['blas']),

@@ -404,6 +404,27 @@ def _params_section(run: dict) -> list[str]:
              f'written {_e(_now())} by recsys.reports.</p>')
     return s
 
+# %% ../nbs/07c_report_page.ipynb #7c0f0a01
+def _machine_footer(run: dict, recs: list[dict]) -> str:
+    """The page's footer: where the run computed — CPU, NumPy's SIMD dispatch, each BLAS library's version, kernel and
+    threads, and the platform id (`core.machine_info`) — as the jobs' results.json recorded it (else the runner's, from
+    run.json). Jobs that recorded another platform are named: their numbers may differ in the last bits."""
+    ms = {r['key']: m for r in recs if (m := (r.get('results') or {}).get('machine'))}
+    m = next(iter(ms.values()), None) or run.get('machine')
+    if not m: return '<footer class="note">Where it ran: not recorded.</footer>'
+    simd = m.get('simd') or {}
+    blas = '; '.join(f"{b.get('prefix')} {b.get('version')} ({b.get('architecture')} kernel, {b.get('num_threads')} thread(s))"
+                     for b in m.get('blas') or [])
+    env = ', '.join(f'{k}={v}' for k, v in (m.get('env') or {}).items())
+    other = sorted(k for k, x in ms.items() if x.get('platform_id') != m.get('platform_id'))
+    return ('<footer class="note" id="machine"><b>Where it ran</b>: ' + _e(m.get('cpu')) + f' ({_e(m.get("cores"))} cores) · '
+            f'NumPy SIMD dispatch {_e(", ".join(simd.get("dispatch") or []) or "baseline only")} '
+            f'(baseline {_e(", ".join(simd.get("baseline") or []))}) · BLAS {_e(blas or "none loaded")}'
+            + (f' · environment {_e(env)}' if env else '') + f' · platform id <code>{_e(m.get("platform_id"))}</code>'
+            + (f' · other platforms in jobs: {_e(", ".join(other))}' if other else '')
+            + '. The same seed gives the same numbers on the same platform id; on another CPU the figures may move by the'
+            ' spread measured in benchmarks/CPU_SPREAD.md.</footer>')
+
 # %% ../nbs/07c_report_page.ipynb #454c5669
 def build_index(run_dir) -> Path:
     "Write `<run_dir>/index.html` from `run.json` and the jobs' folders; return its path."
@@ -425,7 +446,8 @@ def build_index(run_dir) -> Path:
     details = (_metrics_section(run, recs) + _published_section(run, recs) + _sweeps_section(recs, run_dir) + _figures_section(recs, run_dir)
                + _jobs_section(recs, run_dir) + _errors_section(recs, run_dir) + _params_section(run))
     toc = ' · '.join(f'<a href="#{m[1]}">{m[2]}</a>' for m in (re.match(r'<h2 id="([^"]+)">([^<]+)</h2>', x) for x in details) if m)
-    s += _headline_section(run, recs) + _thumbnails_section(recs, run_dir) + [f'<p class="note">The details: {toc}.</p>'] + details
+    s += (_headline_section(run, recs) + _thumbnails_section(recs, run_dir) + [f'<p class="note">The details: {toc}.</p>'] + details
+          + [_machine_footer(run, recs)])
     page = ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>recsys report — {_e(run["run"])}</title>'
             f'<style>{_CSS}</style></head><body>\n' + '\n'.join(s) + '\n</body></html>\n')

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse, json, os, time, warnings
 from pathlib import Path
 
-from .core import RecsysDataError, cli_errors, git_commit, versions
+from .core import RecsysDataError, cli_errors, git_commit, machine_info, versions
 from .report_plan import (
     DEPENDS, FEATURES, NEEDS, NA, SCALES, discover_notebooks, notebook_parameters, fixture_notebook, demo_notebooks,
     dependencies, topo_order, dataset_features, not_applicable, load_grid, expand_grid, params_slug, run_name, Job,
@@ -60,13 +60,13 @@ def _shown_jobs(plan: list[Job], records: dict, replan) -> list[Job]:
 # %% ../nbs/07_reports.ipynb #e753ed48
 def _run_record(run_dir: Path, settings: dict, plan: list[Job], shown: list[Job], records: dict, nbs_dir=None,
                 started: str | None = None, wall_s: float | None = None, prepare: dict | None = None) -> dict:
-    "What `run.json` holds: the run's `settings`, where and when, the counts by status, the versions and the shown jobs' records."
+    "What `run.json` holds: the run's `settings`, where and when, the counts by status, the versions, the machine and the shown jobs' records."
     ordered = [{**records[j.key], 'key': j.key, 'dir': f'{j.notebook}/{j.slug}', 'deps': j.deps} for j in shown]
     counts = {s: sum(r['status'] == s for r in ordered) for s in ('ok', 'cached', NA, 'failed', 'skipped')}
     root = _root()
     return {'run': run_dir.name, 'run_dir': str(run_dir), **settings, 'nbs_dir': str(Path(nbs_dir or root / 'nbs').resolve()),
             'started': started, 'wall_s': wall_s, 'counts': counts, 'prepare': prepare, 'versions': versions(),
-            'git_commit': git_commit(root), 'depends': {j.notebook: j.deps for j in plan}, 'records': ordered}
+            'git_commit': git_commit(root), 'machine': machine_info(), 'depends': {j.notebook: j.deps for j in plan}, 'records': ordered}
 
 # %% ../nbs/07_reports.ipynb #6b0d13ac
 def _write_pages(run_dir: Path, run: dict, screenshot: bool = True) -> tuple[Path, str | None]:
