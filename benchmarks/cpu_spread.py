@@ -56,16 +56,27 @@ def settings() -> dict[str, dict]:
 REPORTS = {'03_confidence': {}, '05_evaluate': {}, '06_recommend': {}}  # each at its own (tiny) defaults
 
 
-def run_one(nb: str, setting: str, seed: int, env_extra: dict, scale: str) -> Path:
+def run_one(
+    nb: str,
+    setting: str,
+    seed: int,
+    env_extra: dict,
+    scale: str,
+    params: dict | None = None,
+    tag: str = '',
+    threads: int = 1,
+) -> Path:
     "Execute nbs/<nb>.ipynb with papermill in a fresh process under `env_extra`; keep its results.json."
     OUT.mkdir(parents=True, exist_ok=True)
-    dest = OUT / f'{nb}-{scale}-{setting}-seed{seed}.json'
+    params = params or {}
+    tag = tag or (f'{threads}threads' if threads != 1 else '')
+    dest = OUT / f'{nb}-{scale}{"-" + tag if tag else ""}-{setting}-seed{seed}.json'
     with tempfile.TemporaryDirectory() as d:
         env = {
             **os.environ,
-            'OMP_NUM_THREADS': '1',
-            'OPENBLAS_NUM_THREADS': '1',
-            'MKL_NUM_THREADS': '1',
+            'OMP_NUM_THREADS': str(threads),
+            'OPENBLAS_NUM_THREADS': str(threads),
+            'MKL_NUM_THREADS': str(threads),
             'JUPYTER_PLATFORM_DIRS': '1',
             'RECSYS_QUIET': '1',
             **env_extra,
@@ -76,15 +87,17 @@ def run_one(nb: str, setting: str, seed: int, env_extra: dict, scale: str) -> Pa
         cmd = [sys.executable, '-m', 'papermill', str(ROOT / 'nbs' / f'{nb}.ipynb'), f'{d}/nb.ipynb',
                '-p', 'seed', str(seed), '-p', 'out_dir', d, '-p', 'scale', scale, '--cwd', str(ROOT / 'nbs'),
                '--no-progress-bar', '--log-level', 'ERROR']  # fmt: skip
+        for k, v in params.items():
+            cmd += ['-p', k, str(v)]
         t0 = time.time()
         r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
         if r.returncode:
             raise RuntimeError(f'{nb} {setting} seed {seed} failed:\n{r.stderr[-3000:]}')
         rec = json.loads((Path(d) / 'results.json').read_text())
-        rec['_spread'] = dict(notebook=nb, setting=setting, seed=seed, scale=scale, env=env_extra,
+        rec['_spread'] = dict(notebook=nb, setting=setting, seed=seed, scale=scale, env=env_extra, params=params, tag=tag, threads=threads,
                               wall_s=round(time.time() - t0, 1))  # fmt: skip
         dest.write_text(json.dumps(rec, indent=1))
-    print(f'{nb} {setting:17s} seed {seed:3d}: {time.time() - t0:5.1f} s', flush=True)
+    print(f'{nb} {tag} {setting:17s} seed {seed:3d}: {time.time() - t0:5.1f} s', flush=True)
     return dest
 
 
@@ -94,7 +107,8 @@ def figures(rec: dict) -> dict[str, float]:
     if nb == '03_confidence':
         return {k: rec['metrics'][k] for k in ('winner_test', 'seed_test', 'popularity_test')}
     if nb == '05_evaluate':
-        return {f'{m} ndcg@5': v['ndcg@5'] for m, v in rec['metrics']['test'].items()}
+        keep = ('ndcg@5', 'ndcg@10', 'map', 'precision@10', 'recall@10')
+        return {f'{m} {k}': x for m, v in rec['metrics']['test'].items() for k, x in v.items() if k in keep}
     if nb == '06_recommend':
         return {
             f'{m} | {k}': v for m, r in rec['table'].items() for k, v in r.items() if k in ('ndcg@5', 'ndcg@5 future')
@@ -114,9 +128,8 @@ def spread_table(runs: list[dict]):
     for r in runs:
         s = r['_spread']
         for f, v in figures(r).items():
-            rows.append(
-                dict(notebook=s['notebook'], scale=s['scale'], figure=f, setting=s['setting'], seed=s['seed'], value=v)
-            )
+            nb = s['notebook'] + (f' [{s["tag"]}]' if s.get('tag') else '')
+            rows.append(dict(notebook=nb, scale=s['scale'], figure=f, setting=s['setting'], seed=s['seed'], value=v))
     df = pd.DataFrame(rows)
     out = []
     for (nb, scale, f), g in df.groupby(['notebook', 'scale', 'figure'], sort=False):
@@ -128,14 +141,17 @@ def spread_table(runs: list[dict]):
     return pd.DataFrame(out)
 
 
-def stage_table(runs: list[dict], seed: int = 42):
+def stage_table(runs: list[dict], seed: int = 42, scale: str = 'tiny'):
     "06's stage digests per setting at `seed`: '=' where a setting's digest equals native's, 'differs' where not."
     import pandas as pd
 
     recs = {
         r['_spread']['setting']: r
         for r in runs
-        if r['_spread']['notebook'] == '06_recommend' and r['_spread']['seed'] == seed
+        if r['_spread']['notebook'] == '06_recommend'
+        and r['_spread']['seed'] == seed
+        and r['_spread']['scale'] == scale
+        and not r['_spread'].get('tag')
     }
     if 'native' not in recs:
         return None
@@ -192,6 +208,13 @@ def main(argv=None):
     ap.add_argument('--settings', nargs='+', default=None, help='default: all of settings()')
     ap.add_argument('--scale', default='tiny')
     ap.add_argument('--jobs', type=int, default=2)
+    ap.add_argument(
+        '--param', action='append', default=[], metavar='NAME=VALUE', help='a notebook parameter (a variant)'
+    )
+    ap.add_argument('--tag', default='', help='names the variant in file names and tables')
+    ap.add_argument(
+        '--threads', type=int, default=1, help='BLAS threads of each run (tests use 1, make reports all cores)'
+    )
     ap.add_argument('--report-only', action='store_true')
     ap.add_argument('--fresh', action='store_true', help='forget earlier runs first')
     a = ap.parse_args(argv)
@@ -201,7 +224,8 @@ def main(argv=None):
         sets = settings()
         todo = [(nb, s, seed) for nb in a.notebooks for seed in a.seeds for s in (a.settings or list(sets))]
         with cf.ThreadPoolExecutor(a.jobs) as ex:
-            futs = [ex.submit(run_one, nb, s, seed, sets[s], a.scale) for nb, s, seed in todo]
+            prm = dict(p.split('=', 1) for p in a.param)
+            futs = [ex.submit(run_one, nb, s, seed, sets[s], a.scale, prm, a.tag, a.threads) for nb, s, seed in todo]
             for f in cf.as_completed(futs):
                 f.result()
     print(write_summary(load_runs()))

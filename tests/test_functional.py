@@ -1,7 +1,27 @@
 """Functional tests of the reports, after Microsoft Recommenders' tests/functional/examples: run a report notebook with
-papermill on small data (its own `parameters` cell, seed 42) and pin the headline numbers its results.json records,
-within a tolerance. A number the prose of a notebook or the README states should be one of these. Each runs in well
-under three minutes on two cores; they are part of `make test` (deselect with -m "not functional")."""
+papermill on small data (its own `parameters` cell, seed 42) and pin the headline numbers its results.json records.
+A number the prose of a notebook or the README states should be one of these. Each runs in well under three minutes
+on two cores; they are part of `make test` (deselect with -m "not functional").
+
+Every tolerance comes from a measurement, `benchmarks/cpu_spread.py` (figures in benchmarks/CPU_SPREAD.md): each
+report run under imitated CPUs (OpenBLAS's Haswell and Sandybridge kernels instead of SkylakeX, NumPy without its
+AVX-512 dispatch) at seeds 42 and 0-3. Two kinds of figure came out of it:
+
+* STABLE: the figure did not move at all across those CPUs, at any seed (spread 0.0000): the design comparison (03),
+  every method of the session protocol (05) but the embedding baseline, and in 06 every trivial baseline, the oracle
+  and the linear blend. Pinned to STABLE_TOL = 0.003: below one test session's worth on tiny data (40 sessions:
+  one session's NDCG@5 moved by 0.1 moves the mean by 0.0025), so a pin that fails means the model changed, not the CPU.
+* The two-stage model (06): its LightGBM ranker splits on features whose last bits depend on the BLAS kernel (the
+  stage digests show ALS and PCA parting first), and on 40 sessions that moves NDCG@5 by up to 0.0105 (all carts) and
+  0.0056 (future carts) across the imitated CPUs, and 0.0049 / 0.0074 on a real AMD EPYC (issue 25). So on tiny it
+  gets a band of twice the largest measured move and an ordering that held at every seed and CPU; its tight pin is
+  at small scale (1,000 test sessions), checked on the main job's run by .ci/check_reports.py.
+
+What each tolerance still catches (measured; CPU_SPREAD.md, "Regressions"): 03's winner against the seed design is
+0.032 apart; 05's ALS with carts ignored (cart_weight=0) and 06's linear blend against the best trivial baseline
+move by more than STABLE_TOL; dropping 06's co-visitation features moves the two-stage model by -0.036, beyond its
+band.
+"""
 
 import json, os
 from pathlib import Path
@@ -11,7 +31,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT / 'nbs'
 SHARED_ML100K = ROOT.parent / 'shared' / 'data' / 'ml-100k'
-TOL = 0.01  # absolute, on metrics in [0, 1]: seeded runs repeat to ~1e-6; this leaves room for BLAS/thread order only
+STABLE_TOL = 0.003  # figures with no measured cross-CPU spread (see the module docstring)
+TWO_STAGE_BAND = {
+    'ndcg@5': 0.02,
+    'ndcg@5 future': 0.015,
+}  # 2 x the largest measured cross-CPU move of the two-stage model
 
 pytestmark = pytest.mark.functional
 
@@ -37,7 +61,7 @@ def run_report(notebook: str, out: Path, monkeypatch, **params) -> dict:
     return json.loads((out / 'results.json').read_text())
 
 
-def near(got: dict, want: dict, tol: float = TOL):
+def near(got: dict, want: dict, tol: float = STABLE_TOL):
     bad = {k: (got.get(k), v) for k, v in want.items() if got.get(k) is None or abs(got[k] - v) > tol}
     assert not bad, f'moved beyond ±{tol} (got, pinned): {bad}'
 
@@ -94,35 +118,41 @@ def test_05_evaluate_movielens_100k_default(tmp_path, monkeypatch):
         monkeypatch.setenv('RECSYS_DATA_HOME', str(home))
     res = run_report('05_evaluate', tmp_path / 'out', monkeypatch, dataset='movielens-100k', tune='none')
     als = res['metrics']['test']['als']
-    near(als, {'ndcg@10': 0.4906, 'map': 0.1548, 'precision@10': 0.4269, 'recall@10': 0.2342}, tol=0.003)
+    near(als, {'ndcg@10': 0.4906, 'map': 0.1548, 'precision@10': 0.4269, 'recall@10': 0.2342})
     assert als['ndcg@10'] >= 0.48 and als['map'] >= 0.15  # the targets 05 states
 
 
 def test_06_recommend_synthetic_tiny(tmp_path, monkeypatch):
-    """The challenge's task on tiny synthetic data: the two-stage model, the linear blend, the trivial baselines and the
-    oracle, NDCG@5 on all carts and on future carts (the 06 report's table and headline)."""
+    """The challenge's task on tiny synthetic data: the trivial baselines, the oracle and the linear blend pinned to
+    STABLE_TOL (no move across CPUs); the two-stage model within TWO_STAGE_BAND of its seed-42 figure on this CPU
+    (0.3496 / 0.0614; 0.3439 / 0.0664 under OpenBLAS's Haswell kernel, 0.3545 / 0.0688 on an AMD EPYC) and above the
+    best in-session baseline and popularity (held at seeds 42 and 0-3 under every imitated CPU)."""
     res = run_report('06_recommend', tmp_path, monkeypatch, dataset='synthetic', scale='tiny')
     t = {f'{m} | {k}': v for m, r in res['table'].items() for k, v in r.items() if k in ('ndcg@5', 'ndcg@5 future')}
     near(
         t,
         {
-            'two-stage: candidates + LightGBM ranker | ndcg@5': 0.3496,
-            'two-stage: candidates + LightGBM ranker | ndcg@5 future': 0.0614,
             'linear blend (tuned) | ndcg@5': 0.3386,
             'linear blend (tuned) | ndcg@5 future': 0.0610,
             'random order of shown items | ndcg@5': 0.2771,
             'shown items by views then recency | ndcg@5': 0.2701,
             'best order of shown items | ndcg@5': 0.3454,
+            'global popularity | ndcg@5': 0.0801,
+            'global popularity | ndcg@5 future': 0.0375,
             'oracle (planted truth) | ndcg@5': 0.6275,
+            'oracle (planted truth) | ndcg@5 future': 0.5245,
         },
-        tol=0.003,  # the same on one and two BLAS threads; future-carts figures are ~0.06, so ±0.01 would hide a drift
     )
+    two = 'two-stage: candidates + LightGBM ranker'
+    for k, want in {'ndcg@5': 0.3496, 'ndcg@5 future': 0.0614}.items():
+        near({f'{two} | {k}': t[f'{two} | {k}']}, {f'{two} | {k}': want}, TWO_STAGE_BAND[k])
     h = res['metrics']['headline']
-    assert (
-        h['ndcg_all'] > h['best_in_session_all']
-        and h['ndcg_future'] > h['best_in_session_future']
-        and h['x_oracle'] < 1
-    )
+    assert h['ndcg_all'] > h['best_in_session_all'] and h['ndcg_future'] > h['best_in_session_future']
+    assert t[f'{two} | ndcg@5'] > t['global popularity | ndcg@5'] and h['x_oracle'] < 1
+    # where it ran and what each stage made travel with the numbers (issue 25)
+    assert res['machine']['platform_id'] and res['machine']['blas'] and 'dispatch' in res['machine']['simd']
+    stages = list(res['stage_hashes'])
+    assert stages[0] == 'data' and stages[-1] == 'test predictions' and all(res['stage_hashes'][s] for s in stages)
 
 
 def _prose_table(notebook: str, heading: str) -> dict[str, tuple[float, float]]:
