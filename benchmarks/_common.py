@@ -80,10 +80,11 @@ def machine_info() -> dict:
         'git': git_state(),
     }
     try:
-        from recsys.core import blas_info, versions
+        from recsys.core import machine_info, versions
 
         info['versions'] = versions()
-        info['blas'] = blas_info()
+        m = machine_info()  # NumPy's SIMD dispatch, BLAS kernels: what decides the last bits of a result
+        info.update(blas=m['blas'], simd=m['simd'], platform_id=m['platform_id'])
     except Exception as e:  # the driver must still report when the package is broken
         info['versions'] = {'python': sys.version.split()[0], 'error': repr(e)}
     return info

@@ -631,7 +631,8 @@ def write_results(path: Path, records: list[dict], notes: list[str] = ()):
         f"at the end ({last['name']}) — the machine is shared: other processes may have run alongside |",
         f"| platform | {m['platform']} |",
         f"| versions | {', '.join(f'{k} {v}' for k, v in m.get('versions', {}).items())} |",
-        f"| BLAS | {', '.join(f'''{b['internal_api']} {b['version']} ({b['num_threads']} threads)''' for b in m.get('blas', []))} |",
+        f"| BLAS | {', '.join(f'''{b['internal_api']} {b['version']} ({b.get('architecture')} kernel, {b['num_threads']} threads)''' for b in m.get('blas', []))} |",
+        f"| NumPy SIMD dispatch | {', '.join((m.get('simd') or {}).get('dispatch') or []) or 'n/a'} (platform id {m.get('platform_id', 'n/a')}) |",
         '',
     ]
     for r in records:
