@@ -8,10 +8,12 @@
    two-stage model is pinned: at small scale (1,000 test sessions) it moves little across CPUs, where on tiny data
    (40 sessions) one session ranked differently moves it by ~0.01 (tests/test_functional.py). The bands come from
    benchmarks/cpu_spread.py (benchmarks/CPU_SPREAD.md): 06 at small, seed 42, under this CPU's kernels and an
-   AVX2-only imitation (OpenBLAS Haswell, NumPy without AVX-512), with 1 and 2 BLAS threads, moved the two-stage
-   model's NDCG@5 by at most SPREAD (all carts / future carts); the band is twice that. Every other figure of the
-   table did not move at all, and keeps STABLE_TOL. The band still catches a real regression: serving the linear
-   blend instead of the ranker costs 0.016 on all carts, dropping the view-view co-visitation source 0.0046.
+   AVX2-only imitation (OpenBLAS Haswell, NumPy without AVX-512), with 1 and 2 BLAS threads, gave the two-stage
+   model 0.3582-0.3616 on all carts and 0.0707-0.0743 on future carts: SPREAD; the band is twice that. Every other
+   figure of the table did not move at all, and keeps STABLE_TOL. What the band catches: serving the linear blend
+   instead of the ranker (-0.016 on all carts, and the ordering below). What it cannot: dropping one candidate
+   source or feature group moves small's figure by at most 0.005 (the 06 report's ablation), inside the cross-CPU
+   spread of one seed; those are measured paired, within one run, by the report's ablation table.
 
 Exit status 1, with each problem named, when anything fails.
 """
@@ -21,7 +23,7 @@ from pathlib import Path
 
 OK = {'ok', 'cached', 'not applicable'}
 TWO = 'two-stage: candidates + LightGBM ranker'
-SPREAD = {'ndcg@5': 0.0012, 'ndcg@5 future': 0.0036}  # measured (see the docstring)
+SPREAD = {'ndcg@5': 0.0034, 'ndcg@5 future': 0.0036}  # max - min over 2 CPUs x 1-2 threads (see the docstring)
 STABLE_TOL = 0.0005  # figures with no measured spread across CPUs or threads
 PINS = {  # 06_recommend on synthetic small, seed 42: (method, metric) -> (value, tolerance)
     (TWO, 'ndcg@5'): (0.3588, 2 * SPREAD['ndcg@5']),

@@ -69,8 +69,10 @@ def run_one(
     "Execute nbs/<nb>.ipynb with papermill in a fresh process under `env_extra`; keep its results.json."
     OUT.mkdir(parents=True, exist_ok=True)
     params = params or {}
-    tag = tag or (f'{threads}threads' if threads != 1 else '')
-    dest = OUT / f'{nb}-{scale}{"-" + tag if tag else ""}-{setting}-seed{seed}.json'
+    dest = (
+        OUT
+        / f'{nb}-{scale}{"-" + tag if tag else ""}-{setting}{f"-{threads}threads" if threads != 1 else ""}-seed{seed}.json'
+    )
     with tempfile.TemporaryDirectory() as d:
         env = {
             **os.environ,
@@ -120,6 +122,51 @@ def load_runs() -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(OUT.glob('*.json'))]
 
 
+def _threads(s: dict) -> int:
+    return int(
+        s.get('threads') or (s.get('tag', '').removesuffix('threads') if s.get('tag', '').endswith('threads') else 1)
+    )
+
+
+def _dataset(s: dict) -> str:
+    return (s.get('params') or {}).get('dataset', 'synthetic')
+
+
+def _tag(s: dict) -> str:
+    "A variant's name; thread counts are settings, not variants."
+    return '' if s.get('tag', '').endswith('threads') else s.get('tag', '')
+
+
+def regression_table(runs: list[dict]):
+    "How far a real change moves each pinned figure: tagged variants against the untagged native run, and 06's ablation."
+    import pandas as pd
+
+    def key(s):
+        return (s['notebook'], _dataset(s), s['scale'], s['seed'], _threads(s))
+
+    base = {key(r['_spread']): r for r in runs if r['_spread']['setting'] == 'native' and not _tag(r['_spread'])}
+    rows = []
+    for r in runs:
+        s = r['_spread']
+        if _tag(s) and s['setting'] == 'native' and key(s) in base:
+            b = figures(base[key(s)])
+            for f, v in figures(r).items():
+                if f in b and abs(v - b[f]) > 1e-9:
+                    rows.append(dict(notebook=s['notebook'], scale=s['scale'], change=f'{_tag(s)} ({s.get("params")})',
+                                     figure=f, before=b[f], after=v, delta=v - b[f]))  # fmt: skip
+    for r in base.values():
+        s = r['_spread']
+        if s['notebook'] == '06_recommend' and s['seed'] == 42 and r.get('ablation'):
+            for change, a in r['ablation'].items():
+                if not change.startswith('none'):
+                    for k in ('ndcg@5', 'ndcg@5 future'):
+                        delta = a['delta' if k == 'ndcg@5' else 'delta future']
+                        rows.append(dict(notebook=s['notebook'] + f' ({_threads(s)} thread(s))', scale=s['scale'],
+                                         change=f'ablation: {change}', figure=f'two-stage {k}', before=a[k] - delta,
+                                         after=a[k], delta=delta))  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def spread_table(runs: list[dict]):
     "One row per (notebook, figure): value at seed 42 native, cross-CPU spread (max over seeds), seed spread."
     import pandas as pd
@@ -127,9 +174,12 @@ def spread_table(runs: list[dict]):
     rows = []
     for r in runs:
         s = r['_spread']
+        if _tag(s):
+            continue  # variants are regressions, in regression_table
         for f, v in figures(r).items():
-            nb = s['notebook'] + (f' [{s["tag"]}]' if s.get('tag') else '')
-            rows.append(dict(notebook=nb, scale=s['scale'], figure=f, setting=s['setting'], seed=s['seed'], value=v))
+            nb = s['notebook'] + (f' [{_dataset(s)}]' if _dataset(s) != 'synthetic' else '')
+            setting = s['setting'] + (f', {_threads(s)} threads' if _threads(s) != 1 else '')
+            rows.append(dict(notebook=nb, scale=s['scale'], figure=f, setting=setting, seed=s['seed'], value=v))
     df = pd.DataFrame(rows)
     out = []
     for (nb, scale, f), g in df.groupby(['notebook', 'scale', 'figure'], sort=False):
@@ -152,6 +202,7 @@ def stage_table(runs: list[dict], seed: int = 42, scale: str = 'tiny'):
         and r['_spread']['seed'] == seed
         and r['_spread']['scale'] == scale
         and not r['_spread'].get('tag')
+        and _threads(r['_spread']) == 1
     }
     if 'native' not in recs:
         return None
@@ -193,6 +244,13 @@ def write_summary(runs: list[dict]) -> str:
         _md(sp) if len(sp) else '(no runs)',
         '',
     ]
+    rg = regression_table(runs)
+    if len(rg):
+        lines += ['## Regressions: how far a real change moves a figure', '',
+                  'A tolerance is useful when a real change moves the figure beyond it. Variants run on this CPU at seed 42'
+                  ' (`--param`, `--tag`) against the same run unchanged, and 06\'s own ablation (the ranker refitted'
+                  ' without one feature group or candidate source, scored on the same test).', '',
+                  _md(rg), '']  # fmt: skip
     if st is not None:
         lines += ['## Where the settings part (06, seed 42): stage digests against native', '',
                   _md(st, index=True), '']  # fmt: skip
