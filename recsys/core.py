@@ -462,8 +462,7 @@ def save_figure(fig, out_dir, name: str, dpi: int = 110) -> Path:
     return p
 
 # %% ../nbs/00_core.ipynb #5b16bbd5
-import hashlib, math
-import scipy.sparse as sp
+import math
 
 def json_ready(o):
     "`o` as strict JSON data, recursively: NumPy scalars and arrays -> Python, NaN/inf -> None, dict keys -> str."
