@@ -14,7 +14,8 @@ import scipy.sparse as sp
 from .core import progress
 from .confidence import DEFAULT_ALS, cart_view_ratio, to_implicit
 from .als import ALSModel
-from .evaluate import TemporalSplit, per_user_metrics, ranking_metrics
+from .metrics import per_user_metrics, ranking_metrics
+from .evaluate import TemporalSplit
 
 # %% auto #0
 __all__ = ['compare_designs']

@@ -15,7 +15,7 @@ from fastcore.basics import patch
 
 from .core import RecsysDataError, atomic_write
 from .candidates import _pair_keys, _ragged, label_candidates, merge_candidates, top_k_per_session
-from .evaluate import per_user_metrics
+from .metrics import per_user_metrics
 
 # %% auto #0
 __all__ = ['FEATURE_GROUPS', 'ID_COLUMNS', 'MODEL_FILE', 'META_FILE', 'candidate_features', 'feature_columns', 'feature_groups',

@@ -14,6 +14,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .core import RecsysDataError, cache_dir, canonical_csr, cli_errors, csr_positions
+from .metrics import ranking_metrics
 from .confidence import (DEFAULT_DESIGN, DESIGNS, ConfidenceDesign, confidence as _np_confidence,
                                to_implicit, to_spark)
 
@@ -475,8 +476,7 @@ def collect_frame(frame, K: int) -> tuple[np.ndarray, np.ndarray, list]:
 
 # %% ../nbs/08_spark.ipynb #7f425780
 def frame_metrics(keys, recs, labels, K: int, n_items: int) -> dict:
-    "`recsys.evaluate.ranking_metrics` of collected recommendations (item ids) against held-out item ids."
-    from recsys.evaluate import ranking_metrics
+    "`recsys.metrics.ranking_metrics` of collected recommendations (item ids) against held-out item ids."
     lv = np.concatenate(labels) if len(labels) else np.zeros(0, np.int64)
     universe = np.unique(np.concatenate([lv, recs[recs >= 0]]))
     code = lambda ids: np.searchsorted(universe, ids)
@@ -583,7 +583,7 @@ def run_implicit(X, design='default', K: int = 10, factors: int = 8, regularizat
     """The same experiment on one machine: `leave_last_pairs`, the design's confidence, `ALSModel` (implicit), top-K
     unseen, `ranking_metrics`; plus popularity on the same rows. Returns metrics, keys, item-id lists and timings."""
     from recsys.als import ALSModel
-    from recsys.evaluate import PopularityRecommender, ranking_metrics
+    from recsys.evaluate import PopularityRecommender
     tm = {}; t = time.perf_counter()
     Xt, rel = leave_last_pairs(X, holdout)
     rows = np.flatnonzero(np.diff(rel.indptr) > 0)

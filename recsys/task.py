@@ -12,6 +12,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .core import RecsysDataError, cli_errors
+from .metrics import per_user_metrics
 
 # %% auto #0
 __all__ = ['SHOWN_ROWS_P', 'KIND_SHARES', 'USER_KINDS', 'KINDS', 'RETURNING_SHARE', 'ChallengeTest', 'challenge_test', 'score',
@@ -160,9 +161,7 @@ def _rec_frame(recs) -> pd.DataFrame:
 
 # %% ../nbs/00a_task.ipynb #81336b25
 def _per_session(r: pd.DataFrame, lab: pd.DataFrame, K: int) -> pd.DataFrame:
-    """NDCG@K and hit@K per labelled session, by `recsys.evaluate.per_user_metrics` (the project's one implementation
-    of the metrics; imported here, not at the top, because `recsys.evaluate` builds its protocol on this module)."""
-    from recsys.evaluate import per_user_metrics
+    "NDCG@K and hit@K per labelled session, by `recsys.metrics.per_user_metrics` (the project's one implementation of the metrics)."
     sids = np.unique(lab['session_id'].to_numpy(np.int64))
     items = np.unique(np.r_[r['partnumber'].to_numpy(np.int64), lab['partnumber'].to_numpy(np.int64)])
     r = r[np.isin(r['session_id'].to_numpy(np.int64), sids)]

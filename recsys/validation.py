@@ -13,7 +13,8 @@ import pyarrow as pa
 import scipy.sparse as sp
 
 from .core import RecsysDataError, derive_seed
-from .evaluate import KINDS, event_days, hits_at_k
+from .metrics import per_user_metrics
+from .evaluate import KINDS, event_days
 from .task import RETURNING_SHARE, SHOWN_ROWS_P, challenge_test
 from .sessions import DEFAULT_WEIGHTS, FEATURES, Candidates, Sessions, _int64, _positions_in, _times_ms
 
@@ -129,11 +130,7 @@ def relevance(sessions: Sessions, labels: pd.DataFrame, cat_items: np.ndarray) -
 # %% ../nbs/06b_validation.ipynb #213b7e07
 def ndcg_per_session(recs_idx: np.ndarray, rel: sp.csr_matrix, K: int = 5) -> np.ndarray:
     "Binary-relevance NDCG@K of each row of `recs_idx` (catalogue indices, -1 = none); NaN where nothing is relevant."
-    h = hits_at_k(recs_idx, rel, K).astype(np.float64)
-    disc = 1.0 / np.log2(np.arange(2, K + 2))
-    n_rel = np.minimum(np.diff(sp.csr_matrix(rel).indptr), K)
-    idcg = np.concatenate([[np.nan], np.cumsum(disc)])[n_rel]
-    return (h @ disc) / idcg
+    return per_user_metrics(recs_idx, rel, K)[f'ndcg@{K}'].to_numpy()
 
 # %% ../nbs/06b_validation.ipynb #057eb647
 def ndcg_by_kind(recs_idx: np.ndarray, rel: sp.csr_matrix, kinds=None, K: int = 5) -> dict:
