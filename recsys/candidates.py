@@ -14,7 +14,7 @@ import pandas as pd
 import scipy.sparse as sp
 from fastcore.basics import patch
 
-from .core import RecsysDataError
+from .core import RecsysDataError, atomic_write
 
 # %% auto #0
 __all__ = ['CAND_COLUMNS', 'COVIS_KINDS', 'SOURCE_FILES', 'generate', 'top_k_per_session', 'shown_candidates', 'session_matrix',
@@ -505,7 +505,6 @@ _all_ = ['generate']
 def save_sources(src: CandidateSources, d) -> Path:
     "Write `src` into the folder `d` as `sources.npz` (arrays, no pickle) and `sources.json` (parameters, info)."
     import json
-    from recsys.core import atomic_write
     d = Path(d); d.mkdir(parents=True, exist_ok=True)
     arrays = {'emb': src.emb, 'emb_ok': src.emb_ok, 'family': src.family, 'section': src.section,
               **{f'stats_{c}': src.stats[c].to_numpy() for c in src.stats.columns}}

@@ -16,8 +16,8 @@ import pyarrow.parquet as pq
 from fastcore.basics import patch
 from pyarrow import csv as pacsv
 
-from .core import (RecsysDataError, atomic_dir, derive_seed, file_fingerprint, positive_int, prepare_output,
-                         progress, seed_int)
+from .core import (HelpWithDefaults, RecsysDataError, atomic_dir, derive_seed, file_fingerprint, positive_int,
+                         prepare_output, progress, seed_int)
 from .readers import _open_zip_csv
 from .synth import TEST_SCHEMA, TRAIN_SCHEMA
 from .task import challenge_test
@@ -662,7 +662,6 @@ def _minutes(s) -> float:
 # %% ../nbs/01c_convert.ipynb #06c284cf
 def add_convert_log_parser(sub):
     "Add `convert-log` to `recsys-ingest`'s subcommands (`sub`: argparse subparsers)."
-    from recsys.core import HelpWithDefaults
     c = sub.add_parser('convert-log', help='your own event log (CSV/parquet) -> a dataset folder every command reads',
                        formatter_class=HelpWithDefaults,
                        description='Convert an event log (user, item, event, time; optional session, category, value) into '

@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 from fastcore.basics import patch
 
-from .core import RecsysDataError, atomic_write, cache_dir, file_sha256
+from .core import RecsysDataError, atomic_write, cache_dir, data_dir, file_sha256
 from .interactions import INTERACTIONS_FORMAT, Interactions
 from .readers import read_products, read_table, read_test, read_train, read_users
 from .aggregation import KEYS, aggregate
@@ -206,7 +206,6 @@ def dataset_files(d) -> dict:
 # %% ../nbs/01g_datasets.ipynb #e7ad9433
 def load_dataset(dataset: str = 'synthetic', scale: str = 'tiny', seed: int = 42) -> RecsysDataset:
     "'synthetic' (for `scale`, `seed`), 'movielens-100k', 'inditex' (data/raw) or a directory of Inditex-format files."
-    from recsys.core import data_dir
     dataset = str(dataset)
     if dataset == 'movielens-100k':
         d = cache_dir('ml-100k'); load_movielens_100k()    # download + verify now, not on first use

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .core import RecsysDataError, cli_errors
+from .core import HelpWithDefaults, RecsysDataError, atomic_dir, cli_errors, cli_parser, prepare_output
 from .readers import (
     INDITEX_CSV_TYPES, PRODUCT_COLUMNS, RETAILROCKET_EVENTS, TEST_COLUMNS, TRAIN_COLUMNS, USER_COLUMNS, _open_zip_csv,
     _pickle_refused, convert_products_pickle, product_embeddings, products_to_arrow, read_event_log, read_products,
@@ -81,7 +81,6 @@ def _is_products_parquet(p) -> bool:
 @cli_errors
 def ingest_main(argv=None):
     "recsys-ingest: check a data folder, convert products.pkl once, aggregate events into interactions, or convert your own event log."
-    from recsys.core import HelpWithDefaults, atomic_dir, cli_parser, prepare_output
     ap = cli_parser('recsys-ingest', description=ingest_main.__doc__)
     sub = ap.add_subparsers(dest='cmd', required=True)
     c = sub.add_parser('check', help='validate the Inditex-format files in a folder', formatter_class=HelpWithDefaults)

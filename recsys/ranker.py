@@ -13,7 +13,7 @@ import pandas as pd
 import scipy.sparse as sp
 from fastcore.basics import patch
 
-from .core import RecsysDataError, atomic_write
+from .core import RecsysDataError, atomic_write, derive_seed
 from .candidates import _pair_keys, _ragged, label_candidates, merge_candidates, top_k_per_session
 from .metrics import per_user_metrics
 
@@ -302,7 +302,6 @@ def fit_ranker(F: pd.DataFrame, y, seed: int = 42, valid_share: float = 0.2, fea
     """A `Ranker` fit on the rows of `F` with 0/1 target `y`: sessions drawn (seeded) into a training part and a
     `valid_share` part for early stopping; sessions without a positive candidate carry no ranking signal and are left
     out of both. The result records the sessions and rows it used in `info_`."""
-    from recsys.core import derive_seed
     s = F['session'].to_numpy(np.int64); y = np.asarray(y, np.int8)
     n = int(s.max()) + 1 if s.size else 0
     pos = np.bincount(s, weights=y, minlength=n) > 0

@@ -9,7 +9,7 @@ import datetime as _dt, hashlib, itertools, json, os, re, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .core import RecsysDataError, atomic_write, project_root
+from .core import RecsysDataError, atomic_write, data_dir, file_fingerprint, project_root
 
 # %% auto #0
 __all__ = ['DEPENDS', 'FEATURES', 'NEEDS', 'NA', 'SCALES', 'discover_notebooks', 'notebook_parameters', 'fixture_notebook',
@@ -396,7 +396,6 @@ def plan_jobs(run_dir, dataset: str = 'synthetic', scale: str = 'small', seed: i
 def data_fingerprint(dataset) -> str | None:
     """The content id of a folder dataset: name, size, mtime and first/last-block hash of each of its files (so a cached job
     reruns when its input changed). None for 'synthetic' and 'movielens-100k', whose content their name and version fix."""
-    from recsys.core import data_dir, file_fingerprint
     if str(dataset) in ('synthetic', 'movielens-100k'): return None
     d = data_dir() / 'raw' if str(dataset) == 'inditex' else Path(str(dataset)).expanduser()
     if not d.is_dir(): return None

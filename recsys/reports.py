@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse, json, os, time, warnings
 from pathlib import Path
 
-from .core import RecsysDataError, cli_errors, git_commit, machine_info, versions
+from .core import (RecsysDataError, check_writable, cli_errors, cli_parser, git_commit, machine_info, positive_int,
+                         prepare_output, seed_int, versions)
 from .report_plan import (
     DEPENDS, FEATURES, NEEDS, NA, SCALES, discover_notebooks, notebook_parameters, fixture_notebook, demo_notebooks,
     dependencies, topo_order, dataset_features, not_applicable, load_grid, expand_grid, params_slug, run_name, Job,
@@ -132,7 +133,6 @@ def _parse_param(s: str) -> tuple[str, object]:
 
 # %% ../nbs/07_reports.ipynb #d80e87d4
 def _parser() -> argparse.ArgumentParser:
-    from recsys.core import cli_parser, positive_int, seed_int
     p = cli_parser('recsys-reports', description='Run the report notebooks with papermill (in parallel) and write reports/<run>/index.html.')
     p.add_argument('--data', '--dataset', dest='dataset', default='synthetic',
                    help="'synthetic', 'movielens-100k' or a folder of Inditex-format files (--dataset: the same)")
@@ -188,7 +188,6 @@ def reports_cli(argv=None) -> int:
     params = dict(_parse_param(s) for s in a.param)
     if a.dry_run: return _dry_run(a, params)
     if a.out:       # a folder of something else is not silently filled (or, later, cleaned) with report files
-        from recsys.core import check_writable, prepare_output
         prepare_output(a.out, 'a report run folder', own=lambda p: (Path(p) / 'run.json').exists() or (Path(p) / '.lock').exists(),
                        force=a.force, folder=True)
         if Path(a.out).is_dir(): check_writable(a.out)

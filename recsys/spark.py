@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .core import RecsysDataError, cache_dir, canonical_csr, cli_errors, csr_positions
+from .core import (RecsysDataError, atomic_dir, cache_dir, canonical_csr, cli_errors, cli_parser, csr_positions,
+                         positive_int, prepare_output, seed_int)
 from .metrics import ranking_metrics
 from .confidence import (DEFAULT_DESIGN, DESIGNS, ConfidenceDesign, confidence as _np_confidence,
                                to_implicit, to_spark)
@@ -609,7 +610,6 @@ def local_interactions(path, key: str = 'user_or_session'):
     """The events at `path` aggregated on one machine by `recsys.ingest`: MovieLens's `u.data` (tab-separated, no header:
     user, item, rating, timestamp) through the ingest module's MovieLens reader, any other file through `aggregate`."""
     from recsys.ingest import aggregate, load_movielens_100k
-    from recsys.core import cache_dir
     p = Path(str(path))
     if p.name != 'u.data': return aggregate(path, key=key)
     cached = cache_dir('ml-100k', create=False) / 'u.data'
@@ -674,7 +674,6 @@ def _resolve_events(data: str, scale: str = 'tiny', seed: int = 42) -> tuple[str
 def spark_cli(argv=None):
     "recsys-spark: the Spark ALS job — read events, aggregate, confidence, fit, top-K unseen items (evaluate with --holdout)."
     import contextlib
-    from recsys.core import atomic_dir, cli_parser, positive_int, prepare_output, seed_int
     from recsys.synth import SCALES
     ap = cli_parser('recsys-spark', description=spark_cli.__doc__)
     ap.add_argument('data_pos', nargs='?', default=None, metavar='DATA', help='the same as --data')

@@ -15,7 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .core import RecsysDataError, cli_errors, data_dir, derive_seed, progress, seed_everything
+from .core import (RecsysDataError, atomic_dir, cli_errors, cli_parser, data_dir, derive_seed, positive_int,
+                         prepare_output, progress, seed_everything, seed_int)
 from .task import KINDS, ChallengeTest, challenge_test
 
 # %% auto #0
@@ -744,7 +745,6 @@ def is_synthetic_dir(p) -> bool:
 @cli_errors
 def synth_cli(argv=None):
     "Entry point of `recsys-synth`."
-    from recsys.core import atomic_dir, cli_parser, positive_int, prepare_output, seed_int
     ap = cli_parser('recsys-synth', description='Write synthetic Inditex-format data with planted truth.')
     ap.add_argument('--scale', choices=list(SCALES), default='tiny')
     ap.add_argument('--seed', type=seed_int, default=42)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .core import RecsysDataError, cli_errors
+from .core import RecsysDataError, cli_errors, cli_parser, positive_int
 from .metrics import per_user_metrics
 
 # %% auto #0
@@ -314,7 +314,6 @@ def _finite(o):
 @cli_errors
 def score_cli(argv=None):
     "recsys-score: score predictions_3.json against a folder's hidden labels (NDCG@5 and hit@5, all / future carts, per kind)."
-    from recsys.core import cli_parser, positive_int
     ap = cli_parser('recsys-score', description=score_cli.__doc__)
     ap.add_argument('--data', required=True, help='the folder with test_labels.parquet (recsys-synth or recsys-ingest convert-log output)')
     ap.add_argument('--predictions', default='predictions_3.json', help='the predictions file')

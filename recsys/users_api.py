@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from fastcore.basics import patch
 
-from .core import RecsysDataError, atomic_write, cli_errors, progress
+from .core import RecsysDataError, atomic_write, cli_errors, cli_parser, prepare_output, progress
 
 # %% auto #0
 __all__ = ['VALUE_KEYS', 'INT_KEYS', 'ENTRY_COLUMNS', 'USER_COLUMNS', 'MALFORMED_KINDS', 'RETRY_STATUSES', 'SOURCE_KEY',
@@ -830,7 +830,6 @@ def harvest(base_url: str, out, ids=None, **kwargs) -> HarvestResult:
 # %% ../nbs/01b_users_api.ipynb #3af3529b
 from .core import seed_int
 def _users_parser():
-    from recsys.core import cli_parser
     p = cli_parser('recsys-users', description='Fetch every user of the users API into parquet, resumably.')
     p.add_argument('--base-url', required=True, help='the API root, e.g. http://127.0.0.1:8000')
     p.add_argument('--out', required=True, type=Path, help='DIR/users.parquet: users.parquet (one row per user) + users_entries.parquet + users_failed.txt; any other '
@@ -850,7 +849,6 @@ def _users_parser():
 # %% ../nbs/01b_users_api.ipynb #c8ec7139
 def _check_users_outputs(base_url: str, out, force: bool = False):
     "Before fetching: each output is missing, empty, or this server's earlier harvest (else `--force`), and writable."
-    from recsys.core import prepare_output
     base = _check_base_url(base_url)
     mine = lambda p: (parquet_source(p) or {}).get('base_url') == base
     e, u, f = output_paths(out)
@@ -884,7 +882,6 @@ def users_cli(argv=None):
 
 # %% ../nbs/01b_users_api.ipynb #f5382622
 def _serve_parser():
-    from recsys.core import cli_parser
     p = cli_parser('recsys-users-serve', description='Serve the users API on 127.0.0.1, with optional faults.')
     p.add_argument('--data', required=True, type=Path, help='folder (or file) holding users_entries.parquet/.csv, users.parquet or users.csv')
     p.add_argument('--port', type=int, default=8000, help='port on 127.0.0.1 (0: a free one; default 8000)')
