@@ -105,9 +105,10 @@ def test_notebooks_have_titles_and_export_targets():
 # --- layering (issue 20): the package's modules import each other without a cycle ---------------------------------
 
 
-def _package_imports(path: Path, lazy: bool = False) -> dict[str, list[int]]:
+def _package_imports(path: Path) -> dict[str, list[int]]:
     """The recsys modules `path` imports -> the line numbers: `from .x import`, `from recsys.x import`, `from . import x`,
-    `import recsys.x`. Top-level statements only (also inside a top-level `if`/`try`), unless `lazy` (then every one)."""
+    `import recsys.x`. Every import statement of the file (`ast.walk`): at the top, inside `if`/`try`, and inside
+    functions, methods and classes: a lazy import is still a dependency, it only runs later."""
     import ast
 
     out: dict[str, list[int]] = {}
@@ -116,30 +117,26 @@ def _package_imports(path: Path, lazy: bool = False) -> dict[str, list[int]]:
         if mod and mod != '__init__':
             out.setdefault(mod.split('.')[0], []).append(node.lineno)
 
-    def visit(nodes):
-        for node in nodes:
-            if isinstance(node, ast.ImportFrom):
-                if node.level == 1 or (node.level == 0 and (node.module or '').startswith('recsys')):
-                    mod = node.module if node.level == 1 else (node.module or '').partition('.')[2]
-                    if mod:
-                        add(mod, node)
-                    else:
-                        for a in node.names:
-                            add(a.name, node)  # from . import x / from recsys import x
-            elif isinstance(node, ast.Import):
-                for a in node.names:
-                    if a.name.startswith('recsys.'):
-                        add(a.name.partition('.')[2], node)
-            if lazy or not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                visit([c for c in ast.iter_child_nodes(node) if isinstance(c, ast.stmt)])
-
-    visit(ast.parse(path.read_text(encoding='utf-8')).body)
+    for node in ast.walk(ast.parse(path.read_text(encoding='utf-8'))):
+        if isinstance(node, ast.ImportFrom):
+            if node.level == 1 or (node.level == 0 and (node.module or '').startswith('recsys')):
+                mod = node.module if node.level == 1 else (node.module or '').partition('.')[2]
+                if mod:
+                    add(mod, node)
+                else:
+                    for a in node.names:
+                        add(a.name, node)  # from . import x / from recsys import x
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.startswith('recsys.'):
+                    add(a.name.partition('.')[2], node)
     return out
 
 
-def _module_graph(lazy: bool = False) -> dict[str, set[str]]:
-    mods = {p.stem: p for p in (ROOT / 'recsys').glob('*.py') if p.stem not in ('__init__', '_modidx')}
-    return {m: set(_package_imports(p, lazy)) & set(mods) - {m} for m, p in mods.items()}
+def _module_graph(package: Path = ROOT / 'recsys') -> dict[str, set[str]]:
+    "Module -> the package modules it imports (every import, lazy ones included), for the modules of `package`."
+    mods = {p.stem: p for p in package.glob('*.py') if p.stem not in ('__init__', '_modidx')}
+    return {m: set(_package_imports(p)) & set(mods) - {m} for m, p in mods.items()}
 
 
 def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -166,25 +163,51 @@ def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_cycle_finder_finds_cycles():
     assert _find_cycle({'a': {'b'}, 'b': {'c'}, 'c': set()}) is None
+    assert _find_cycle({'a': {'b', 'c'}, 'b': {'c'}, 'c': set()}) is None  # a diamond is not a cycle
     assert _find_cycle({'a': {'b'}, 'b': {'c'}, 'c': {'a'}}) == ['a', 'b', 'c', 'a']
+    # a cycle away from the first node
+    assert _find_cycle({'a': set(), 'b': {'c'}, 'c': {'d'}, 'd': {'b'}}) == ['b', 'c', 'd', 'b']
+
+
+def test_import_graph_counts_lazy_imports(tmp_path):
+    "The graph sees imports inside functions, methods and `if` blocks, in every spelling, so a cycle through them fails."
+    files = {
+        'a.py': 'from .b import x\n',
+        'b.py': 'def f():\n    from recsys.c import y\n    return y\n',
+        'c.py': 'class C:\n    def m(self):\n        import recsys.a\n',
+        'd.py': 'if True:\n    from . import a\n',
+        'e.py': 'import numpy\nfrom recsys import core\n',
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text, encoding='utf-8')
+    g = _module_graph(tmp_path)
+    assert g == {'a': {'b'}, 'b': {'c'}, 'c': {'a'}, 'd': {'a'}, 'e': set()}  # core is not in this package
+    assert _find_cycle(g) == ['a', 'b', 'c', 'a']
+    (tmp_path / 'c.py').write_text('def m():\n    return 1\n', encoding='utf-8')
+    assert _find_cycle(_module_graph(tmp_path)) is None
 
 
 def test_no_import_cycle_between_package_modules():
+    """No cycle among recsys's modules, counting every import (lazy ones inside functions included), with no allow-list.
+    Layers, imports pointing down: core <- metrics <- task <- data (readers, interactions, aggregation, datasets, synth,
+    convert, users_api, ingest) <- method (confidence, als) <- evaluate <- session task <- runs (reports, spark)."""
     g = _module_graph()
     assert 'evaluate' in g['experiments'] and 'core' in g['confidence']  # the parser sees the imports
-    assert _find_cycle(g) is None, f'import cycle (top-level imports): {" -> ".join(_find_cycle(g))}'
+    assert 'synth' in g['datasets'] and 'evaluate' in g['spark']  # ... and the lazy ones (inside functions)
+    assert g['metrics'] == {'core'} and 'metrics' in g['task'] and 'evaluate' not in g['task']
+    assert _find_cycle(g) is None, f'import cycle: {" -> ".join(_find_cycle(g))}'
 
 
 def test_layers_confidence_imports_core_only():
     "Designs depend on core only; a lazy import elsewhere in the package is allowed only as a documented shim."
     path = ROOT / 'recsys' / 'confidence.py'
     lines = path.read_text(encoding='utf-8').splitlines()
-    for mod, where in _package_imports(path, lazy=True).items():
+    for mod, where in _package_imports(path).items():
         if mod == 'core':
             continue
         for ln in where:
             assert 'compatibility shim' in lines[ln - 1], f'recsys.confidence imports recsys.{mod} (line {ln})'
-    assert not set(_package_imports(ROOT / 'recsys' / 'evaluate.py', lazy=True)) & {'experiments', 'reports'}
+    assert not set(_package_imports(ROOT / 'recsys' / 'evaluate.py')) & {'experiments', 'reports'}
 
 
 def test_shared_helpers_are_defined_once():
