@@ -17,7 +17,8 @@ __all__ = ['positive_int', 'seed_int', 'SIMD_KNOBS', 'TRACKED_PACKAGES', 'projec
            'progress', 'rss_mib', 'Stages', 'stages_table', 'atomic_write', 'prepare_output', 'check_writable',
            'replace_path', 'atomic_dir', 'HelpWithDefaults', 'cli_parser', 'iso_date', 'file_fingerprint', 'cpu_model',
            'simd_info', 'machine_info', 'digest', 'versions', 'git_commit', 'write_results', 'save_figure',
-           'json_ready', 'file_sha256', 'csr_positions', 'canonical_csr']
+           'json_ready', 'file_sha256', 'csr_positions', 'canonical_csr', 'checkout_root', 'read_notebook', 'read_json',
+           'utc_now', 'make_readable', 'write_json']
 
 # %% ../nbs/00_core.ipynb #483ad04f
 def project_root(start: Path | str | None = None) -> Path:
@@ -491,3 +492,41 @@ def canonical_csr(m, dtype=None, copy: bool = False) -> sp.csr_matrix:
     m = sp.csr_matrix(m if sp.issparse(m) else np.asarray(m), dtype=dtype, copy=copy)
     m.sum_duplicates(); m.sort_indices()
     return m
+
+# %% ../nbs/00_core.ipynb #45ef8652
+def checkout_root() -> Path:
+    "The project root: from the working directory, else from where the package is installed (editable)."
+    r = project_root()
+    if (r / 'settings.ini').exists(): return r
+    import recsys
+    pr = Path(recsys.__file__).resolve().parent.parent
+    return pr if (pr / 'settings.ini').exists() else r
+
+# %% ../nbs/00_core.ipynb #a84b18af
+def read_notebook(path) -> dict | None:
+    "A notebook's JSON (read as UTF-8), or None when the file is missing or not JSON."
+    try: return json.loads(Path(path).read_text(encoding='utf-8'))
+    except (OSError, ValueError): return None
+
+# %% ../nbs/00_core.ipynb #bb8f5c57
+def read_json(p) -> dict | None:
+    "The JSON in file `p`, or None when the file is missing or not JSON (a half-written record counts as none)."
+    try: return json.loads(Path(p).read_text())
+    except (OSError, ValueError): return None
+
+# %% ../nbs/00_core.ipynb #f2a40fdf
+def utc_now() -> str:
+    "The time now, UTC, to the second, ISO 8601: the stamp of the report records."
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')
+
+# %% ../nbs/00_core.ipynb #465ad3b4
+def make_readable(path) -> Path:
+    "Give a file written by `atomic_write` (mode 0600) the usual permissions, so a web server can serve the run."
+    um = os.umask(0); os.umask(um)
+    os.chmod(path, 0o666 & ~um); return Path(path)
+
+# %% ../nbs/00_core.ipynb #691bdb0f
+def write_json(path, obj):
+    "Write `obj` as indented JSON to `path` atomically (other types as `str`), readable by others (`make_readable`)."
+    with atomic_write(path) as f: json.dump(obj, f, indent=2, default=str)
+    make_readable(path)

@@ -9,8 +9,9 @@ import ast, concurrent.futures as cf, contextlib, multiprocessing as mp, importl
 import warnings
 from pathlib import Path
 
-from .core import RecsysDataError, atomic_write, git_commit, progress, versions
-from .report_plan import NA, Job, _now, _read_json, _read_nb, _readable, _root, _write_json, is_done
+from .core import (RecsysDataError, atomic_write, checkout_root, git_commit, make_readable, progress, read_json,
+                         read_notebook, utc_now, versions, write_json)
+from .report_plan import NA, Job, is_done
 
 # %% auto #0
 __all__ = ['LIBRARY_DIRECTIVES', 'kernel_env', 'cell_directives', 'is_test_only', 'is_library_cell', 'report_view',
@@ -19,7 +20,7 @@ __all__ = ['LIBRARY_DIRECTIVES', 'kernel_env', 'cell_directives', 'is_test_only'
 # %% ../nbs/07b_report_jobs.ipynb #0545adef
 def kernel_env(seed: int = 42, threads: int = 1, data_dir=None, reports_dir=None) -> dict[str, str]:
     "Environment variables every report kernel gets."
-    root = _root()
+    root = checkout_root()
     env = {'RECSYS_QUIET': '1', 'MPLBACKEND': 'Agg', 'PYTHONHASHSEED': str(int(seed) % 2**32),
            'RECSYS_DATA_DIR': str(Path(data_dir or os.environ.get('RECSYS_DATA_DIR') or root / 'data').resolve()),
            'RECSYS_REPORTS_DIR': str(Path(reports_dir or os.environ.get('RECSYS_REPORTS_DIR') or root / 'reports').resolve()),
@@ -65,7 +66,7 @@ def _describe_error(e: BaseException, nb_path=None) -> dict:
     from papermill.exceptions import PapermillExecutionError
     if isinstance(e, PapermillExecutionError):
         idx = e.cell_index
-        src_nb = _read_nb(nb_path) if nb_path else None
+        src_nb = read_notebook(nb_path) if nb_path else None
         if src_nb:   # papermill's index counts its injected cell: find the cell in the source notebook by its text
             srcs = [''.join(c.get('source', '')) for c in src_nb.get('cells', [])]
             if e.source in srcs: idx = srcs.index(e.source)
@@ -134,7 +135,7 @@ def notebook_html(nb_path, html_path) -> Path:
     body, _ = HTMLExporter(template_name='lab', embed_images=True).from_notebook_node(
         nb, resources={'metadata': {'name': Path(nb_path).parent.parent.name + ' / ' + Path(nb_path).parent.name}})
     with atomic_write(html_path) as f: f.write(body)
-    return _readable(html_path)
+    return make_readable(html_path)
 
 # %% ../nbs/07b_report_jobs.ipynb #4dde0fc2
 def _execute(spec: dict, nb_out: Path, log_file) -> None:
@@ -155,7 +156,7 @@ def run_job(spec: dict) -> dict:
     out = Path(spec['out_dir'])
     if out.exists(): shutil.rmtree(out)            # stale outputs of an earlier, unfinished attempt
     out.mkdir(parents=True)
-    t0, started = time.time(), _now()
+    t0, started = time.time(), utc_now()
     nb_out, log_path = out / 'notebook.ipynb', out / 'kernel.log'
     error, retried = None, 0
     with open(log_path, 'ab') as log:
@@ -173,7 +174,7 @@ def run_job(spec: dict) -> dict:
            'fingerprint': spec['fingerprint'],
            'error': None if error is None else {k: error[k] for k in ('where', 'cell_index', 'exec_count', 'ename', 'evalue')},
            'html_error': html_error}
-    res = _read_json(out / 'results.json')
+    res = read_json(out / 'results.json')
     if res is None:
         res = {'params': spec['params'], 'seed': spec['params'].get('seed'), 'versions': versions(),
                'git_commit': git_commit(spec['cwd']), 'started': started, 'duration_s': wall}
@@ -181,9 +182,9 @@ def run_job(spec: dict) -> dict:
     res['status'] = status
     res['job'] = {k: rec[k] for k in ('notebook', 'slug', 'grid', 'started', 'wall_s', 'retried')}
     if error: res['error'] = rec['error']
-    _write_json(out / 'results.json', res)
-    if error: _write_json(out / 'error.json', {'notebook': spec['notebook'], 'slug': spec['slug'], **error})
-    else: _write_json(out / '_done.json', rec)      # last: the completion marker
+    write_json(out / 'results.json', res)
+    if error: write_json(out / 'error.json', {'notebook': spec['notebook'], 'slug': spec['slug'], **error})
+    else: write_json(out / '_done.json', rec)      # last: the completion marker
     return rec
 
 # %% ../nbs/07b_report_jobs.ipynb #bb1a5f9c
@@ -209,7 +210,7 @@ def prepare_data(dataset: str, scale: str, seed: int, env: dict | None = None) -
 
 # %% ../nbs/07b_report_jobs.ipynb #dc793ae8
 def _cached_record(job: Job) -> dict:
-    rec = dict(_read_json(job.out_dir / '_done.json') or {})
+    rec = dict(read_json(job.out_dir / '_done.json') or {})
     rec.update(status='cached', notebook=job.notebook, slug=job.slug)
     return rec
 
@@ -220,7 +221,7 @@ def _na_record(job: Job) -> dict:
            'grid': job.grid, 'params': job.params, 'error': None}
     job.out_dir.mkdir(parents=True, exist_ok=True)
     for stale in ('_done.json', 'error.json', 'notebook.ipynb', 'notebook.html'): (job.out_dir / stale).unlink(missing_ok=True)
-    _write_json(job.out_dir / 'results.json', {'status': NA, 'reason': job.na, 'params': job.params, 'started': _now(),
+    write_json(job.out_dir / 'results.json', {'status': NA, 'reason': job.na, 'params': job.params, 'started': utc_now(),
                                               'duration_s': 0.0, 'job': {k: rec[k] for k in ('notebook', 'slug', 'grid')}})
     return rec
 
@@ -350,7 +351,7 @@ def _run_jobs(plan: list[Job], todo: list[Job], records: dict, run_dir: Path, se
     "Run the `todo` jobs of `plan` in `n_par` workers (`run_job`), adding their records to `records`; a progress bar counts jobs."
     bar = progress(total=len(plan), desc=f'reports {run_dir.name}', unit='job', disable=None if show_progress is None else not show_progress)
     bar.update(len(records))
-    before = {r['key']: r.get('wall_s') for r in (_read_json(run_dir / 'run.json') or {}).get('records', [])}
+    before = {r['key']: r.get('wall_s') for r in (read_json(run_dir / 'run.json') or {}).get('records', [])}
     sock_dir = tempfile.mkdtemp(prefix='recsys-kernels-')    # the kernels' sockets; removed even when interrupted
     spec = lambda j, n: {**j.spec(kernel_env(seed, n), kernel_name, timeout), 'sock_dir': sock_dir}
     try:

@@ -9,8 +9,8 @@ import base64, html, json, math, os, re, shutil, subprocess, tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 
-from .core import RecsysDataError, atomic_write, save_figure
-from .report_plan import NA, _fmt_value, _now, _read_json, _readable, params_slug
+from .core import RecsysDataError, atomic_write, make_readable, read_json, save_figure, utc_now
+from .report_plan import NA, _fmt_value, params_slug
 
 # %% auto #0
 __all__ = ['PUBLISHED_ML100K', 'PUBLISHED_SOURCE', 'COMPARE_COLUMNS', 'flatten_metrics', 'headline_metric', 'plot_sweep',
@@ -152,13 +152,13 @@ def _job_link(r) -> str:
 # %% ../nbs/07c_report_page.ipynb #05504207
 def _load_run(run_dir: Path) -> tuple[dict, list[dict]]:
     "`run.json` and its records, each completed with its results.json, metric rows and full error."
-    run = _read_json(run_dir / 'run.json')
+    run = read_json(run_dir / 'run.json')
     if run is None: raise RecsysDataError('no run.json: not a report run folder', file=run_dir / 'run.json', fix='run recsys-reports first')
     recs = run['records']
     for r in recs:
-        r['results'] = _read_json(run_dir / r['dir'] / 'results.json') or {}
+        r['results'] = read_json(run_dir / r['dir'] / 'results.json') or {}
         r['rows'] = flatten_metrics(r['results'].get('metrics')) if r['status'] in ('ok', 'cached') else {}
-        if r['status'] == 'failed': r['error_full'] = _read_json(run_dir / r['dir'] / 'error.json') or r.get('error') or {}
+        if r['status'] == 'failed': r['error_full'] = read_json(run_dir / r['dir'] / 'error.json') or r.get('error') or {}
     return run, recs
 
 # %% ../nbs/07c_report_page.ipynb #f8f61cf7
@@ -401,7 +401,7 @@ def _params_section(run: dict) -> list[str]:
     if prep: s.append(f'<p class="note">Data preparation before the jobs: {_e(prep.get("step"))} — {_e(prep.get("dir") or prep.get("note") or "")}</p>')
     s.append(_table(['package', 'version'], [[_td(k), _td(v)] for k, v in (run.get('versions') or {}).items()]))
     s.append(f'<p class="note">Notebooks from <code>{_e(run.get("nbs_dir"))}</code>; git commit {_e(run.get("git_commit") or "n/a")}; '
-             f'written {_e(_now())} by recsys.reports.</p>')
+             f'written {_e(utc_now())} by recsys.reports.</p>')
     return s
 
 # %% ../nbs/07c_report_page.ipynb #7c0f0a01
@@ -453,7 +453,7 @@ def build_index(run_dir) -> Path:
             f'<style>{_CSS}</style></head><body>\n' + '\n'.join(s) + '\n</body></html>\n')
     index = run_dir / 'index.html'
     with atomic_write(index) as f: f.write(page)
-    return _readable(index)
+    return make_readable(index)
 
 # %% ../nbs/07c_report_page.ipynb #df9868a1
 _CHROME_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
@@ -512,9 +512,9 @@ def browser_check(index, screenshot=None, chromium: str | None = None, timeout: 
 _TIMING = re.compile(r'(_s$|_sec$|seconds|time|elapsed|duration)', re.I)
 
 def _run_metrics(run_dir: Path) -> dict[str, dict]:
-    run = _read_json(Path(run_dir) / 'run.json')
+    run = read_json(Path(run_dir) / 'run.json')
     if run is None: raise RecsysDataError('no run.json: not a report run folder', file=Path(run_dir) / 'run.json', fix='pass a folder recsys-reports wrote')
-    return {r['key']: flatten_metrics((_read_json(Path(run_dir) / r['dir'] / 'results.json') or {}).get('metrics'))
+    return {r['key']: flatten_metrics((read_json(Path(run_dir) / r['dir'] / 'results.json') or {}).get('metrics'))
             for r in run['records'] if r['status'] in ('ok', 'cached')}
 
 # %% ../nbs/07c_report_page.ipynb #3210aa1f

@@ -5,29 +5,16 @@
 # %% ../nbs/07a_report_plan.ipynb #7f8820e9
 from __future__ import annotations
 
-import datetime as _dt, hashlib, itertools, json, os, re, warnings
+import hashlib, itertools, json, re, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .core import RecsysDataError, atomic_write, data_dir, file_fingerprint, project_root
+from .core import RecsysDataError, checkout_root, data_dir, file_fingerprint, read_json, read_notebook
 
 # %% auto #0
 __all__ = ['DEPENDS', 'FEATURES', 'NEEDS', 'NA', 'SCALES', 'discover_notebooks', 'notebook_parameters', 'fixture_notebook',
            'demo_notebooks', 'dependencies', 'topo_order', 'dataset_features', 'not_applicable', 'load_grid',
            'expand_grid', 'params_slug', 'run_name', 'Job', 'plan_jobs', 'data_fingerprint', 'is_done']
-
-# %% ../nbs/07a_report_plan.ipynb #94debfce
-def _root() -> Path:
-    "The project root: from the working directory, else from where the package is installed (editable)."
-    r = project_root()
-    if (r / 'settings.ini').exists(): return r
-    import recsys
-    pr = Path(recsys.__file__).resolve().parent.parent
-    return pr if (pr / 'settings.ini').exists() else r
-
-def _read_nb(path) -> dict | None:
-    try: return json.loads(Path(path).read_text(encoding='utf-8'))
-    except (OSError, ValueError): return None
 
 # %% ../nbs/07a_report_plan.ipynb #03def24e
 def _has_parameters_cell(nb: dict) -> bool:
@@ -35,11 +22,11 @@ def _has_parameters_cell(nb: dict) -> bool:
 
 def discover_notebooks(nbs_dir=None) -> dict[str, Path]:
     "Report notebooks in `nbs_dir` (default `<project>/nbs`): `name -> path` for every `*.ipynb` with a `parameters` cell."
-    nbs_dir = Path(nbs_dir) if nbs_dir else _root() / 'nbs'
+    nbs_dir = Path(nbs_dir) if nbs_dir else checkout_root() / 'nbs'
     out = {}
     for p in sorted(nbs_dir.glob('*.ipynb')):
         if p.name.startswith(('.', '_')): continue
-        nb = _read_nb(p)
+        nb = read_notebook(p)
         if nb is None: warnings.warn(f'{p}: not a readable notebook; left out of the run', stacklevel=2); continue
         if _has_parameters_cell(nb): out[p.stem] = p
     return out
@@ -49,7 +36,7 @@ def notebook_parameters(path) -> dict[str, str]:
     """The names assigned in the notebook's `parameters` cell, with their default's source text. Read with `ast`
     (papermill's own inspection skips lines it cannot parse, such as `n = 5_000`); papermill's as a fallback."""
     import ast
-    nb = _read_nb(path) or {}
+    nb = read_notebook(path) or {}
     cell = next((c for c in nb.get('cells', []) if 'parameters' in (c.get('metadata') or {}).get('tags', [])), None)
     src = ''.join(cell.get('source', '')) if cell else ''
     try: tree = ast.parse(src)
@@ -66,7 +53,7 @@ def notebook_parameters(path) -> dict[str, str]:
 # %% ../nbs/07a_report_plan.ipynb #bac6ebd9
 def _fingerprint_nb(path) -> str:
     "A hash of the notebook's cell sources (outputs and metadata do not count)."
-    nb = _read_nb(path) or {}
+    nb = read_notebook(path) or {}
     src = [(c.get('cell_type'), ''.join(c.get('source', ''))) for c in nb.get('cells', [])]
     return hashlib.sha256(json.dumps(src).encode()).hexdigest()[:16]
 
@@ -367,7 +354,7 @@ def plan_jobs(run_dir, dataset: str = 'synthetic', scale: str = 'small', seed: i
     run_dir = Path(run_dir)
     nbs = discover_notebooks(nbs_dir)
     if not nbs:
-        raise RecsysDataError(f'no report notebooks (a cell tagged "parameters") in {nbs_dir or _root() / "nbs"}',
+        raise RecsysDataError(f'no report notebooks (a cell tagged "parameters") in {nbs_dir or checkout_root() / "nbs"}',
                               fix='run from the project folder, or pass --nbs DIR')
     grid = _check_grid(dict(grid or {}))
     unknown = sorted(set(grid) - set(nbs))
@@ -405,21 +392,5 @@ def data_fingerprint(dataset) -> str | None:
 # %% ../nbs/07a_report_plan.ipynb #0a45b5f1
 def is_done(job: Job) -> bool:
     "True when the job's folder holds a completion marker with the job's fingerprint."
-    rec = _read_json(job.out_dir / '_done.json')
+    rec = read_json(job.out_dir / '_done.json')
     return bool(rec) and rec.get('fingerprint') == job.fingerprint and (job.out_dir / 'notebook.ipynb').exists()
-
-def _read_json(p) -> dict | None:
-    try: return json.loads(Path(p).read_text())
-    except (OSError, ValueError): return None
-
-# %% ../nbs/07a_report_plan.ipynb #f3647441
-def _now() -> str: return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')
-
-def _readable(path) -> Path:
-    "Give a file written by `atomic_write` (mode 0600) the usual permissions, so a web server can serve the run."
-    um = os.umask(0); os.umask(um)
-    os.chmod(path, 0o666 & ~um); return Path(path)
-
-def _write_json(path, obj):
-    with atomic_write(path) as f: json.dump(obj, f, indent=2, default=str)
-    _readable(path)

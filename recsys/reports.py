@@ -8,12 +8,12 @@ from __future__ import annotations
 import argparse, json, os, time, warnings
 from pathlib import Path
 
-from .core import (RecsysDataError, check_writable, cli_errors, cli_parser, git_commit, machine_info, positive_int,
-                         prepare_output, seed_int, versions)
+from .core import (RecsysDataError, checkout_root, check_writable, cli_errors, cli_parser, git_commit, machine_info, positive_int,
+                         prepare_output, seed_int, utc_now, versions, write_json)
 from .report_plan import (
     DEPENDS, FEATURES, NEEDS, NA, SCALES, discover_notebooks, notebook_parameters, fixture_notebook, demo_notebooks,
     dependencies, topo_order, dataset_features, not_applicable, load_grid, expand_grid, params_slug, run_name, Job,
-    plan_jobs, data_fingerprint, is_done, _norm_dataset, _now, _root, _write_json)
+    plan_jobs, data_fingerprint, is_done, _norm_dataset)
 from .report_jobs import (
     LIBRARY_DIRECTIVES, kernel_env, cell_directives, is_test_only, is_library_cell, report_view, notebook_html, run_job,
     prepare_data, job_priorities, _cached_record, _na_record, _run_jobs, _run_lock, _triage)
@@ -47,7 +47,7 @@ _all_ = ['DEPENDS', 'FEATURES', 'NEEDS', 'NA', 'SCALES', 'discover_notebooks', '
 def _run_dir(dataset: str, scale: str, seed: int, out=None) -> Path:
     "The run folder: `out`, else `$RECSYS_REPORTS_DIR` (default `<project>/reports`) / the run's name."
     if out: return Path(out).resolve()
-    return (Path(os.environ.get('RECSYS_REPORTS_DIR') or _root() / 'reports') / run_name(dataset, scale, seed)).resolve()
+    return (Path(os.environ.get('RECSYS_REPORTS_DIR') or checkout_root() / 'reports') / run_name(dataset, scale, seed)).resolve()
 
 # %% ../nbs/07_reports.ipynb #966909af
 def _shown_jobs(plan: list[Job], records: dict, replan) -> list[Job]:
@@ -64,7 +64,7 @@ def _run_record(run_dir: Path, settings: dict, plan: list[Job], shown: list[Job]
     "What `run.json` holds: the run's `settings`, where and when, the counts by status, the versions, the machine and the shown jobs' records."
     ordered = [{**records[j.key], 'key': j.key, 'dir': f'{j.notebook}/{j.slug}', 'deps': j.deps} for j in shown]
     counts = {s: sum(r['status'] == s for r in ordered) for s in ('ok', 'cached', NA, 'failed', 'skipped')}
-    root = _root()
+    root = checkout_root()
     return {'run': run_dir.name, 'run_dir': str(run_dir), **settings, 'nbs_dir': str(Path(nbs_dir or root / 'nbs').resolve()),
             'started': started, 'wall_s': wall_s, 'counts': counts, 'prepare': prepare, 'versions': versions(),
             'git_commit': git_commit(root), 'machine': machine_info(), 'depends': {j.notebook: j.deps for j in plan}, 'records': ordered}
@@ -72,7 +72,7 @@ def _run_record(run_dir: Path, settings: dict, plan: list[Job], shown: list[Job]
 # %% ../nbs/07_reports.ipynb #6b0d13ac
 def _write_pages(run_dir: Path, run: dict, screenshot: bool = True) -> tuple[Path, str | None]:
     "Write `run.json` and `index.html`; with `screenshot` and Chromium at hand, `index.png` too. Returns the index and the screenshot."
-    _write_json(run_dir / 'run.json', run)
+    write_json(run_dir / 'run.json', run)
     index, shot = build_index(run_dir), None
     if screenshot and find_chromium():
         try: shot = browser_check(index, screenshot=run_dir / 'index.png').get('screenshot')
@@ -86,7 +86,7 @@ def run_reports(dataset: str = 'synthetic', scale: str = 'small', seed: int = 42
                 prepare: bool = True, screenshot: bool = True, show_progress: bool | None = None, needs: dict | None = None) -> dict:
     """Run the report notebooks as papermill jobs; write `<run>/index.html`; return the run's summary.
     Workers are spawned processes: in a script, call this under `if __name__ == '__main__':`."""
-    t0, started = time.time(), _now()
+    t0, started = time.time(), utc_now()
     dataset = _norm_dataset(dataset, scale)
     run_dir = _run_dir(dataset, scale, seed, out)
     if grid is not None and not isinstance(grid, dict): grid = load_grid(grid)
