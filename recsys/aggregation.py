@@ -17,11 +17,11 @@ import scipy.sparse as sp
 from pyarrow import csv as pacsv
 
 from .core import RecsysDataError
-from .interactions import Interactions, _empty_like, _id_strings
-from .readers import INDITEX_CSV_TYPES, _csv_error, _open_zip_csv
+from .interactions import Interactions, empty_csr, id_strings
+from .readers import INDITEX_CSV_TYPES, csv_error, open_zip_csv
 
 # %% auto #0
-__all__ = ['KEYS', 'BATCH_ROWS', 'aggregate']
+__all__ = ['KEYS', 'BATCH_ROWS', 'event_batches', 'aggregate']
 
 # %% ../nbs/01f_aggregation.ipynb #9b556f0c
 KEYS = ('user_or_session', 'session', 'user')
@@ -343,7 +343,7 @@ def _build(pairs: dict, rkind, rids, items, meta=None) -> Interactions:
         else: m = sp.csr_matrix((data, col, indptr), shape=(R, I))
         m.has_sorted_indices = True
         return m
-    zeros = lambda: _empty_like((R, I))
+    zeros = lambda: empty_csr((R, I))
     pop = lambda f: pairs.pop(f, None)              # free each reduced array once its matrix exists
     views = csr(pop('v'), np.float32)
     c = pop('c'); carts = csr(c, np.float32) if c.any() else zeros(); del c
@@ -363,7 +363,7 @@ def _build(pairs: dict, rkind, rids, items, meta=None) -> Interactions:
     country = per_row(pop('country'), np.maximum, -1).astype(np.int32)
     uid = per_row(pop('uid'), np.fmax, np.nan)
     uid[rkind == 0] = rids[rkind == 0]
-    keys = np.concatenate([_id_strings('u_', rids[rkind == 0]), _id_strings('s_', rids[rkind == 1])]) if R else np.array([], str)
+    keys = np.concatenate([id_strings('u_', rids[rkind == 0]), id_strings('s_', rids[rkind == 1])]) if R else np.array([], str)
     return Interactions(keys=keys, items=items, views=views, carts=carts, purchases=purch, ratings=ratings,
                         first_ts=first, last_ts=last, user_id=uid, country=country, meta=dict(meta or {}))
 
@@ -372,7 +372,7 @@ _EVENT_COLS = ('session_id', 'user_id', 'partnumber', 'item_id', 'timestamp_loca
                'rating', 'country')
 BATCH_ROWS = 1 << 20
 
-def _iter_batches(events, batch_rows: int = BATCH_ROWS):
+def event_batches(events, batch_rows: int = BATCH_ROWS):
     """Yield (loader, file name): calling the loader returns one record batch. A parquet file is split by row group,
     each read by the worker that reduces it (so reading runs in parallel too); other inputs stream batch by batch."""
     if isinstance(events, (str, Path)):
@@ -413,7 +413,7 @@ def _parquet_batches(p: Path, batch_rows: int):
 def _csv_batches(p: Path, batch_rows: int):
     "(loader, file) per block of a CSV (.csv, .csv.gz, or the one CSV inside a .zip), ids read leniently as floats."
     if p.stat().st_size == 0: raise RecsysDataError('empty file (0 bytes)', file=str(p), fix='re-export the file')
-    src = _open_zip_csv(p) if p.suffix == '.zip' else p
+    src = open_zip_csv(p) if p.suffix == '.zip' else p
     try:
         relaxed = {c: pa.float64() if pa.types.is_integer(t) else t for c, t in INDITEX_CSV_TYPES.items()}
         reader = pacsv.open_csv(src, read_options=pacsv.ReadOptions(block_size=64 << 20),
@@ -422,7 +422,7 @@ def _csv_batches(p: Path, batch_rows: int):
         for b in reader:
             n += b.num_rows
             yield (lambda b=b: b), str(p)
-    except pa.ArrowInvalid as e: raise _csv_error(e, p) from None
+    except pa.ArrowInvalid as e: raise csv_error(e, p) from None
     if n == 0: raise RecsysDataError('empty file (header only, no rows)', file=str(p), fix='re-export the file')
 
 # %% ../nbs/01f_aggregation.ipynb #e985ca6b
@@ -466,7 +466,7 @@ def aggregate(events, key: str = 'user_or_session', event_map: dict | None = Non
         if len(parts) % 8 == 0: _trim()
     with ThreadPoolExecutor(workers) as ex:
         try:
-            for load, file in _iter_batches(events, batch_rows):
+            for load, file in event_batches(events, batch_rows):
                 pending.append(ex.submit(work, load, file))
                 while len(pending) > workers: collect(pending.popleft())
             while pending: collect(pending.popleft())

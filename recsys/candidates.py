@@ -15,6 +15,7 @@ import scipy.sparse as sp
 from fastcore.basics import patch
 
 from .core import RecsysDataError, atomic_write
+from .arrays import pair_keys, ragged_ranges
 
 # %% auto #0
 __all__ = ['CAND_COLUMNS', 'COVIS_KINDS', 'SOURCE_FILES', 'generate', 'top_k_per_session', 'shown_candidates', 'session_matrix',
@@ -246,14 +247,6 @@ def group_candidates(row_session, row_item, n_sessions: int, item_group, item_va
     C = (G @ T).tocoo()
     return top_k_per_session(C.row, C.col, C.data, k)
 
-# %% ../nbs/06c_candidates.ipynb #32afab88
-def _ragged(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    "Concatenated ranges [starts[j], starts[j] + lengths[j]) as one index array (no loop)."
-    lengths = np.asarray(lengths, np.int64)
-    if lengths.sum() == 0: return np.zeros(0, np.int64)
-    offs = np.repeat(np.cumsum(lengths) - lengths, lengths)
-    return np.repeat(np.asarray(starts, np.int64), lengths) + np.arange(lengths.sum()) - offs
-
 # %% ../nbs/06c_candidates.ipynb #4cfcd1e4
 def history_candidates(train_user, train_item, train_cart, session_user, n_items: int, k: int = 50,
                        cart_weight: float = 9.0) -> pd.DataFrame:
@@ -286,7 +279,7 @@ def popularity_candidates(train_item, n_items: int, n_sessions: int, k: int = 50
     code = np.searchsorted(groups, sg); code = np.clip(code, 0, max(groups.size - 1, 0))
     seen = (groups.size > 0) & (groups[code] == sg) if groups.size else np.zeros(n_sessions, bool)
     L = np.where(seen, length[code] if groups.size else 0, 0)
-    idx = _ragged(start[code] if groups.size else np.zeros(n_sessions, np.int64), L)
+    idx = ragged_ranges(start[code] if groups.size else np.zeros(n_sessions, np.int64), L)
     return _frame(np.repeat(np.arange(n_sessions), L), top['item'].to_numpy()[idx], top['score'].to_numpy()[idx],
                   top['rank'].to_numpy()[idx])
 
@@ -302,19 +295,16 @@ def als_candidates(model, user_items, k: int = 50, filter_seen: bool = False) ->
     ses = np.repeat(np.arange(X.shape[0]), ok.sum(1))
     return top_k_per_session(ses, ids[ok], sc[ok], k)
 
-# %% ../nbs/06c_candidates.ipynb #a046f0c1
-def _pair_keys(session, item) -> np.ndarray: return np.asarray(session, np.int64) * (1 << 32) + np.asarray(item, np.int64)
-
 # %% ../nbs/06c_candidates.ipynb #fa2e025a
 def recall_at_k(cands: dict, labels: pd.DataFrame, ks=(20, 50, 100)) -> pd.DataFrame:
     "Share of `labels` (columns session, item) inside each source's top K and inside the union of them; mean candidates."
-    lab = np.unique(_pair_keys(labels['session'], labels['item'])); n_s = max(pd.unique(labels['session']).size, 1)
+    lab = np.unique(pair_keys(labels['session'], labels['item'])); n_s = max(pd.unique(labels['session']).size, 1)
     lab_s = set(np.asarray(labels['session']).tolist())
     out = {}
     for K in ks:
         union = []
         for name, c in cands.items():
-            c = c[c['rank'] < K]; key = np.unique(_pair_keys(c['session'], c['item'])); union.append(key)
+            c = c[c['rank'] < K]; key = np.unique(pair_keys(c['session'], c['item'])); union.append(key)
             in_lab = np.isin(c['session'].to_numpy(), list(lab_s))
             out.setdefault(name, {})[f'recall@{K}'] = np.isin(lab, key).mean() if lab.size else np.nan
             out[name][f'cands@{K}'] = in_lab.sum() / n_s
@@ -329,11 +319,11 @@ def merge_candidates(cands: dict, max_rank: int | None = None) -> pd.DataFrame:
     """One row per (session, item) proposed by any source (rank < `max_rank`), sorted, with `{source}_score` (0 where absent),
     `{source}_rank` (NaN where absent), `{source}_{extra}` for a source's extra columns (NaN where absent) and `n_sources`."""
     parts = {n: (c if max_rank is None else c[c['rank'] < max_rank]) for n, c in cands.items()}
-    keys = np.unique(np.concatenate([_pair_keys(c['session'], c['item']) for c in parts.values()] or [np.zeros(0, np.int64)]))
+    keys = np.unique(np.concatenate([pair_keys(c['session'], c['item']) for c in parts.values()] or [np.zeros(0, np.int64)]))
     out = {'session': (keys >> 32).astype(np.int64), 'item': (keys & 0xFFFFFFFF).astype(np.int32)}
     n_src = np.zeros(keys.size, np.int16)
     for n, c in parts.items():
-        pos = np.searchsorted(keys, _pair_keys(c['session'], c['item']))
+        pos = np.searchsorted(keys, pair_keys(c['session'], c['item']))
         sc = np.zeros(keys.size, np.float32); sc[pos] = c['score'].to_numpy()
         rk = np.full(keys.size, np.nan, np.float32); rk[pos] = c['rank'].to_numpy()
         out[f'{n}_score'], out[f'{n}_rank'] = sc, rk; n_src[pos] += 1
@@ -345,26 +335,26 @@ def merge_candidates(cands: dict, max_rank: int | None = None) -> pd.DataFrame:
 # %% ../nbs/06c_candidates.ipynb #650118f3
 def label_candidates(merged: pd.DataFrame, labels: pd.DataFrame) -> np.ndarray:
     "Whether each (session, item) row of `merged` is a label (a 0/1 int array, the ranker's target)."
-    return np.isin(_pair_keys(merged['session'], merged['item']), _pair_keys(labels['session'], labels['item'])).astype(np.int8)
+    return np.isin(pair_keys(merged['session'], merged['item']), pair_keys(labels['session'], labels['item'])).astype(np.int8)
 
 # %% ../nbs/06c_candidates.ipynb #020fce52
 def event_rows(events, cat_items, batch_rows: int = 1 << 21) -> dict:
     """Training events (an Arrow table or an iterable of tables/record batches, e.g. `ValidationSplit.history_batches()`)
     as arrays: session, item (position in the sorted `cat_items`), time (ms; the row's position where the file has no
     times), cart, user (-1 = anonymous). Rows of products outside `cat_items` are dropped."""
-    from recsys.sessions import _int64, _positions_in, _times_ms
+    from recsys.arrays import int64_column, local_times_ms, positions_in
     import pyarrow as pa
     cat_items = np.asarray(cat_items, np.int64)
     batches = events.to_batches(max_chunksize=batch_rows) if isinstance(events, pa.Table) else events
     parts, off = [], 0
     for b in batches:
         t = b if isinstance(b, pa.Table) else pa.Table.from_batches([b])
-        ci = _positions_in(cat_items, _int64(t['partnumber'], 'partnumber')); ok = ci >= 0
-        ts = _times_ms(t)
+        ci = positions_in(cat_items, int64_column(t['partnumber'], 'partnumber')); ok = ci >= 0
+        ts = local_times_ms(t)
         ts = np.arange(off, off + t.num_rows, dtype=np.int64) if ts is None else ts
-        u = _int64(t['user_id'], 'user_id', nullable=True) if 'user_id' in t.column_names else np.full(t.num_rows, np.nan)
-        cart = (_int64(t['add_to_cart'], 'add_to_cart') > 0) if 'add_to_cart' in t.column_names else np.zeros(t.num_rows, bool)
-        parts.append(dict(session=_int64(t['session_id'], 'session_id')[ok], item=ci[ok].astype(np.int32), time=ts[ok],
+        u = int64_column(t['user_id'], 'user_id', nullable=True) if 'user_id' in t.column_names else np.full(t.num_rows, np.nan)
+        cart = (int64_column(t['add_to_cart'], 'add_to_cart') > 0) if 'add_to_cart' in t.column_names else np.zeros(t.num_rows, bool)
+        parts.append(dict(session=int64_column(t['session_id'], 'session_id')[ok], item=ci[ok].astype(np.int32), time=ts[ok],
                           cart=cart[ok], user=np.nan_to_num(u, nan=-1).astype(np.int64)[ok]))
         off += t.num_rows
     keys = ('session', 'item', 'time', 'cart', 'user')

@@ -18,7 +18,7 @@ from pyarrow import csv as pacsv
 
 from .core import (HelpWithDefaults, RecsysDataError, atomic_dir, derive_seed, file_fingerprint, positive_int,
                          prepare_output, progress, seed_int)
-from .readers import _open_zip_csv
+from .readers import open_zip_csv
 from .synth import TEST_SCHEMA, TRAIN_SCHEMA
 from .task import challenge_test
 
@@ -84,7 +84,7 @@ class LogFile:
         else: self.n_rows, self.names = None, self._csv_names()
 
     def _src(self):
-        return _open_zip_csv(self.path) if self.path.suffix == '.zip' else self.path
+        return open_zip_csv(self.path) if self.path.suffix == '.zip' else self.path
 
 # %% ../nbs/01c_convert.ipynb #104d6d7d
 @patch

@@ -14,11 +14,11 @@ import pyarrow.parquet as pq
 
 from .core import HelpWithDefaults, RecsysDataError, atomic_dir, cli_errors, cli_parser, prepare_output
 from .readers import (
-    INDITEX_CSV_TYPES, PRODUCT_COLUMNS, RETAILROCKET_EVENTS, TEST_COLUMNS, TRAIN_COLUMNS, USER_COLUMNS, _open_zip_csv,
-    _pickle_refused, convert_products_pickle, product_embeddings, products_to_arrow, read_event_log, read_products,
+    INDITEX_CSV_TYPES, PRODUCT_COLUMNS, RETAILROCKET_EVENTS, TEST_COLUMNS, TRAIN_COLUMNS, USER_COLUMNS, open_zip_csv,
+    pickle_refused, convert_products_pickle, product_embeddings, products_to_arrow, read_event_log, read_products,
     read_table, read_test, read_train, read_users, validate_events, validate_products, validate_users)
 from .interactions import EVENT_TYPES, INTERACTIONS_FORMAT, Interactions
-from .aggregation import BATCH_ROWS, KEYS, _iter_batches, aggregate
+from .aggregation import BATCH_ROWS, KEYS, event_batches, aggregate
 from .datasets import (
     AGGREGATION_VERSION, ML100K_SHA256, ML100K_URL, DataUnavailableError, RecsysDataset, dataset_files,
     download_movielens_100k, load_dataset, load_movielens_100k, movielens_interactions)
@@ -31,7 +31,7 @@ __all__ = ['check_dataset', 'ingest_main', 'TRAIN_COLUMNS', 'TEST_COLUMNS', 'IND
            'validate_users', 'read_users', 'read_event_log', 'users_view', 'INTERACTIONS_FORMAT', 'EVENT_TYPES',
            'Interactions', 'KEYS', 'BATCH_ROWS', 'aggregate', 'AGGREGATION_VERSION', 'ML100K_URL', 'ML100K_SHA256',
            'DataUnavailableError', 'download_movielens_100k', 'load_movielens_100k', 'movielens_interactions',
-           'RecsysDataset', 'dataset_files', 'load_dataset', '_open_zip_csv', '_iter_batches']
+           'RecsysDataset', 'dataset_files', 'load_dataset', 'open_zip_csv', 'event_batches']
 
 # %% ../nbs/01_ingest.ipynb #bfd4a134
 _all_ = ['TRAIN_COLUMNS', 'TEST_COLUMNS', 'INDITEX_CSV_TYPES', 'PRODUCT_COLUMNS', 'USER_COLUMNS', 'RETAILROCKET_EVENTS',
@@ -40,7 +40,7 @@ _all_ = ['TRAIN_COLUMNS', 'TEST_COLUMNS', 'INDITEX_CSV_TYPES', 'PRODUCT_COLUMNS'
          'read_event_log', 'users_view', 'INTERACTIONS_FORMAT', 'EVENT_TYPES', 'Interactions', 'KEYS', 'BATCH_ROWS',
          'aggregate', 'AGGREGATION_VERSION', 'ML100K_URL', 'ML100K_SHA256', 'DataUnavailableError',
          'download_movielens_100k', 'load_movielens_100k', 'movielens_interactions', 'RecsysDataset', 'dataset_files',
-         'load_dataset', '_open_zip_csv', '_iter_batches']
+         'load_dataset', 'open_zip_csv', 'event_batches']
 
 # %% ../nbs/01_ingest.ipynb #d9862df9
 def check_dataset(d) -> dict:
@@ -106,7 +106,7 @@ def ingest_main(argv=None):
         print(json.dumps(check_dataset(d), indent=1))
     elif args.cmd == 'convert-products':
         out = Path(args.out) if args.out else Path(args.pkl).with_suffix('.parquet')
-        if not args.trust: raise _pickle_refused(args.pkl)
+        if not args.trust: raise pickle_refused(args.pkl)
         out = prepare_output(out, 'a products parquet file', own=_is_products_parquet, force=args.force, inputs=[args.pkl])
         print(convert_products_pickle(args.pkl, out, trust=args.trust))
     else:

@@ -19,17 +19,19 @@ from fastcore.basics import patch
 from .core import RecsysDataError, atomic_write
 
 # %% auto #0
-__all__ = ['INTERACTIONS_FORMAT', 'EVENT_TYPES', 'row_code', 'row_kind', 'row_id', 'key_strings', 'key_codes', 'Interactions']
+__all__ = ['INTERACTIONS_FORMAT', 'EVENT_TYPES', 'empty_csr', 'id_strings', 'row_code', 'row_kind', 'row_id', 'key_strings',
+           'key_codes', 'Interactions']
 
 # %% ../nbs/01e_interactions.ipynb #6c00bf55
 INTERACTIONS_FORMAT = 'recsys.interactions/1'
 EVENT_TYPES = ('views', 'carts', 'purchases')
 
-def _empty_like(shape, dtype=np.float32) -> sp.csr_matrix:
+def empty_csr(shape, dtype=np.float32) -> sp.csr_matrix:
+    "An all-zero CSR matrix of `shape` (no stored entries): the count matrix of a kind of event a log lacks."
     return sp.csr_matrix(shape, dtype=dtype)
 
 # %% ../nbs/01e_interactions.ipynb #1e6c3222
-def _id_strings(prefix: str, ids) -> np.ndarray:
+def id_strings(prefix: str, ids) -> np.ndarray:
     "Vectorised `prefix + str(id)` for non-negative int64 ids, as a NumPy unicode array (no Python loop per id)."
     ids = np.asarray(ids, dtype=np.int64); P = len(prefix)
     if len(ids) == 0: return np.array([], dtype=f'<U{P + 1}')
@@ -61,7 +63,7 @@ def row_id(codes) -> np.ndarray:
 def key_strings(codes) -> np.ndarray:
     "The keys ('u_<id>' / 's_<id>') of row codes, in their order (vectorised, no Python loop per row)."
     codes = np.asarray(codes, dtype=np.int64); s = row_kind(codes).astype(bool)
-    u, v = _id_strings('u_', row_id(codes[~s])), _id_strings('s_', row_id(codes[s]))
+    u, v = id_strings('u_', row_id(codes[~s])), id_strings('s_', row_id(codes[s]))
     out = np.empty(len(codes), dtype=f'<U{max(u.dtype.itemsize, v.dtype.itemsize) // 4}')
     out[~s], out[s] = u, v
     return out
@@ -129,7 +131,7 @@ class Interactions:
         self.items = np.asarray(self.items, dtype=np.int64)
         shape = (len(self.keys), len(self.items))
         def _checked(m, dtype):
-            if m is None: return _empty_like(shape, dtype)
+            if m is None: return empty_csr(shape, dtype)
             m = sp.csr_matrix(m, dtype=dtype)
             if m.shape != shape:
                 raise RecsysDataError(f'matrix shape {m.shape} does not match {len(self.keys)} keys x {len(self.items)} items')
@@ -244,7 +246,7 @@ def _read_keys(rows: pa.Table) -> np.ndarray:
     if 'kind' in rows.column_names:
         kind, rid = rows['kind'].to_numpy(), rows['id'].to_numpy()
         if (np.diff(kind) >= 0).all():
-            return np.concatenate([_id_strings('u_', rid[kind == 0]), _id_strings('s_', rid[kind == 1])])
+            return np.concatenate([id_strings('u_', rid[kind == 0]), id_strings('s_', rid[kind == 1])])
     return rows['key'].to_numpy(zero_copy_only=False).astype(str) if rows.num_rows else np.array([], dtype=str)
 
 # %% ../nbs/01e_interactions.ipynb #6b7d3cc4

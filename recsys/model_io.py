@@ -19,10 +19,11 @@ from .ingest import Interactions, read_products, read_test
 from .als import ALSModel
 from .eda import load_segments
 from .task import load_target
-from .sessions import MODEL_FORMAT, SessionModel, Sessions, _int64
+from .arrays import int64_column
+from .sessions import MODEL_FORMAT, SessionModel, Sessions
 
 # %% auto #0
-__all__ = ['save_model', 'load_model', 'write_predictions', 'validate_predictions']
+__all__ = ['save_model', 'load_model', 'write_predictions', 'catalogue_partnumbers', 'validate_predictions']
 
 # %% ../nbs/06e_model_io.ipynb #0d010b4b
 _json_ready = json_ready          # the one strict-JSON conversion (recsys.core); the old name stays for importers
@@ -110,11 +111,11 @@ def _session_ids_of(test) -> np.ndarray:
     "Test session ids from `Sessions`, test events, a test file path or an array of ids."
     if isinstance(test, Sessions): return test.session_id
     if isinstance(test, (str, Path)): test = read_test(test)
-    if isinstance(test, pa.Table): return np.unique(_int64(test['session_id'], 'session_id'))
+    if isinstance(test, pa.Table): return np.unique(int64_column(test['session_id'], 'session_id'))
     if isinstance(test, pd.DataFrame): return np.unique(test['session_id'].to_numpy(np.int64))
     return np.unique(np.asarray(test, np.int64))
 
-def _partnumbers_of(products) -> np.ndarray:
+def catalogue_partnumbers(products) -> np.ndarray:
     "Catalogue partnumbers from products (frame or path) or an array of partnumbers."
     if isinstance(products, (str, Path)): products = read_products(products)
     if isinstance(products, pd.DataFrame): return np.unique(products['partnumber'].to_numpy(np.int64))
@@ -126,7 +127,7 @@ def validate_predictions(path, test, products, K: int = 5) -> dict:
     (`products`: products, a path or partnumbers); returns a summary or raises `RecsysDataError`."""
     path = Path(path)
     tgt = load_target(path)                           # the file's envelope, checked as recsys-score checks it
-    want, known = _session_ids_of(test), _partnumbers_of(products)
+    want, known = _session_ids_of(test), catalogue_partnumbers(products)
     bad_keys = [k for k in tgt if not k.strip().lstrip('-').isdigit()]
     if bad_keys: raise RecsysDataError('session keys must be integers', file=str(path), n_bad=len(bad_keys), example=bad_keys[0])
     got = np.array([int(k) for k in tgt], np.int64)

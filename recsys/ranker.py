@@ -14,7 +14,8 @@ import scipy.sparse as sp
 from fastcore.basics import patch
 
 from .core import RecsysDataError, atomic_write, derive_seed
-from .candidates import _pair_keys, _ragged, label_candidates, merge_candidates, top_k_per_session
+from .arrays import int64_column, pair_dots, pair_keys, pair_values, positions_in, ragged_ranges
+from .candidates import label_candidates, merge_candidates, top_k_per_session
 from .metrics import per_user_metrics
 
 # %% auto #0
@@ -35,14 +36,14 @@ def _group_match(cs, ci, row_session, row_item, item_group) -> np.ndarray:
     g = np.asarray(item_group, np.int64); rs = np.asarray(row_session, np.int64); rg = g[np.asarray(row_item, np.int64)]
     n_rows = np.bincount(rs, minlength=int(cs.max(initial=0)) + 1)
     ok = rg >= 0
-    keys, counts = np.unique(_pair_keys(rs[ok], rg[ok]), return_counts=True)
-    share = _lookup_values(keys, counts.astype(np.float64), _pair_keys(cs, np.maximum(g[ci], 0))) / np.maximum(n_rows[cs], 1)
+    keys, counts = np.unique(pair_keys(rs[ok], rg[ok]), return_counts=True)
+    share = _lookup_values(keys, counts.astype(np.float64), pair_keys(cs, np.maximum(g[ci], 0))) / np.maximum(n_rows[cs], 1)
     return np.where(g[ci] >= 0, share, np.nan)
 
 # %% ../nbs/06d_ranker.ipynb #56b86213
 def _embedding_similarity(cs, ci, row_session, row_item, X, present, chunk: int = 1_000_000) -> tuple[np.ndarray, np.ndarray]:
     "(max, mean) cosine of each candidate to its session's distinct shown items with an embedding; NaN where undefined."
-    key = np.unique(_pair_keys(row_session, row_item))
+    key = np.unique(pair_keys(row_session, row_item))
     ss, si = key >> 32, key & 0xFFFFFFFF
     ok = present[si]; ss, si = ss[ok], si[ok]
     n_sess = int(max(cs.max(initial=0), ss.max(initial=0))) + 1
@@ -54,7 +55,7 @@ def _embedding_similarity(cs, ci, row_session, row_item, X, present, chunk: int 
     for hi in np.unique(np.r_[np.minimum(bounds, cs.size), cs.size]):
         rows = np.arange(lo, hi); Lr = L[lo:hi]; lo = hi
         if Lr.sum() == 0: continue
-        idx = _ragged(start[cs[rows]], Lr)
+        idx = ragged_ranges(start[cs[rows]], Lr)
         sim = np.einsum('ij,ij->i', X[np.repeat(ci[rows], Lr)], X[si[idx]])
         has = Lr > 0; off = (np.cumsum(Lr) - Lr)[has]
         mx[rows[has]] = np.maximum.reduceat(sim, off); mean[rows[has]] = np.add.reduceat(sim, off) / Lr[has]
@@ -80,12 +81,12 @@ def candidate_features(merged: pd.DataFrame, row_session, row_item, *, stats: pd
     if embeddings is not None:
         out['emb_max'], out['emb_mean'] = _embedding_similarity(cs, ci, rs, ri, *embeddings)
     out['sess_rows'] = np.bincount(rs, minlength=n_sess)[cs]
-    out['sess_items'] = np.bincount(np.unique(_pair_keys(rs, ri)) >> 32, minlength=n_sess)[cs]
+    out['sess_items'] = np.bincount(np.unique(pair_keys(rs, ri)) >> 32, minlength=n_sess)[cs]
     if row_pagetype is not None:
         other = ~np.isin(np.asarray(row_pagetype, np.float64), [24.0]) & ~np.isnan(np.asarray(row_pagetype, np.float64))
         out['pagetype_session'] = np.bincount(rs[other], minlength=n_sess)[cs]
-        keys, cnt = np.unique(_pair_keys(rs[other], ri[other]), return_counts=True)
-        out['pagetype_item'] = _lookup_values(keys, cnt.astype(np.float64), _pair_keys(cs, ci))
+        keys, cnt = np.unique(pair_keys(rs[other], ri[other]), return_counts=True)
+        out['pagetype_item'] = _lookup_values(keys, cnt.astype(np.float64), pair_keys(cs, ci))
     if session_info is not None:
         for c in session_info.columns: out[f'sess_{c}'] = np.asarray(session_info[c], np.float64)[cs]
     return out
@@ -238,13 +239,12 @@ def ablation(make_ranker, train: tuple, valid: tuple | None, score, features: li
 # %% ../nbs/06d_ranker.ipynb #659a2d6b
 def session_extras(events, sessions) -> tuple[np.ndarray, np.ndarray]:
     "(page type per row, device per session) of `events`, the table `sessions` was read from (rows in the same order)."
-    from recsys.sessions import _int64
     n_rows = len(sessions.row_item)
     if events is None or events.num_rows != n_rows: return np.full(n_rows, np.nan), np.full(len(sessions), np.nan)
-    pt = (_int64(events['pagetype'], 'pagetype', nullable=True) if 'pagetype' in events.column_names else np.full(n_rows, np.nan))
+    pt = (int64_column(events['pagetype'], 'pagetype', nullable=True) if 'pagetype' in events.column_names else np.full(n_rows, np.nan))
     dev = np.full(len(sessions), np.nan)
     if 'device_type' in events.column_names:
-        np.fmax.at(dev, sessions.row_session, _int64(events['device_type'], 'device_type', nullable=True))
+        np.fmax.at(dev, sessions.row_session, int64_column(events['device_type'], 'device_type', nullable=True))
     return pt, dev
 
 # %% ../nbs/06d_ranker.ipynb #f4326796
@@ -252,14 +252,13 @@ def session_table(model, sources, sessions, events=None, k: int = 50, profile_we
     """(features, candidates by source) for every session of `sessions` (`recsys.sessions.Sessions`, read from `events`):
     the `sources`' candidates plus the session model's blend, restricted to the items the model may recommend, and
     the features of every (session, candidate) row (see above). Rows are sorted by (session, catalogue position)."""
-    from recsys.sessions import FEATURES, _pair_dots, _pair_values, candidates
-    from recsys.sessions import _positions_in
+    from recsys.sessions import FEATURES, candidates
     n, NC = len(sessions), len(model.cat_items)
     if sources.n_items != NC:
         raise RecsysDataError(f'the candidate sources cover {sources.n_items:,} items, the model\'s catalogue {NC:,}',
                               fix='fit the sources on the model\'s catalogue (retrain)')
     lin = candidates(model, sessions, profile_weight)
-    ci = _positions_in(model.cat_items, sessions.row_item); ok = ci >= 0
+    ci = positions_in(model.cat_items, sessions.row_item); ok = ci >= 0
     rs, ri, rt = sessions.row_session[ok], ci[ok], sessions.row_time[ok]
     cands = sources.generate(rs, ri, rt, n, k=k)
     cands['blend'] = top_k_per_session(lin.s, lin.item, lin.score(model.weights), k)
@@ -267,8 +266,8 @@ def session_table(model, sources, sessions, events=None, k: int = 50, profile_we
     merged = merge_candidates(cands)
     ms, mi = merged['session'].to_numpy(np.int64), merged['item'].to_numpy(np.int64)
     mcol = model.item_of_cat[mi]
-    merged['als'] = np.where(mcol >= 0, _pair_dots(lin.U, model.als.item_factors, ms, np.maximum(mcol, 0)), np.nan).astype(np.float32)
-    merged['history'] = np.log1p(_pair_values(lin.P, ms, mcol)).astype(np.float32)
+    merged['als'] = np.where(mcol >= 0, pair_dots(lin.U, model.als.item_factors, ms, np.maximum(mcol, 0)), np.nan).astype(np.float32)
+    merged['history'] = np.log1p(pair_values(lin.P, ms, mcol)).astype(np.float32)
     for f in ('item_rate', 'item_pop'): merged[f] = model.item_stats[f].to_numpy()[mi].astype(np.float32)
     merged['group_pop'] = _lookup_pairs(lin.s, lin.item, lin.F[:, FEATURES.index('group_pop')], ms, mi).astype(np.float32)
     pt, dev = session_extras(events, sessions)
@@ -284,15 +283,14 @@ def session_table(model, sources, sessions, events=None, k: int = 50, profile_we
 # %% ../nbs/06d_ranker.ipynb #6a64a137
 def _lookup_pairs(s, i, v, qs, qi) -> np.ndarray:
     "v at the (s, i) pairs equal to (qs, qi), 0 where absent."
-    return _lookup_values(_pair_keys(s, i), np.asarray(v, np.float64), _pair_keys(qs, qi))
+    return _lookup_values(pair_keys(s, i), np.asarray(v, np.float64), pair_keys(qs, qi))
 
 # %% ../nbs/06d_ranker.ipynb #b0a19bbf
 def table_labels(F: pd.DataFrame, sessions, cat_items, labels: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
     """(0/1 target per row of `F`, labels as (session index, catalogue position)) from labels (session_id, partnumber);
     labels of unknown sessions or products are dropped."""
-    from recsys.sessions import _positions_in
-    L = pd.DataFrame({'session': _positions_in(sessions.session_id, labels['session_id'].to_numpy(np.int64)),
-                      'item': _positions_in(np.asarray(cat_items, np.int64), labels['partnumber'].to_numpy(np.int64))})
+    L = pd.DataFrame({'session': positions_in(sessions.session_id, labels['session_id'].to_numpy(np.int64)),
+                      'item': positions_in(np.asarray(cat_items, np.int64), labels['partnumber'].to_numpy(np.int64))})
     L = L[(L['session'] >= 0) & (L['item'] >= 0)].drop_duplicates().reset_index(drop=True)
     return label_candidates(F, L), L
 

@@ -19,9 +19,9 @@ from .core import RecsysDataError, atomic_write
 
 # %% auto #0
 __all__ = ['TRAIN_COLUMNS', 'TEST_COLUMNS', 'INDITEX_CSV_TYPES', 'PRODUCT_COLUMNS', 'USER_COLUMNS', 'RETAILROCKET_EVENTS',
-           'validate_events', 'read_table', 'read_train', 'read_test', 'validate_products', 'products_to_arrow',
-           'read_products', 'convert_products_pickle', 'product_embeddings', 'validate_users', 'read_users',
-           'read_event_log']
+           'validate_events', 'open_zip_csv', 'read_table', 'csv_error', 'read_train', 'read_test', 'pickle_refused',
+           'validate_products', 'products_to_arrow', 'read_products', 'convert_products_pickle', 'product_embeddings',
+           'validate_users', 'read_users', 'read_event_log']
 
 # %% ../nbs/01d_readers.ipynb #c9ac496f
 TRAIN_COLUMNS = ('session_id', 'date', 'timestamp_local', 'add_to_cart', 'user_id', 'country', 'partnumber',
@@ -128,7 +128,8 @@ def validate_events(table: pa.Table, file=None, kind: str = 'train') -> pa.Table
     return table
 
 # %% ../nbs/01d_readers.ipynb #e2c43568
-def _open_zip_csv(path: Path):
+def open_zip_csv(path: Path):
+    "The one CSV inside the zip at `path`, opened for reading (a `RecsysDataError` unless there is exactly one)."
     z = zipfile.ZipFile(path)
     names = [n for n in z.namelist() if n.lower().endswith('.csv') and not n.startswith('__MACOSX')]
     if len(names) != 1:
@@ -149,22 +150,23 @@ def read_table(path, column_types: dict | None = None) -> pa.Table:
     else:
         types = {**INDITEX_CSV_TYPES, **(column_types or {})}
         def _read(types):
-            src = _open_zip_csv(path) if path.suffix == '.zip' else path
+            src = open_zip_csv(path) if path.suffix == '.zip' else path
             return pacsv.read_csv(src, convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True))
         try: t = _read(types)
         except pa.ArrowInvalid as e:
             try: t = _read({**types, **{c: pa.float64() for c, ty in types.items() if pa.types.is_integer(ty)}})
-            except pa.ArrowInvalid: raise _csv_error(e, path) from None   # the validators say more about floats
+            except pa.ArrowInvalid: raise csv_error(e, path) from None   # the validators say more about floats
     if t.num_rows == 0: raise RecsysDataError('empty file (no rows)', file=str(path), fix='re-export the file')
     return t
 
 # %% ../nbs/01d_readers.ipynb #ae465913
-def _csv_error(e, path) -> RecsysDataError:
+def csv_error(e, path) -> RecsysDataError:
+    "The `RecsysDataError` for Arrow's CSV parse error `e` in `path`: its first line, and the column it names."
     import re
     msg = str(e).splitlines()[0]; col = None
     if m := re.search(r"column #(\d+)", msg):
         with contextlib.suppress(Exception):
-            src = _open_zip_csv(path) if Path(path).suffix == '.zip' else path
+            src = open_zip_csv(path) if Path(path).suffix == '.zip' else path
             col = pacsv.open_csv(src).schema.names[int(m.group(1))]
     elif m := re.search(r"[Cc]olumn '([^']+)'", msg): col = m.group(1)
     return RecsysDataError(f'cannot parse the CSV ({msg})', file=str(path), column=col,
@@ -184,7 +186,8 @@ def read_test(path, validate: bool = True) -> pa.Table:
 # %% ../nbs/01d_readers.ipynb #1c6239df
 PRODUCT_COLUMNS = ('partnumber', 'discount', 'embedding', 'color_id', 'cod_section', 'family')
 
-def _pickle_refused(path) -> RecsysDataError:
+def pickle_refused(path) -> RecsysDataError:
+    "The error for a products pickle: loading one runs code from the file, so the readers refuse and say how to convert."
     return RecsysDataError(
         'refusing to unpickle: loading a pickle runs arbitrary code from the file, so a tampered or untrusted '
         'products.pkl could take over your account', file=str(path),
@@ -283,7 +286,7 @@ def read_products(path, trust: bool = False) -> pd.DataFrame:
     path = Path(path)
     if not path.exists(): raise RecsysDataError('file not found', file=str(path), fix='check the path')
     if path.suffix in ('.pkl', '.pickle'):
-        if not trust: raise _pickle_refused(path)
+        if not trust: raise pickle_refused(path)
         if path.stat().st_size == 0: raise RecsysDataError('empty file (0 bytes)', file=str(path), fix='re-download it')
         df = pd.read_pickle(path)
         return validate_products(df, str(path))
@@ -303,7 +306,7 @@ def read_products(path, trust: bool = False) -> pd.DataFrame:
 # %% ../nbs/01d_readers.ipynb #a5557425
 def convert_products_pickle(pkl, parquet, trust: bool = False) -> Path:
     "One-time conversion of the official `products.pkl` to parquet (embedding as fixed-size list<float32>)."
-    if not trust: raise _pickle_refused(pkl)
+    if not trust: raise pickle_refused(pkl)
     df = read_products(pkl, trust=True)
     with atomic_write(parquet, 'wb') as f: pq.write_table(products_to_arrow(df), f)
     return Path(parquet)
@@ -415,15 +418,15 @@ def _read_log_table(path: Path, want: list, column_names: list | None = None) ->
     if path.suffix == '.parquet': names = pq.read_schema(path).names
     else:
         ro = pacsv.ReadOptions(column_names=column_names) if column_names else pacsv.ReadOptions()
-        names = column_names or pacsv.open_csv(_open_zip_csv(path) if path.suffix == '.zip' else path, read_options=ro).schema.names
+        names = column_names or pacsv.open_csv(open_zip_csv(path) if path.suffix == '.zip' else path, read_options=ro).schema.names
     if missing := [c for c in want if c not in names]:
         raise RecsysDataError(f'missing column{"s" if len(missing) > 1 else ""} {missing}; found {names}', file=file,
                               column=missing[0], fix='pass the right column names to read_event_log')
     if path.suffix == '.parquet': t = pq.read_table(path, columns=want)
     else:
-        src = _open_zip_csv(path) if path.suffix == '.zip' else path
+        src = open_zip_csv(path) if path.suffix == '.zip' else path
         try: t = pacsv.read_csv(src, read_options=ro, convert_options=pacsv.ConvertOptions(include_columns=want))
-        except pa.ArrowInvalid as e: raise _csv_error(e, path) from None
+        except pa.ArrowInvalid as e: raise csv_error(e, path) from None
     if t.num_rows == 0: raise RecsysDataError('empty file (no rows)', file=file, fix='re-download it')
     return t
 

@@ -14,16 +14,16 @@ import pyarrow as pa
 
 from .core import RecsysDataError, Stages, cli_errors, derive_seed, digest, quiet, stages_table
 from .ingest import Interactions, RecsysDataset, aggregate, load_dataset, read_test
-from .aggregation import _iter_batches
+from .aggregation import event_batches
 from .confidence import DEFAULT_ALS, ConfidenceDesign
 from .sessions import (
     BASELINES, CATALOGUE_COLUMNS, DEFAULT_WEIGHTS, FEATURES, MODEL_FORMAT, Candidates, SessionModel, Sessions, als_contributions,
     candidates, catalogue_frame, explain, fit_session_model, has_rfm, read_sessions, recommend_sessions, rfm_segments,
-    session_confidence, session_inputs, session_kinds, top_k_pairs, _design)
+    session_confidence, session_inputs, session_kinds, top_k_pairs, session_design)
 from .validation import ValidationSplit, carve_validation, ndcg_by_kind, ndcg_per_session, relevance, tune_weights
 from .candidates import catalogue_embeddings, event_rows, fit_sources, recall_at_k
 from .ranker import fit_ranker, rank_sessions, session_table, table_labels
-from .model_io import load_model, save_model, validate_predictions, write_predictions, _partnumbers_of
+from .model_io import load_model, save_model, validate_predictions, write_predictions, catalogue_partnumbers
 
 # the names above keep their old home: `from recsys.recommend import ...` works as before the split
 _all_ = ['BASELINES', 'CATALOGUE_COLUMNS', 'DEFAULT_WEIGHTS', 'FEATURES', 'MODEL_FORMAT', 'Candidates', 'SessionModel', 'Sessions',
@@ -85,9 +85,9 @@ def _holdout_scores(rk, F: pd.DataFrame, L: pd.DataFrame, n_sessions: int, seed:
 
 # %% ../nbs/06_recommend.ipynb #c2bf5520
 def _distinct_designs(design) -> list[ConfidenceDesign]:
-    "`design` (one design, or a list or tuple of candidates; see `recsys.sessions._design`) as distinct designs, in order."
+    "`design` (one design, or a list or tuple of candidates; see `recsys.sessions.session_design`) as distinct designs, in order."
     designs = list(design) if isinstance(design, (list, tuple)) else [design]
-    return list({_design(d).label: _design(d) for d in designs}.values())
+    return list({session_design(d).label: session_design(d) for d in designs}.values())
 
 # %% ../nbs/06_recommend.ipynb #e088af70
 def _train_setup(ds: RecsysDataset, seed: int, segments_k: int | None, show_progress: bool | None) -> tuple[Stages, dict]:
@@ -232,7 +232,7 @@ def _attach_ranker(model: SessionModel, ds: RecsysDataset, st: Stages, vr: dict,
     src_v, emb = vr.pop('src_v'), vr.pop('emb')
     if refit_sources or not np.array_equal(vr['warm_items'], model.cat_items):   # a catalogue grown since: refit
         with st('candidate sources'):
-            rows = event_rows((load() for load, _ in _iter_batches(ds.files['train'])), model.cat_items)
+            rows = event_rows((load() for load, _ in event_batches(ds.files['train'])), model.cat_items)
             model.sources = fit_sources(rows, model.catalogue, emb, covis_rows=covis_rows, seed=seed, reuse=src_v,
                                         **(source_params or {}))
             del rows
@@ -348,7 +348,7 @@ def predict_file(model: SessionModel, test, out, products=None, warn_share: floa
     events = read_test(test) if isinstance(test, (str, Path)) else test
     if isinstance(events, pd.DataFrame): events = pa.Table.from_pandas(events, preserve_index=False)
     sessions = read_sessions(events, file=str(test) if isinstance(test, (str, Path)) else None)
-    if products is not None: model.restrict(_partnumbers_of(products))
+    if products is not None: model.restrict(catalogue_partnumbers(products))
     cov = coverage(model, sessions)
     if cov['popularity_share'] > warn_share:
         print(f"warning: {cov['sessions_no_known_item']:,} of {len(sessions):,} test sessions view no item the model knows "
@@ -398,7 +398,7 @@ def _train_parser(description: str) -> argparse.ArgumentParser:
     ap.add_argument('--design', action='append', default=None,
                     help='confidence design: a name (seed, linear, hu, hu_log, bm25, tfidf) or its JSON; repeat it to let the '
                          'validation split choose (each candidate costs one more ALS fit) '
-                         f"(default: recsys.confidence.DEFAULT_DESIGN, {_design(None).label})")
+                         f"(default: recsys.confidence.DEFAULT_DESIGN, {session_design(None).label})")
     ap.add_argument('--factors', type=positive_int, default=DEFAULT_ALS['factors'])
     ap.add_argument('--regularization', type=float, default=DEFAULT_ALS['regularization'])
     ap.add_argument('--alpha', type=float, default=1.0)
@@ -446,7 +446,7 @@ def _print_validation(m: SessionModel):
     K = m.params['K']
     print(f"validation NDCG@{K} {v['ndcg']['overall']:.4f} (in-session re-ranking "
           f"{v['baselines']['in-session re-ranking']['overall']:.4f}) on {v['split']['sessions']:,} sessions of {v['split']['day']}; "
-          f"design {_design(v['design']).label}, profile weight {v['profile_weight']:g}")
+          f"design {session_design(v['design']).label}, profile weight {v['profile_weight']:g}")
     if r := v.get('ranker'):
         print(f"ranker: {r['best_iteration']} trees on {r['train_sessions']:,} sessions; hold-out NDCG@{K} "
               f"{r.get(f'holdout_ndcg@{K}', float('nan')):.4f} (linear blend {r.get(f'holdout_ndcg@{K}_linear', float('nan')):.4f}, "

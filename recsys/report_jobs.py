@@ -14,8 +14,9 @@ from .core import (RecsysDataError, atomic_write, checkout_root, git_commit, mak
 from .report_plan import NA, Job, is_done
 
 # %% auto #0
-__all__ = ['LIBRARY_DIRECTIVES', 'kernel_env', 'cell_directives', 'is_test_only', 'is_library_cell', 'report_view',
-           'notebook_html', 'run_job', 'prepare_data', 'job_priorities']
+__all__ = ['LIBRARY_DIRECTIVES', 'kernel_env', 'ipc_kernel_manager', 'retry_once', 'cell_directives', 'is_test_only',
+           'is_library_cell', 'report_view', 'notebook_html', 'run_job', 'prepare_data', 'cached_record', 'na_record',
+           'triage', 'run_lock', 'job_priorities', 'run_jobs']
 
 # %% ../nbs/07b_report_jobs.ipynb #0545adef
 def kernel_env(seed: int = 42, threads: int = 1, data_dir=None, reports_dir=None) -> dict[str, str]:
@@ -30,7 +31,7 @@ def kernel_env(seed: int = 42, threads: int = 1, data_dir=None, reports_dir=None
     return env
 
 # %% ../nbs/07b_report_jobs.ipynb #08fbd706
-def _ipc_kernel_manager(kernel_name: str, sock_dir: str, env: dict, log_file=None):
+def ipc_kernel_manager(kernel_name: str, sock_dir: str, env: dict, log_file=None):
     "A kernel manager whose kernel talks over Unix sockets in `sock_dir`, with `env` added and stdout/stderr to `log_file`."
     from jupyter_client.manager import AsyncKernelManager
     class _KM(AsyncKernelManager):
@@ -51,7 +52,7 @@ def _is_kernel_start_error(e: BaseException) -> bool:
     return isinstance(e, (RuntimeError, TimeoutError)) and ('kernel_info' in msg or "didn't respond" in msg or 'Kernel died' in msg)
 
 # %% ../nbs/07b_report_jobs.ipynb #766ea7be
-def _retry_once(fn, is_transient=_is_kernel_start_error, wait: float = 1.0) -> int:
+def retry_once(fn, is_transient=_is_kernel_start_error, wait: float = 1.0) -> int:
     "Call `fn`; when it raises a transient (kernel-start) error, wait and call it once more. Returns the number of retries."
     try: fn(); return 0
     except Exception as e:
@@ -142,7 +143,7 @@ def _execute(spec: dict, nb_out: Path, log_file) -> None:
     import papermill as pm
     # a short path (Unix socket names are limited to ~100 bytes), inside the run's socket folder when there is one
     with tempfile.TemporaryDirectory(prefix='rk-', dir=spec.get('sock_dir')) as sock:
-        km = _ipc_kernel_manager(spec['kernel_name'], sock, spec['env'], log_file)
+        km = ipc_kernel_manager(spec['kernel_name'], sock, spec['env'], log_file)
         pm.execute_notebook(spec['path'], str(nb_out), parameters=spec['params'], kernel_name=spec['kernel_name'],
                             progress_bar=False, log_output=False, cwd=spec['cwd'], km=km,
                             execution_timeout=spec.get('timeout'))
@@ -160,7 +161,7 @@ def run_job(spec: dict) -> dict:
     nb_out, log_path = out / 'notebook.ipynb', out / 'kernel.log'
     error, retried = None, 0
     with open(log_path, 'ab') as log:
-        try: retried = _retry_once(lambda: _execute(spec, nb_out, log))
+        try: retried = retry_once(lambda: _execute(spec, nb_out, log))
         except Exception as e: error = _describe_error(e, spec['path'])
     wall = round(time.time() - t0, 3)
     if log_path.exists() and log_path.stat().st_size == 0: log_path.unlink()
@@ -209,13 +210,14 @@ def prepare_data(dataset: str, scale: str, seed: int, env: dict | None = None) -
             else: os.environ[k] = v
 
 # %% ../nbs/07b_report_jobs.ipynb #dc793ae8
-def _cached_record(job: Job) -> dict:
+def cached_record(job: Job) -> dict:
+    "The record of a job already done with this fingerprint: its completion marker, marked 'cached'."
     rec = dict(read_json(job.out_dir / '_done.json') or {})
     rec.update(status='cached', notebook=job.notebook, slug=job.slug)
     return rec
 
 # %% ../nbs/07b_report_jobs.ipynb #c8004e47
-def _na_record(job: Job) -> dict:
+def na_record(job: Job) -> dict:
     "The record of a job whose notebook does not apply to the dataset; its folder gets a results.json saying why."
     rec = {'notebook': job.notebook, 'slug': job.slug, 'status': NA, 'reason': job.na, 'wall_s': None,
            'grid': job.grid, 'params': job.params, 'error': None}
@@ -231,18 +233,18 @@ def _skipped_record(job: Job, reason: str) -> dict:
             'grid': job.grid, 'params': job.params, 'error': None}
 
 # %% ../nbs/07b_report_jobs.ipynb #06bdce73
-def _triage(plan: list[Job], force: bool = False) -> tuple[dict[str, dict], list[Job]]:
+def triage(plan: list[Job], force: bool = False) -> tuple[dict[str, dict], list[Job]]:
     "The records of the jobs that need no run (not applicable; done before, unless `force`), and the jobs to run."
     records, todo = {}, []
     for j in plan:
-        if j.na: records[j.key] = _na_record(j)
-        elif not force and is_done(j): records[j.key] = _cached_record(j)
+        if j.na: records[j.key] = na_record(j)
+        elif not force and is_done(j): records[j.key] = cached_record(j)
         else: todo.append(j)
     return records, todo
 
 # %% ../nbs/07b_report_jobs.ipynb #81f4a30e
 @contextlib.contextmanager
-def _run_lock(run_dir: Path):
+def run_lock(run_dir: Path):
     "Hold an exclusive lock on the run folder: two runs writing the same folder would undo each other's jobs."
     import fcntl
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -346,8 +348,16 @@ def _schedule(todo, waiting, records, n_par, worker, spec, nb_state, bar, cores:
     pool.shutdown()
 
 # %% ../nbs/07b_report_jobs.ipynb #a8c95293
-def _run_jobs(plan: list[Job], todo: list[Job], records: dict, run_dir: Path, seed: int = 42, n_par: int = 1,
-              kernel_name: str = 'python3', timeout: float | None = None, show_progress: bool | None = None) -> None:
+def run_jobs(plan: list[Job],                   # every job of the run (the progress bar counts them all)
+             todo: list[Job],                   # the jobs to run now (the others are cached, not applicable or blocked)
+             records: dict,                     # job key -> record; each finished job's record is added here
+             run_dir: Path,                     # the run's folder (its run.json gives the last run's times, for priority)
+             seed: int = 42,                    # the kernels' seed (`kernel_env`)
+             n_par: int = 1,                    # jobs run at once, one kernel each
+             kernel_name: str = 'python3',      # the Jupyter kernel
+             timeout: float | None = None,      # seconds per cell (None: no limit)
+             show_progress: bool | None = None  # the progress bar (None: when the output is a terminal)
+            ) -> None:
     "Run the `todo` jobs of `plan` in `n_par` workers (`run_job`), adding their records to `records`; a progress bar counts jobs."
     bar = progress(total=len(plan), desc=f'reports {run_dir.name}', unit='job', disable=None if show_progress is None else not show_progress)
     bar.update(len(records))

@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from .core import RecsysDataError, atomic_write, make_readable, read_json, save_figure, utc_now
-from .report_plan import NA, _fmt_value, params_slug
+from .report_plan import NA, format_value, params_slug
 
 # %% auto #0
 __all__ = ['PUBLISHED_ML100K', 'PUBLISHED_SOURCE', 'COMPARE_COLUMNS', 'flatten_metrics', 'headline_metric', 'plot_sweep',
@@ -84,7 +84,7 @@ def plot_sweep(configs: list[dict], values: list[float], metric: str, title: str
             groups.setdefault(tuple((o, c.get(o)) for o in others), []).append((c[k], v))
         for g, pts in sorted(groups.items(), key=lambda t: str(t[0])):
             pts.sort()
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker='o', label=', '.join(f'{o}={_fmt_value(v)}' for o, v in g) or None)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker='o', label=', '.join(f'{o}={format_value(v)}' for o, v in g) or None)
         xs = [c[k] for c in configs]
         if min(xs) > 0 and max(xs) / min(xs) >= 20: ax.set_xscale('log')
         ax.set(xlabel=f'{k} (swept parameter)', ylabel=f'{metric} (higher is better)', title=title or f'{metric} vs {k}')
@@ -226,7 +226,7 @@ def _sweeps_section(recs: list[dict], run_dir: Path) -> list[str]:
         keys = list(dict.fromkeys(k for r in rs for k in r['grid']))
         cols = [] if hl is None else list(dict.fromkeys(p for r in rs for p, row in r['rows'].items() if hl[1] in row))
         head = [_e(k) for k in keys] + ['status'] + [_e(' / '.join(p + (hl[1],))) for p in cols] + ['job']
-        rows = [[_td(_fmt_value(r['grid'].get(k, ''))) for k in keys] + [_td(_status(r['status']), raw=True)]
+        rows = [[_td(format_value(r['grid'].get(k, ''))) for k in keys] + [_td(_status(r['status']), raw=True)]
                 + [_td(r['rows'].get(p, {}).get(hl[1]), num=True) for p in cols] + [_td(_job_link(r), raw=True)] for r in rs]
         s.append(f'<h3>{_e(nb)}: {len(rs)} configurations</h3>' + _table(head, rows))
         ok = [] if hl is None else [r for r in rs if hl[1] in r['rows'].get(hl[0], {})]
@@ -362,7 +362,7 @@ def _jobs_section(recs: list[dict], run_dir: Path) -> list[str]:
         d = r['dir']
         links = [f'<a href="{_e(d)}/{fn}">{lab}</a>' for fn, lab in (('notebook.html', 'html'), ('notebook.ipynb', 'ipynb'),
                  ('results.json', 'results'), ('error.json', 'error')) if (run_dir / d / fn).exists()]
-        extra = ', '.join(f'{k}={_fmt_value(v)}' for k, v in (r.get('params') or {}).items() if k not in _BASE_PARAMS)
+        extra = ', '.join(f'{k}={format_value(v)}' for k, v in (r.get('params') or {}).items() if k not in _BASE_PARAMS)
         err = r.get('error') or {}
         note = (f'{err.get("ename")}: {err.get("evalue")}' + (f' (cell index {err["cell_index"]})' if err.get('cell_index') is not None else '')
                 if r['status'] == 'failed' else (r.get('reason') or ''))
@@ -395,7 +395,7 @@ def _errors_section(recs: list[dict], run_dir: Path) -> list[str]:
 def _params_section(run: dict) -> list[str]:
     prm = {'dataset': run['dataset'], 'scale': run['scale'], 'seed': run['seed'], 'K': run.get('K'), **(run.get('params') or {})}
     s = ['<h2 id="parameters">Parameters and versions</h2>',
-         _table(['parameter', 'value'], [[_td(k), _td(_fmt_value(v))] for k, v in prm.items() if v is not None])]
+         _table(['parameter', 'value'], [[_td(k), _td(format_value(v))] for k, v in prm.items() if v is not None])]
     if run.get('grid'): s.append('<p>Sweep grid:</p><pre>' + _e('\n'.join(f'{k}: {json.dumps(v)}' for k, v in run['grid'].items())) + '</pre>')
     prep = run.get('prepare') or {}
     if prep: s.append(f'<p class="note">Data preparation before the jobs: {_e(prep.get("step"))} — {_e(prep.get("dir") or prep.get("note") or "")}</p>')

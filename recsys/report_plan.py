@@ -14,7 +14,8 @@ from .core import RecsysDataError, checkout_root, data_dir, file_fingerprint, re
 # %% auto #0
 __all__ = ['DEPENDS', 'FEATURES', 'NEEDS', 'NA', 'SCALES', 'discover_notebooks', 'notebook_parameters', 'fixture_notebook',
            'demo_notebooks', 'dependencies', 'topo_order', 'dataset_features', 'not_applicable', 'load_grid',
-           'expand_grid', 'params_slug', 'run_name', 'Job', 'plan_jobs', 'data_fingerprint', 'is_done']
+           'expand_grid', 'format_value', 'params_slug', 'run_name', 'normalise_dataset', 'Job', 'plan_jobs',
+           'data_fingerprint', 'is_done']
 
 # %% ../nbs/07a_report_plan.ipynb #03def24e
 def _has_parameters_cell(nb: dict) -> bool:
@@ -264,14 +265,15 @@ def expand_grid(spec: dict | None) -> list[dict]:
     vals = [v if isinstance(v, list) else [v] for v in spec.values()]
     return [dict(zip(keys, combo)) for combo in itertools.product(*vals)]
 
-def _fmt_value(v) -> str:
+def format_value(v) -> str:
+    "A parameter value as the text a run name, a table or a page shows: strings as they are, the rest as compact JSON."
     return v if isinstance(v, str) else json.dumps(v, separators=(',', ':'))
 
 # %% ../nbs/07a_report_plan.ipynb #765ce3ff
 def params_slug(params: dict, max_len: int = 80) -> str:
     "A folder name for one configuration: `k=v_k2=v2`, `default` when empty; hashed when sanitised or too long."
     if not params: return 'default'
-    raw = '_'.join(f'{k}={_fmt_value(v)}' for k, v in params.items())
+    raw = '_'.join(f'{k}={format_value(v)}' for k, v in params.items())
     slug = re.sub(r'[^A-Za-z0-9._=+-]+', '-', raw)
     h = hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:8]
     if slug != raw: slug = f'{slug[:max_len - 9]}-{h}'
@@ -296,7 +298,7 @@ def _check_dataset(dataset, scale):
         raise RecsysDataError(f'dataset {dataset!r} is neither "synthetic", "movielens-100k" nor a directory',
                               fix='pass --dataset synthetic, movielens-100k, or a folder holding the Inditex-format files')
 
-def _norm_dataset(dataset: str, scale: str) -> str:
+def normalise_dataset(dataset: str, scale: str) -> str:
     "Check the dataset and scale; a folder becomes an absolute path (kernels start in the notebooks' folder)."
     _check_dataset(dataset, scale)
     return dataset if dataset in ('synthetic', 'movielens-100k') else str(Path(dataset).resolve())

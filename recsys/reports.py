@@ -13,14 +13,14 @@ from .core import (RecsysDataError, checkout_root, check_writable, cli_errors, c
 from .report_plan import (
     DEPENDS, FEATURES, NEEDS, NA, SCALES, discover_notebooks, notebook_parameters, fixture_notebook, demo_notebooks,
     dependencies, topo_order, dataset_features, not_applicable, load_grid, expand_grid, params_slug, run_name, Job,
-    plan_jobs, data_fingerprint, is_done, _norm_dataset)
+    plan_jobs, data_fingerprint, is_done, normalise_dataset)
 from .report_jobs import (
     LIBRARY_DIRECTIVES, kernel_env, cell_directives, is_test_only, is_library_cell, report_view, notebook_html, run_job,
-    prepare_data, job_priorities, _cached_record, _na_record, _run_jobs, _run_lock, _triage)
+    prepare_data, job_priorities, cached_record, na_record, run_jobs, run_lock, triage)
 from .report_page import (
     PUBLISHED_ML100K, PUBLISHED_SOURCE, COMPARE_COLUMNS, flatten_metrics, headline_metric, plot_sweep, challenge_headline,
     movielens_headline, report_figures, build_index, find_chromium, browser_check, compare_runs)
-from .report_jobs import _ipc_kernel_manager as _ipc_kernel_manager, _retry_once as _retry_once   # for the tests
+from .report_jobs import ipc_kernel_manager as ipc_kernel_manager, retry_once as retry_once   # for the tests
 
 # %% auto #0
 __all__ = ['run_reports', 'format_summary', 'reports_cli', 'DEPENDS', 'FEATURES', 'NEEDS', 'NA', 'SCALES', 'discover_notebooks',
@@ -34,7 +34,7 @@ __all__ = ['run_reports', 'format_summary', 'reports_cli', 'DEPENDS', 'FEATURES'
 
 # %% ../nbs/07_reports.ipynb #bde0220a
 # the names of the three parts keep their old home: `from recsys.reports import ...` works as before the split
-# (as do `_run_lock`, `_retry_once` and `_ipc_kernel_manager`, which tests/test_reports.py reaches through it)
+# (as do `run_lock`, `retry_once` and `ipc_kernel_manager`, which tests/test_reports.py reaches through it)
 _all_ = ['DEPENDS', 'FEATURES', 'NEEDS', 'NA', 'SCALES', 'discover_notebooks', 'notebook_parameters',
          'fixture_notebook', 'demo_notebooks', 'dependencies', 'topo_order', 'dataset_features', 'not_applicable',
          'load_grid', 'expand_grid', 'params_slug', 'run_name', 'Job', 'plan_jobs', 'data_fingerprint', 'is_done',
@@ -55,7 +55,7 @@ def _shown_jobs(plan: list[Job], records: dict, replan) -> list[Job]:
     of the whole run folder, whose records are added to `records`. `replan()` plans the whole run."""
     keys = {j.key for j in plan}
     shown = [j for j in replan() if j.key in keys or is_done(j) or j.na]
-    for j in shown: records.setdefault(j.key, _na_record(j) if j.na else _cached_record(j))
+    for j in shown: records.setdefault(j.key, na_record(j) if j.na else cached_record(j))
     return shown
 
 # %% ../nbs/07_reports.ipynb #e753ed48
@@ -87,16 +87,16 @@ def run_reports(dataset: str = 'synthetic', scale: str = 'small', seed: int = 42
     """Run the report notebooks as papermill jobs; write `<run>/index.html`; return the run's summary.
     Workers are spawned processes: in a script, call this under `if __name__ == '__main__':`."""
     t0, started = time.time(), utc_now()
-    dataset = _norm_dataset(dataset, scale)
+    dataset = normalise_dataset(dataset, scale)
     run_dir = _run_dir(dataset, scale, seed, out)
     if grid is not None and not isinstance(grid, dict): grid = load_grid(grid)
     replan = lambda only=None: plan_jobs(run_dir, dataset, scale, seed, nbs_dir=nbs_dir, grid=grid, only=only, K=K, params=params,
                                          depends=depends, needs=needs)
     plan, n_par = replan(only), max(1, int(jobs or os.cpu_count() or 1))
-    with _run_lock(run_dir):
-        records, todo = _triage(plan, force)
+    with run_lock(run_dir):
+        records, todo = triage(plan, force)
         prep = prepare_data(dataset, scale, seed, kernel_env(seed)) if (prepare and todo) else {'step': 'none', 'note': 'not needed'}
-        _run_jobs(plan, todo, records, run_dir, seed, n_par, kernel_name, timeout, show_progress)
+        run_jobs(plan, todo, records, run_dir, seed, n_par, kernel_name, timeout, show_progress)
         shown = _shown_jobs(plan, records, replan) if only else plan
         settings = {'dataset': dataset, 'scale': scale, 'seed': int(seed), 'K': K, 'params': params or {}, 'grid': grid or {},
                     'jobs': n_par, 'force': force, 'only': list(only or [])}
@@ -156,7 +156,7 @@ def _parser() -> argparse.ArgumentParser:
 # %% ../nbs/07_reports.ipynb #06e8e2a2
 def _dry_run(a: argparse.Namespace, params: dict) -> int:
     "`--dry-run`: print the run folder and each job (to do, done or not applicable, what it waits for, its parameters)."
-    dataset = _norm_dataset(a.dataset, a.scale)
+    dataset = normalise_dataset(a.dataset, a.scale)
     run_dir = _run_dir(dataset, a.scale, a.seed, a.out)
     plan = plan_jobs(run_dir, dataset, a.scale, a.seed, nbs_dir=a.nbs, grid=load_grid(a.grid) if a.grid else None,
                      only=a.only, K=a.K, params=params)

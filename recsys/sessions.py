@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import scipy.sparse as sp
 from fastcore.basics import patch
 
 from .core import RecsysDataError
+from .arrays import int64_column, local_times_ms, pair_dots, pair_values, positions_in
 from .ingest import Interactions, read_test
 from .confidence import DESIGNS, ConfidenceDesign, DEFAULT_DESIGN, confidence, counts_on_pattern, event_score, to_implicit
 from .als import ALSModel
@@ -24,34 +24,9 @@ from .eda import Segments, fit_segments, segment_popularity
 
 # %% auto #0
 __all__ = ['CATALOGUE_COLUMNS', 'FEATURES', 'DEFAULT_WEIGHTS', 'MODEL_FORMAT', 'BASELINES', 'Sessions', 'read_sessions',
-           'catalogue_frame', 'SessionModel', 'has_rfm', 'rfm_segments', 'fit_session_model', 'Candidates',
-           'top_k_pairs', 'session_confidence', 'session_inputs', 'candidates', 'recommend_sessions', 'session_kinds',
-           'als_contributions', 'explain']
-
-# %% ../nbs/06a_sessions.ipynb #6b1ec18b
-def _int64(col, name: str, file=None, nullable: bool = False) -> np.ndarray:
-    "An integer column as int64 (whole floats accepted); nulls refused unless `nullable` (then float64 with NaN)."
-    if isinstance(col, pa.ChunkedArray): col = col.combine_chunks()
-    if pa.types.is_dictionary(col.type): col = col.dictionary_decode()
-    if nullable: return pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
-    if col.null_count:
-        raise RecsysDataError('missing values', file=file, column=name, n_bad=col.null_count, fix=f'every row needs a {name}')
-    try: return pc.cast(col, pa.int64()).to_numpy(zero_copy_only=False)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        raise RecsysDataError(f'expected whole numbers, found {col.type}', file=file, column=name,
-                              example=col[0].as_py() if len(col) else None, fix=f'store {name} as an integer') from None
-
-# %% ../nbs/06a_sessions.ipynb #4c2d41a1
-def _times_ms(t: pa.Table) -> np.ndarray | None:
-    "`timestamp_local` as int64 milliseconds, or None when the column is absent or unparseable."
-    if 'timestamp_local' not in t.column_names: return None
-    col = t['timestamp_local']
-    try:
-        if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
-            return np.round(col.to_numpy(zero_copy_only=False).astype(np.float64) * 1000).astype(np.int64)
-        ms = pc.cast(col if pa.types.is_timestamp(col.type) else pc.cast(col, pa.string()), pa.timestamp('ms'), safe=False)
-        return None if ms.null_count else pc.cast(ms, pa.int64()).to_numpy(zero_copy_only=False)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError): return None
+           'catalogue_frame', 'session_design', 'SessionModel', 'has_rfm', 'rfm_segments', 'fit_session_model',
+           'Candidates', 'top_k_pairs', 'session_confidence', 'session_inputs', 'candidates', 'recommend_sessions',
+           'session_kinds', 'als_contributions', 'explain']
 
 # %% ../nbs/06a_sessions.ipynb #cbd96c83
 @dataclass
@@ -86,12 +61,12 @@ def read_sessions(events, session_ids=None, file=None) -> Sessions:
     missing = [c for c in ('session_id', 'partnumber') if c not in events.column_names]
     if missing: raise RecsysDataError(f'missing column(s) {missing}; found {events.column_names}', file=file,
                                       column=missing[0], fix='test events need session_id and partnumber')
-    sid, item = _int64(events['session_id'], 'session_id', file), _int64(events['partnumber'], 'partnumber', file)
+    sid, item = int64_column(events['session_id'], 'session_id', file), int64_column(events['partnumber'], 'partnumber', file)
     n, names = len(sid), events.column_names
-    uid = _int64(events['user_id'], 'user_id', file, nullable=True) if 'user_id' in names else np.full(n, np.nan)
-    ctry = _int64(events['country'], 'country', file, nullable=True) if 'country' in names else np.full(n, np.nan)
+    uid = int64_column(events['user_id'], 'user_id', file, nullable=True) if 'user_id' in names else np.full(n, np.nan)
+    ctry = int64_column(events['country'], 'country', file, nullable=True) if 'country' in names else np.full(n, np.nan)
     ctry = np.nan_to_num(ctry, nan=-1).astype(np.int64)
-    ts = _times_ms(events)
+    ts = local_times_ms(events)
     ids = np.unique(sid if session_ids is None else np.concatenate([sid, np.asarray(session_ids, dtype=np.int64)]))
     rs = np.searchsorted(ids, sid).astype(np.int64)
     u = np.full(len(ids), np.nan); np.fmax.at(u, rs, uid)
@@ -114,14 +89,6 @@ def catalogue_frame(products=None, items=None) -> pd.DataFrame:
                               n_bad=int(df['partnumber'].duplicated().sum()), fix='keep one row per product')
     return df.sort_values('partnumber', kind='stable').reset_index(drop=True)
 
-# %% ../nbs/06a_sessions.ipynb #ccfeef94
-def _positions_in(universe_sorted: np.ndarray, values) -> np.ndarray:
-    "Positions of `values` in the sorted array `universe_sorted` (-1 where absent), vectorised."
-    values = np.asarray(values, dtype=np.asarray(universe_sorted).dtype if len(universe_sorted) else np.int64)
-    if len(universe_sorted) == 0: return np.full(len(values), -1, np.int64)
-    pos = np.minimum(np.searchsorted(universe_sorted, values), len(universe_sorted) - 1)
-    return np.where(universe_sorted[pos] == values, pos, -1).astype(np.int64)
-
 # %% ../nbs/06a_sessions.ipynb #ae4a7404
 FEATURES = ('viewed', 'log_views', 'recency', 'als', 'history', 'item_rate', 'item_pop', 'group_pop')
 DEFAULT_WEIGHTS = {'viewed': 10.0, 'log_views': 1.0, 'recency': 0.1, 'als': 0.3, 'history': 0.03, 'item_rate': 0.3,
@@ -136,7 +103,7 @@ def _weights(w: dict | None) -> np.ndarray:
     return np.array([float(w.get(f, 0.0)) for f in FEATURES])
 
 # %% ../nbs/06a_sessions.ipynb #977c4294
-def _design(design) -> ConfidenceDesign:
+def session_design(design) -> ConfidenceDesign:
     """A `ConfidenceDesign` from a design, its dict, its JSON or its name (None = the default design). Sessions are
     folded into the model one row at a time, so a BM25/TF-IDF default that weighs by row is taken by item here: the
     only form of it that a new row can be given without the whole training corpus."""
@@ -186,8 +153,8 @@ class SessionModel:
 
     def __post_init__(self):
         self.cat_items = self.catalogue['partnumber'].to_numpy(np.int64)
-        self.cat_of_item = _positions_in(self.cat_items, self.items)    # model column -> catalogue index (-1: not allowed)
-        self.item_of_cat = _positions_in(self.items, self.cat_items)    # catalogue index -> model column (-1: no factors)
+        self.cat_of_item = positions_in(self.cat_items, self.items)    # model column -> catalogue index (-1: not allowed)
+        self.item_of_cat = positions_in(self.items, self.cat_items)    # catalogue index -> model column (-1: no factors)
         self.allowed = np.ones(len(self.cat_items), bool)
         self._index_keys(); self._index_lists()
 
@@ -225,8 +192,8 @@ def _index_lists(self: SessionModel):
 def profile_rows(self: SessionModel, sessions: Sessions) -> tuple[np.ndarray, np.ndarray]:
     "Training rows of each session's user ('u_<user_id>') and of the session itself ('s_<session_id>'); -1 where none."
     u, s = np.full(len(sessions), -1, np.int64), np.full(len(sessions), -1, np.int64)
-    p = _positions_in(self._u_ids, np.nan_to_num(sessions.user_id, nan=-1.0)); m = p >= 0; u[m] = self._u_rows[p[m]]
-    p = _positions_in(self._s_ids, sessions.session_id); m = p >= 0; s[m] = self._s_rows[p[m]]
+    p = positions_in(self._u_ids, np.nan_to_num(sessions.user_id, nan=-1.0)); m = p >= 0; u[m] = self._u_rows[p[m]]
+    p = positions_in(self._s_ids, sessions.session_id); m = p >= 0; s[m] = self._s_rows[p[m]]
     return u, s
 
 # %% ../nbs/06a_sessions.ipynb #a7459bf6
@@ -243,7 +210,7 @@ def segment_of(self: SessionModel, user_ids) -> np.ndarray:
 def fallback_list(self: SessionModel, sessions: Sessions) -> np.ndarray:
     "Index into `lists` per session: its user's RFM segment, else its country, else 0 (global)."
     li = np.zeros(len(sessions), np.int64)
-    cl = _positions_in(self._countries, sessions.country); m = cl >= 0; li[m] = self._country_list[cl[m]]
+    cl = positions_in(self._countries, sessions.country); m = cl >= 0; li[m] = self._country_list[cl[m]]
     sg = self.segment_of(sessions.user_id); m = (sg >= 0) & (sg < len(self._segment_list)); li[m] = self._segment_list[sg[m]]
     return li
 
@@ -280,7 +247,7 @@ def rfm_segments(users, seed: int = 42, k: int | None = None) -> Segments | None
 def _training_confidence(X: Interactions, design) -> tuple[ConfidenceDesign, sp.csr_matrix, np.ndarray]:
     """(the design as fitted, the training rows' confidence, each item's event score summed over the rows). A recency
     decay is dropped when `X` has no times."""
-    design = _design(design)
+    design = session_design(design)
     if 'half_life_days' in design.params and (X.last_ts is None or np.isnan(X.last_ts.data).all()):
         design = ConfidenceDesign(design.name, {k: v for k, v in design.params.items() if k != 'half_life_days'})  # no times
     C = sp.csr_matrix(design.apply(X), dtype=np.float32)
@@ -311,7 +278,7 @@ def _segment_lists(segments: Segments | None, X: Interactions, C: sp.csr_matrix,
     user_segment = user_segment[~user_segment.index.duplicated()]
     top = segment_popularity(segments, X, matrix=C, n=n_group)
     for k in range(segments.k):
-        ci = _positions_in(pn, top.loc[top['segment'] == k, 'item'].to_numpy(np.int64)); ci = ci[ci >= 0][:n_group]
+        ci = positions_in(pn, top.loc[top['segment'] == k, 'item'].to_numpy(np.int64)); ci = ci[ci >= 0][:n_group]
         names.append(f'segment:{k}'); lists.append(np.r_[ci, np.full(n_group - len(ci), -1)])
     return user_segment, names, lists
 
@@ -359,7 +326,7 @@ def fit_session_model(
                                                       initial_factors=initial_factors)
     cat = catalogue_frame(products, X.items); pn = cat['partnumber'].to_numpy(np.int64)
     if len(cat) < K: raise RecsysDataError(f'the catalogue has {len(cat)} products, fewer than K={K}', fix='check the products file')
-    cat_of_item = _positions_in(pn, X.items)
+    cat_of_item = positions_in(pn, X.items)
     stats = _item_stats(X, C, pn, cat_of_item, rate_prior)
     if segments is None: segments = rfm_segments(users, seed=seed, k=segments_k)
     user_segment, s_names, s_lists = _segment_lists(segments, X, C, pn, n_group)
@@ -419,31 +386,13 @@ def _select_rows(H: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
     "Rows `rows` of `H`, all-zero where rows == -1."
     return sp.csr_matrix(sp.diags((rows >= 0).astype(np.float32)) @ H[np.maximum(rows, 0)])
 
-# %% ../nbs/06a_sessions.ipynb #87dc8948
-def _pair_values(M: sp.csr_matrix, r: np.ndarray, c: np.ndarray) -> np.ndarray:
-    "M[r, c] for many (r, c) pairs at once (0 where not stored, or where c < 0)."
-    M = sp.csr_matrix(M); M.sum_duplicates(); M.sort_indices()
-    if not M.nnz: return np.zeros(len(r))
-    keys = np.repeat(np.arange(M.shape[0], dtype=np.int64), np.diff(M.indptr)) * M.shape[1] + M.indices
-    q = r.astype(np.int64) * M.shape[1] + np.maximum(c, 0)
-    pos = np.minimum(np.searchsorted(keys, q), len(keys) - 1)
-    return np.where((keys[pos] == q) & (c >= 0), M.data[pos], 0.0).astype(np.float64)
-
-# %% ../nbs/06a_sessions.ipynb #ea7fecb2
-def _pair_dots(A: np.ndarray, B: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int = 32_768) -> np.ndarray:
-    "A[i] · B[j] for many pairs, in cache-sized chunks (one big gather of both sides is ~10x slower)."
-    out = np.empty(len(i), np.float64)
-    for a in range(0, len(i), chunk):
-        out[a:a + chunk] = np.einsum('ij,ij->i', A[i[a:a + chunk]], B[j[a:a + chunk]])
-    return out
-
 # %% ../nbs/06a_sessions.ipynb #93080e92
 def session_confidence(model: SessionModel, V: sp.csr_matrix) -> sp.csr_matrix:
     """The confidence of new rows (sessions x model items, view counts) under the model's design, as if each were
     added to the training rows: element-wise designs apply directly; BM25 / TF-IDF weigh a row by its own number of
     items and each item by its total over the training rows (`item_score`), which is all that the training corpus
     contributes to a new row when `by='item'`. Sessions are 'now': a recency decay leaves them at full weight."""
-    d = _design(model.params['design']); p = _design_params(d)
+    d = session_design(model.params['design']); p = _design_params(d)
     if p['transform'] in ('linear', 'log'):
         return sp.csr_matrix(ConfidenceDesign(d.name, {k: v for k, v in d.params.items() if k != 'half_life_days'}).apply(views=V),
                              dtype=np.float32)
@@ -466,7 +415,7 @@ def session_inputs(model: SessionModel, sessions: Sessions, profile_weight: floa
     confidence design, plus `profile_weight` x its profile (its user's training row + its own earlier part)."""
     pw = model.params['profile_weight'] if profile_weight is None else float(profile_weight)
     n, I = len(sessions), len(model.items)
-    mi = _positions_in(model.items, sessions.row_item); ok = mi >= 0
+    mi = positions_in(model.items, sessions.row_item); ok = mi >= 0
     V = sp.csr_matrix((np.ones(int(ok.sum()), np.float32), (sessions.row_session[ok], mi[ok])), shape=(n, I))
     V.sum_duplicates()
     Cs = session_confidence(model, V) if V.nnz else sp.csr_matrix((n, I), dtype=np.float32)
@@ -481,7 +430,7 @@ def _viewed_source(model: SessionModel, sessions: Sessions) -> tuple:
     """Candidates 1, one source (session index, catalogue index and {feature: values} per pair): the session's viewed
     (allowed) items, with the number of views and the rank of the last view (0: the latest)."""
     NC = len(model.cat_items)
-    ci = _positions_in(model.cat_items, sessions.row_item)
+    ci = positions_in(model.cat_items, sessions.row_item)
     ok = (ci >= 0) & model.allowed[np.maximum(ci, 0)]
     u, inv, cnt = np.unique(sessions.row_session[ok] * NC + ci[ok], return_inverse=True, return_counts=True)
     last = np.full(len(u), np.iinfo(np.int64).min); np.maximum.at(last, inv, sessions.row_time[ok])
@@ -544,8 +493,8 @@ def _merge_sources(parts: list, NC: int) -> tuple[np.ndarray, np.ndarray, np.nda
 def _model_features(F: np.ndarray, model: SessionModel, U: np.ndarray, P: sp.csr_matrix, s: np.ndarray, item: np.ndarray):
     "Fill in the features every pair has, in place: the ALS score U·V, log(1 + profile value), `item_rate`, `item_pop`."
     mcol = model.item_of_cat[item]
-    F[:, FEATURES.index('als')] = np.where(mcol >= 0, _pair_dots(U, model.als.item_factors, s, np.maximum(mcol, 0)), 0.0)
-    F[:, FEATURES.index('history')] = np.log1p(_pair_values(P, s, mcol))
+    F[:, FEATURES.index('als')] = np.where(mcol >= 0, pair_dots(U, model.als.item_factors, s, np.maximum(mcol, 0)), 0.0)
+    F[:, FEATURES.index('history')] = np.log1p(pair_values(P, s, mcol))
     F[:, FEATURES.index('item_rate')] = model.item_stats['item_rate'].to_numpy()[item]
     F[:, FEATURES.index('item_pop')] = model.item_stats['item_pop'].to_numpy()[item]
 
@@ -583,8 +532,8 @@ BASELINES = {
 # %% ../nbs/06a_sessions.ipynb #dca0e76e
 def session_kinds(sessions: Sessions, train: pa.Table) -> np.ndarray:
     "The challenge's kind of each session: returning (its id is in `train`) or new, known (its user is in `train`) or unknown."
-    sids = np.unique(_int64(train['session_id'], 'session_id'))
-    uids = _int64(train['user_id'], 'user_id', nullable=True); uids = np.unique(uids[~np.isnan(uids)])
+    sids = np.unique(int64_column(train['session_id'], 'session_id'))
+    uids = int64_column(train['user_id'], 'user_id', nullable=True); uids = np.unique(uids[~np.isnan(uids)])
     ret = np.isin(sessions.session_id, sids)
     known = ~np.isnan(sessions.user_id) & np.isin(sessions.user_id, uids)
     return (np.where(ret, 'returning_', 'new_').astype(object) + np.where(known, 'known', 'unknown').astype(object)).astype(str)
@@ -616,7 +565,7 @@ def explain(model: SessionModel, sessions: Sessions, session_id: int, weights: d
     if len(one) != 1: raise RecsysDataError('not one of these sessions', column='session_id', example=session_id)
     c = candidates(model, one, profile_weight)
     top = c.top_k(w, K)[0]
-    rows = _positions_in(c.item, top)                     # one session: pairs sorted by item
+    rows = positions_in(c.item, top)                     # one session: pairs sorted by item
     contrib = c.F[rows] * _weights(w)[None, :]
     rec = pd.concat([pd.DataFrame({'rank': np.arange(1, K + 1), 'partnumber': model.cat_items[top]}), _attrs(model, top),
                      pd.DataFrame({'score': contrib.sum(1)}),
@@ -632,7 +581,7 @@ def explain(model: SessionModel, sessions: Sessions, session_id: int, weights: d
                                 'source': np.where(np.isin(J[j], Cs[0].indices), 'session', 'history'),
                                 'confidence': conf[j], 'contribution': T[np.repeat(np.arange(len(has)), o.shape[1]), j]})
     drivers = pd.concat([drivers.reset_index(drop=True),
-                         _attrs(model, np.maximum(model.cat_of_item[_positions_in(model.items, drivers['driver'].to_numpy(np.int64))], 0), 'driver_')], axis=1)
+                         _attrs(model, np.maximum(model.cat_of_item[positions_in(model.items, drivers['driver'].to_numpy(np.int64))], 0), 'driver_')], axis=1)
     neighbours = pd.DataFrame(columns=['rank', 'partnumber', 'neighbour', 'similarity'])
     if len(has):
         ids, sims = model.als.similar_items(m_top[has], N=n_neighbours)
@@ -640,7 +589,7 @@ def explain(model: SessionModel, sessions: Sessions, session_id: int, weights: d
         neighbours = pd.DataFrame({'rank': r[ok] + 1, 'partnumber': model.cat_items[top[r[ok]]],
                                    'neighbour': model.items[ids.ravel()[ok]], 'similarity': sims.ravel()[ok]})
     neighbours = pd.concat([neighbours.reset_index(drop=True),
-                            _attrs(model, np.maximum(model.cat_of_item[_positions_in(model.items, neighbours['neighbour'].to_numpy(np.int64))], 0))], axis=1)
-    vi = np.unique(_positions_in(model.cat_items, one.row_item)); vi = vi[vi >= 0]
+                            _attrs(model, np.maximum(model.cat_of_item[positions_in(model.items, neighbours['neighbour'].to_numpy(np.int64))], 0))], axis=1)
+    vi = np.unique(positions_in(model.cat_items, one.row_item)); vi = vi[vi >= 0]
     viewed = pd.concat([pd.DataFrame({'partnumber': model.cat_items[vi]}), _attrs(model, vi)], axis=1)
     return {'viewed': viewed, 'recommendations': rec, 'drivers': drivers, 'neighbours': neighbours}

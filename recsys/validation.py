@@ -16,7 +16,8 @@ from .core import RecsysDataError, derive_seed
 from .metrics import per_user_metrics
 from .evaluate import KINDS, event_days
 from .task import RETURNING_SHARE, SHOWN_ROWS_P, challenge_test
-from .sessions import DEFAULT_WEIGHTS, FEATURES, Candidates, Sessions, _int64, _positions_in, _times_ms
+from .arrays import int64_column, local_times_ms, positions_in
+from .sessions import DEFAULT_WEIGHTS, FEATURES, Candidates, Sessions
 
 # %% auto #0
 __all__ = ['ValidationSplit', 'carve_validation', 'relevance', 'ndcg_per_session', 'ndcg_by_kind', 'tune_weights']
@@ -63,7 +64,7 @@ def _history_users(uid: np.ndarray, hist: np.ndarray, chunk: int = 1 << 22) -> n
 def _challenge_on_days(train, days, D0, D, sid, item, cart, uid, min_carts, min_sessions, **kw):
     "`recsys.task.challenge_test` on the rows of days D0..D; `min_carts` is lowered (and recorded) until `min_sessions` qualify."
     rows = np.flatnonzero((days >= D0) & (days <= D))
-    ts = _times_ms(train.take(pa.array(rows)))                # the times of those rows only (no timestamps: file order)
+    ts = local_times_ms(train.take(pa.array(rows)))                # the times of those rows only (no timestamps: file order)
     hu = _history_users(uid, days < D0)
     for mc in range(min_carts, 0, -1):
         ct = challenge_test(sid[rows], item[rows], cart[rows], rows if ts is None else ts, uid[rows], history_users=hu,
@@ -92,9 +93,9 @@ def carve_validation(train: pa.Table,  # the training events (with add_to_cart)
     if 'add_to_cart' not in train.column_names:
         raise RecsysDataError('the training events have no add_to_cart column', column='add_to_cart', fix='pass the train file')
     days = event_days(train)
-    sid, item = _int64(train['session_id'], 'session_id'), _int64(train['partnumber'], 'partnumber')
-    uid = _int64(train['user_id'], 'user_id', nullable=True) if 'user_id' in train.column_names else np.full(len(sid), np.nan)
-    cart = _int64(train['add_to_cart'], 'add_to_cart') > 0
+    sid, item = int64_column(train['session_id'], 'session_id'), int64_column(train['partnumber'], 'partnumber')
+    uid = int64_column(train['user_id'], 'user_id', nullable=True) if 'user_id' in train.column_names else np.full(len(sid), np.nan)
+    cart = int64_column(train['add_to_cart'], 'add_to_cart') > 0
     D = _last_full_day(days, sid) if day is None else int(np.datetime64(str(day)[:10], 'D').astype(np.int64))
     if not (days < D).any() or not (days == D).any():
         raise RecsysDataError(f'no history before, or no events on, the validation day {np.datetime64(D, "D")}',
@@ -123,7 +124,7 @@ def carve_validation(train: pa.Table,  # the training events (with add_to_cart)
 def relevance(sessions: Sessions, labels: pd.DataFrame, cat_items: np.ndarray) -> sp.csr_matrix:
     "Sessions x catalogue relevance (1 = carted) from labels (session_id, partnumber); unknown sessions and items dropped."
     lab = pd.DataFrame(labels)[['session_id', 'partnumber']].astype('int64').drop_duplicates()
-    r, c = _positions_in(sessions.session_id, lab['session_id'].to_numpy()), _positions_in(cat_items, lab['partnumber'].to_numpy())
+    r, c = positions_in(sessions.session_id, lab['session_id'].to_numpy()), positions_in(cat_items, lab['partnumber'].to_numpy())
     ok = (r >= 0) & (c >= 0)
     return sp.csr_matrix((np.ones(int(ok.sum()), np.float32), (r[ok], c[ok])), shape=(len(sessions), len(cat_items)))
 

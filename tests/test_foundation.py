@@ -231,7 +231,7 @@ def test_shared_helpers_are_defined_once():
     for name, home in (
         ('users_view', 'users_api'),
         ('_keys_user_id', 'interactions'),
-        ('_id_strings', 'interactions'),
+        ('id_strings', 'interactions'),
         ('_parse_keys', 'interactions'),
     ):
         assert defined.get(name) == [home], (name, defined.get(name))

@@ -341,17 +341,17 @@ def test_kernel_start_errors_are_retried_once():
         if len(calls) == 1:
             raise zmq.error.ZMQError(98, 'Address already in use')
 
-    assert R._retry_once(flaky, wait=0) == 1 and len(calls) == 2
+    assert R.retry_once(flaky, wait=0) == 1 and len(calls) == 2
 
     def bug():
         raise ValueError('x')
 
     with pytest.raises(ValueError):
-        R._retry_once(bug, wait=0)
+        R.retry_once(bug, wait=0)
 
 
 def test_kernels_use_the_ipc_transport(tmp_path):
-    km = R._ipc_kernel_manager('python3', str(tmp_path), {})
+    km = R.ipc_kernel_manager('python3', str(tmp_path), {})
     assert km.transport == 'ipc' and km.ip.startswith(str(tmp_path))
 
 
@@ -376,7 +376,7 @@ def test_console_script_and_bad_input(env, tmp_path, capsys):
 def test_a_second_run_on_the_same_folder_is_refused(env, tmp_path):
     from recsys.core import RecsysDataError
 
-    with R._run_lock(tmp_path):
+    with R.run_lock(tmp_path):
         with pytest.raises(RecsysDataError, match='another recsys-reports run'):
             R.run_reports('synthetic', 'tiny', out=tmp_path, nbs_dir=env / 'nbs', prepare=False, screenshot=False)
 
