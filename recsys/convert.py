@@ -112,12 +112,12 @@ def _csv_names(self: LogFile) -> list[str]:
 @patch
 def batches(self: LogFile, columns: list, types: dict | None = None, batch_rows: int = 1 << 20):
     "Record batches of `columns` (names) with the Arrow `types` given for some of them."
-    if self.parquet: yield from self._parquet_batches(columns, types or {}, batch_rows)
-    else: yield from self._csv_batches(columns, types or {})
+    if self.parquet: yield from self._typed_parquet_batches(columns, types or {}, batch_rows)
+    else: yield from self._typed_csv_batches(columns, types or {})
 
 # %% ../nbs/01c_convert.ipynb #21cab47e
 @patch
-def _parquet_batches(self: LogFile, columns: list, types: dict, batch_rows: int):
+def _typed_parquet_batches(self: LogFile, columns: list, types: dict, batch_rows: int):
     "The parquet file's batches, with the columns of `types` cast (dictionary columns are left as they are)."
     for b in self.pf.iter_batches(batch_size=batch_rows, columns=columns):
         for name, t in types.items():
@@ -128,7 +128,7 @@ def _parquet_batches(self: LogFile, columns: list, types: dict, batch_rows: int)
 
 # %% ../nbs/01c_convert.ipynb #03f3bed0
 @patch
-def _csv_batches(self: LogFile, columns: list, types: dict):
+def _typed_csv_batches(self: LogFile, columns: list, types: dict):
     "The CSV's batches (about `block` bytes each) read with the Arrow `types`; a parse error names its column."
     ro = pacsv.ReadOptions(column_names=None if self.header else self.names, block_size=self.block)
     co = pacsv.ConvertOptions(include_columns=columns, column_types=types, strings_can_be_null=True)
@@ -410,7 +410,7 @@ def _sessions(a: dict, gap_ms: int, next_sid: int) -> tuple[dict, np.ndarray, in
 # %% ../nbs/01c_convert.ipynb #237ac3cf
 _EVENT_NAMES = pa.array(list(EVENT_KINDS))
 
-def _rows_table(sid, day, t, ev, uid, item, val=None, with_event=False, test=False) -> pa.Table:
+def _log_rows_table(sid, day, t, ev, uid, item, val=None, with_event=False, test=False) -> pa.Table:
     "Rows in the generator's Inditex schema (train, or test without add_to_cart / event / rating)."
     n = len(sid); days, didx = np.unique(day, return_inverse=True)
     cols = {'session_id': pa.array(sid, pa.int64()),
@@ -540,7 +540,7 @@ def _day_cut(st: _Stage, lf: LogFile, roles: dict, test_days: int) -> tuple[int,
 # %% ../nbs/01c_convert.ipynb #1797eaa7
 def _train_rows(a: dict, sel, with_event: bool) -> pa.Table:
     "The rows `sel` of the columns `a` (sid, day, t, e, u, i; v when the log has values) as train rows."
-    return _rows_table(a['sid'][sel], a['day'][sel], a['t'][sel], a['e'][sel], a['u'][sel], a['i'][sel],
+    return _log_rows_table(a['sid'][sel], a['day'][sel], a['t'][sel], a['e'][sel], a['u'][sel], a['i'][sel],
                        a['v'][sel] if 'v' in a else None, with_event)
 
 # %% ../nbs/01c_convert.ipynb #1383d47b
@@ -569,7 +569,7 @@ def _pass2(st: _Stage, tmp: Path, lf: LogFile, roles: dict, em, gap_min: float, 
     "Sessions and the train rows bucket by bucket; then the test from the test-day rows (see `convert_log`)."
     first_day, last_day, cut = _day_cut(st, lf, roles, test_days)
     with_event, has_val = bool(st.events[2] > 0), 'value' in roles
-    schema = _rows_table(*[np.zeros(0, np.int64)] * 6, val=np.zeros(0) if has_val else None, with_event=with_event).schema
+    schema = _log_rows_table(*[np.zeros(0, np.int64)] * 6, val=np.zeros(0) if has_val else None, with_event=with_event).schema
     sink = pq.ParquetWriter(tmp / 'train.parquet', schema, compression='snappy')
     try:
         n, test_parts, train_users = _split_buckets(st, sink, cut, int(round(gap_min * 60_000)), with_event)
@@ -578,7 +578,7 @@ def _pass2(st: _Stage, tmp: Path, lf: LogFile, roles: dict, em, gap_min: float, 
             T = {c: np.concatenate([p[c] for p in test_parts]) if test_parts else np.zeros(0) for c in
                  ('sid', 'day', 'u', 'i', 'e', 't', *(['v'] if has_val else []))}
             hist = np.unique(np.concatenate(train_users)) if train_users else np.zeros(0)
-            test_info, moved = _write_test(tmp, T, hist, roles, lf, cut, last_day, min_carts, test_sessions, seed)
+            test_info, moved = _write_log_test(tmp, T, hist, roles, lf, cut, last_day, min_carts, test_sessions, seed)
             if len(moved): sink.write_table(_train_rows(T, moved, with_event)); n['train_rows'] += len(moved)
         sink.close()
     except BaseException:
@@ -592,7 +592,7 @@ def _pass2(st: _Stage, tmp: Path, lf: LogFile, roles: dict, em, gap_min: float, 
                 test=test_info)
 
 # %% ../nbs/01c_convert.ipynb #ae24e766
-def _write_test(tmp: Path, T: dict, hist_users, roles, lf, cut, last_day, min_carts, test_sessions, seed):
+def _write_log_test(tmp: Path, T: dict, hist_users, roles, lf, cut, last_day, min_carts, test_sessions, seed):
     "The test (shown rows), its hidden labels and its sessions, by `challenge_test`; returns (info, moved rows of T)."
     when = f'{np.datetime64(int(cut), "D")}' + (f'..{np.datetime64(int(last_day), "D")}' if last_day > cut else '')
     ct = None
@@ -610,7 +610,7 @@ def _write_test(tmp: Path, T: dict, hist_users, roles, lf, cut, last_day, min_ca
                               column=roles.get('event', roles['time']),
                               fix='lower --min-carts, take more --test-days, or check that --event-map maps the cart events '
                                   'to cart' + ('' if 'event' in roles else ' (give --event)'))
-    test = _rows_table(T['sid'][ct.shown], T['day'][ct.shown], T['t'][ct.shown], T['e'][ct.shown], T['u'][ct.shown],
+    test = _log_rows_table(T['sid'][ct.shown], T['day'][ct.shown], T['t'][ct.shown], T['e'][ct.shown], T['u'][ct.shown],
                        T['i'][ct.shown], test=True)
     pq.write_table(test, tmp / 'test.parquet')
     labels = pa.Table.from_pandas(ct.labels.astype({'session_id': 'int64', 'partnumber': 'int64', 'shown': 'bool'}),

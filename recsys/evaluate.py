@@ -15,21 +15,21 @@ from fastcore.basics import patch
 
 from .core import RecsysDataError, canonical_csr, derive_seed, progress
 from .metrics import METRICS, hits_at_k, metric_keys, per_user_metrics, ranking_metrics
-from .task import RETURNING_SHARE, SHOWN_ROWS_P, challenge_test
+from .task import KINDS, RETURNING_SHARE, SHOWN_ROWS_P, challenge_test
 
 # %% auto #0
-__all__ = ['PROTOCOLS', 'ELEMENTWISE_DESIGNS', 'KINDS', 'ALS_DEFAULTS', 'ALS_GRIDS', 'PUBLISHED_ML100K', 'top_n', 'Split',
+__all__ = ['PROTOCOLS', 'ELEMENTWISE_DESIGNS', 'events_frame', 'ALS_DEFAULTS', 'ALS_GRIDS', 'PUBLISHED_ML100K', 'top_n', 'Split',
            'stratified_split', 'leave_last_k', 'random_holdout', 'frames_to_split', 'split_frame', 'make_splits',
            'event_days', 'TemporalSplit', 'temporal_split', 'Recommender', 'RandomRecommender', 'PopularityRecommender',
            'GroupPopularityRecommender', 'OwnHistoryRecommender', 'ItemKNNRecommender', 'EmbeddingRecommender',
-           'EASERecommender', 'ALSRecommender', 'HistoryBlend', 'events_frame', 'SessionSplit', 'session_split',
+           'EASERecommender', 'ALSRecommender', 'HistoryBlend', 'protocol_frame', 'SessionSplit', 'session_split',
            'challenge_split', 'session_groups', 'evaluate_sessions', 'oracle_session_metrics', 'embeddings_for',
            'inditex_splits', 'ratings_frame', 'train_input', 'evaluate', 'fit_evaluate', 'compare', 'paired_bootstrap',
            'compare_sessions', 'param_grid', 'grid_search', 'plot_sweep', 'als_grid', 'METRICS', 'metric_keys',
-           'hits_at_k', 'per_user_metrics', 'ranking_metrics']
+           'hits_at_k', 'per_user_metrics', 'ranking_metrics', 'KINDS']
 
 # %% ../nbs/05_evaluate.ipynb #a80ccf4e
-_all_ = ['METRICS', 'metric_keys', 'hits_at_k', 'per_user_metrics', 'ranking_metrics']
+_all_ = ['METRICS', 'metric_keys', 'hits_at_k', 'per_user_metrics', 'ranking_metrics', 'KINDS']
 
 # %% ../nbs/05_evaluate.ipynb #6d3f9d15
 def top_n(scores: np.ndarray, N: int, exclude: sp.spmatrix | None = None, tiebreak: np.ndarray | None = None
@@ -539,13 +539,12 @@ class HistoryBlend(Recommender):
         return np.asarray(self.base._scores(X, rows, **side), dtype=np.float32) + np.float32(self.weight) * np.log1p(X.toarray().astype(np.float32))
 
 # %% ../nbs/05_evaluate.ipynb #b366638a
-KINDS = ('new_known', 'new_unknown', 'returning_known', 'returning_unknown')
-_EVENT_COLS = ['session_id', 'date', 'user_id', 'country', 'partnumber', 'add_to_cart']
+_PROTOCOL_COLS = ['session_id', 'date', 'user_id', 'country', 'partnumber', 'add_to_cart']
 
-def events_frame(events, with_cart: bool = True) -> pd.DataFrame:
+def protocol_frame(events, with_cart: bool = True) -> pd.DataFrame:
     "The columns the protocols need from an Arrow table or pandas frame of Inditex-format events, `date` as 'YYYY-MM-DD'."
     import pyarrow as pa
-    need = [c for c in _EVENT_COLS if with_cart or c != 'add_to_cart']
+    need = [c for c in _PROTOCOL_COLS if with_cart or c != 'add_to_cart']
     names = events.column_names if isinstance(events, pa.Table) else list(events.columns)
     missing = [c for c in need if c not in names]
     if missing: raise RecsysDataError(f'missing column(s) {missing}', column=missing[0], fix='pass Inditex-format train/test events')
@@ -557,6 +556,8 @@ def events_frame(events, with_cart: bool = True) -> pd.DataFrame:
     df['session_id'] = df['session_id'].astype('int64'); df['partnumber'] = df['partnumber'].astype('int64')
     if with_cart: df['add_to_cart'] = df['add_to_cart'].astype('int64')
     return df
+
+events_frame = protocol_frame  # the old name, kept for callers (recsys.eda.events_frame is the general one)
 
 # %% ../nbs/05_evaluate.ipynb #ffaccb27
 @dataclass
@@ -620,8 +621,8 @@ def _mode_per_row(rows: np.ndarray, values: np.ndarray, n: int, fill: int = -1) 
 def session_split(history_events, test_events, labels, name: str = 'test', extra_items=None, info: dict | None = None) -> SessionSplit:
     """A `SessionSplit` from history events (with add_to_cart), test events (the test day's views) and labels
     (session_id, partnumber: what each test session carted). Test sessions without a label are dropped."""
-    hist = events_frame(history_events, with_cart=True)
-    test = events_frame(test_events, with_cart=False)
+    hist = protocol_frame(history_events, with_cart=True)
+    test = protocol_frame(test_events, with_cart=False)
     lab = pd.DataFrame(labels)[['session_id', 'partnumber']].astype('int64').drop_duplicates()
     items = np.unique(np.concatenate([hist['partnumber'].to_numpy(), test['partnumber'].to_numpy(), lab['partnumber'].to_numpy(),
                                       np.asarray(extra_items if extra_items is not None else [], dtype=np.int64)]))
@@ -666,7 +667,7 @@ def challenge_split(events, test_date: str | None = None, min_carts: int = 5, na
     `min_carts` distinct products after its cut; its first rows (at most `max_rows`) are its input, every product it
     carts is a target; a returning session's first rows join the history. `kinds='natural'` keeps every qualifying
     session ('real' matches the real test's user kinds)."""
-    df = events_frame(events, with_cart=True)
+    df = protocol_frame(events, with_cart=True)
     per_day = df.groupby('date')['session_id'].nunique().sort_index()
     dates = per_day.index.to_numpy().astype(str)
     if test_date is None:
@@ -754,7 +755,7 @@ def inditex_splits(ds, min_carts: int | None = None, validation_days: int = 2) -
     data) the dataset's own test day is the test split; otherwise the last full day of its training file. Validation
     is carved from the training file, `validation_days` full days before the test data."""
     if min_carts is None: min_carts = int((ds.meta.get('sizes') or {}).get('min_carts', 5))
-    train = events_frame(ds.train)
+    train = protocol_frame(ds.train)
     items = None if ds.products is None else ds.products['partnumber'].to_numpy()
     if ds.test is not None and ds.test_labels is not None:
         test = session_split(train, ds.test, ds.test_labels, name='test', extra_items=items,

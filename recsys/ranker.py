@@ -19,9 +19,9 @@ from .candidates import label_candidates, merge_candidates, top_k_per_session
 from .metrics import per_user_metrics
 
 # %% auto #0
-__all__ = ['FEATURE_GROUPS', 'ID_COLUMNS', 'MODEL_FILE', 'META_FILE', 'candidate_features', 'feature_columns', 'feature_groups',
-           'top_k_items', 'relevance', 'ndcg_at_k', 'Ranker', 'ablation', 'session_extras', 'session_table',
-           'table_labels', 'fit_ranker', 'rank_sessions']
+__all__ = ['FEATURE_GROUPS', 'ID_COLUMNS', 'relevance', 'MODEL_FILE', 'META_FILE', 'candidate_features', 'feature_columns',
+           'feature_groups', 'top_k_items', 'relevance_of_pairs', 'ndcg_at_k', 'Ranker', 'ablation', 'session_extras',
+           'session_table', 'table_labels', 'fit_ranker', 'rank_sessions']
 
 # %% ../nbs/06d_ranker.ipynb #8cfd46a4
 def _lookup_values(keys: np.ndarray, values: np.ndarray, query: np.ndarray, fill=0.0) -> np.ndarray:
@@ -119,16 +119,18 @@ def top_k_items(session, item, score, n_sessions: int, k: int = 5) -> np.ndarray
     R[t['session'].to_numpy(), t['rank'].to_numpy()] = t['item'].to_numpy()
     return R
 
-def relevance(labels: pd.DataFrame, n_sessions: int, n_items: int) -> sp.csr_matrix:
+def relevance_of_pairs(labels: pd.DataFrame, n_sessions: int, n_items: int) -> sp.csr_matrix:
     "Sessions x items 0/1 CSR of labels (columns session, item)."
     s, i = labels['session'].to_numpy(np.int64), labels['item'].to_numpy(np.int64)
     R = sp.csr_matrix((np.ones(s.size, np.float32), (s, i)), shape=(n_sessions, n_items)); R.data[:] = 1
     return R
 
+relevance = relevance_of_pairs  # the old name, kept for callers (recsys.validation.relevance maps ids first)
+
 # %% ../nbs/06d_ranker.ipynb #3d8c0299
 def ndcg_at_k(recs: np.ndarray, labels: pd.DataFrame, n_items: int, k: int = 5) -> float:
     "Mean binary-relevance NDCG@k over the sessions with a label (rows of `recs` are sessions 0..n-1)."
-    v = per_user_metrics(recs, relevance(labels, len(recs), n_items), k)[f'ndcg@{k}'].to_numpy()
+    v = per_user_metrics(recs, relevance_of_pairs(labels, len(recs), n_items), k)[f'ndcg@{k}'].to_numpy()
     return float(np.nanmean(v)) if np.isfinite(v).any() else float('nan')
 
 # %% ../nbs/06d_ranker.ipynb #13f20d3a

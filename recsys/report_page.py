@@ -13,9 +13,9 @@ from .core import RecsysDataError, atomic_write, make_readable, read_json, save_
 from .report_plan import NA, format_value, params_slug
 
 # %% auto #0
-__all__ = ['PUBLISHED_ML100K', 'PUBLISHED_SOURCE', 'COMPARE_COLUMNS', 'flatten_metrics', 'headline_metric', 'plot_sweep',
-           'challenge_headline', 'movielens_headline', 'report_figures', 'build_index', 'find_chromium',
-           'browser_check', 'compare_runs']
+__all__ = ['PUBLISHED_ML100K', 'PUBLISHED_SOURCE', 'COMPARE_COLUMNS', 'plot_sweep', 'flatten_metrics', 'headline_metric',
+           'plot_config_sweep', 'challenge_headline', 'movielens_headline', 'report_figures', 'build_index',
+           'find_chromium', 'browser_check', 'compare_runs']
 
 # %% ../nbs/07c_report_page.ipynb #9fd3a39d
 PUBLISHED_ML100K = [  # Microsoft Recommenders, MovieLens-100K benchmark table
@@ -69,7 +69,7 @@ def headline_metric(rows: dict[tuple, dict]) -> tuple[tuple, str] | None:
     return None
 
 # %% ../nbs/07c_report_page.ipynb #7592d378
-def plot_sweep(configs: list[dict], values: list[float], metric: str, title: str = ''):
+def plot_config_sweep(configs: list[dict], values: list[float], metric: str, title: str = ''):
     "Metric vs each numeric swept parameter (one panel each), one line per combination of the other parameters."
     import matplotlib.pyplot as plt
     keys = [k for k in (configs[0] if configs else {})
@@ -92,6 +92,8 @@ def plot_sweep(configs: list[dict], values: list[float], metric: str, title: str
         ax.grid(alpha=.3)
     fig.tight_layout()
     return fig
+
+plot_sweep = plot_config_sweep  # the old name, kept for callers (recsys.evaluate.plot_sweep draws a tuning table)
 
 # %% ../nbs/07c_report_page.ipynb #75b6badf
 _CSS = """
@@ -230,7 +232,7 @@ def _sweeps_section(recs: list[dict], run_dir: Path) -> list[str]:
                 + [_td(r['rows'].get(p, {}).get(hl[1]), num=True) for p in cols] + [_td(_job_link(r), raw=True)] for r in rs]
         s.append(f'<h3>{_e(nb)}: {len(rs)} configurations</h3>' + _table(head, rows))
         ok = [] if hl is None else [r for r in rs if hl[1] in r['rows'].get(hl[0], {})]
-        fig = plot_sweep([r['grid'] for r in ok], [r['rows'][hl[0]][hl[1]] for r in ok], hl[1],
+        fig = plot_config_sweep([r['grid'] for r in ok], [r['rows'][hl[0]][hl[1]] for r in ok], hl[1],
                          f'{nb}: {" / ".join(hl[0] + (hl[1],))}') if len(ok) > 1 else None
         if fig is not None:
             import matplotlib.pyplot as plt

@@ -18,7 +18,7 @@ from .report_jobs import (
     LIBRARY_DIRECTIVES, kernel_env, cell_directives, is_test_only, is_library_cell, report_view, notebook_html, run_job,
     prepare_data, job_priorities, cached_record, na_record, run_jobs, run_lock, triage)
 from .report_page import (
-    PUBLISHED_ML100K, PUBLISHED_SOURCE, COMPARE_COLUMNS, flatten_metrics, headline_metric, plot_sweep, challenge_headline,
+    PUBLISHED_ML100K, PUBLISHED_SOURCE, COMPARE_COLUMNS, flatten_metrics, headline_metric, plot_config_sweep, plot_sweep, challenge_headline,
     movielens_headline, report_figures, build_index, find_chromium, browser_check, compare_runs)
 from .report_jobs import ipc_kernel_manager as ipc_kernel_manager, retry_once as retry_once   # for the tests
 
@@ -29,8 +29,8 @@ __all__ = ['run_reports', 'format_summary', 'reports_cli', 'DEPENDS', 'FEATURES'
            'plan_jobs', 'data_fingerprint', 'is_done', 'LIBRARY_DIRECTIVES', 'kernel_env', 'cell_directives',
            'is_test_only', 'is_library_cell', 'report_view', 'notebook_html', 'run_job', 'prepare_data',
            'job_priorities', 'PUBLISHED_ML100K', 'PUBLISHED_SOURCE', 'COMPARE_COLUMNS', 'flatten_metrics',
-           'headline_metric', 'plot_sweep', 'challenge_headline', 'movielens_headline', 'report_figures', 'build_index',
-           'find_chromium', 'browser_check', 'compare_runs']
+           'headline_metric', 'plot_config_sweep', 'plot_sweep', 'challenge_headline', 'movielens_headline',
+           'report_figures', 'build_index', 'find_chromium', 'browser_check', 'compare_runs']
 
 # %% ../nbs/07_reports.ipynb #bde0220a
 # the names of the three parts keep their old home: `from recsys.reports import ...` works as before the split
@@ -40,7 +40,7 @@ _all_ = ['DEPENDS', 'FEATURES', 'NEEDS', 'NA', 'SCALES', 'discover_notebooks', '
          'load_grid', 'expand_grid', 'params_slug', 'run_name', 'Job', 'plan_jobs', 'data_fingerprint', 'is_done',
          'LIBRARY_DIRECTIVES', 'kernel_env', 'cell_directives', 'is_test_only', 'is_library_cell', 'report_view',
          'notebook_html', 'run_job', 'prepare_data', 'job_priorities', 'PUBLISHED_ML100K', 'PUBLISHED_SOURCE',
-         'COMPARE_COLUMNS', 'flatten_metrics', 'headline_metric', 'plot_sweep', 'challenge_headline',
+         'COMPARE_COLUMNS', 'flatten_metrics', 'headline_metric', 'plot_config_sweep', 'plot_sweep', 'challenge_headline',
          'movielens_headline', 'report_figures', 'build_index', 'find_chromium', 'browser_check', 'compare_runs']
 
 # %% ../nbs/07_reports.ipynb #54ab919f
