@@ -35,6 +35,8 @@ PINS = {  # 06_recommend on synthetic small, seed 42: (method, metric) -> (value
     ('best order of shown items', 'ndcg@5'): (0.3458, STABLE_TOL),
     ('global popularity', 'ndcg@5'): (0.0349, STABLE_TOL),
     ('oracle (planted truth)', 'ndcg@5'): (0.5733, STABLE_TOL),
+    ('OTTO co-visitation recipe (no learning)', 'ndcg@5'): (0.3408, STABLE_TOL),  # the peer: no BLAS, no learning
+    ('OTTO co-visitation recipe (no learning)', 'ndcg@5 future'): (0.0675, STABLE_TOL),
 }
 
 

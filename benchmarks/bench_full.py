@@ -69,9 +69,15 @@ def score(recs: dict, data: Path, K: int = 5) -> dict:
     }
 
 
+OTTO = 'OTTO co-visitation recipe (no learning)'
+
+
 def baselines(data: Path, K: int = 5) -> dict:
-    "The trivial baselines of `recsys.task` and the planted-truth oracle on the same test: NDCG@K all / future carts."
+    """The trivial baselines of `recsys.task`, the OTTO co-visitation recipe (`recsys.otto`, fitted on the whole train
+    file; its fit's seconds and sizes ride along) and the planted-truth oracle on the same test: NDCG@K all / future."""
     import pandas as pd
+    from recsys.otto import otto_baseline
+    from recsys.sessions import read_sessions
     from recsys.task import baseline_table
     from recsys.synth import oracle_recommend
 
@@ -80,10 +86,15 @@ def baselines(data: Path, K: int = 5) -> dict:
     del tr
     te = pd.read_parquet(data / 'test.parquet')
     lab = pd.read_parquet(data / 'test_labels.parquet')
+    otto_info = {}
+    extra = {OTTO: otto_baseline(data / 'train.parquet', read_sessions(te), K=K, info=otto_info)}
     te['time'] = pd.to_datetime(te.timestamp_local).astype('int64')
-    extra = {'oracle (planted truth)': oracle_recommend(data, K=K)} if (data / 'truth.npz').exists() else {}
+    if (data / 'truth.npz').exists():
+        extra['oracle (planted truth)'] = oracle_recommend(data, K=K)
     t = baseline_table(te, lab, popular, extra=extra, K=K)
-    return {m: {'all': float(r[f'ndcg@{K}']), 'future': float(r[f'ndcg@{K} future'])} for m, r in t.iterrows()}
+    out = {m: {'all': float(r[f'ndcg@{K}']), 'future': float(r[f'ndcg@{K} future'])} for m, r in t.iterrows()}
+    out[OTTO].update(otto_info)
+    return out
 
 
 def _dir_size_mib(d: Path) -> float:

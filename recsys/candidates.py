@@ -137,19 +137,25 @@ def _chunks(lengths: np.ndarray, chunk_pairs: int) -> np.ndarray:
 # %% ../nbs/06c_candidates.ipynb #3ce15a43
 def covisitation(session, item, time, cart, n_items: int, kind: str = 'view_cart', window_ms: int = 24 * 3600 * 1000,
                  tau_ms: float = 30 * 60 * 1000, cart_weight: float = 3.0, top_n: int = 20, max_events: int = 30,
-                 chunk_pairs: int = 5_000_000, max_nnz: int = 50_000_000, info: dict | None = None) -> sp.csr_matrix:
+                 chunk_pairs: int = 5_000_000, max_nnz: int = 50_000_000, info: dict | None = None,
+                 row_weight=None) -> sp.csr_matrix:
     """Co-visitation matrix (n_items x n_items, CSR, each row's `top_n` neighbours) of `kind` in `COVIS_KINDS` from
     training rows (session key, item index, time in ms, cart flag), built in chunks of sessions. When the running sum
     holds more than `max_nnz` entries it is cut to each item's `10 x top_n` strongest (bounded memory at any log size;
     an entry that weak cannot reach the top `top_n` unless most of its weight is still to come). `info` (a dict), if
-    given, receives the sizes that bound memory: pairs per chunk and their bytes, and the number of such cuts."""
+    given, receives the sizes that bound memory: pairs per chunk and their bytes, and the number of such cuts.
+    `row_weight` (one float per row), if given, multiplies each pair's weight by its source row's (the OTTO recipe's
+    time weight, `recsys.otto`); `tau_ms=np.inf` drops the time decay."""
     if kind not in COVIS_KINDS: raise RecsysDataError(f'unknown co-visitation kind {kind!r}', fix=f'use one of {COVIS_KINDS}')
     t0 = _time.perf_counter()
     s, i, t = (np.asarray(a, np.int64) for a in (session, item, time)); c = np.asarray(cart, bool)
+    rw = None if row_weight is None else np.asarray(row_weight, np.float64)
     o = np.lexsort((i, t, s)); s, i, t, c = s[o], i[o], t[o], c[o]
+    if rw is not None: rw = rw[o]
     pos = _group_starts(s); size = np.bincount(np.unique(s, return_inverse=True)[1])
     keep = pos >= np.repeat(size, size) - max_events           # each session's last max_events rows
     s, i, t, c = s[keep], i[keep], t[keep], c[keep]
+    if rw is not None: rw = rw[keep]
     _, start, L = np.unique(s, return_index=True, return_counts=True)
     bounds = _chunks(L.astype(np.int64), chunk_pairs); row_at = np.r_[start, s.size]
     total = sp.csr_matrix((n_items, n_items), dtype=np.float32)
@@ -159,6 +165,7 @@ def covisitation(session, item, time, cart, n_items: int, kind: str = 'view_cart
         r0, r1 = row_at[lo], row_at[hi]
         a, b, w = _lag_pairs(s[r0:r1], i[r0:r1], t[r0:r1], c[r0:r1], kind, window_ms, tau_ms, cart_weight)
         if a.size == 0: continue
+        if rw is not None: w = w * rw[r0:r1][a]
         ses = np.searchsorted(start, a + r0, side='right') - 1 - lo     # session of the pair, local to the chunk
         ia, ib = i[r0:r1][a], i[r0:r1][b]
         key = (ses * n_items + ia) * n_items + ib

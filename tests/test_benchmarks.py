@@ -220,3 +220,15 @@ def test_full_scale_scores_with_the_hidden_labels_and_shows_the_trainer_stages()
     assert rows['NDCG@5 on future carts only'].startswith(f"{sb['future']['overall']:.4f} overall")
     assert rows['same test: oracle (planted truth)'] == 'NDCG@5 0.5600 all carts, 0.4700 future carts'
     assert '5 iterations' in rows['final fit'] and 'peak RSS 900 MiB' in rows['train stage: final fit']
+
+
+def test_full_scale_compares_with_the_otto_recipe():
+    "bench_full's comparison holds the OTTO co-visitation recipe beside the trivial baselines and the oracle (issue 26)."
+    import bench_full
+    from recsys.synth import ensure_synthetic
+
+    b = bench_full.baselines(ensure_synthetic('tiny', 42))
+    otto = b[bench_full.OTTO]
+    assert {'random order of shown items', 'global popularity', 'oracle (planted truth)'} <= set(b)
+    assert 0 < otto['all'] < b['oracle (planted truth)']['all'] and otto['all'] > b['global popularity']['all']
+    assert otto['rows'] > 0 and otto['fit_s'] >= 0 and set(otto['matrices']) == {'carts', 'buy2buy'}

@@ -141,12 +141,15 @@ def test_06_recommend_synthetic_tiny(tmp_path, monkeypatch):
             'global popularity | ndcg@5 future': 0.0375,
             'oracle (planted truth) | ndcg@5': 0.6275,
             'oracle (planted truth) | ndcg@5 future': 0.5245,
+            'OTTO co-visitation recipe (no learning) | ndcg@5': 0.3392,
+            'OTTO co-visitation recipe (no learning) | ndcg@5 future': 0.0725,
         },
     )
     two = 'two-stage: candidates + LightGBM ranker'
     for k, want in {'ndcg@5': 0.3496, 'ndcg@5 future': 0.0614}.items():
         near({f'{two} | {k}': t[f'{two} | {k}']}, {f'{two} | {k}': want}, TWO_STAGE_BAND[k])
     h = res['metrics']['headline']
+    assert h['over_otto_all'] == pytest.approx(h['ndcg_all'] - h['otto_all'])  # what the ranker adds over the peer
     assert h['ndcg_all'] > h['best_in_session_all'] and h['ndcg_future'] > h['best_in_session_future']
     assert t[f'{two} | ndcg@5'] > t['global popularity | ndcg@5'] and h['x_oracle'] < 1
     # where it ran and what each stage made travel with the numbers (issue 25)
