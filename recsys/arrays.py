@@ -13,7 +13,8 @@ import scipy.sparse as sp
 from .core import RecsysDataError
 
 # %% auto #0
-__all__ = ['int64_column', 'local_times_ms', 'positions_in', 'pair_values', 'pair_dots', 'pair_keys', 'ragged_ranges']
+__all__ = ['int64_column', 'local_times_ms', 'positions_in', 'pair_values', 'pair_dots', 'pair_keys', 'ragged_ranges',
+           'run_positions']
 
 # %% ../nbs/00c_arrays.ipynb #6e008946
 def int64_column(col, name: str, file=None, nullable: bool = False) -> np.ndarray:
@@ -78,3 +79,11 @@ def ragged_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     if lengths.sum() == 0: return np.zeros(0, np.int64)
     offs = np.repeat(np.cumsum(lengths) - lengths, lengths)
     return np.repeat(np.asarray(starts, np.int64), lengths) + np.arange(lengths.sum()) - offs
+
+# %% ../nbs/00c_arrays.ipynb #c0a7a001
+def run_positions(s: np.ndarray) -> np.ndarray:
+    "For a sorted key array, the position of each element within its run of equal keys (0, 1, 2, ...)."
+    if s.size == 0: return np.zeros(0, np.int64)
+    pos = np.arange(s.size)
+    first = np.r_[True, s[1:] != s[:-1]]
+    return pos - np.maximum.accumulate(np.where(first, pos, 0))

@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from fastcore.basics import patch
 
 from .core import RecsysDataError, atomic_write
-from .arrays import pair_keys, ragged_ranges
+from .arrays import pair_keys, ragged_ranges, run_positions
 
 # %% auto #0
 __all__ = ['CAND_COLUMNS', 'COVIS_KINDS', 'SOURCE_FILES', 'generate', 'top_k_per_session', 'shown_candidates', 'session_matrix',
@@ -32,13 +32,6 @@ def _frame(session, item, score, rank) -> pd.DataFrame:
     return pd.DataFrame({'session': np.asarray(session, np.int64), 'item': np.asarray(item, np.int32),
                          'score': np.asarray(score, np.float32), 'rank': np.asarray(rank, np.int32)})
 
-def _group_starts(s: np.ndarray) -> np.ndarray:
-    "For a sorted key array, the position of each element within its run of equal keys (0, 1, 2, ...)."
-    if s.size == 0: return np.zeros(0, np.int64)
-    pos = np.arange(s.size)
-    first = np.r_[True, s[1:] != s[:-1]]
-    return pos - np.maximum.accumulate(np.where(first, pos, 0))
-
 # %% ../nbs/06c_candidates.ipynb #b6c3a285
 def top_k_per_session(session, item, score, k: int | None = None) -> pd.DataFrame:
     """(session, item, score, rank): duplicate (session, item) scores summed, each session ordered by score
@@ -52,7 +45,7 @@ def top_k_per_session(session, item, score, k: int | None = None) -> pd.DataFram
     session, item = key // n, key % n
     o = np.lexsort((item, -score, session))
     session, item, score = session[o], item[o], score[o]
-    rank = _group_starts(session)
+    rank = run_positions(session)
     keep = slice(None) if k is None else rank < k
     return _frame(session[keep], item[keep], score[keep], rank[keep])
 
@@ -69,7 +62,7 @@ def shown_candidates(row_session, row_item, row_time) -> pd.DataFrame:
     first_t = np.full(key.size, np.iinfo(np.int64).max); np.minimum.at(first_t, inv, t)
     ks, ki = key // n, key % n
     def order_rank(*keys):                               # rank within session after sorting by keys (last = primary)
-        o = np.lexsort(keys); r = np.empty(key.size, np.int64); r[o] = _group_starts(ks[o]); return r
+        o = np.lexsort(keys); r = np.empty(key.size, np.int64); r[o] = run_positions(ks[o]); return r
     recency = order_rank(ki, -last, ks)
     first = order_rank(ki, first_t, ks)
     rank = order_rank(ki, -last, -views, ks)
@@ -85,7 +78,7 @@ def session_matrix(row_session, row_item, n_sessions: int, n_items: int, row_tim
     if half_life is not None:
         if row_time is None: raise RecsysDataError('half_life needs row_time', fix='pass the rows\' times')
         o = np.lexsort((-np.asarray(row_time, np.int64), s))
-        r = np.empty(s.size, np.int64); r[o] = _group_starts(s[o])
+        r = np.empty(s.size, np.int64); r[o] = run_positions(s[o])
         w = 0.5 ** (r / float(half_life))
     M = sp.csr_matrix((w, (s, i)), shape=(n_sessions, n_items)); M.sum_duplicates()
     if binary: M.data[:] = 1.0
@@ -152,7 +145,7 @@ def covisitation(session, item, time, cart, n_items: int, kind: str = 'view_cart
     rw = None if row_weight is None else np.asarray(row_weight, np.float64)
     o = np.lexsort((i, t, s)); s, i, t, c = s[o], i[o], t[o], c[o]
     if rw is not None: rw = rw[o]
-    pos = _group_starts(s); size = np.bincount(np.unique(s, return_inverse=True)[1])
+    pos = run_positions(s); size = np.bincount(np.unique(s, return_inverse=True)[1])
     keep = pos >= np.repeat(size, size) - max_events           # each session's last max_events rows
     s, i, t, c = s[keep], i[keep], t[keep], c[keep]
     if rw is not None: rw = rw[keep]

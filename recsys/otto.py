@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from .candidates import _group_starts, _ragged, covisitation, event_rows
+from .arrays import ragged_ranges, run_positions
+from .candidates import covisitation, event_rows
+from .convert import DAY_MS
 
 # %% auto #0
-__all__ = ['DAY_MS', 'OTTO_KINDS', 'otto_covisitation', 'otto_recommend', 'otto_baseline']
+__all__ = ['OTTO_KINDS', 'otto_covisitation', 'otto_recommend', 'otto_baseline']
 
 # %% ../nbs/06f_otto.ipynb #f62fefb8
-DAY_MS = 86_400_000
 OTTO_KINDS = ('clicks', 'carts', 'buy2buy')   # the recipe's three matrices
 
 # %% ../nbs/06f_otto.ipynb #c46f12af
@@ -59,7 +60,7 @@ def _neighbour_lists(M, src_session, src_item, src_rank, part: int):
     cols = M.indices[np.lexsort((M.indices, -M.data.astype(np.float64), r))].astype(np.int64)
     ok = np.asarray(src_item, np.int64) < M.shape[0]
     si, ss, sr = (np.asarray(a, np.int64)[ok] for a in (src_item, src_session, src_rank))
-    ln = np.diff(M.indptr)[si]; idx = _ragged(M.indptr[si], ln)
+    ln = np.diff(M.indptr)[si]; idx = ragged_ranges(M.indptr[si], ln)
     j = np.arange(idx.size) - np.repeat(np.cumsum(ln) - ln, ln)
     return np.repeat(ss, ln), cols[idx], part * 2**40 + np.repeat(sr, ln) * 2**20 + j
 
@@ -82,9 +83,9 @@ def otto_recommend(covis: dict,              # the carts and buy2buy matrices of
     key, inv = np.unique(s * n + i, return_inverse=True); us, ui = key // n, key % n
     last = np.full(key.size, -1); np.maximum.at(last, inv, np.arange(s.size))
     carted = np.zeros(key.size, bool); np.logical_or.at(carted, inv, c)
-    oo = np.lexsort((-last, us)); rec = np.empty(key.size, np.int64); rec[oo] = _group_starts(us[oo])   # 0 = latest
+    oo = np.lexsort((-last, us)); rec = np.empty(key.size, np.int64); rec[oo] = run_positions(us[oo])   # 0 = latest
     long_ = np.bincount(us, minlength=n_sessions) >= K
-    L = np.bincount(s, minlength=n_sessions)[s]; r = _group_starts(s)
+    L = np.bincount(s, minlength=n_sessions)[s]; r = run_positions(s)
     w = (2.0 ** (0.5 + 0.5 * r / np.maximum(L - 1, 1)) - 1.0) * np.where(c, cart_weight, 1.0)
     own_w = np.bincount(inv, weights=w, minlength=key.size)        # logspace(0.5, 1, L, base=2) - 1, x type weight
     a = _neighbour_lists(covis['carts'], us, ui, rec, 0)
@@ -108,7 +109,7 @@ def otto_recommend(covis: dict,              # the carts and buy2buy matrices of
     o = np.lexsort((I, K2, K1, T, S)); S, I = S[o], I[o]
     _, firstpos = np.unique(S * n + I, return_index=True)          # each (session, item) at its best place
     keep = np.zeros(S.size, bool); keep[firstpos] = True; S, I = S[keep], I[keep]
-    rk = _group_starts(S); ok = rk < K
+    rk = run_positions(S); ok = rk < K
     out = np.full((n_sessions, K), -1, np.int64); out[S[ok], rk[ok]] = I[ok]
     return out
 
