@@ -389,9 +389,17 @@ def _to_timestamp(col, unit: str, file, name) -> pa.Array:
     return pc.cast(col, pa.timestamp('ms'), safe=False)
 
 # %% ../nbs/01b_readers.ipynb #bd94a821
-def read_event_log(path, user_col: str, item_col: str, event_col: str | None, time_col: str | None,
-                   event_map: dict | None = RETAILROCKET_EVENTS, session_col: str | None = None,
-                   time_unit: str = 'auto', column_names: list | None = None) -> pa.Table:
+def read_event_log(
+    path,                                          # a CSV or parquet event log
+    user_col: str,                                 # the log's user column
+    item_col: str,                                 # the log's item column
+    event_col: str | None,                         # the log's event-type column (None: the table gets no event column)
+    time_col: str | None,                          # the log's time column (None: no timestamp column)
+    event_map: dict | None = RETAILROCKET_EVENTS,  # the log's event names -> 'view' | 'cart' | 'purchase' | None (dropped)
+    session_col: str | None = None,                # the log's session column (None: no session_id column)
+    time_unit: str = 'auto',                       # unit of numeric times, or 'auto' to infer it
+    column_names: list | None = None,              # column names of a header-less CSV (None: the file has a header)
+) -> pa.Table:
     """Read a (user, item, event, time) log — CSV (optionally header-less with `column_names`) or parquet — into the
     canonical event table for `aggregate`. `event_map` maps the log's event names to 'view' | 'cart' | 'purchase' | None."""
     path = Path(path); file = str(path)
