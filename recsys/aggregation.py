@@ -443,8 +443,14 @@ def _n_workers() -> int:
     return max(1, min(int(os.environ.get('RECSYS_INGEST_THREADS', 0)) or (os.cpu_count() or 1), 8))
 
 # %% ../nbs/01f_aggregation.ipynb #9607a5f7
-def aggregate(events, key: str = 'user_or_session', event_map: dict | None = None, batch_rows: int = BATCH_ROWS,
-              meta: dict | None = None, workers: int | None = None) -> Interactions:
+def aggregate(
+    events,                        # an Arrow table, a pandas frame, a parquet/CSV path or an iterable of record batches
+    key: str = 'user_or_session',   # the rows: 'user_or_session', 'session' or 'user' (anonymous rows dropped)
+    event_map: dict | None = None,  # the log's event names -> 'view' | 'cart' | 'purchase' | None (None: the default mapping)
+    batch_rows: int = BATCH_ROWS,   # rows per record batch when streaming a file
+    meta: dict | None = None,       # extra entries of the result's `meta` (after key and events)
+    workers: int | None = None,     # threads that reduce batches (None: the CPU count)
+) -> Interactions:
     """Events -> `Interactions`: one row per user or session (see `key`), one CSR matrix per event type.
 
     `events`: an Arrow table, a pandas frame, a parquet/CSV path (streamed in record batches) or an iterable of batches.

@@ -18,9 +18,17 @@ from .core import RecsysDataError, atomic_write, blas_threads, file_sha256, prog
 __all__ = ['SMALL_NNZ', 'planted_events', 'confidence_preference', 'loss', 'half_step', 'als_reference', 'ALSModel']
 
 # %% ../nbs/04_als.ipynb #e83d026f
-def planted_events(n_users: int = 300, n_items: int = 200, n_events: int = 6_000, n_clusters: int = 8,
-                   in_cluster: float = 0.8, repeat: float = 0.3, target: float = 0.2, zipf: float = 1.0,
-                   seed: int = 42) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+def planted_events(
+    n_users: int = 300,       # rows
+    n_items: int = 200,       # items
+    n_events: int = 6_000,    # events drawn for the seen matrix
+    n_clusters: int = 8,      # planted clusters of users and items
+    in_cluster: float = 0.8,  # share of a user's events inside its own cluster
+    repeat: float = 0.3,      # share of events that repeat an earlier item
+    target: float = 0.2,      # held-out events drawn for the target matrix, as a share of `n_events`
+    zipf: float = 1.0,        # Zipf exponent of item popularity within a cluster
+    seed: int = 42,           # seeds every draw
+) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     "Planted cluster-structured event counts: `(seen, target)` CSR float32 matrices (rows × items)."
     rng = np.random.default_rng(seed)
     ucl, icl = rng.integers(n_clusters, size=n_users), rng.integers(n_clusters, size=n_items)
@@ -54,7 +62,15 @@ def confidence_preference(C, alpha: float = 1.0) -> tuple[np.ndarray, np.ndarray
     return np.where(V != 0, np.abs(V), 1.0), (V > 0).astype(np.float64)
 
 # %% ../nbs/04_als.ipynb #f5f1232f
-def loss(C, X, Y, regularization: float, alpha: float = 1.0, normalize: bool = True, weighted: bool = False) -> float:
+def loss(
+    C,                       # stored values (rows x items, sparse): confidence alpha·|v|, preference v > 0
+    X,                       # row factors
+    Y,                       # item factors
+    regularization: float,   # lambda of the penalty
+    alpha: float = 1.0,      # confidence multiplier: c = alpha·|v| where a value is stored, else 1
+    normalize: bool = True,  # divide by the sum of confidences (what implicit reports)
+    weighted: bool = False,  # Spark's ALS-WR penalty (lambda scaled by each row's and item's stored cells)
+) -> float:
     """Σ c (p − XYᵀ)² + λ(‖X‖² + ‖Y‖²), divided by Σ c when `normalize` (what `implicit` reports);
     `weighted`: Spark's ALS-WR penalty λ(Σ_u n_u‖x_u‖² + Σ_i n_i‖y_i‖²), n = stored cells of the row or item."""
     c, p = confidence_preference(C, alpha)
@@ -94,16 +110,31 @@ def _solve_rows(V, X, Y, regularization, solver, cg_steps, weighted=False):
     return out
 
 # %% ../nbs/04_als.ipynb #835857b8
-def half_step(C, Y, regularization: float, alpha: float = 1.0, weighted: bool = False) -> np.ndarray:
+def half_step(
+    C,                       # stored values (rows x items, sparse): confidence alpha·|v|, preference v > 0
+    Y,                       # the fixed item factors
+    regularization: float,   # lambda of the penalty
+    alpha: float = 1.0,      # confidence multiplier: c = alpha·|v| where a value is stored, else 1
+    weighted: bool = False,  # lambda scaled by each row's stored cells (ALS-WR)
+) -> np.ndarray:
     """The exact minimiser over X of `loss(C, X, Y, ...)` with Y fixed (one exact half-sweep):
     x_u = (YᵀY + Yᵀ(Cᵘ−I)Y + λ_u I)⁻¹ YᵀCᵘp(u), λ_u = λ (or λ·n_u when `weighted`); a row with nothing stored gets 0."""
     V, Y = alpha * _dense(C), np.asarray(Y, np.float64)
     return _solve_rows(V, np.zeros((V.shape[0], Y.shape[1])), Y, float(regularization), 'exact', 0, weighted)
 
 # %% ../nbs/04_als.ipynb #a48750da
-def als_reference(C, factors: int, regularization: float, iterations: int, X0=None, Y0=None,
-                  solver: str = 'exact', cg_steps: int = 3, alpha: float = 1.0, seed: int | None = 42
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def als_reference(
+    C,                      # stored values (rows x items, sparse): confidence alpha·|v|, preference v > 0
+    factors: int,           # latent dimension
+    regularization: float,  # lambda of the L2 penalty
+    iterations: int,        # full sweeps (rows then items)
+    X0=None,                # starting row factors (None: implicit's random start)
+    Y0=None,                # starting item factors (None: implicit's random start)
+    solver: str = 'exact',  # 'exact' (Cholesky) or 'cg' (conjugate gradient, implicit's default)
+    cg_steps: int = 3,      # conjugate-gradient steps per row, with solver='cg'
+    alpha: float = 1.0,     # confidence multiplier: c = alpha·|v| where a value is stored, else 1
+    seed: int | None = 42,  # seeds the random start (None: unseeded)
+) -> tuple[np.ndarray, np.ndarray]:
     """Implicit ALS in dense float64 NumPy, reproducing `implicit` 0.7.3 (`solver` 'exact' = Cholesky path, 'cg' = default).
     Without `X0`/`Y0` the start is implicit's: `default_rng(seed).random(..., float32) * 0.01`, rows then items."""
     if solver not in ('exact', 'cg'): raise ValueError(f"solver must be 'exact' or 'cg', not {solver!r}")

@@ -60,7 +60,13 @@ def pair_values(M: sp.csr_matrix, r: np.ndarray, c: np.ndarray) -> np.ndarray:
     return np.where((keys[pos] == q) & (c >= 0), M.data[pos], 0.0).astype(np.float64)
 
 # %% ../nbs/00c_arrays.ipynb #7142dc58
-def pair_dots(A: np.ndarray, B: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int = 32_768) -> np.ndarray:
+def pair_dots(
+    A: np.ndarray,        # left-hand vectors (rows)
+    B: np.ndarray,        # right-hand vectors (rows)
+    i: np.ndarray,        # row of `A` of each pair
+    j: np.ndarray,        # row of `B` of each pair
+    chunk: int = 32_768,  # pairs per chunk (keeps the gathered rows in cache)
+) -> np.ndarray:
     "A[i] · B[j] for many pairs, in cache-sized chunks (one big gather of both sides is ~10x slower)."
     out = np.empty(len(i), np.float64)
     for a in range(0, len(i), chunk):

@@ -70,8 +70,15 @@ def shown_candidates(row_session, row_item, row_time) -> pd.DataFrame:
     return _frame(ks[o], ki[o], views[o], rank[o]).assign(recency=recency[o].astype(np.int32), first=first[o].astype(np.int32))
 
 # %% ../nbs/06c_candidates.ipynb #ebf9dd4f
-def session_matrix(row_session, row_item, n_sessions: int, n_items: int, row_time=None, half_life: float | None = None,
-                   binary: bool = False) -> sp.csr_matrix:
+def session_matrix(
+    row_session,                     # session index of each shown row
+    row_item,                        # item index of each shown row
+    n_sessions: int,                 # rows of the matrix
+    n_items: int,                    # columns of the matrix
+    row_time=None,                   # time of each row (needed with `half_life`)
+    half_life: float | None = None,  # recency weight halves every `half_life` rows back from the session's last (None: no decay)
+    binary: bool = False,            # 1 where a session shows the item, instead of weighted views
+) -> sp.csr_matrix:
     "Sessions x items CSR of the shown rows: views per item, recency-weighted with `half_life` (rows), or 1/0 if `binary`."
     s, i = np.asarray(row_session, np.int64), np.asarray(row_item, np.int64)
     w = np.ones(s.size, np.float64)
@@ -128,10 +135,23 @@ def _chunks(lengths: np.ndarray, chunk_pairs: int) -> np.ndarray:
     return np.unique(np.r_[0, np.minimum(cuts, lengths.size), lengths.size])
 
 # %% ../nbs/06c_candidates.ipynb #3ce15a43
-def covisitation(session, item, time, cart, n_items: int, kind: str = 'view_cart', window_ms: int = 24 * 3600 * 1000,
-                 tau_ms: float = 30 * 60 * 1000, cart_weight: float = 3.0, top_n: int = 20, max_events: int = 30,
-                 chunk_pairs: int = 5_000_000, max_nnz: int = 50_000_000, info: dict | None = None,
-                 row_weight=None) -> sp.csr_matrix:
+def covisitation(
+    session,                            # session key of each training row
+    item,                               # item index (catalogue position) of each row
+    time,                               # event time of each row, in ms
+    cart,                               # cart flag of each row
+    n_items: int,                       # catalogue size: the matrix is n_items x n_items
+    kind: str = 'view_cart',            # which co-visitation, one of `COVIS_KINDS`
+    window_ms: int = 24 * 3600 * 1000,  # only pairs of rows at most this far apart in time count
+    tau_ms: float = 30 * 60 * 1000,     # time-decay constant of a pair's weight, in ms
+    cart_weight: float = 3.0,           # weight of a pair whose target row is a cart
+    top_n: int = 20,                    # neighbours kept per item (row)
+    max_events: int = 30,               # a session's latest rows that form pairs (at most)
+    chunk_pairs: int = 5_000_000,       # pairs generated per chunk of sessions (bounds memory)
+    max_nnz: int = 50_000_000,         # entries of the running sum before it is cut to each item's 10 x top_n strongest
+    info: dict | None = None,           # a dict that, if given, receives the memory sizes and the number of cuts
+    row_weight=None,                    # one float per row, multiplying each pair's weight by its source row's
+) -> sp.csr_matrix:
     """Co-visitation matrix (n_items x n_items, CSR, each row's `top_n` neighbours) of `kind` in `COVIS_KINDS` from
     training rows (session key, item index, time in ms, cart flag), built in chunks of sessions. When the running sum
     holds more than `max_nnz` entries it is cut to each item's `10 x top_n` strongest (bounded memory at any log size;
@@ -236,8 +256,15 @@ def group_top_items(item_group, item_value, top_n: int = 50) -> sp.csr_matrix:
     return sp.csr_matrix((t['score'].to_numpy(), (t['session'].to_numpy(), t['item'].to_numpy())), shape=(n_groups, g.size))
 
 # %% ../nbs/06c_candidates.ipynb #0f6055db
-def group_candidates(row_session, row_item, n_sessions: int, item_group, item_value, top_n: int = 50,
-                     k: int = 50) -> pd.DataFrame:
+def group_candidates(
+    row_session,      # session index of each shown row
+    row_item,         # item index of each shown row
+    n_sessions: int,  # number of sessions
+    item_group,       # group (family or section) of each item
+    item_value,       # score of each item within its group
+    top_n: int = 50,  # items kept per group
+    k: int = 50,      # candidates kept per session
+) -> pd.DataFrame:
     "Top items of the shown items' groups: score = (share of the session's rows in the group) x `item_value`."
     T = group_top_items(item_group, item_value, top_n)
     g = np.asarray(item_group, np.int64)[np.asarray(row_item, np.int64)]
@@ -248,8 +275,15 @@ def group_candidates(row_session, row_item, n_sessions: int, item_group, item_va
     return top_k_per_session(C.row, C.col, C.data, k)
 
 # %% ../nbs/06c_candidates.ipynb #4cfcd1e4
-def history_candidates(train_user, train_item, train_cart, session_user, n_items: int, k: int = 50,
-                       cart_weight: float = 9.0) -> pd.DataFrame:
+def history_candidates(
+    train_user,                # user key of each training row (-1: anonymous)
+    train_item,                # item index of each training row
+    train_cart,                # cart flag of each training row
+    session_user,              # user key of each session (-1: anonymous)
+    n_items: int,              # catalogue size
+    k: int = 50,               # candidates kept per session
+    cart_weight: float = 9.0,  # score of a cart relative to a row
+) -> pd.DataFrame:
     "Items the session's user viewed or carted in train (user keys >= 0; -1 = anonymous): score = rows + cart_weight x carts."
     u = np.asarray(train_user, np.int64); ok = u >= 0
     w = 1.0 + cart_weight * np.asarray(train_cart, bool)[ok]
@@ -262,8 +296,16 @@ def history_candidates(train_user, train_item, train_cart, session_user, n_items
     return top_k_per_session(found[C.row], C.col, C.data, k)
 
 # %% ../nbs/06c_candidates.ipynb #a9e2f65a
-def popularity_candidates(train_item, n_items: int, n_sessions: int, k: int = 50, train_cart=None, cart_weight: float = 9.0,
-                          train_group=None, session_group=None) -> pd.DataFrame:
+def popularity_candidates(
+    train_item,                # item index of each training row
+    n_items: int,              # catalogue size
+    n_sessions: int,           # number of sessions
+    k: int = 50,               # candidates per session
+    train_cart=None,           # cart flag of each training row (None: no carts)
+    cart_weight: float = 9.0,  # score of a cart relative to a row
+    train_group=None,          # group of each training row (None: one global ranking)
+    session_group=None,        # group of each session, with `train_group`
+) -> pd.DataFrame:
     """The `k` most popular items (score = rows + cart_weight x carts) for every session; with `train_group` (per train row)
     and `session_group` (per session), each session gets its group's own top `k` (none if its group is unseen)."""
     item = np.asarray(train_item, np.int64)
@@ -423,9 +465,20 @@ def _recent(rows: dict, max_rows: int | None) -> dict:
     return {k: v[m] for k, v in rows.items()}
 
 # %% ../nbs/06c_candidates.ipynb #1043c596
-def fit_sources(rows: dict, catalogue: pd.DataFrame, embeddings=None, *, top_n: int = 20, group_top_n: int = 100,
-                covis_rows: int | None = 8_000_000, emb_dim: int = 32, nn_dim: int = 128, seed: int = 42, progress=None,
-                reuse: CandidateSources | None = None) -> CandidateSources:
+def fit_sources(
+    rows: dict,                             # training rows, from `event_rows`
+    catalogue: pd.DataFrame,                # the products: one row per catalogue position
+    embeddings=None,                # (matrix, present mask) aligned with `catalogue`, or None (no embedding neighbours)
+    *,
+    top_n: int = 20,                        # co-visitation and embedding neighbours kept per item
+    group_top_n: int = 100,                 # top sellers kept per family and section
+    covis_rows: int | None = 8_000_000,     # co-visitation uses the most recent rows only (None: all)
+    emb_dim: int = 32,                      # stored dimension of the embedding neighbours' vectors
+    nn_dim: int = 128,                    # principal components the cosine neighbours use when the embeddings have more
+    seed: int = 42,                         # seeds the principal components and the neighbour search
+    progress=None,                          # called as `progress(name)` before each step, if given
+    reuse: CandidateSources | None = None,  # sources fitted on the same catalogue: their embedding part is reused
+) -> CandidateSources:
     """Fit every item-side source on training `rows` (from `event_rows`): co-visitation (on the most recent
     `covis_rows`), embedding neighbours (`embeddings` = (matrix, present mask) aligned with `catalogue`; cosine on their
     first `nn_dim` principal components when they have more), family and
@@ -475,8 +528,15 @@ def _group_session_candidates(T: sp.csr_matrix, rs, ri, n_sessions: int, groups:
 
 # %% ../nbs/06c_candidates.ipynb #22976378
 @patch
-def generate(self: CandidateSources, row_session, row_item, row_time, n_sessions: int, k: int = 50,
-             half_life: float = 2.0) -> dict:
+def generate(
+    self: CandidateSources,
+    row_session,             # session index of each shown row
+    row_item,                # catalogue position of each shown row
+    row_time,                # time of each shown row
+    n_sessions: int,         # number of sessions
+    k: int = 50,             # candidates kept per session and source
+    half_life: float = 2.0,  # recency half-life, in rows, of the shown items' weights
+) -> dict:
     """Every item-side source's candidates for sessions given by their shown rows (session index, catalogue position,
     time): {'shown', 'covis_<kind>', 'embedding', 'family', 'section'} -> (session, item, score, rank) frames."""
     rs, ri, rt = (np.asarray(a, np.int64) for a in (row_session, row_item, row_time))

@@ -117,7 +117,13 @@ def quiet() -> bool:
     "True under nbdev_test / pytest or when `RECSYS_QUIET` is set: progress bars are off."
     return bool(os.environ.get('IN_TEST') or os.environ.get('RECSYS_QUIET') or os.environ.get('PYTEST_CURRENT_TEST'))
 
-def progress(iterable=None, desc: str | None = None, total: int | None = None, disable: bool | None = None, **kwargs):
+def progress(
+    iterable=None,                # what to iterate over (None: a manual bar, updated by hand)
+    desc: str | None = None,      # label shown before the bar
+    total: int | None = None,     # expected number of steps (default: `len(iterable)` when it has one)
+    disable: bool | None = None,  # force the bar off (True) or on (False); None: off when `quiet()`
+    **kwargs,                     # passed on to `tqdm`
+):
     "A tqdm progress bar (rate and ETA) that is disabled when `quiet()`."
     from tqdm.auto import tqdm
     return tqdm(iterable, desc=desc, total=total, disable=quiet() if disable is None else disable,
@@ -198,8 +204,16 @@ def _inside(child: Path, parent: Path) -> bool:
     except OSError: return False
 
 # %% ../nbs/00_core.ipynb #002c0d8d
-def prepare_output(path, kind: str, *, own=None, force: bool = False, folder: bool = False, flag: str = '--out',
-                   inputs=()) -> Path:
+def prepare_output(
+    path,                  # where the output will be written
+    kind: str,             # what the output is, for messages (e.g. 'a model folder')
+    *,
+    own=None,            # `own(path)` is True when `path` holds an earlier output of the same kind (may be overwritten)
+    force: bool = False,   # overwrite a non-empty path that `own` does not recognise
+    folder: bool = False,  # the output is a folder (else a file)
+    flag: str = '--out',   # the command-line option named in messages
+    inputs=(),             # the command's input paths: the output may not be one of them
+) -> Path:
     """Check, before any work, that `path` may receive the command's output (`kind`, e.g. 'a model folder'):
     not one of `inputs`, the right type (file or `folder`), empty or missing or recognised by `own(path)` as an earlier
     output of the same kind (else only with `force`), and writable. Returns the path; raises `RecsysDataError`."""

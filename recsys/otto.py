@@ -22,7 +22,10 @@ __all__ = ['OTTO_KINDS', 'otto_covisitation', 'otto_recommend', 'otto_baseline']
 OTTO_KINDS = ('clicks', 'carts', 'buy2buy')   # the recipe's three matrices
 
 # %% ../nbs/06f_otto.ipynb #c46f12af
-def otto_covisitation(session, item, time, cart,
+def otto_covisitation(session,                             # session key of each training row
+                      item,                                # item index of each row
+                      time,                                # event time of each row, in ms
+                      cart,                                # cart flag of each row
                       n_items: int,                       # the number of item indices (matrices are n_items x n_items)
                       kinds=OTTO_KINDS,                   # which of the three matrices to fit
                       top_n: int = 20,                    # neighbours kept per item
@@ -67,7 +70,9 @@ def _neighbour_lists(M, src_session, src_item, src_rank, part: int):
 # %% ../nbs/06f_otto.ipynb #5117f230
 def otto_recommend(covis: dict,              # the carts and buy2buy matrices of `otto_covisitation`
                    popular,                  # item indices, most carted first: the fill
-                   row_session, row_item, row_time,  # the test rows: session index (0..n_sessions-1), item index, time
+                   row_session,              # the test rows: session index (0..n_sessions-1)
+                   row_item,                 # ... item index
+                   row_time,                 # ... time (ms, or the row's position)
                    n_sessions: int,          # the number of sessions (a session without rows gets the fill)
                    row_cart=None,            # per row: carted (test rows have none: all False)
                    K: int = 5,               # items per session; also the recipe's "many items" threshold (its 20)
@@ -114,7 +119,12 @@ def otto_recommend(covis: dict,              # the carts and buy2buy matrices of
     return out
 
 # %% ../nbs/06f_otto.ipynb #fae17dce
-def otto_baseline(train, sessions, K: int = 5, top_n: int = 20, info: dict | None = None) -> tuple:
+def otto_baseline(train,                    # the train events: an Arrow table or a train file's path
+                  sessions,                 # the test's `recsys.sessions.Sessions`
+                  K: int = 5,               # items per session
+                  top_n: int = 20,          # neighbours kept per item in each matrix
+                  info: dict | None = None, # if given, receives the fit's and the recommendation's timings
+                  ) -> tuple:
     """The recipe fitted on `train` (Arrow table of train events or a train file's path) and applied to `sessions`
     (`recsys.sessions.Sessions`): (session ids, n_sessions x K partnumbers, -1 where none). `info` gets the timings."""
     t0 = _time.perf_counter()

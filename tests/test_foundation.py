@@ -1,6 +1,8 @@
 """The repository's own set-up: settings, setup.py, the lock file, entry points, CI wiring."""
 
 import configparser, importlib, re, subprocess, sys
+
+import pytest
 from pathlib import Path
 
 
@@ -374,3 +376,216 @@ def test_no_module_imports_another_modules_private_name():
         if mod != 'core'
     ]
     assert not borrowed, f'{len(borrowed)} private imports:\n' + '\n'.join(borrowed)
+
+
+# --- house rules (issue 27 item 5): docments, line length, cell size, notebook order -------------------------------
+
+
+def _undocumented(path: Path, min_params: int = 5) -> dict[str, list[str]]:
+    """Public functions of `path` (module level, `@patch`ed methods included, and public methods of public classes)
+    with `min_params` or more parameters (`self`/`cls` not counted) -> their parameters without a docment. A parameter
+    is documented when a `#` comment follows it on its line, and no other parameter shares that line."""
+    import ast, io, tokenize
+
+    text = path.read_text(encoding='utf-8')
+    comments = {t.start[0] for t in tokenize.generate_tokens(io.StringIO(text).readline) if t.type == tokenize.COMMENT}
+    fns = []
+    for node in ast.parse(text).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and not node.name.startswith('_'):
+            fns.append((node.name, node))
+        elif isinstance(node, ast.ClassDef) and not node.name.startswith('_'):
+            fns += [
+                (f'{node.name}.{m.name}', m)
+                for m in node.body
+                if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef)) and not m.name.startswith('_')
+            ]
+    out = {}
+    for name, fn in fns:
+        a = fn.args
+        ps = [*a.posonlyargs, *a.args, *filter(None, [a.vararg]), *a.kwonlyargs, *filter(None, [a.kwarg])]
+        ps = [p for p in ps if p.arg not in ('self', 'cls')]
+        lines = [p.lineno for p in ps]
+        missing = [p.arg for p in ps if p.lineno not in comments or lines.count(p.lineno) > 1]
+        if len(ps) >= min_params and missing:
+            out[name] = missing
+    return out
+
+
+def test_docments_finder_sees_undocumented_parameters(tmp_path):
+    p = tmp_path / 'm.py'
+    p.write_text(
+        'def ok(\n    a,  # the a\n    b=1,  # the b\n    *c,  # more\n    d: int = 2,  # the d\n    **e,  # options\n):\n'
+        '    pass\n'
+        'def bad(a, b, c,  # three on a line\n    d,  # the d\n    e):\n    pass\n'
+        'def few(a, b, c, d): pass\n'
+        'def _private(a, b, c, d, e): pass\n'
+        'class K:\n    def m(self, a, b, c, d, e): pass\n    def n(self, a, b, c, d): pass\n',
+        encoding='utf-8',
+    )
+    assert _undocumented(p) == {'bad': ['a', 'b', 'c', 'e'], 'K.m': ['a', 'b', 'c', 'd', 'e']}
+
+
+def test_public_functions_with_five_or_more_parameters_use_docments():
+    "Every public function or method with five or more parameters documents each one with a comment on its own line."
+    found = {
+        f'{p.stem}.{name}': missing
+        for p in sorted((ROOT / 'recsys').glob('*.py'))
+        if p.stem not in ('__init__', '_modidx')
+        for name, missing in _undocumented(p).items()
+    }
+    # Not yet given docments (issue 27 item 5, unfinished): the list can only shrink; documenting one makes this fail
+    # until it is taken off.
+    pending = {
+        'confidence.bm25_confidence',
+        'confidence.check_design',
+        'confidence.counts_on_pattern',
+        'confidence.event_score',
+        'confidence.hu_confidence',
+        'confidence.hu_log_confidence',
+        'confidence.hu_objective',
+        'confidence.linear_confidence',
+        'confidence.random_counts',
+        'confidence.spark_half_step',
+        'confidence.tfidf_confidence',
+        'eda.fit_segments',
+        'eda.k_sweep',
+        'eda.plot_rate',
+        'eda.rate_by',
+        'evaluate.Recommender.recommend_new',
+        'evaluate.challenge_split',
+        'evaluate.compare',
+        'evaluate.compare_sessions',
+        'evaluate.evaluate',
+        'evaluate.evaluate_sessions',
+        'evaluate.fit_evaluate',
+        'evaluate.frames_to_split',
+        'evaluate.grid_search',
+        'evaluate.leave_last_k',
+        'evaluate.make_splits',
+        'evaluate.paired_bootstrap',
+        'evaluate.recommend_new',
+        'evaluate.session_split',
+        'evaluate.split_frame',
+        'evaluate.stratified_split',
+        'evaluate.temporal_split',
+        'experiments.compare_designs',
+        'ranker.ablation',
+        'ranker.candidate_features',
+        'ranker.fit',
+        'ranker.fit_ranker',
+        'ranker.rank_sessions',
+        'ranker.session_table',
+        'ranker.top_k_items',
+        'recommend.predict_file',
+        'report_page.browser_check',
+        'report_plan.plan_jobs',
+        'reports.run_reports',
+        'sessions.explain',
+        'sessions.recommend_sessions',
+        'sessions.top_k_pairs',
+        'spark.fit_als',
+        'spark.frame_metrics',
+        'spark.recommend_unseen',
+        'spark.run_implicit',
+        'spark.spark_session',
+        'synth.generate',
+        'task.baseline_table',
+        'task.baselines',
+        'task.challenge_test',
+        'validation.tune_weights',
+    }
+    extra = sorted(set(found) - pending)
+    assert not extra, f'{len(extra)} functions without docments:\n' + '\n'.join(f'{k}: {found[k]}' for k in extra)
+    assert set(found) == pending, f'documented now, take off `pending`: {sorted(pending - set(found))}'
+
+
+def _exported_cells(nb: Path) -> list[tuple[int, int]]:
+    "(cell index, lines) of each exported code cell of `nb`: its lines except the `#|` directives."
+    import json
+
+    out = []
+    for i, c in enumerate(json.loads(nb.read_text(encoding='utf-8'))['cells']):
+        lines = ''.join(c['source']).splitlines()
+        if c['cell_type'] == 'code' and any(re.match(r'#\|\s*export', l) for l in lines):
+            out.append((i, sum(not l.startswith('#|') for l in lines)))
+    return out
+
+
+def test_exported_cell_counter(tmp_path):
+    import json
+
+    cells = [
+        {'cell_type': 'code', 'source': ['#| export\n', 'x = 1\n', '\n', 'y = 2']},
+        {'cell_type': 'code', 'source': ['z = 3\n' * 70]},  # not exported
+        {'cell_type': 'code', 'source': ['#|export\n', '#| hide\n', 'a = 1\n' * 61]},
+        {'cell_type': 'markdown', 'source': ['#| export\n', 'text\n' * 70]},
+    ]
+    (tmp_path / 'x.ipynb').write_text(json.dumps({'cells': cells}), encoding='utf-8')
+    assert _exported_cells(tmp_path / 'x.ipynb') == [(0, 3), (2, 61)]
+
+
+def test_exported_cells_are_at_most_60_lines():
+    big = [
+        f'{nb.name} cell {i}: {n} lines'
+        for nb in sorted((ROOT / 'nbs').glob('*.ipynb'))
+        for i, n in _exported_cells(nb)
+        if n > 60
+    ]
+    assert not big, 'exported cells over 60 lines:\n' + '\n'.join(big)
+
+
+def _notebook_of_module() -> dict[str, str]:
+    "Package module -> the notebook (stem) that exports it (`#| default_exp`)."
+    import json
+
+    out = {}
+    for nb in sorted((ROOT / 'nbs').glob('*.ipynb')):
+        for c in json.loads(nb.read_text(encoding='utf-8'))['cells']:
+            if m := re.search(r'^#\|\s*default_exp\s+(\S+)', ''.join(c['source']), re.M):
+                out[m.group(1)] = nb.stem
+    return out
+
+
+def _order_breaks(graph: dict[str, set[str]], notebook: dict[str, str]) -> list[str]:
+    """Lettered notebooks (`06c_name`) importing a notebook of the same number that does not come before them:
+    within a number, a notebook's letter comes after the letters of those it imports. An unlettered notebook (`06_name`,
+    a report) keeps its name and may import its lettered neighbours."""
+    out = []
+    for mod, deps in sorted(graph.items()):
+        nb = notebook.get(mod, '')
+        if not re.match(r'\d+[a-z]_', nb):
+            continue
+        for d in sorted(deps):
+            other = notebook.get(d, '')
+            if other and re.match(r'\d+', other).group() == re.match(r'\d+', nb).group() and other > nb:
+                out.append(f'{nb} imports {other}')
+    return out
+
+
+def test_order_checker_finds_a_letter_before_its_import():
+    nbs = {'t': '00a_task', 'm': '00b_metrics', 'c': '00_core', 'r': '01_ingest', 'x': '01b_readers'}
+    assert _order_breaks({'t': {'m', 'c'}, 'm': {'c'}, 'c': set()}, nbs) == ['00a_task imports 00b_metrics']
+    assert _order_breaks({'m': {'t'}, 't': {'c'}}, nbs) == []  # 00b imports 00a: in order
+    assert _order_breaks({'r': {'x'}, 'x': {'m'}}, nbs) == []  # a report notebook, and another number
+
+
+def test_lettered_notebooks_follow_their_imports():
+    "Counting every import (lazy ones inside functions too), a lettered notebook's imports of its number come first."
+    notebook = _notebook_of_module()
+    assert notebook['metrics'] < notebook['task'] and notebook['readers'] < notebook['users_api']
+    breaks = _order_breaks(_module_graph(), notebook)
+    assert not breaks, 'notebooks out of dependency order:\n' + '\n'.join(breaks)
+
+
+@pytest.mark.xfail(
+    strict=True, reason='issue 27 item 5, unfinished: ~740 lines of recsys/ over 120 characters to rewrap'
+)
+def test_ruff_enforces_120_character_lines():
+    "E501 (line too long) is on at 120 characters, so `ruff check` fails on a longer line of the package."
+    import tomllib
+
+    ruff = tomllib.loads((ROOT / 'pyproject.toml').read_text(encoding='utf-8'))['tool']['ruff']
+    assert ruff['line-length'] == 120
+    selected, ignored = ruff['lint']['select'], ruff['lint'].get('ignore', [])
+    assert 'E501' in selected or 'E5' in selected or 'E' in selected, selected
+    assert not {'E501', 'E5', 'E'} & set(ignored), ignored
