@@ -6,7 +6,9 @@
 from __future__ import annotations
 
 import contextlib, hashlib, io, json, os, shutil, tempfile, zipfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -20,8 +22,10 @@ from .aggregation import KEYS, aggregate
 from .users_api import users_view
 
 # %% auto #0
-__all__ = ['ML100K_URL', 'ML100K_SHA256', 'AGGREGATION_VERSION', 'DataUnavailableError', 'download_movielens_100k',
-           'load_movielens_100k', 'movielens_interactions', 'RecsysDataset', 'dataset_files', 'load_dataset']
+__all__ = ['ML100K_URL', 'ML100K_SHA256', 'PUBLISHED_ML100K', 'AGGREGATION_VERSION', 'DATASET_FEATURES', 'INDITEX_FEATURES',
+           'DATASETS', 'FOLDER_DATASET', 'DataUnavailableError', 'download_movielens_100k', 'load_movielens_100k',
+           'movielens_interactions', 'RecsysDataset', 'dataset_files', 'DatasetSpec', 'dataset_spec', 'dataset_names',
+           'load_dataset']
 
 # %% ../nbs/01g_datasets.ipynb #a297d4c3
 ML100K_URL = 'https://files.grouplens.org/datasets/movielens/ml-100k.zip'
@@ -72,6 +76,14 @@ def movielens_interactions(df: pd.DataFrame | None = None) -> Interactions:
     df = load_movielens_100k() if df is None else df
     return aggregate(df[['user_id', 'item_id', 'rating', 'timestamp']], key='user', meta={'source': 'movielens-100k'})
 
+# %% ../nbs/01g_datasets.ipynb #958e4152
+PUBLISHED_ML100K = pd.DataFrame(
+    [('BiVAE', 0.146, 0.475, 0.412, 0.219), ('BPR', 0.132, 0.442, 0.388, 0.213),
+     ('LightGCN', 0.089, 0.420, 0.380, 0.144), ('NCF', 0.108, 0.396, 0.347, 0.181),
+     ('SAR', 0.111, 0.382, 0.331, 0.176), ('SVD', 0.013, 0.096, 0.091, 0.033),
+     ('Spark ALS (explicit)', 0.005, 0.044, 0.048, 0.018)],
+    columns=['algorithm', 'map', 'ndcg@10', 'precision@10', 'recall@10'])
+
 # %% ../nbs/01g_datasets.ipynb #eca155aa
 AGGREGATION_VERSION = 1
 
@@ -84,8 +96,10 @@ def _find(d: Path, stems, exts=('.parquet', '.csv', '.csv.gz', '.zip')) -> Path 
 # %% ../nbs/01g_datasets.ipynb #b08a595b
 class RecsysDataset:
     "One dataset: its files, lazily read tables, and cached interactions."
-    def __init__(self, name: str, dir, kind: str, files: dict, meta: dict | None = None):
+    def __init__(self, name: str, dir, kind: str, files: dict, meta: dict | None = None,
+                 spec: DatasetSpec | None = None):
         self.name, self.dir, self.kind, self.files, self.meta = name, Path(dir), kind, dict(files), dict(meta or {})
+        self.spec = spec   # its `DatasetSpec` (`load_dataset` sets it; `dataset_spec(self)` reads it)
         self._tables, self._inter = {}, {}
 
     def _lazy(self, name, fn):
@@ -111,7 +125,8 @@ class RecsysDataset:
 @patch(as_prop=True)
 def train(self: RecsysDataset) -> pa.Table:
     "The events (Inditex train schema; MovieLens: user_id, item_id, rating, timestamp) as an Arrow table."
-    if self.kind == 'movielens': return self._lazy('train', lambda: pa.Table.from_pandas(load_movielens_100k(), preserve_index=False))
+    if (frame := dataset_spec(self).frame) is not None:
+        return self._lazy('train', lambda: pa.Table.from_pandas(frame(), preserve_index=False))
     return self._lazy('train', lambda: read_train(self.files['train']))
 
 # %% ../nbs/01g_datasets.ipynb #e0b05783
@@ -170,9 +185,10 @@ def interactions(self: RecsysDataset, key: str = 'user_or_session', cache: bool 
         with contextlib.suppress(RecsysDataError, OSError, ValueError):
             self._inter[key] = X = Interactions.load(cdir); return X
     meta = {'dataset': self.name, 'fingerprint': fp}
-    if self.kind == 'movielens':
+    spec = dataset_spec(self)
+    if spec.frame is not None:
         if key == 'session': raise RecsysDataError('MovieLens has no sessions', fix="use key='user'")
-        X = aggregate(load_movielens_100k(), key=key, meta={**meta, 'source': 'movielens-100k'})
+        X = aggregate(spec.frame(), key=key, meta={**meta, 'source': spec.name})
     else:
         X = aggregate(self.files['train'], key=key, meta=meta)
     if cache: _save_cache(X, cdir)
@@ -203,27 +219,86 @@ def dataset_files(d) -> dict:
             'test_labels': _find(d, 'test_labels'), 'truth': _find(d, 'truth', ('.npz',)),
             'manifest': _find(d, 'manifest', ('.json',)), 'dataset': _find(d, 'dataset', ('.json',))}
 
-# %% ../nbs/01g_datasets.ipynb #e7ad9433
-def load_dataset(dataset: str = 'synthetic', scale: str = 'tiny', seed: int = 42) -> RecsysDataset:
-    "'synthetic' (for `scale`, `seed`), 'movielens-100k', 'inditex' (data/raw) or a directory of Inditex-format files."
-    dataset = str(dataset)
-    if dataset == 'movielens-100k':
-        d = cache_dir('ml-100k'); load_movielens_100k()    # download + verify now, not on first use
-        return RecsysDataset('movielens-100k', d, 'movielens', {'train': d / 'u.data'})
-    if dataset == 'synthetic':
-        from recsys.synth import ensure_synthetic   # written by the generator notebook (01a_synth)
-        d = Path(ensure_synthetic(scale=scale, seed=seed)); name = f'synthetic-{scale}-seed{seed}'
-    else:
-        d = data_dir() / 'raw' if dataset == 'inditex' else Path(dataset).expanduser(); name = d.name
-        if not d.is_dir():
-            raise RecsysDataError('no such dataset folder', file=str(d),
-                                  fix="pass 'synthetic', 'movielens-100k', 'inditex' (data/raw) or a folder with train.csv/parquet")
+# %% ../nbs/01g_datasets.ipynb #d963cb65
+DATASET_FEATURES = ('events', 'sessions', 'carts', 'purchases', 'ratings', 'test', 'test_labels', 'products',
+                    'embeddings', 'users')
+INDITEX_FEATURES = frozenset(DATASET_FEATURES) - {'purchases', 'ratings'}   # what the Inditex format holds
+
+@dataclass(frozen=True, eq=False)
+class DatasetSpec:
+    "One dataset the project knows by name: what `load_dataset`, the report runner, the CLIs and the report cells read."
+    name: str                                 # the name `load_dataset`, `--dataset` and `--data` take
+    kind: str                                 # `RecsysDataset.kind`: 'movielens' (ratings) or 'inditex' (an event log)
+    loader: Callable                          # (dataset, scale, seed) -> RecsysDataset
+    materialiser: tuple | None = None         # (module, function, parameters among 'scale', 'seed'): run before a run
+    features: frozenset = INDITEX_FEATURES    # what it offers (`DATASET_FEATURES`); with `from_files`: what it may
+    from_files: bool = False                  # a folder whose files decide what it offers (its content may change)
+    frame: Callable | None = None             # () -> the events as one frame, for a dataset with no files of its own
+    folder: Callable | None = None            # () -> the folder of a named folder dataset ('inditex': data/raw)
+    scaled: bool = False                      # whether `scale` applies (the synthetic data)
+    published: pd.DataFrame | None = None     # published results on it to compare with (MovieLens-100K)
+    note: str = ''                            # a word for the help texts, e.g. 'data/raw'
+
+    def offers(self, feature: str) -> bool:
+        "Whether the dataset offers `feature` (one of `DATASET_FEATURES`); a folder's: whether its format can hold it."
+        if feature not in DATASET_FEATURES:
+            raise RecsysDataError(f'unknown feature {feature!r}', fix=f'use one of {", ".join(DATASET_FEATURES)}')
+        return feature in self.features
+
+# %% ../nbs/01g_datasets.ipynb #1b9ef3b8
+def _folder_dataset(d: Path, name: str, spec: DatasetSpec) -> RecsysDataset:
     files = dataset_files(d)
     if files['train'] is None:
         raise RecsysDataError(f'no train file (train.parquet, train.csv, train.csv.gz or train.zip); found '
                               f'{sorted(p.name for p in d.iterdir())[:12]}', file=str(d),
                               fix='put the Inditex train file in this folder')
     meta = json.loads(files['manifest'].read_text()) if files['manifest'] else {}
-    if not meta and files['dataset']:             # a converted event log (recsys.convert): what it is and how it was made
+    if not meta and files['dataset']:     # a converted event log (recsys.convert): what it is and how it was made
         with contextlib.suppress(OSError, ValueError): meta = json.loads(files['dataset'].read_text())
-    return RecsysDataset(name, d, 'inditex', files, meta)
+    return RecsysDataset(name, d, spec.kind, files, meta, spec)
+
+def _load_movielens(dataset, scale, seed) -> RecsysDataset:
+    d = cache_dir('ml-100k'); load_movielens_100k()    # download + verify now, not on first use
+    return RecsysDataset('movielens-100k', d, 'movielens', {'train': d / 'u.data'}, spec=DATASETS['movielens-100k'])
+
+def _load_synthetic(dataset, scale, seed) -> RecsysDataset:
+    from recsys.synth import ensure_synthetic   # written by the generator notebook (01a_synth)
+    d = Path(ensure_synthetic(scale=scale, seed=seed))
+    return _folder_dataset(d, f'synthetic-{scale}-seed{seed}', DATASETS['synthetic'])
+
+def _load_folder(dataset, scale, seed) -> RecsysDataset:
+    spec = dataset_spec(dataset)
+    d = spec.folder() if spec.folder else Path(dataset).expanduser()
+    if not d.is_dir():
+        raise RecsysDataError('no such dataset folder', file=str(d),
+                              fix=f'pass {dataset_names()} or a folder with train.csv/parquet')
+    return _folder_dataset(d, d.name, spec)
+
+# %% ../nbs/01g_datasets.ipynb #ea853ff8
+DATASETS: dict[str, DatasetSpec] = {s.name: s for s in (
+    DatasetSpec('synthetic', 'inditex', _load_synthetic, ('recsys.synth', 'ensure_synthetic', ('scale', 'seed')),
+                scaled=True),
+    DatasetSpec('movielens-100k', 'movielens', _load_movielens, ('recsys.ingest', 'load_movielens_100k', ()),
+                frozenset({'events', 'ratings'}), frame=load_movielens_100k, published=PUBLISHED_ML100K),
+    DatasetSpec('inditex', 'inditex', _load_folder, from_files=True, folder=lambda: data_dir() / 'raw',
+                note='data/raw'),
+)}
+FOLDER_DATASET = DatasetSpec('folder', 'inditex', _load_folder, from_files=True)   # any other folder of Inditex files
+
+def dataset_spec(dataset) -> DatasetSpec:
+    "The `DatasetSpec` of a dataset name, a folder (`FOLDER_DATASET`) or a `RecsysDataset`."
+    if isinstance(dataset, RecsysDataset):
+        if dataset.spec is not None: return dataset.spec
+        return next((s for s in DATASETS.values() if s.kind == dataset.kind and s.frame), FOLDER_DATASET)
+    return DATASETS.get(str(dataset), FOLDER_DATASET)
+
+def dataset_names(named_only: bool = False) -> str:
+    "The registry's names for help: `'synthetic', 'movielens-100k', 'inditex' (data/raw)`; `named_only`: no folders"
+    return ', '.join(repr(n) + (f' ({s.note})' if s.note else '') for n, s in DATASETS.items()
+                     if not (named_only and s.from_files))
+
+# %% ../nbs/01g_datasets.ipynb #e7ad9433
+def load_dataset(dataset: str = 'synthetic', scale: str = 'tiny', seed: int = 42) -> RecsysDataset:
+    "'synthetic' (for `scale`, `seed`), 'movielens-100k', 'inditex' (data/raw) or a directory of Inditex-format files."
+    dataset = str(dataset)
+    return dataset_spec(dataset).loader(dataset, scale, seed)

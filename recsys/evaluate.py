@@ -18,15 +18,15 @@ from .metrics import METRICS, hits_at_k, metric_keys, per_user_metrics, ranking_
 from .task import KINDS, RETURNING_SHARE, SHOWN_ROWS_P, challenge_test
 
 # %% auto #0
-__all__ = ['PROTOCOLS', 'ELEMENTWISE_DESIGNS', 'events_frame', 'ALS_DEFAULTS', 'ALS_GRIDS', 'PUBLISHED_ML100K', 'top_n', 'Split',
-           'stratified_split', 'leave_last_k', 'random_holdout', 'frames_to_split', 'split_frame', 'make_splits',
-           'event_days', 'TemporalSplit', 'temporal_split', 'Recommender', 'RandomRecommender', 'PopularityRecommender',
+__all__ = ['PROTOCOLS', 'ELEMENTWISE_DESIGNS', 'events_frame', 'ALS_DEFAULTS', 'ALS_GRIDS', 'top_n', 'Split', 'stratified_split',
+           'leave_last_k', 'random_holdout', 'frames_to_split', 'split_frame', 'make_splits', 'event_days',
+           'TemporalSplit', 'temporal_split', 'Recommender', 'RandomRecommender', 'PopularityRecommender',
            'GroupPopularityRecommender', 'OwnHistoryRecommender', 'ItemKNNRecommender', 'EmbeddingRecommender',
            'EASERecommender', 'ALSRecommender', 'HistoryBlend', 'protocol_frame', 'SessionSplit', 'session_split',
            'challenge_split', 'session_groups', 'evaluate_sessions', 'oracle_session_metrics', 'embeddings_for',
            'inditex_splits', 'ratings_frame', 'train_input', 'evaluate', 'fit_evaluate', 'compare', 'paired_bootstrap',
            'compare_sessions', 'param_grid', 'grid_search', 'plot_sweep', 'als_grid', 'METRICS', 'metric_keys',
-           'hits_at_k', 'per_user_metrics', 'ranking_metrics', 'KINDS']
+           'hits_at_k', 'per_user_metrics', 'ranking_metrics', 'KINDS', 'PUBLISHED_ML100K']
 
 # %% ../nbs/05_evaluate.ipynb #a80ccf4e
 _all_ = ['METRICS', 'metric_keys', 'hits_at_k', 'per_user_metrics', 'ranking_metrics', 'KINDS']
@@ -772,9 +772,8 @@ def ratings_frame(ds) -> pd.DataFrame | None:
     """A ratings dataset as the frame the MovieLens protocols split ([user_id, item_id, rating, timestamp]): MovieLens-100K,
     or a folder converted from a ratings log (`recsys-ingest convert-log --value rating`: a `rating` column in its train
     file). None for event data."""
-    if ds.kind == 'movielens':
-        from recsys.ingest import load_movielens_100k
-        return load_movielens_100k()
+    from recsys.datasets import dataset_spec
+    if (frame := dataset_spec(ds).frame) is not None: return frame()     # MovieLens-100K: its ratings from the cache
     import pyarrow.parquet as pq
     train = (ds.files or {}).get('train')
     if train is None or not str(train).endswith('.parquet') or 'rating' not in pq.read_schema(train).names: return None
@@ -1002,8 +1001,5 @@ def als_grid(kind: str, size: str = 'tiny', fixed: dict | None = None) -> list[d
     return param_grid(**axes)
 
 # %% ../nbs/05_evaluate.ipynb #efc3878d
-PUBLISHED_ML100K = pd.DataFrame(
-    [('BiVAE', 0.146, 0.475, 0.412, 0.219), ('BPR', 0.132, 0.442, 0.388, 0.213), ('LightGCN', 0.089, 0.420, 0.380, 0.144),
-     ('NCF', 0.108, 0.396, 0.347, 0.181), ('SAR', 0.111, 0.382, 0.331, 0.176), ('SVD', 0.013, 0.096, 0.091, 0.033),
-     ('Spark ALS (explicit)', 0.005, 0.044, 0.048, 0.018)],
-    columns=['algorithm', 'map', 'ndcg@10', 'precision@10', 'recall@10'])
+from .datasets import PUBLISHED_ML100K   # the published MovieLens-100K table: one home, recsys.datasets
+_all_ = ['PUBLISHED_ML100K']

@@ -12,6 +12,7 @@ from pathlib import Path
 from .core import (RecsysDataError, atomic_write, checkout_root, git_commit, make_readable, progress, read_json,
                          read_notebook, utc_now, versions, write_json)
 from .report_plan import NA, Job, is_done
+from .datasets import dataset_spec
 
 # %% auto #0
 __all__ = ['LIBRARY_DIRECTIVES', 'kernel_env', 'ipc_kernel_manager', 'retry_once', 'cell_directives', 'is_test_only',
@@ -190,10 +191,11 @@ def run_job(spec: dict) -> dict:
 
 # %% ../nbs/07b_report_jobs.ipynb #bb1a5f9c
 def prepare_data(dataset: str, scale: str, seed: int, env: dict | None = None) -> dict:
-    "Materialise the data once before the jobs (synthetic: `recsys.synth.ensure_synthetic`; MovieLens: the download)."
-    if dataset == 'synthetic': mod, fn, kw = 'recsys.synth', 'ensure_synthetic', {'scale': scale, 'seed': seed}
-    elif dataset == 'movielens-100k': mod, fn, kw = 'recsys.ingest', 'load_movielens_100k', {}
-    else: return {'step': 'none', 'note': 'nothing to materialise for a folder of files'}
+    """Materialise the data once before the jobs, by the dataset's `DatasetSpec.materialiser` (synthetic:
+    `recsys.synth.ensure_synthetic`; MovieLens: the download)."""
+    if (m := dataset_spec(dataset).materialiser) is None:
+        return {'step': 'none', 'note': 'nothing to materialise for a folder of files'}
+    mod, fn, names = m; kw = {n: {'scale': scale, 'seed': seed}[n] for n in names}
     try: f = getattr(importlib.import_module(mod), fn)
     except (ImportError, AttributeError): return {'step': 'skipped', 'note': f'{mod}.{fn} is not available: the notebooks load the data'}
     old = {k: os.environ.get(k) for k in (env or {})}

@@ -13,19 +13,13 @@ from .core import RecsysDataError, atomic_write, make_readable, read_json, save_
 from .report_plan import NA, format_value, params_slug
 
 # %% auto #0
-__all__ = ['PUBLISHED_ML100K', 'PUBLISHED_SOURCE', 'COMPARE_COLUMNS', 'plot_sweep', 'flatten_metrics', 'headline_metric',
-           'plot_config_sweep', 'challenge_headline', 'movielens_headline', 'report_figures', 'build_index',
-           'find_chromium', 'browser_check', 'compare_runs']
+__all__ = ['PUBLISHED_SOURCE', 'COMPARE_COLUMNS', 'plot_sweep', 'flatten_metrics', 'headline_metric', 'plot_config_sweep',
+           'challenge_headline', 'movielens_headline', 'report_figures', 'build_index', 'find_chromium',
+           'browser_check', 'compare_runs', 'PUBLISHED_ML100K']
 
 # %% ../nbs/07c_report_page.ipynb #9fd3a39d
-PUBLISHED_ML100K = [  # Microsoft Recommenders, MovieLens-100K benchmark table
-    {'algorithm': 'BiVAE', 'map': 0.146, 'ndcg@10': 0.475, 'precision@10': 0.412, 'recall@10': 0.219},
-    {'algorithm': 'BPR', 'map': 0.132, 'ndcg@10': 0.442, 'precision@10': 0.388, 'recall@10': 0.213},
-    {'algorithm': 'LightGCN', 'map': 0.089, 'ndcg@10': 0.420, 'precision@10': 0.380, 'recall@10': 0.144},
-    {'algorithm': 'NCF', 'map': 0.108, 'ndcg@10': 0.396, 'precision@10': 0.347, 'recall@10': 0.181},
-    {'algorithm': 'SAR', 'map': 0.111, 'ndcg@10': 0.382, 'precision@10': 0.331, 'recall@10': 0.176},
-    {'algorithm': 'SVD', 'map': 0.013, 'ndcg@10': 0.096, 'precision@10': 0.091, 'recall@10': 0.033},
-    {'algorithm': 'Spark ALS (explicit)', 'map': 0.005, 'ndcg@10': 0.044, 'precision@10': 0.048, 'recall@10': 0.018}]
+from .datasets import PUBLISHED_ML100K, dataset_spec   # the published table: one home, the MovieLens spec
+_all_ = ['PUBLISHED_ML100K']
 PUBLISHED_SOURCE = ('Microsoft Recommenders benchmark on MovieLens-100K: stratified split per item, 75 % train (seed 42), '
                     'every test rating relevant, top-10, seen items removed; MAP divides by all of a user\'s relevant items.')
 COMPARE_COLUMNS = [('map', 'MAP'), ('ndcg@10', 'nDCG@10'), ('precision@10', 'P@10'), ('recall@10', 'R@10')]
@@ -205,12 +199,12 @@ def _metrics_section(run: dict, recs: list[dict], wide: int = 8) -> list[str]:
 def _published_section(run: dict, recs: list[dict]) -> list[str]:
     s = ['<h2 id="published">Against the published MovieLens-100K numbers</h2>',
          f'<p class="note">{_e(PUBLISHED_SOURCE)} Our rows report the <code>map</code> key (same definition).</p>']
-    if run['dataset'] != 'movielens-100k':
+    if dataset_spec(run['dataset']).published is None:
         s.append(f'<p class="note">This run used <b>{_e(run["dataset"])}</b> data: the published rows are for MovieLens-100K '
                  'and are shown for reference only, not as a comparison.</p>')
     ours = [(f'ours: {r["key"]} · {" / ".join(p) or "—"}', row, 'ours') for r in recs for p, row in r['rows'].items()
             if any(k in row for k, _ in COMPARE_COLUMNS)]
-    rows = ours + [(f'published: {d["algorithm"]}', d, '') for d in PUBLISHED_ML100K]
+    rows = ours + [(f'published: {d["algorithm"]}', d, '') for d in PUBLISHED_ML100K.to_dict('records')]
     best = {k: max((row[k] for _, row, _ in rows if _is_num(row.get(k))), default=None) for k, _ in COMPARE_COLUMNS}
     s.append(_table(['model'] + [lab for _, lab in COMPARE_COLUMNS],
                     [[_td(lab)] + [_td(row.get(k), num=True, cls='best' if row.get(k) is not None and row.get(k) == best[k] else '')
@@ -275,14 +269,14 @@ def challenge_headline(res: dict, top: int = 3) -> list[tuple[str, dict, str]] |
 # %% ../nbs/07c_report_page.ipynb #2eb03a91
 def movielens_headline(res: dict, top: int = 2) -> list[tuple[str, dict, str]] | None:
     "Rows of a MovieLens-100K report: ALS, its `top` strongest baselines (test split), then the published table."
-    if ((res or {}).get('params') or {}).get('dataset') != 'movielens-100k': return None
+    if dataset_spec(((res or {}).get('params') or {}).get('dataset')).published is None: return None
     test = ((res.get('metrics') or {}).get('test')) or {}
     if not _is_num((test.get('als') or {}).get('ndcg@10')): return None
     ours = [(k, v) for k, v in test.items() if k.startswith('als') and isinstance(v, dict)]
     rivals = sorted(((k, v) for k, v in test.items() if not k.startswith('als') and _is_num((v or {}).get('ndcg@10'))),
                     key=lambda kv: -kv[1]['ndcg@10'])[:top]
     return ([(f'ours: {k}', v, 'ours') for k, v in ours] + [(f'ours: {k}', v, '') for k, v in rivals]
-            + [(f'published: {d["algorithm"]}', d, 'published') for d in PUBLISHED_ML100K])
+            + [(f'published: {d["algorithm"]}', d, 'published') for d in PUBLISHED_ML100K.to_dict('records')])
 
 # %% ../nbs/07c_report_page.ipynb #e6fad197
 def _headline_table(rows, cols: list[tuple[str, str]]) -> str:

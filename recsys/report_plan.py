@@ -9,13 +9,14 @@ import hashlib, itertools, json, re, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .core import RecsysDataError, checkout_root, data_dir, file_fingerprint, read_json, read_notebook
+from .core import RecsysDataError, checkout_root, file_fingerprint, read_json, read_notebook
+from .datasets import DATASET_FEATURES, DATASETS, dataset_spec
 
 # %% auto #0
-__all__ = ['DEPENDS', 'FEATURES', 'NEEDS', 'NA', 'SCALES', 'discover_notebooks', 'notebook_parameters', 'fixture_notebook',
+__all__ = ['DEPENDS', 'FEATURES', 'NEEDS', 'NA', 'discover_notebooks', 'notebook_parameters', 'fixture_notebook',
            'demo_notebooks', 'dependencies', 'topo_order', 'dataset_features', 'not_applicable', 'load_grid',
            'expand_grid', 'format_value', 'params_slug', 'run_name', 'normalise_dataset', 'Job', 'plan_jobs',
-           'data_fingerprint', 'is_done']
+           'data_fingerprint', 'is_done', 'SCALES']
 
 # %% ../nbs/07a_report_plan.ipynb #03def24e
 def _has_parameters_cell(nb: dict) -> bool:
@@ -146,7 +147,7 @@ def topo_order(deps: dict[str, list[str]]) -> list[str]:
     return order
 
 # %% ../nbs/07a_report_plan.ipynb #505bccb8
-FEATURES = ('events', 'sessions', 'carts', 'purchases', 'ratings', 'test', 'test_labels', 'products', 'embeddings', 'users')
+FEATURES = DATASET_FEATURES   # what a dataset may offer: one home, the registry (recsys.datasets)
 NEEDS: dict[str, tuple[str, ...]] = {
     '01_ingest': ('events',), '02_eda': ('events',), '03_confidence': ('events',), '04_als': ('events',),
     '05_evaluate': ('events',), '06_recommend': ('sessions', 'carts', 'test'), '08_spark': ('events',)}
@@ -201,12 +202,10 @@ def _train_features(train, meta: dict) -> dict[str, bool]:
 
 # %% ../nbs/07a_report_plan.ipynb #af142b2f
 def dataset_features(dataset: str, scale: str = 'tiny', seed: int = 42) -> dict[str, bool]:
-    """What the dataset offers, feature by feature (`FEATURES`): 'synthetic' and 'movielens-100k' by name, a folder by
+    """What the dataset offers, feature by feature (`FEATURES`): a named dataset by its `DatasetSpec`, a folder by
     its files. A feature that cannot be checked (an unreadable or CSV file) counts as present: the notebook decides."""
-    if dataset == 'synthetic':
-        return {f: f not in ('purchases', 'ratings') for f in FEATURES}
-    if dataset == 'movielens-100k':
-        return {f: f in ('events', 'ratings') for f in FEATURES}
+    if not (spec := dataset_spec(dataset)).from_files:
+        return {f: spec.offers(f) for f in FEATURES}
     from recsys.ingest import dataset_files
     d = Path(dataset); files = dataset_files(d); out = {f: False for f in FEATURES}
     try: meta = json.loads((d / 'dataset.json').read_text())
@@ -281,12 +280,13 @@ def params_slug(params: dict, max_len: int = 80) -> str:
     return slug
 
 # %% ../nbs/07a_report_plan.ipynb #907ebf9d
-SCALES = ('tiny', 'small', 'full')
+from .synth import SCALES   # the synthetic data's sizes: one home, recsys.synth (its names are the keys)
+_all_ = ['SCALES']
 
 def run_name(dataset: str = 'synthetic', scale: str = 'small', seed: int = 42) -> str:
     "The deterministic name of a run folder: `synthetic-small-seed42`, `movielens-100k-seed42`, `dir-<name>-seed42`."
-    if dataset == 'synthetic': base = f'synthetic-{scale}'
-    elif dataset == 'movielens-100k': base = dataset
+    spec = dataset_spec(dataset)
+    if not spec.from_files: base = f'{dataset}-{scale}' if spec.scaled else dataset
     else: base = 'dir-' + (re.sub(r'[^A-Za-z0-9._-]+', '-', Path(dataset).resolve().name) or 'data')
     return f'{base}-seed{int(seed)}'
 
@@ -294,14 +294,16 @@ def run_name(dataset: str = 'synthetic', scale: str = 'small', seed: int = 42) -
 def _check_dataset(dataset, scale):
     if scale not in SCALES:
         raise RecsysDataError(f'unknown scale {scale!r}', fix=f'use one of {", ".join(SCALES)}')
-    if dataset not in ('synthetic', 'movielens-100k') and not Path(dataset).is_dir():
-        raise RecsysDataError(f'dataset {dataset!r} is neither "synthetic", "movielens-100k" nor a directory',
-                              fix='pass --dataset synthetic, movielens-100k, or a folder holding the Inditex-format files')
+    if dataset_spec(dataset).from_files and not Path(dataset).is_dir():
+        named = [n for n, s in DATASETS.items() if not s.from_files]    # the names of the registry's named datasets
+        quoted = ', '.join(f'"{n}"' for n in named)
+        raise RecsysDataError(f'dataset {dataset!r} is neither {quoted} nor a directory',
+                              fix=f'pass --dataset {", ".join(named)}, or a folder holding the Inditex-format files')
 
 def normalise_dataset(dataset: str, scale: str) -> str:
     "Check the dataset and scale; a folder becomes an absolute path (kernels start in the notebooks' folder)."
     _check_dataset(dataset, scale)
-    return dataset if dataset in ('synthetic', 'movielens-100k') else str(Path(dataset).resolve())
+    return dataset if not dataset_spec(dataset).from_files else str(Path(dataset).resolve())
 
 # %% ../nbs/07a_report_plan.ipynb #75a37846
 @dataclass
@@ -384,9 +386,10 @@ def plan_jobs(run_dir, dataset: str = 'synthetic', scale: str = 'small', seed: i
 # %% ../nbs/07a_report_plan.ipynb #13f304d5
 def data_fingerprint(dataset) -> str | None:
     """The content id of a folder dataset: name, size, mtime and first/last-block hash of each of its files (so a cached job
-    reruns when its input changed). None for 'synthetic' and 'movielens-100k', whose content their name and version fix."""
-    if str(dataset) in ('synthetic', 'movielens-100k'): return None
-    d = data_dir() / 'raw' if str(dataset) == 'inditex' else Path(str(dataset)).expanduser()
+    reruns when its input changed). None for a named dataset ('synthetic', 'movielens-100k'), whose name and version fix
+    its content."""
+    if not (spec := dataset_spec(dataset)).from_files: return None
+    d = spec.folder() if spec.folder else Path(str(dataset)).expanduser()
     if not d.is_dir(): return None
     files = sorted(p for p in d.iterdir() if p.is_file() and not p.name.startswith(('.', '_')))
     return hashlib.sha256(json.dumps([(p.name, file_fingerprint(p, mtime=True)) for p in files]).encode()).hexdigest()[:16]

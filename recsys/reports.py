@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .core import (RecsysDataError, checkout_root, check_writable, cli_errors, cli_parser, git_commit, machine_info, positive_int,
                          prepare_output, seed_int, utc_now, versions, write_json)
+from .datasets import dataset_names
 from .report_plan import (
     DEPENDS, FEATURES, NEEDS, NA, SCALES, discover_notebooks, notebook_parameters, fixture_notebook, demo_notebooks,
     dependencies, topo_order, dataset_features, not_applicable, load_grid, expand_grid, params_slug, run_name, Job,
@@ -135,7 +136,7 @@ def _parse_param(s: str) -> tuple[str, object]:
 def _parser() -> argparse.ArgumentParser:
     p = cli_parser('recsys-reports', description='Run the report notebooks with papermill (in parallel) and write reports/<run>/index.html.')
     p.add_argument('--data', '--dataset', dest='dataset', default='synthetic',
-                   help="'synthetic', 'movielens-100k' or a folder of Inditex-format files (--dataset: the same)")
+                   help=f"{dataset_names(named_only=True)} or a folder of Inditex-format files (--dataset: the same)")
     p.add_argument('--scale', default='small', choices=SCALES, help='synthetic data size (default: small)')
     p.add_argument('--seed', type=seed_int, default=42, help='the one seed of the run (default: 42)')
     p.add_argument('--jobs', type=positive_int, default=None, help='parallel jobs (default: the number of cores)')

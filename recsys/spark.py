@@ -661,10 +661,10 @@ def parity(spark,  # a SparkSession
 # %% ../nbs/08_spark.ipynb #47bd35ba
 def _resolve_events(data: str, scale: str = 'tiny', seed: int = 42) -> tuple[str, str]:
     "(path of the events, default key) for a dataset name, a folder of Inditex files, or an events file/folder/URL."
-    from recsys.ingest import dataset_files, load_dataset
-    if data in ('synthetic', 'movielens-100k', 'inditex'):
+    from recsys.datasets import DATASETS, dataset_files, dataset_spec, load_dataset
+    if data in DATASETS:
         ds = load_dataset(data, scale=scale, seed=seed)
-        return str(ds.files['train']), ('user' if ds.kind == 'movielens' else 'user_or_session')
+        return str(ds.files['train']), ('user_or_session' if dataset_spec(ds).offers('sessions') else 'user')
     p = Path(data)
     if p.is_dir() and (f := dataset_files(p)['train']) is not None: return str(f), 'user_or_session'
     return data, 'user_or_session'
@@ -675,11 +675,12 @@ def spark_cli(argv=None):
     "recsys-spark: the Spark ALS job — read events, aggregate, confidence, fit, top-K unseen items (evaluate with --holdout)."
     import contextlib
     from recsys.synth import SCALES
+    from recsys.datasets import dataset_names
     ap = cli_parser('recsys-spark', description=spark_cli.__doc__)
     ap.add_argument('data_pos', nargs='?', default=None, metavar='DATA', help='the same as --data')
     ap.add_argument('--data', default=None,
                     help="events: a parquet file or folder (local or s3a://, hdfs://…), a folder of Inditex files, "
-                         "'synthetic' or 'movielens-100k' (default: synthetic)")
+                         f"{dataset_names()} (default: synthetic)")
     ap.add_argument('--scale', default='tiny', choices=list(SCALES), help='synthetic scale (with --data synthetic)')
     ap.add_argument('--seed', type=seed_int, default=42)
     ap.add_argument('--key', default=None, choices=KEYS, help='row key (default: user_or_session; MovieLens: user)')

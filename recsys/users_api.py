@@ -16,18 +16,19 @@ from fastcore.basics import patch
 from .core import RecsysDataError, atomic_write, cli_errors, cli_parser, prepare_output, progress
 
 # %% auto #0
-__all__ = ['VALUE_KEYS', 'INT_KEYS', 'ENTRY_COLUMNS', 'USER_COLUMNS', 'MALFORMED_KINDS', 'RETRY_STATUSES', 'SOURCE_KEY',
-           'demo_users', 'read_users_file', 'MalformedResponse', 'parse_user', 'parse_id_list', 'Faults', 'malform',
-           'encode_users', 'make_app', 'UsersServer', 'RetryPolicy', 'parse_retry_after', 'default_checkpoint',
-           'Checkpoint', 'success_line', 'failure_line', 'entries_from_checkpoint', 'users_view', 'validate_users_view',
+__all__ = ['VALUE_KEYS', 'INT_KEYS', 'ENTRY_COLUMNS', 'MALFORMED_KINDS', 'RETRY_STATUSES', 'SOURCE_KEY', 'demo_users',
+           'read_users_file', 'MalformedResponse', 'parse_user', 'parse_id_list', 'Faults', 'malform', 'encode_users',
+           'make_app', 'UsersServer', 'RetryPolicy', 'parse_retry_after', 'default_checkpoint', 'Checkpoint',
+           'success_line', 'failure_line', 'entries_from_checkpoint', 'users_view', 'validate_users_view',
            'write_parquet', 'parquet_source', 'output_paths', 'HarvestResult', 'bind_checkpoint', 'read_ids',
-           'harvest_async', 'harvest', 'users_cli', 'serve_cli']
+           'harvest_async', 'harvest', 'users_cli', 'serve_cli', 'USER_COLUMNS']
 
 # %% ../nbs/01d_users_api.ipynb #608d39dc
 VALUE_KEYS = ('country', 'R', 'F', 'M')       # the parallel lists of one user, in the API's order
 INT_KEYS = ('country', 'R', 'F')              # integer-valued (M is a float)
 ENTRY_COLUMNS = ['user_id', 'entry', *VALUE_KEYS]
-USER_COLUMNS = ['user_id', *VALUE_KEYS]
+from .readers import USER_COLUMNS   # the users file's columns ('user_id', *VALUE_KEYS): one home, recsys.readers
+_all_ = ['USER_COLUMNS']
 
 def demo_users(n: int = 1000, seed: int = 42, p_multi: float = 0.037, first_id: int = 1) -> pd.DataFrame:
     "A small realistic users table, one row per entry (`ENTRY_COLUMNS`), ids `first_id … first_id + n - 1`."

@@ -352,17 +352,7 @@ def test_each_public_name_is_defined_in_one_module():
                 homes.setdefault(name, []).append(p.stem)
     assert 'KEYS' in homes and 'RecsysDataError' in homes  # the finder sees constants and classes
     twice = {n: ms for n, ms in homes.items() if len(ms) > 1}
-    # Still written twice, left for the dataset registry (issue 27 item 3): the published MovieLens table (evaluate's
-    # frame, report_page's records), the users file's columns (readers' tuple, users_api's list), what a dataset offers
-    # (report_plan) against the blend's features (sessions), the scale names (report_plan) against synth's table. The
-    # list can only shrink: moving one of them makes this fail until it is taken off.
-    pending = {
-        'PUBLISHED_ML100K': ['evaluate', 'report_page'],
-        'USER_COLUMNS': ['readers', 'users_api'],
-        'FEATURES': ['report_plan', 'sessions'],
-        'SCALES': ['report_plan', 'synth'],
-    }
-    assert twice == pending, f'defined in more than one module: {twice}'
+    assert not twice, f'defined in more than one module: {twice}'
 
 
 def test_no_module_imports_another_modules_private_name():

@@ -49,8 +49,8 @@ def assert_complete(out, users):
     assert not got.duplicated(['user_id', 'entry']).any()
     pd.testing.assert_frame_equal(got, users.sort_values(['user_id', 'entry']).reset_index(drop=True))
     one = pd.read_parquet(users_out)
-    assert list(one.columns) == USER_COLUMNS and one['user_id'].is_unique
-    pd.testing.assert_frame_equal(one, users[users.entry == 0][USER_COLUMNS].reset_index(drop=True))
+    assert list(one.columns) == list(USER_COLUMNS) and one['user_id'].is_unique
+    pd.testing.assert_frame_equal(one, users[users.entry == 0][list(USER_COLUMNS)].reset_index(drop=True))
     assert not failed_out.exists()
 
 
