@@ -1,6 +1,8 @@
 # recsys — the two commands of the README, and their helpers.
 #   make reports   run the notebooks as reports on the embedded default (synthetic data)
-#   make test      notebooks clean + library in sync + nbdev_test + pytest
+#   make test      notebooks clean + library in sync + README in sync + ruff + nbdev_test + pytest (the full gate)
+#   make check     the developer's loop: the same checks, but only the fast pytest subset (no test marked reports,
+#                  process, spark or browser; see tests/conftest.py), in under 5 minutes on two cores
 # Both create (or reuse) .venv and install the pinned set from constraints.txt themselves.
 
 PYTHON ?= python3
@@ -11,7 +13,7 @@ EXTRAS ?= dev,spark
 JOBS   ?=
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install test check-clean check-sync check-readme lint nbtest pytest reports bench readme export clean-venv
+.PHONY: install test check pytest-fast check-clean check-sync check-readme lint nbtest pytest reports bench readme export clean-venv
 
 install: $(STAMP)
 
@@ -50,7 +52,16 @@ nbtest: install
 	$(BIN)/nbdev_test --n_workers 2 --timing
 
 pytest: install
-	$(BIN)/python -m pytest tests -q -ra
+	$(BIN)/python -m pytest tests -q -ra --strict-markers
+
+# --- the developer's loop -----------------------------------------------------
+# everything `make test` checks but the slow kinds of test: those that run report notebooks, start subprocesses,
+# need Spark or need Chromium (their markers: tests/conftest.py); `make test` still runs them all
+FAST_TESTS := not reports and not process and not spark and not browser
+check: install check-clean check-sync check-readme lint pytest-fast nbtest
+
+pytest-fast: install
+	$(BIN)/python -m pytest tests -q -ra --strict-markers -m "$(FAST_TESTS)"
 
 # --- the main job -------------------------------------------------------------
 reports: install

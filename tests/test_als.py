@@ -32,6 +32,7 @@ def saved(tmp_path_factory):
     return d, seen, m, rows
 
 
+@pytest.mark.process
 def test_reload_in_a_fresh_process_recommends_identically(saved):
     d, seen, m, rows = saved
     code = '''
@@ -58,6 +59,7 @@ def test_reload_in_a_fresh_process_recommends_identically(saved):
     assert got['similar'][0] == ids.tolist()
 
 
+@pytest.mark.process
 def test_a_model_for_other_id_maps_is_refused_with_the_fix(saved):
     d = saved[0]
     r = _py(
@@ -76,6 +78,7 @@ def test_a_model_for_other_id_maps_is_refused_with_the_fix(saved):
     assert 'Fix: retrain the model on this data' in msg
 
 
+@pytest.mark.process
 def test_a_fresh_process_fits_with_blas_limited_to_one_thread():
     # implicit warns when OpenBLAS may use more than one thread; the limit must also cover the BLAS that
     # importing implicit loads (threadpoolctl only limits libraries already loaded), so make that warning fatal
@@ -99,6 +102,7 @@ def test_saved_files_hold_no_pickle(saved):
     assert rec['hyperparameters']['dtype'] == 'float32' and 'implicit' in rec['versions']
 
 
+@pytest.mark.process
 def test_benchmark_smoke(tmp_path):
     out = tmp_path / 'bench.json'
     r = subprocess.run(

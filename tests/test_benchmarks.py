@@ -18,6 +18,7 @@ import run_all  # noqa: E402
 from _common import machine_info, run_measured  # noqa: E402
 
 
+@pytest.mark.process
 def test_discovery_lists_every_benchmark_and_no_helper():
     b = run_all.discover()
     scripts = {s['script'] for s in b.values()}
@@ -31,6 +32,7 @@ def test_discovery_lists_every_benchmark_and_no_helper():
     assert 'bench_full.py --scale small' in out.stdout
 
 
+@pytest.mark.process
 def test_run_measured_peak_rss_cpu_and_timeout(tmp_path):
     r = run_measured(
         [sys.executable, '-c', 'import numpy as np; a = np.ones(300 * 2**20 // 8); print(a.sum())'],
@@ -64,11 +66,23 @@ def _run(script, *args):
     return r.stdout
 
 
-def test_evaluate_figures_parse_from_the_real_script():
-    out = _run(
-        'bench_evaluate.py', '--users', 2000, '--items', 500, '--pandas-users', 200, '--runs', 1, '--pandas-runs', 1
+@pytest.fixture(scope='module')
+def evaluate_run(tmp_path_factory):
+    """bench_evaluate.py at a tiny size, run once through the driver (run_all.run_one) for the two tests below: the
+    figures parsed from its output, and the RESULTS.md written from its record. (record, records folder)"""
+    rec = tmp_path_factory.mktemp('bench') / 'records'
+    spec = dict(
+        run_all.BENCHES['evaluate'],
+        quick=['--users', '2000', '--items', '500', '--pandas-users', '200', '--runs', '3', '--pandas-runs', '1'],
     )
-    f = run_all.fig_evaluate(None, out, [])
+    return run_all.run_one('evaluate', spec, True, 300, rec), rec
+
+
+@pytest.mark.process
+def test_evaluate_figures_parse_from_the_real_script(evaluate_run):
+    r, _ = evaluate_run
+    assert r['returncode'] == 0, r['output'][-4000:]
+    f = run_all.fig_evaluate(None, r['output'], [])
     assert f is not None
     labels = [k for k, _ in f['rows']]
     assert any(l.startswith('ranking_metrics, 2,000 users') for l in labels)
@@ -76,6 +90,7 @@ def test_evaluate_figures_parse_from_the_real_script():
     assert f['verdict'].startswith('n/a')  # 2,000 users: the 100k target does not apply
 
 
+@pytest.mark.process
 @pytest.mark.skipif(not (ROOT / 'recsys' / 'recommend.py').exists(), reason='recsys.recommend not exported yet')
 def test_predict_figures_parse_from_the_real_script():
     out = _run(
@@ -104,23 +119,20 @@ def test_reports_and_missing_figures():
     assert run_all.fig_evaluate(None, '', []) is None and run_all.fig_predict(None, 'nothing', []) is None
 
 
-def test_results_md_names_the_command_of_every_figure(tmp_path):
+@pytest.mark.process
+def test_results_md_names_the_command_of_every_figure(evaluate_run, tmp_path):
     "One cheap benchmark through the whole driver: record, RESULTS.md with machine, command, figures and output."
-    res, rec = tmp_path / 'RESULTS.md', tmp_path / 'records'
-    spec = dict(
-        run_all.BENCHES['evaluate'],
-        quick=['--users', '1500', '--items', '300', '--pandas-users', '100', '--runs', '3', '--pandas-runs', '1'],
-    )
-    r = run_all.run_one('evaluate', spec, True, 300, rec)
+    r, _ = evaluate_run
+    res = tmp_path / 'RESULTS.md'
     assert r['status'] == 'ok' and run_all.figures(r) and not r['failed']
     run_all.write_results(res, [r], ['a test note'])
     md = res.read_text()
     cmd = (
-        '.venv/bin/python benchmarks/bench_evaluate.py --users 1500'
+        '.venv/bin/python benchmarks/bench_evaluate.py --users 2000'
         if sys.executable.startswith(str(ROOT))
-        else 'bench_evaluate.py --users 1500'
+        else 'bench_evaluate.py --users 2000'
     )
-    assert cmd in md and md.count('bench_evaluate.py --users 1500') >= 2  # in the summary and in its section
+    assert cmd in md and md.count('bench_evaluate.py --users 2000') >= 2  # in the summary and in its section
     for s in (
         '## Machine',
         'git commit',

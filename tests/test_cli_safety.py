@@ -12,6 +12,7 @@ import pytest
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, 'RECSYS_QUIET': '1'}
+pytestmark = pytest.mark.process  # every test runs the console scripts
 TRAIN_FAST = ['--no-tune', '--factors', '8', '--iterations', '2', '--segments-k', '3']
 
 

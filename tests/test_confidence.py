@@ -40,6 +40,7 @@ def _factors(df, n):
     return out
 
 
+@pytest.mark.spark
 @pytest.mark.parametrize('alpha', [7.0])
 def test_spark_confidence_is_one_plus_alpha_r_with_als_wr_penalty(spark, alpha):
     """A real Spark fit on to_spark(C, alpha): its last half-step (users from the final item factors) equals the exact
@@ -76,24 +77,12 @@ def test_spark_confidence_is_one_plus_alpha_r_with_als_wr_penalty(spark, alpha):
     assert np.abs(X[present] - hu_half_step(Cwrong, Y, reg, weighted=True)[present]).max() > 1e-2
 
 
-def test_report_runs_under_papermill(tmp_path):
-    """The notebook is a report: a papermill run with its tiny defaults writes the comparison table and the plot."""
-    import json
-    from pathlib import Path
-
-    papermill = pytest.importorskip('papermill')
-    root = Path(__file__).resolve().parent.parent
-    papermill.execute_notebook(
-        str(root / 'nbs' / '03_confidence.ipynb'),
-        str(tmp_path / 'notebook.ipynb'),
-        parameters={'out_dir': str(tmp_path)},
-        kernel_name='python3',
-        log_output=False,
-        progress_bar=False,
-        cwd=str(root / 'nbs'),
-    )
-    res = json.loads((tmp_path / 'results.json').read_text())
-    assert (tmp_path / 'design_comparison.png').stat().st_size > 10_000
+@pytest.mark.reports
+def test_report_runs_under_papermill(report_03_tiny):
+    """The notebook is a report: a papermill run with its tiny defaults writes the comparison table and the plot (the
+    run tests/test_functional.py pins too: tests/conftest.py makes it once)."""
+    out, res = report_03_tiny
+    assert (out / 'design_comparison.png').stat().st_size > 10_000
     assert len(res['table']) == 7 and {'design', 'validation_ndcg@5', 'test_ndcg@5'} <= set(res['table'][0])
     assert res['summary']['winner_label'] == res['table'][0]['design']  # best on validation, by construction
     assert res['default_design']['name'] in ('seed', 'linear', 'hu', 'hu_log', 'bm25', 'tfidf')

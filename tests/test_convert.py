@@ -10,22 +10,7 @@ import pytest
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, 'RECSYS_QUIET': '1'}
-EVENT_MAP = 'pv=view,fav=cart,cart=cart,buy=purchase'
-TAOBAO = [
-    '--no-header',
-    '--user',
-    '1',
-    '--item',
-    '2',
-    '--category',
-    '3',
-    '--event',
-    '4',
-    '--time',
-    '5',
-    '--event-map',
-    EVENT_MAP,
-]
+pytestmark = pytest.mark.process  # every test runs the console scripts (the log and its conversion: tests/conftest.py)
 
 
 def run(cmd, *args, ok=True):
@@ -33,37 +18,6 @@ def run(cmd, *args, ok=True):
     if ok:
         assert p.returncode == 0, (cmd, args, p.stdout, p.stderr)
     return p
-
-
-def taobao_log(path, users=300, days=6, seed=1):
-    """Header-less user,item,category,behaviour,unix-seconds rows: sessions of views with some carts, favourites and
-    purchases; a third of the sessions are basket sessions that cart several products of one category."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    t0 = 1511481600  # 2017-11-24 00:00 UTC
-    for u in range(1, users + 1):
-        taste = rng.integers(1, 15, 2)
-        for d in range(days):
-            for _ in range(rng.poisson(1.3)):
-                start = t0 + d * 86400 + int(rng.integers(7 * 3600, 23 * 3600))
-                basket = rng.random() < 0.35
-                cat = int(rng.choice(taste)) if rng.random() < 0.7 else int(rng.integers(1, 15))
-                for j in range(int(rng.integers(2, 14))):
-                    item = cat * 1000 + int(rng.zipf(1.5) % 150)
-                    r = rng.random()
-                    pc = 0.4 if basket else 0.02
-                    b = 'cart' if r < pc else 'fav' if r < pc + 0.04 else 'buy' if r < pc + 0.06 else 'pv'
-                    rows.append((1000 + u, item, cat, b, start + 45 * j + int(rng.integers(0, 30))))
-    pd.DataFrame(rows).sample(frac=1, random_state=seed).to_csv(path, header=False, index=False)
-    return Path(path), len(rows)
-
-
-@pytest.fixture(scope='module')
-def taobao(tmp_path_factory):
-    d = tmp_path_factory.mktemp('taobao')
-    log, n = taobao_log(d / 'UserBehavior.csv')
-    p = run('recsys-ingest', 'convert-log', log, '--out', d / 'ds', *TAOBAO)
-    return dict(dir=d, log=log, n=n, ds=d / 'ds', stdout=p.stdout)
 
 
 def test_convert_writes_the_generators_layout(taobao):
@@ -151,7 +105,7 @@ def test_buckets_do_not_change_the_result(taobao, tmp_path):
     "Pass 1 spread over many buckets (as for a 100 M-row log) gives the same train rows, sessions and test as one bucket."
     from recsys.convert import convert_log
 
-    kw = dict(user=1, item=2, category=3, event=4, time=5, header=False, event_map=EVENT_MAP)
+    kw = dict(user=1, item=2, category=3, event=4, time=5, header=False, event_map=taobao['event_map'])
     one = convert_log(taobao['log'], tmp_path / 'one', **kw)
     many = convert_log(taobao['log'], tmp_path / 'many', **kw, batch_rows=5000, bucket_rows=2000)
     assert many['counts']['rows'] == one['counts']['rows'] and (tmp_path / 'many' / '.work').exists() is False
@@ -291,7 +245,7 @@ def test_parquet_log_with_string_ids_and_sessions(tmp_path):
 )
 def test_bad_input_is_one_line_and_writes_nothing(taobao, tmp_path, case):
     log, out = taobao['log'], tmp_path / 'out'
-    args = ['convert-log', log, '--out', out, *TAOBAO]
+    args = ['convert-log', log, '--out', out, *taobao['args']]
     want = {
         'missing column': ["column 'nope'", '--user nope: no such column', 'Fix:'],
         'position out of range': ["column '9'", 'position 1..5'],
@@ -324,7 +278,7 @@ def test_bad_input_is_one_line_and_writes_nothing(taobao, tmp_path, case):
             '--time',
             'when',
             '--event-map',
-            EVENT_MAP,
+            taobao['event_map'],
         ]
     if case == 'wrong unit':
         args += ['--time-unit', 'ms']
@@ -364,54 +318,29 @@ def test_bad_input_is_one_line_and_writes_nothing(taobao, tmp_path, case):
 
 def test_convert_replaces_its_own_output(taobao, tmp_path):
     out = tmp_path / 'ds'
-    run('recsys-ingest', 'convert-log', taobao['log'], '--out', out, *TAOBAO, '--test-days', '2')
+    run('recsys-ingest', 'convert-log', taobao['log'], '--out', out, *taobao['args'], '--test-days', '2')
     assert len(json.loads((out / 'dataset.json').read_text())['days']['test']) == 2
-    run('recsys-ingest', 'convert-log', taobao['log'], '--out', out, *TAOBAO)  # its own folder: replaced
+    run('recsys-ingest', 'convert-log', taobao['log'], '--out', out, *taobao['args'])  # its own folder: replaced
     assert json.loads((out / 'dataset.json').read_text())['days']['test'] == ['2017-11-29']
     h = run('recsys-ingest', 'convert-log', '--help').stdout
     assert '--event-map' in h and '--session-gap' in h and 'default: 30' in ' '.join(h.split())
     assert run('recsys-score', '--version').stdout.startswith('recsys-score')
 
 
-def _reports(dataset, tmp_path, *extra):
-    "recsys-reports on `dataset` into tmp_path/run: (status by job, stdout); every job must end ok or not applicable."
-    env = {**ENV, 'RECSYS_REPORTS_DIR': str(tmp_path / 'reports')}
-    p = subprocess.run(
-        [
-            str(BIN / 'recsys-reports'),
-            '--dataset',
-            str(dataset),
-            '--jobs',
-            '2',
-            '--no-screenshot',
-            '--out',
-            str(tmp_path / 'run'),
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=1500,
-        env=env,
-    )
-    status = {r['key']: r['status'] for r in json.loads((tmp_path / 'run' / 'run.json').read_text())['records']}
-    assert p.returncode == 0 and set(status.values()) <= {'ok', 'not applicable'}, (
-        status,
-        p.stdout[-3000:],
-        p.stderr[-3000:],
-    )
-    return status, p.stdout
-
-
-def test_reports_on_the_converted_log(taobao, tmp_path):
-    "Every report on a converted event log ends ok or not applicable; the session task runs and scores the model."
-    status, _ = _reports(taobao['ds'], tmp_path)
+@pytest.mark.reports
+@pytest.mark.spark
+def test_reports_on_the_converted_log(taobao_reports):
+    """Every report on a converted event log ends ok or not applicable (taobao_reports asserts it); the session task
+    runs and scores the model."""
+    status = taobao_reports['status']
     assert status['06_recommend/default'] == 'ok' and status['02_eda/default'] == 'ok'
-    res = json.loads((tmp_path / 'run' / '06_recommend' / 'default' / 'results.json').read_text())
+    res = json.loads((taobao_reports['run'] / '06_recommend' / 'default' / 'results.json').read_text())
     h = res['metrics']['headline']
     assert 0 < h['ndcg_all'] <= 1 and 0 <= h['ndcg_future'] <= 1 and res['metrics']['served'].startswith('two-stage')
 
 
-def test_ratings_log_through_05_evaluate(tmp_path):
+@pytest.mark.reports
+def test_ratings_log_through_05_evaluate(tmp_path, reports_cmd):
     "A ratings CSV converted with --value rating goes through 05_evaluate with the MovieLens protocol."
     rng = np.random.default_rng(5)
     n_users, n_items = 120, 150
@@ -423,7 +352,7 @@ def test_ratings_log_through_05_evaluate(tmp_path):
     ]
     pd.DataFrame(rows, columns=['user', 'item', 'rating', 'time']).to_csv(tmp_path / 'ratings.csv', index=False)
     _convert_ratings(tmp_path / 'ratings.csv', tmp_path / 'ml')
-    status, _ = _reports(tmp_path / 'ml', tmp_path, '--only', '05_evaluate')
+    status, _ = reports_cmd(tmp_path / 'ml', tmp_path, '--only', '05_evaluate')
     assert status['05_evaluate/default'] == 'ok'
     res = json.loads((tmp_path / 'run' / '05_evaluate' / 'default' / 'results.json').read_text())
     assert res['status'] == 'ok' and res['metrics']

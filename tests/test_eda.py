@@ -58,6 +58,7 @@ def check_figures(out: Path, res: dict, expected: set):
         assert p.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n' and p.stat().st_size > 5_000, f'{p.name} is not a real PNG'
 
 
+@pytest.mark.reports
 def test_report_on_synthetic_tiny(tmp_path):
     out, res = run_report(tmp_path, dataset='synthetic', scale='tiny', seed=42)
     check_figures(out, res, INDITEX_FIGURES)
@@ -82,6 +83,7 @@ def test_report_on_synthetic_tiny(tmp_path):
     assert list(seg.user_id) == list(users['user_id'])
 
 
+@pytest.mark.reports
 def test_report_on_movielens_100k(tmp_path):
     from recsys.core import RecsysDataError
     from recsys.ingest import load_movielens_100k

@@ -5,6 +5,7 @@ import configparser, importlib, re, subprocess, sys
 import pytest
 from pathlib import Path
 
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,6 +75,7 @@ def test_console_scripts_resolve():
         assert callable(getattr(importlib.import_module(mod), func)), spec
 
 
+@pytest.mark.process
 def test_pip_check_is_clean():
     r = subprocess.run([sys.executable, '-m', 'pip', 'check'], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr

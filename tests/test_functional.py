@@ -40,42 +40,24 @@ TWO_STAGE_BAND = {
 pytestmark = pytest.mark.functional
 
 
-def run_report(notebook: str, out: Path, monkeypatch, **params) -> dict:
-    "Execute nbs/<notebook>.ipynb with papermill into `out` (one BLAS thread) and return its results.json."
-    import papermill as pm
-
-    monkeypatch.setenv('OMP_NUM_THREADS', '1')
-    monkeypatch.setenv('OPENBLAS_NUM_THREADS', '1')
-    monkeypatch.setenv('MKL_NUM_THREADS', '1')
-    monkeypatch.setenv('JUPYTER_PLATFORM_DIRS', '1')
-    out.mkdir(parents=True, exist_ok=True)
-    pm.execute_notebook(
-        str(NBS / f'{notebook}.ipynb'),
-        str(out / 'notebook.ipynb'),
-        kernel_name='python3',
-        cwd=str(NBS),
-        parameters={'seed': 42, 'out_dir': str(out), **params},
-        progress_bar=False,
-        log_output=False,
-    )
-    return json.loads((out / 'results.json').read_text())
-
-
 def near(got: dict, want: dict, tol: float = STABLE_TOL):
     bad = {k: (got.get(k), v) for k, v in want.items() if got.get(k) is None or abs(got[k] - v) > tol}
     assert not bad, f'moved beyond ±{tol} (got, pinned): {bad}'
 
 
-def test_03_confidence_synthetic_tiny(tmp_path, monkeypatch):
-    "The design comparison on tiny synthetic data: the winning design, the seed design and popularity on the test window."
-    res = run_report('03_confidence', tmp_path, monkeypatch, dataset='synthetic', scale='tiny')
+@pytest.mark.reports
+def test_03_confidence_synthetic_tiny(report_03_tiny):
+    """The design comparison on tiny synthetic data: the winning design, the seed design and popularity on the test
+    window (the run tests/test_confidence.py checks too: tests/conftest.py makes it once)."""
+    _, res = report_03_tiny
     near(res['metrics'], {'winner_test': 0.1320, 'seed_test': 0.0998, 'popularity_test': 0.0214})
     assert res['metrics']['winner_test'] > res['metrics']['popularity_test']
 
 
-def test_05_evaluate_synthetic_tiny(tmp_path, monkeypatch):
+@pytest.mark.reports
+def test_05_evaluate_synthetic_tiny(tmp_path, papermill_report):
     "The session protocol on tiny synthetic data (tune='tiny'): ALS, the strongest baselines and the oracle, NDCG@5 on the test."
-    res = run_report('05_evaluate', tmp_path, monkeypatch, dataset='synthetic', scale='tiny')
+    res = papermill_report('05_evaluate', tmp_path, dataset='synthetic', scale='tiny')
     test = {k: v['ndcg@5'] for k, v in res['metrics']['test'].items()}
     near(
         test,
@@ -101,11 +83,12 @@ def test_05_evaluate_synthetic_tiny(tmp_path, monkeypatch):
     assert 'library cells' in page and 'compare_protocols' in page  # the note, and the parameters cell
 
 
+@pytest.mark.reports
 @pytest.mark.skipif(
     not (SHARED_ML100K / 'u.data').exists() and not os.environ.get('RECSYS_DATA_HOME'),
     reason='MovieLens-100K is not in ../shared/data (no download in tests)',
 )
-def test_05_evaluate_movielens_100k_default(tmp_path, monkeypatch):
+def test_05_evaluate_movielens_100k_default(tmp_path, monkeypatch, papermill_report):
     """MovieLens-100K, the benchmark's split (Recommenders 1.2.x rule), ALS_DEFAULTS['movielens'] with tune='none': the test
     numbers 05's search record quotes (nDCG@10 0.4906, MAP 0.1548, P@10 0.4269, R@10 0.2342), and the published targets."""
     from recsys.core import cache_dir
@@ -116,18 +99,19 @@ def test_05_evaluate_movielens_100k_default(tmp_path, monkeypatch):
         for f in SHARED_ML100K.iterdir():
             (home / 'ml-100k' / f.name).symlink_to(f)
         monkeypatch.setenv('RECSYS_DATA_HOME', str(home))
-    res = run_report('05_evaluate', tmp_path / 'out', monkeypatch, dataset='movielens-100k', tune='none')
+    res = papermill_report('05_evaluate', tmp_path / 'out', dataset='movielens-100k', tune='none')
     als = res['metrics']['test']['als']
     near(als, {'ndcg@10': 0.4906, 'map': 0.1548, 'precision@10': 0.4269, 'recall@10': 0.2342})
     assert als['ndcg@10'] >= 0.48 and als['map'] >= 0.15  # the targets 05 states
 
 
-def test_06_recommend_synthetic_tiny(tmp_path, monkeypatch):
+@pytest.mark.reports
+def test_06_recommend_synthetic_tiny(tmp_path, papermill_report):
     """The challenge's task on tiny synthetic data: the trivial baselines, the oracle and the linear blend pinned to
     STABLE_TOL (no move across CPUs); the two-stage model within TWO_STAGE_BAND of its seed-42 figure on this CPU
     (0.3496 / 0.0614; 0.3439 / 0.0664 under OpenBLAS's Haswell kernel, 0.3545 / 0.0688 on an AMD EPYC) and above the
     best in-session baseline and popularity (held at seeds 42 and 0-3 under every imitated CPU)."""
-    res = run_report('06_recommend', tmp_path, monkeypatch, dataset='synthetic', scale='tiny')
+    res = papermill_report('06_recommend', tmp_path, dataset='synthetic', scale='tiny')
     t = {f'{m} | {k}': v for m, r in res['table'].items() for k, v in r.items() if k in ('ndcg@5', 'ndcg@5 future')}
     near(
         t,
@@ -180,17 +164,17 @@ def test_prose_table_parser():
     assert len(t) == 8 and next(iter(t)) == 'bm25(alpha=1, by=row, w_cart=10)' and t['popularity'] == (0.009, 0.003)
 
 
+@pytest.mark.reports
 @pytest.mark.skipif(
     not os.environ.get('RECSYS_SLOW_TESTS'),
     reason='the full design grid on small synthetic data takes ~15 min on two cores: set RECSYS_SLOW_TESTS=1',
 )
-def test_03_confidence_small_full_grid_matches_prose(tmp_path, monkeypatch):
+def test_03_confidence_small_full_grid_matches_prose(tmp_path, papermill_report):
     """03's prose states what the small-scale full-grid run measured (its table of designs, validation and test NDCG@5,
     and popularity): rerun exactly that command and check every number of the table, to its printed 3 decimals."""
-    res = run_report(
+    res = papermill_report(
         '03_confidence',
         tmp_path,
-        monkeypatch,
         dataset='synthetic',
         scale='small',
         grid='full',

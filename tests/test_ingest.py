@@ -288,6 +288,7 @@ def cli(*args):
     return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.process
 def test_cli_refuses_pickle_in_one_line(tmp_path):
     q = tmp_path / 'products.pkl'
     products_frame().to_pickle(q)
@@ -302,6 +303,7 @@ def test_cli_refuses_pickle_in_one_line(tmp_path):
     assert r.returncode == 0 and (tmp_path / 'products.parquet').exists()
 
 
+@pytest.mark.process
 def test_cli_check_and_aggregate(data_dir, tmp_path):
     d, df = data_dir
     r = cli('check', str(d))

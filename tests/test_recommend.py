@@ -23,6 +23,7 @@ from recsys.ranker import rank_sessions
 from recsys.task import score
 from recsys.core import RecsysDataError
 
+pytestmark = pytest.mark.process  # recsys-train and recsys-predict as subprocesses, the module's fixture included
 FAST = ['--factors', '8', '--iterations', '3', '--segments-k', '3']
 
 

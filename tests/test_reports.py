@@ -52,6 +52,7 @@ def _rec(summary, key):
     return next(r for r in summary['records'] if r['key'] == key)
 
 
+@pytest.mark.reports
 def test_failure_is_isolated_and_reported(env, run1):
     run = env / 'run'
     assert run1['counts'] == {'ok': 3, 'cached': 0, 'not applicable': 0, 'failed': 1, 'skipped': 1}
@@ -85,6 +86,7 @@ def test_failure_is_isolated_and_reported(env, run1):
     assert 'FAILED  09_broken/default: ValueError: planted failure' in summary and str(run / 'index.html') in summary
 
 
+@pytest.mark.reports
 def test_index_page_content(env, run1):
     page = (env / 'run' / 'index.html').read_text()
     for needle in (
@@ -171,6 +173,8 @@ def _add_challenge_job(run: Path) -> None:
     (run / 'run.json').write_text(json.dumps(meta))
 
 
+@pytest.mark.reports
+@pytest.mark.browser
 @pytest.mark.skipif(R.find_chromium() is None, reason='no chromium')
 def test_index_opens_with_the_challenge_headline_and_thumbnails(env, run1, tmp_path):
     import shutil
@@ -220,6 +224,8 @@ def test_report_page_leaves_out_library_cells(tmp_path):
     assert len(nbformat.read(tmp_path / 'notebook.ipynb', 4).cells) == 6  # the notebook itself stays complete
 
 
+@pytest.mark.reports
+@pytest.mark.browser
 @pytest.mark.skipif(R.find_chromium() is None, reason='no chromium (install Debian\'s chromium package; .ci/run does)')
 def test_index_page_renders_in_headless_chromium(env, run1):
     index = env / 'run' / 'index.html'
@@ -233,6 +239,7 @@ def test_index_page_renders_in_headless_chromium(env, run1):
     assert shot.exists() and shot.stat().st_size > 10_000  # kept with the run
 
 
+@pytest.mark.reports
 def test_resume_skips_done_jobs_and_force_reruns(env, run1):
     run = env / 'run'
     before = {
@@ -299,6 +306,7 @@ def test_resume_skips_done_jobs_and_force_reruns(env, run1):
     assert (run / '01_ingest/default/_done.json').stat().st_mtime_ns > before['01_ingest/default']
 
 
+@pytest.mark.reports
 def test_same_parameters_and_seed_reproduce_the_metrics(env, run1):
     s = R.run_reports(
         'synthetic',
@@ -322,6 +330,7 @@ def test_same_parameters_and_seed_reproduce_the_metrics(env, run1):
     assert cmp['same'] == ['04_als/factors=4'] and cmp['different'] == {} and '04_als/factors=8' in cmp['only_a']
 
 
+@pytest.mark.browser
 def test_browser_check_detects_a_broken_image(tmp_path):
     if R.find_chromium() is None:
         pytest.skip('no chromium')
@@ -355,6 +364,8 @@ def test_kernels_use_the_ipc_transport(tmp_path):
     assert km.transport == 'ipc' and km.ip.startswith(str(tmp_path))
 
 
+@pytest.mark.reports
+@pytest.mark.process
 def test_console_script_and_bad_input(env, tmp_path, capsys):
     assert R.reports_cli(['--scale', 'tiny', '--nbs', str(env / 'nbs'), '--out', str(tmp_path / 'x'), '--dry-run']) == 0
     out = capsys.readouterr().out
@@ -401,45 +412,11 @@ def _ml100k_home(tmp_path) -> dict:
     return {'RECSYS_DATA_HOME': str(home)}
 
 
-def _generic_log_folder(d: Path) -> Path:
-    "The tiny synthetic folder without what a generic event log lacks: users, image embeddings, the planted truth."
-    import shutil, pyarrow as pa, pyarrow.parquet as pq
-    from recsys.synth import ensure_synthetic
-
-    src = Path(ensure_synthetic('tiny'))
-    d.mkdir(parents=True)
-    for f in ('train.parquet', 'test.parquet', 'test_labels.parquet'):
-        shutil.copy(src / f, d / f)
-    p = pq.read_table(src / 'products.parquet')
-    i = p.schema.get_field_index('embedding')
-    pq.write_table(p.set_column(i, 'embedding', pa.nulls(p.num_rows, p.schema.field(i).type)), d / 'products.parquet')
-    (d / 'dataset.json').write_text(json.dumps({'name': 'generic-log', 'source': 'tests', 'mapping': {}, 'counts': {}}))
-    return d
-
-
-def _run_real(tmp_path, dataset, extra_env=None):
-    env = {**os.environ, 'RECSYS_REPORTS_DIR': str(tmp_path / 'reports'), **(extra_env or {})}
-    exe = Path(sys.executable).with_name('recsys-reports')
-    r = subprocess.run(
-        [str(exe), '--dataset', dataset, '--jobs', '2', '--no-screenshot', '--out', str(tmp_path / 'run')],
-        capture_output=True,
-        text=True,
-        timeout=1500,
-        env=env,
-        cwd=ROOT,
-    )
-    run = json.loads((tmp_path / 'run' / 'run.json').read_text())
-    status = {rec['key']: rec['status'] for rec in run['records']}
-    assert r.returncode == 0 and set(status.values()) <= {'ok', 'not applicable'}, (
-        status,
-        r.stdout[-3000:],
-        r.stderr[-3000:],
-    )
-    return run, status, r.stdout
-
-
-def test_reports_on_movielens_are_ok_or_not_applicable(tmp_path):
-    run, status, out = _run_real(tmp_path, 'movielens-100k', _ml100k_home(tmp_path))
+@pytest.mark.reports
+@pytest.mark.process
+@pytest.mark.spark
+def test_reports_on_movielens_are_ok_or_not_applicable(tmp_path, reports_cmd):
+    status, out = reports_cmd('movielens-100k', tmp_path, env=_ml100k_home(tmp_path))
     assert status['06_recommend/default'] == 'not applicable'  # no sessions, carts or test: said, not failed
     assert status['08_spark/default'] == 'ok' and status['05_evaluate/default'] == 'ok'  # u.data read as MovieLens
     assert 'n/a     06_recommend/default: not applicable: the dataset has no sessions' in out
@@ -449,8 +426,13 @@ def test_reports_on_movielens_are_ok_or_not_applicable(tmp_path):
     assert 'st-not-applicable' in page and 'do not apply to this dataset' in page
 
 
-def test_reports_on_a_generic_log_folder_are_ok_or_not_applicable(tmp_path):
-    run, status, _ = _run_real(tmp_path, str(_generic_log_folder(tmp_path / 'log')))
+@pytest.mark.reports
+@pytest.mark.process
+@pytest.mark.spark
+def test_reports_on_a_generic_log_folder_are_ok_or_not_applicable(taobao, taobao_reports):
+    """The reports on a generic event log: the converted Taobao-style log of tests/conftest.py (no users file, a null
+    embedding column, no planted truth), run once for this test and tests/test_convert.py."""
+    status = taobao_reports['status']
     assert status['06_recommend/default'] == 'ok' and status['05_evaluate/default'] == 'ok'
-    feats = R.dataset_features(str(tmp_path / 'log'))
+    feats = R.dataset_features(str(taobao['ds']))
     assert feats['sessions'] and feats['carts'] and not feats['users'] and not feats['embeddings']

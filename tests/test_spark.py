@@ -13,9 +13,12 @@ pytest.importorskip('pyspark', reason='pyspark is not installed (pip install -e 
 from recsys.core import RecsysDataError
 from recsys.spark import java_available
 
-pytestmark = pytest.mark.skipif(
-    not java_available(), reason='no Java runtime (JAVA_HOME or java on the PATH): Spark cannot start'
-)
+pytestmark = [
+    pytest.mark.spark,
+    pytest.mark.skipif(
+        not java_available(), reason='no Java runtime (JAVA_HOME or java on the PATH): Spark cannot start'
+    ),
+]
 
 # Parity tolerance, chosen from measurement (see nbs/08_spark.ipynb, "Report"): on tiny (~1.75k evaluated rows,
 # one held-out pair each) the two engines' NDCG@10 differ by about 0.002 on average, the spread between seeds is

@@ -43,6 +43,7 @@ def tiny(tmp_path_factory):
     return out, r
 
 
+@pytest.mark.process
 def test_cli_writes_every_file(tiny):
     out, r = tiny
     assert sorted(p.name for p in out.iterdir()) == FILES  # no temporary file left behind
@@ -61,6 +62,7 @@ def test_cli_writes_every_file(tiny):
     assert list(labels.columns) == ['session_id', 'partnumber', 'shown'] and (~labels.shown).mean() > 0.3
 
 
+@pytest.mark.process
 def test_same_seed_same_bytes_other_seed_other_data(tiny, tmp_path):
     out, _ = tiny
     assert synth('--scale', 'tiny', '--seed', 3, '--out', tmp_path / 'b').returncode == 0
@@ -71,6 +73,7 @@ def test_same_seed_same_bytes_other_seed_other_data(tiny, tmp_path):
     assert sha(out / 'train.parquet') != sha(tmp_path / 'c' / 'train.parquet')
 
 
+@pytest.mark.process
 def test_csv_format_reads_back_as_the_parquet(tiny, tmp_path):
     out, _ = tiny
     r = synth('--scale', 'tiny', '--seed', 3, '--out', tmp_path / 'csv', '--format', 'csv')
@@ -95,6 +98,7 @@ def test_csv_format_reads_back_as_the_parquet(tiny, tmp_path):
     assert head[0] == 'session_id,date,timestamp_local,add_to_cart,user_id,country,partnumber,device_type,pagetype'
 
 
+@pytest.mark.process
 def test_bad_arguments_give_one_line_and_status_2(tmp_path):
     f = tmp_path / 'a_file'
     f.write_text('x')
@@ -106,6 +110,7 @@ def test_bad_arguments_give_one_line_and_status_2(tmp_path):
     assert r.returncode == 2 and 'invalid choice' in r.stderr
 
 
+@pytest.mark.process
 def test_ensure_synthetic_generates_once_under_parallel_callers(tmp_path):
     code = (
         'from recsys.synth import ensure_synthetic; import os; p = ensure_synthetic("tiny", 5); '

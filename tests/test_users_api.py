@@ -4,6 +4,7 @@ import json, os, re, signal, subprocess, sys, time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from recsys.users_api import (
     Faults,
@@ -54,6 +55,7 @@ def assert_complete(out, users):
     assert not failed_out.exists()
 
 
+@pytest.mark.process
 def test_harvest_with_faults_returns_exactly_the_servers_users(tmp_path):
     users = demo_users(1000, seed=11)
     (tmp_path / 'data').mkdir()
@@ -121,6 +123,7 @@ def test_harvest_with_faults_returns_exactly_the_servers_users(tmp_path):
     assert srv.returncode == 0  # SIGTERM is a clean stop
 
 
+@pytest.mark.process
 def test_sigkill_mid_run_then_resume_loses_and_duplicates_nothing(tmp_path):
     users = demo_users(2000, seed=12)
     out = tmp_path / 'users.parquet'
@@ -161,6 +164,7 @@ def test_sigkill_mid_run_then_resume_loses_and_duplicates_nothing(tmp_path):
     assert len({l["user_id"] for l in lines}) == 2000  # every user reached the checkpoint
 
 
+@pytest.mark.process
 def test_users_that_always_fail_are_listed_and_the_exit_status_is_nonzero(tmp_path):
     users = demo_users(120, seed=13)
     ids = tmp_path / 'ids.txt'
@@ -200,6 +204,7 @@ def test_retry_after_is_honoured(tmp_path):
     assert r.ok and r.retried == 20 and r.fetch_s < 0.8
 
 
+@pytest.mark.process
 def test_bad_input_exits_2_with_one_line(tmp_path):
     ids = tmp_path / 'ids.txt'
     ids.write_text('1\n2\nabc\n')
