@@ -1,8 +1,6 @@
 """The repository's own set-up: settings, setup.py, the lock file, entry points, CI wiring."""
 
 import configparser, importlib, re, subprocess, sys
-
-import pytest
 from pathlib import Path
 
 import pytest
