@@ -29,7 +29,8 @@ _EV_CODES = {'view': 0, 'cart': 1, 'purchase': 2}
 
 # %% ../nbs/01f_aggregation.ipynb #cb11a6dd
 def _dense(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    "Sorted unique ids and the inverse (dense codes), by direct addressing when the id range is compact, else by sorting."
+    """Sorted unique ids and the inverse (dense codes), by direct addressing when the id range is compact, else by
+    sorting."""
     ids = np.asarray(ids, dtype=np.int64)
     if len(ids) == 0: return ids.copy(), np.zeros(0, np.int64)
     lo, hi = int(ids.min()), int(ids.max())
@@ -117,7 +118,7 @@ def _events_from_batch(batch: pa.RecordBatch, key: str, file=None, event_map: di
             raise RecsysDataError('add_to_cart must be 0 or 1', file=file, column='add_to_cart', n_bad=int(bad.sum()),
                                   example=int(cart[bad][0]), fix='recode add_to_cart as 0/1')
         cart = cart.astype(np.int8)
-        if (ec := _col(batch, 'event')) is not None:   # a converted log: every row a view, carts flagged, purchases kept
+        if (ec := _col(batch, 'event')) is not None:  # a converted log: every row a view, carts flagged, purchases kept
             purch = (_event_codes(ec, file, event_map) == 2).view(np.int8)
     elif (ec := _col(batch, 'event')) is not None:
         code = _event_codes(ec, file, event_map)
@@ -175,7 +176,8 @@ def _event_codes(col, file=None, event_map: dict | None = None) -> np.ndarray:
         raise RecsysDataError(f'unknown event names {unknown[:5]}' if unknown else 'missing event names', file=file,
                               column='event', n_bad=int(bad or col.null_count), example=(unknown or [None])[0],
                               fix="map every event name to 'view', 'cart', 'purchase' or None (ignore) in event_map")
-    keys_ = [k for k in em]; vals = np.array([_EV_CODES.get(em[k], -1) if em[k] is not None else -1 for k in keys_], np.int8)
+    keys_ = [k for k in em]
+    vals = np.array([_EV_CODES.get(em[k], -1) if em[k] is not None else -1 for k in keys_], np.int8)
     idx = pc.index_in(col, value_set=pa.array(keys_)).to_numpy(zero_copy_only=False)
     return vals[idx]
 
@@ -288,7 +290,9 @@ def _group(ev: dict) -> dict | None:
         if a is None: out[f] = None; continue
         if order is not None: a = a[order]
         out[f] = _segments(a, op, dtype, None if unique else starts)
-        if f == 'tmin' and shared: out['tmax'] = _segments(a, np.maximum, None, None if unique else starts); ev['tmax'] = None
+        if f == 'tmin' and shared:
+            out['tmax'] = _segments(a, np.maximum, None, None if unique else starts)
+            ev['tmax'] = None
         del a
     rc = u >> ib
     out.update({'kind': (rc >> kb).astype(np.int8), 'rid': _small((rc & ((1 << kb) - 1)) + rlo),
@@ -313,7 +317,8 @@ def _reduce_batch(ev: dict) -> dict:
 
 # %% ../nbs/01f_aggregation.ipynb #9ba030e7
 def _reduce_final(ev: dict) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
-    "Merge the partial records of all batches into CSR-ordered pairs plus the stable id maps (row kinds, row ids, items)."
+    """Merge the partial records of all batches into CSR-ordered pairs plus the stable id maps (row kinds, row ids,
+    items)."""
     g = _group(ev)
     if g is None: return _reduce(ev)
     kind, rid, item = g.pop('kind'), g.pop('rid'), g.pop('item')
@@ -363,7 +368,11 @@ def _build(pairs: dict, rkind, rids, items, meta=None) -> Interactions:
     country = per_row(pop('country'), np.maximum, -1).astype(np.int32)
     uid = per_row(pop('uid'), np.fmax, np.nan)
     uid[rkind == 0] = rids[rkind == 0]
-    keys = np.concatenate([id_strings('u_', rids[rkind == 0]), id_strings('s_', rids[rkind == 1])]) if R else np.array([], str)
+    keys = (
+        np.concatenate([id_strings('u_', rids[rkind == 0]), id_strings('s_', rids[rkind == 1])])
+        if R
+        else np.array([], str)
+    )
     return Interactions(keys=keys, items=items, views=views, carts=carts, purchases=purch, ratings=ratings,
                         first_ts=first, last_ts=last, user_id=uid, country=country, meta=dict(meta or {}))
 
@@ -378,7 +387,9 @@ def event_batches(events, batch_rows: int = BATCH_ROWS):
     if isinstance(events, (str, Path)):
         p = Path(events)
         if not p.exists(): raise RecsysDataError('file not found', file=str(p), fix='check the path')
-        yield from (_parquet_batches(p, batch_rows) if p.suffix == '.parquet' or p.is_dir() else _csv_batches(p, batch_rows))
+        yield from (
+            _parquet_batches(p, batch_rows) if p.suffix == '.parquet' or p.is_dir() else _csv_batches(p, batch_rows)
+        )
         return
     if isinstance(events, pd.DataFrame): events = pa.Table.from_pandas(events, preserve_index=False)
     if isinstance(events, pa.RecordBatch): events = pa.Table.from_batches([events])
@@ -392,7 +403,8 @@ def event_batches(events, batch_rows: int = BATCH_ROWS):
 
 # %% ../nbs/01f_aggregation.ipynb #46147e3f
 def _parquet_batches(p: Path, batch_rows: int):
-    "(loader, file) per row group of a parquet file (per batch when row groups are huge), or per batch of a folder of parts."
+    """(loader, file) per row group of a parquet file (per batch when row groups are huge), or per batch of a folder of
+    parts."""
     if p.is_dir():
         import pyarrow.dataset as ds
         d = ds.dataset(p, format='parquet'); cols = [c for c in _EVENT_COLS if c in d.schema.names]
@@ -446,7 +458,7 @@ def _n_workers() -> int:
 def aggregate(
     events,                        # an Arrow table, a pandas frame, a parquet/CSV path or an iterable of record batches
     key: str = 'user_or_session',   # the rows: 'user_or_session', 'session' or 'user' (anonymous rows dropped)
-    event_map: dict | None = None,  # the log's event names -> 'view' | 'cart' | 'purchase' | None (None: the default mapping)
+    event_map: dict | None = None,  # the log's event names -> 'view' | 'cart' | 'purchase' | None (None: default)
     batch_rows: int = BATCH_ROWS,   # rows per record batch when streaming a file
     meta: dict | None = None,       # extra entries of the result's `meta` (after key and events)
     workers: int | None = None,     # threads that reduce batches (None: the CPU count)
@@ -463,7 +475,9 @@ def aggregate(
     workers = workers or _n_workers()
     def work(load, file):
         b = load()
-        return (0, None) if b.num_rows == 0 else (b.num_rows, _reduce_batch(_events_from_batch(b, key, file, event_map)))
+        return (
+            (0, None) if b.num_rows == 0 else (b.num_rows, _reduce_batch(_events_from_batch(b, key, file, event_map)))
+        )
     parts, n, file, pending = [], 0, None, deque()
     def collect(f):
         nonlocal n

@@ -23,7 +23,9 @@ def int64_column(col, name: str, file=None, nullable: bool = False) -> np.ndarra
     if pa.types.is_dictionary(col.type): col = col.dictionary_decode()
     if nullable: return pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
     if col.null_count:
-        raise RecsysDataError('missing values', file=file, column=name, n_bad=col.null_count, fix=f'every row needs a {name}')
+        raise RecsysDataError(
+            'missing values', file=file, column=name, n_bad=col.null_count, fix=f'every row needs a {name}'
+        )
     try: return pc.cast(col, pa.int64()).to_numpy(zero_copy_only=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         raise RecsysDataError(f'expected whole numbers, found {col.type}', file=file, column=name,
@@ -37,7 +39,9 @@ def local_times_ms(t: pa.Table) -> np.ndarray | None:
     try:
         if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
             return np.round(col.to_numpy(zero_copy_only=False).astype(np.float64) * 1000).astype(np.int64)
-        ms = pc.cast(col if pa.types.is_timestamp(col.type) else pc.cast(col, pa.string()), pa.timestamp('ms'), safe=False)
+        ms = pc.cast(
+            col if pa.types.is_timestamp(col.type) else pc.cast(col, pa.string()), pa.timestamp('ms'), safe=False
+        )
         return None if ms.null_count else pc.cast(ms, pa.int64()).to_numpy(zero_copy_only=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError): return None
 

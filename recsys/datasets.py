@@ -44,10 +44,12 @@ def download_movielens_100k(dest=None, url: str = ML100K_URL, timeout: float = 6
         with httpx.Client(follow_redirects=True, timeout=timeout) as c:
             r = c.get(url); r.raise_for_status(); blob = r.content
     except Exception as e:
-        raise DataUnavailableError(f'MovieLens-100K is not in the cache and could not be downloaded ({type(e).__name__}: {e})',
-                                   file=str(dest / 'u.data'),
-                                   fix=f'connect to the network, or copy the ml-100k files into {dest} '
-                                       '(or point $RECSYS_DATA_HOME at a folder holding ml-100k/)') from None
+        raise DataUnavailableError(
+            f'MovieLens-100K is not in the cache and could not be downloaded ({type(e).__name__}: {e})',
+            file=str(dest / 'u.data'),
+            fix=f'connect to the network, or copy the ml-100k files into {dest} '
+            '(or point $RECSYS_DATA_HOME at a folder holding ml-100k/)',
+        ) from None
     with zipfile.ZipFile(io.BytesIO(blob)) as z:
         for m in z.namelist():
             name = Path(m).name
@@ -64,10 +66,14 @@ def load_movielens_100k(verify: bool = True) -> pd.DataFrame:
         raise RecsysDataError(f'checksum mismatch: sha256 {got[:12]}… is not the published {ML100K_SHA256[:12]}…',
                               file=str(path), fix=f'delete {path.parent} and let it download again')
     from pyarrow import csv as pacsv
-    t = pacsv.read_csv(path, read_options=pacsv.ReadOptions(column_names=['user_id', 'item_id', 'rating', 'timestamp']),
-                       parse_options=pacsv.ParseOptions(delimiter='\t'),
-                       convert_options=pacsv.ConvertOptions(column_types={c: pa.int64() for c in
-                                                                          ('user_id', 'item_id', 'rating', 'timestamp')}))
+    t = pacsv.read_csv(
+        path,
+        read_options=pacsv.ReadOptions(column_names=['user_id', 'item_id', 'rating', 'timestamp']),
+        parse_options=pacsv.ParseOptions(delimiter='\t'),
+        convert_options=pacsv.ConvertOptions(
+            column_types={c: pa.int64() for c in ('user_id', 'item_id', 'rating', 'timestamp')}
+        ),
+    )
     return t.to_pandas()
 
 # %% ../nbs/01g_datasets.ipynb #ef1071a3

@@ -52,7 +52,8 @@ def check_dataset(d) -> dict:
     t = read_train(f['train']); out['train'] = _events_summary(t)
     if f['test']: out['test'] = _events_summary(read_test(f['test']))
     if f['products']:
-        p = read_products(f['products']); out['products'] = {'rows': len(p), 'with_embedding': int(p.embedding.notna().sum())}
+        p = read_products(f['products'])
+        out['products'] = {'rows': len(p), 'with_embedding': int(p.embedding.notna().sum())}
     if f['users']: out['users'] = {'rows': len(read_users(f['users']))}
     return out
 
@@ -80,7 +81,8 @@ def _is_products_parquet(p) -> bool:
 # %% ../nbs/01_ingest.ipynb #90505341
 @cli_errors
 def ingest_main(argv=None):
-    "recsys-ingest: check a data folder, convert products.pkl once, aggregate events into interactions, or convert your own event log."
+    """recsys-ingest: check a data folder, convert products.pkl once, aggregate events into interactions, or convert
+    your own event log."""
     ap = cli_parser('recsys-ingest', description=ingest_main.__doc__)
     sub = ap.add_subparsers(dest='cmd', required=True)
     c = sub.add_parser('check', help='validate the Inditex-format files in a folder', formatter_class=HelpWithDefaults)
@@ -91,12 +93,21 @@ def ingest_main(argv=None):
     v.add_argument('pkl'); v.add_argument('--out', default=None, help='the parquet file (default: PKL with .parquet)')
     v.add_argument('--trust', action='store_true', help='I trust this pickle (loading it executes code from the file)')
     v.add_argument('--force', action='store_true', help='replace --out even if it is not a products parquet file')
-    a = sub.add_parser('aggregate', help='events (parquet/CSV) -> an Interactions folder', formatter_class=HelpWithDefaults)
+    a = sub.add_parser(
+        'aggregate', help='events (parquet/CSV) -> an Interactions folder', formatter_class=HelpWithDefaults
+    )
     a.add_argument('src', help='the events file (e.g. DIR/train.parquet)')
-    a.add_argument('--out', required=True, help='the Interactions folder (refused if it holds anything but earlier interactions)')
+    a.add_argument(
+        '--out', required=True, help='the Interactions folder (refused if it holds anything but earlier interactions)'
+    )
     a.add_argument('--key', default='user_or_session', choices=KEYS)
-    a.add_argument('--force', action='store_true', help='replace --out even if it is not an earlier Interactions folder')
-    from recsys.convert import add_convert_log_parser, convert_log_main   # here, not at the top: recsys.convert imports this module
+    a.add_argument(
+        '--force', action='store_true', help='replace --out even if it is not an earlier Interactions folder'
+    )
+    from recsys.convert import (
+        add_convert_log_parser,
+        convert_log_main,
+    )  # here, not at the top: recsys.convert imports this module
     add_convert_log_parser(sub)
     args = ap.parse_args(argv)
     if args.cmd == 'convert-log': return convert_log_main(args)
@@ -107,15 +118,18 @@ def ingest_main(argv=None):
     elif args.cmd == 'convert-products':
         out = Path(args.out) if args.out else Path(args.pkl).with_suffix('.parquet')
         if not args.trust: raise pickle_refused(args.pkl)
-        out = prepare_output(out, 'a products parquet file', own=_is_products_parquet, force=args.force, inputs=[args.pkl])
+        out = prepare_output(
+            out, 'a products parquet file', own=_is_products_parquet, force=args.force, inputs=[args.pkl]
+        )
         print(convert_products_pickle(args.pkl, out, trust=args.trust))
     else:
         src = Path(args.src)
         if src.is_dir():
             raise RecsysDataError('is a folder; aggregate reads one events file', file=str(src),
                                   fix=f'pass the events file itself, e.g. {src / "train.parquet"}')
-        out = prepare_output(args.out, 'an Interactions folder', own=_is_interactions_dir, force=args.force, folder=True,
-                             inputs=[src])
+        out = prepare_output(
+            args.out, 'an Interactions folder', own=_is_interactions_dir, force=args.force, folder=True, inputs=[src]
+        )
         t0 = time.perf_counter(); X = aggregate(src, key=args.key)
         with atomic_dir(out) as tmp: X.save(tmp)
         print(f'{X} in {time.perf_counter() - t0:.1f} s -> {out}')

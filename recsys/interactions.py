@@ -72,7 +72,11 @@ def key_strings(codes) -> np.ndarray:
 def key_codes(keys) -> np.ndarray:
     "The row codes of keys 'u_<id>' / 's_<id>'; -1 for a key of any other form (e.g. a hand-made 'guest')."
     k = pa.array(np.asarray(keys, dtype=str), pa.string())
-    ok = pc.match_substring_regex(k, r'^[us]_[0-9]{1,18}$').to_numpy(zero_copy_only=False) if len(k) else np.zeros(0, bool)
+    ok = (
+        pc.match_substring_regex(k, r'^[us]_[0-9]{1,18}$').to_numpy(zero_copy_only=False)
+        if len(k)
+        else np.zeros(0, bool)
+    )
     out = np.full(len(k), -1, np.int64)
     if ok.any():
         kk = pc.filter(k, pa.array(ok))
@@ -82,7 +86,8 @@ def key_codes(keys) -> np.ndarray:
 
 # %% ../nbs/01e_interactions.ipynb #07ac8c57
 def _parse_keys(keys: np.ndarray):
-    "(kind 0 user / 1 session, numeric id) from 'u_<id>' / 's_<id>' keys, or (None, None) if any key is not of that form."
+    """(kind 0 user / 1 session, numeric id) from 'u_<id>' / 's_<id>' keys, or (None, None) if any key is not of that
+    form."""
     if len(keys) == 0: return None, None
     k = pa.array(keys, pa.string())
     is_s, is_u = pc.starts_with(k, 's_'), pc.starts_with(k, 'u_')
@@ -134,9 +139,13 @@ class Interactions:
             if m is None: return empty_csr(shape, dtype)
             m = sp.csr_matrix(m, dtype=dtype)
             if m.shape != shape:
-                raise RecsysDataError(f'matrix shape {m.shape} does not match {len(self.keys)} keys x {len(self.items)} items')
+                raise RecsysDataError(
+                    f'matrix shape {m.shape} does not match {len(self.keys)} keys x {len(self.items)} items'
+                )
             return m
-        self.views, self.carts, self.purchases = (_checked(m, np.float32) for m in (self.views, self.carts, self.purchases))
+        self.views, self.carts, self.purchases = (
+            _checked(m, np.float32) for m in (self.views, self.carts, self.purchases)
+        )
         if self.ratings is not None: self.ratings = _checked(self.ratings, np.float32)
         if self.first_ts is None or self.last_ts is None:
             pat = self.any.tocoo(); nan = sp.csr_matrix((np.full(pat.nnz, np.nan), (pat.row, pat.col)), shape=shape)
@@ -144,7 +153,9 @@ class Interactions:
             self.last_ts = nan.copy() if self.last_ts is None else self.last_ts
         self.first_ts, self.last_ts = _checked(self.first_ts, np.float64), _checked(self.last_ts, np.float64)
         self.user_id = _keys_user_id(self.keys) if self.user_id is None else np.asarray(self.user_id, dtype=np.float64)
-        self.country = np.full(shape[0], -1, np.int32) if self.country is None else np.asarray(self.country, dtype=np.int32)
+        self.country = (
+            np.full(shape[0], -1, np.int32) if self.country is None else np.asarray(self.country, dtype=np.int32)
+        )
         if len(self.user_id) != shape[0] or len(self.country) != shape[0]:
             raise RecsysDataError('user_id and country need one value per row key')
 
@@ -210,10 +221,17 @@ def id_hash(self: Interactions) -> str:
 def summary(self: Interactions) -> dict:
     "Sizes and shares, for reports."
     a = self.any; iss = self.is_session
-    return {'rows': self.n_rows, 'user_rows': int((~iss).sum()), 'session_rows': int(iss.sum()),
-            'items': self.n_items, 'pairs': int(a.nnz),
-            'views': float(self.views.sum()), 'carts': float(self.carts.sum()), 'purchases': float(self.purchases.sum()),
-            'density': float(a.nnz / max(1, self.n_rows * self.n_items))}
+    return {
+        'rows': self.n_rows,
+        'user_rows': int((~iss).sum()),
+        'session_rows': int(iss.sum()),
+        'items': self.n_items,
+        'pairs': int(a.nnz),
+        'views': float(self.views.sum()),
+        'carts': float(self.carts.sum()),
+        'purchases': float(self.purchases.sum()),
+        'density': float(a.nnz / max(1, self.n_rows * self.n_items)),
+    }
 
 # %% ../nbs/01e_interactions.ipynb #4f91d43b
 @patch

@@ -25,8 +25,11 @@ def metric_keys(K: int, novelty: bool = False) -> list[str]:
 # %% ../nbs/00a_metrics.ipynb #0f98113d
 def _relevance_csr(relevant, n_rows: int | None = None) -> sp.csr_matrix:
     "A canonical CSR of relevance: entries > 0 only, sorted indices, no duplicates."
-    if not sp.issparse(relevant): raise RecsysDataError(f'relevant must be a scipy sparse matrix, got {type(relevant).__name__}',
-                                                         fix='build it with scipy.sparse.csr_matrix((data, (rows, items)), shape=...)')
+    if not sp.issparse(relevant):
+        raise RecsysDataError(
+            f'relevant must be a scipy sparse matrix, got {type(relevant).__name__}',
+            fix='build it with scipy.sparse.csr_matrix((data, (rows, items)), shape=...)',
+        )
     rel = sp.csr_matrix(relevant, copy=True)
     rel.sum_duplicates()
     if rel.nnz and (rel.data <= 0).any():
@@ -34,7 +37,10 @@ def _relevance_csr(relevant, n_rows: int | None = None) -> sp.csr_matrix:
         rel.eliminate_zeros()
     rel.sort_indices()
     if n_rows is not None and rel.shape[0] != n_rows:
-        raise RecsysDataError(f'recs has {n_rows} rows but relevant has {rel.shape[0]}', fix='pass one row of relevance per row of recommendations')
+        raise RecsysDataError(
+            f'recs has {n_rows} rows but relevant has {rel.shape[0]}',
+            fix='pass one row of relevance per row of recommendations',
+        )
     return rel
 
 # %% ../nbs/00a_metrics.ipynb #b76cb9ab
@@ -43,7 +49,9 @@ def _as_recs(recs, K: int) -> np.ndarray:
     r = np.asarray(recs)
     if r.ndim != 2: raise RecsysDataError(f'recs must be a 2-D array (users x ranks), got {r.ndim} dimension(s)')
     if r.size and not np.issubdtype(r.dtype, np.integer):
-        raise RecsysDataError(f'recs must hold integer item indices, got dtype {r.dtype}', fix='use -1, not NaN, for missing items')
+        raise RecsysDataError(
+            f'recs must hold integer item indices, got dtype {r.dtype}', fix='use -1, not NaN, for missing items'
+        )
     if K < 1: raise RecsysDataError(f'K must be >= 1, got {K}')
     r = r[:, :K].astype(np.int64, copy=False)
     if r.shape[1] < K: r = np.hstack([r, np.full((r.shape[0], K - r.shape[1]), -1, np.int64)])
@@ -55,7 +63,10 @@ def _hits(R: np.ndarray, rel: sp.csr_matrix) -> np.ndarray:
     n, m = rel.shape
     K = R.shape[1]
     if R.shape[0] != n:
-        raise RecsysDataError(f'recs has {R.shape[0]} rows but relevant has {n}', fix='pass one row of relevance per row of recommendations')
+        raise RecsysDataError(
+            f'recs has {R.shape[0]} rows but relevant has {n}',
+            fix='pass one row of relevance per row of recommendations',
+        )
     if R.size and R.max() >= m:
         raise RecsysDataError(f'recs holds item index {int(R.max())} but relevant has only {m} columns',
                               fix='recommend item indices of the same matrix the relevance comes from')
@@ -88,7 +99,8 @@ def _discounts(K: int) -> np.ndarray: return 1.0 / np.log2(np.arange(2, K + 2, d
 
 # %% ../nbs/00a_metrics.ipynb #a5cdd5c1
 def per_user_metrics(recs, relevant, K: int) -> pd.DataFrame:
-    "Per-user metric values at `K` (one row per row of `recs`; NaN where the user has no relevant item), plus `n_relevant`."
+    """Per-user metric values at `K` (one row per row of `recs`; NaN where the user has no relevant item), plus
+    `n_relevant`."""
     R = _as_recs(recs, K)
     rel = _relevance_csr(relevant, R.shape[0])
     h = _hits(R, rel).astype(np.float64)
@@ -125,10 +137,13 @@ def ranking_metrics(recs, relevant, K: int, item_popularity: np.ndarray | None =
     out = {k: (float(pu.loc[ok, k].mean()) if ok.any() else float('nan')) for k in pu.columns if k != 'n_relevant'}
     n_items = relevant.shape[1]
     Rk = R[ok]
-    out[f'coverage@{K}'] = float(np.count_nonzero(np.bincount(Rk[Rk >= 0], minlength=n_items)) / n_items) if n_items else float('nan')
+    out[f'coverage@{K}'] = (
+        float(np.count_nonzero(np.bincount(Rk[Rk >= 0], minlength=n_items)) / n_items) if n_items else float('nan')
+    )
     if item_popularity is not None:
         pop = np.asarray(item_popularity, dtype=np.float64).ravel()
-        if pop.shape[0] != n_items: raise RecsysDataError(f'item_popularity has {pop.shape[0]} entries for {n_items} items')
+        if pop.shape[0] != n_items:
+            raise RecsysDataError(f'item_popularity has {pop.shape[0]} entries for {n_items} items')
         info = -np.log2((pop + 1.0) / (pop.sum() + n_items))  # add-one smoothed share of interactions
         valid = Rk >= 0
         per_user = np.where(valid, info[np.where(valid, Rk, 0)], 0.0).sum(1) / np.maximum(valid.sum(1), 1)
