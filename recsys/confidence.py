@@ -71,7 +71,14 @@ class Counts:
         return out
 
 # %% ../nbs/03_confidence.ipynb #2c6f847d
-def counts_on_pattern(interactions=None, *, views=None, carts=None, purchases=None, last_ts=None) -> Counts:
+def counts_on_pattern(
+    interactions=None,  # an `Interactions`, a `Counts` (returned as is) or a bare CSR count matrix (views)
+    *,
+    views=None,         # CSR view counts, when no `interactions`
+    carts=None,         # CSR add-to-cart counts
+    purchases=None,     # CSR purchase counts
+    last_ts=None,       # CSR time of each pair's last event (epoch seconds), optional
+) -> Counts:
     "Align views, carts, purchases (of an `Interactions`, or explicit CSR counts) and `last_ts` on their union pattern."
     if isinstance(interactions, Counts): return interactions
     if interactions is not None:
@@ -80,7 +87,8 @@ def counts_on_pattern(interactions=None, *, views=None, carts=None, purchases=No
             views, carts = getattr(interactions, 'views', None), getattr(interactions, 'carts', None)
             purchases, last_ts = getattr(interactions, 'purchases', None), getattr(interactions, 'last_ts', None)
     mats = {k: m for k, m in dict(views=views, carts=carts, purchases=purchases).items() if m is not None}
-    if not mats: raise ValueError('give an Interactions object or at least one CSR count matrix (views=, carts=, purchases=)')
+    if not mats:
+        raise ValueError('give an Interactions object or at least one CSR count matrix (views=, carts=, purchases=)')
     shapes = sorted({tuple(m.shape) for m in mats.values()})
     if len(shapes) != 1: raise RecsysDataError(f'count matrices differ in shape: {shapes}',
                                                fix='build views, carts and purchases over the same rows and items')
@@ -113,9 +121,16 @@ def count_repeats(views, repeat: str = 'all'):
     raise ValueError(f'repeat must be one of {REPEATS}, got {repeat!r}')
 
 # %% ../nbs/03_confidence.ipynb #5e5fdf2a
-def event_score(counts, w_view: float = 1.0, w_cart: float = 0.0, w_purchase: float = 0.0, repeat: str = 'all') -> np.ndarray:
+def event_score(
+    counts,                   # a `Counts` (see `counts_on_pattern`)
+    w_view: float = 1.0,      # weight of a view in the event score
+    w_cart: float = 0.0,      # weight of an add-to-cart
+    w_purchase: float = 0.0,  # weight of a purchase
+    repeat: str = 'all',      # how repeated views count: 'all', 'binary' or 'log' (see `count_repeats`)
+) -> np.ndarray:
     "s = w_view·f(views) + w_cart·carts + w_purchase·purchases, per observed pair of `counts` (a `Counts`)."
-    if min(w_view, w_cart, w_purchase) < 0: raise ValueError('event weights must be >= 0 (confidence must not fall with more events)')
+    if min(w_view, w_cart, w_purchase) < 0:
+        raise ValueError('event weights must be >= 0 (confidence must not fall with more events)')
     return w_view * count_repeats(counts.views, repeat) + w_cart * counts.carts + w_purchase * counts.purchases
 
 # %% ../nbs/03_confidence.ipynb #7469d90a
@@ -130,8 +145,10 @@ def _weighting(counts, s: np.ndarray, transform: str, eps: float, K1: float, B: 
     from implicit.nearest_neighbours import bm25_weight, tfidf_weight
     if s.size == 0 or not (s > 0).any(): return np.zeros_like(s)
     # a COO matrix built from canonical CSR keeps the CSR order of the entries; transposing swaps row and col
-    X = sp.coo_matrix((s, (np.repeat(np.arange(counts.shape[0]), np.diff(counts.pattern.indptr)), counts.pattern.indices)),
-                      shape=counts.shape)
+    X = sp.coo_matrix(
+        (s, (np.repeat(np.arange(counts.shape[0]), np.diff(counts.pattern.indptr)), counts.pattern.indices)),
+        shape=counts.shape,
+    )
     if by == 'item': X = X.T
     W = bm25_weight(X, K1=K1, B=B) if transform == 'bm25' else tfidf_weight(X)
     w = np.asarray(W.data, dtype=np.float64)
@@ -161,7 +178,8 @@ def confidence(interactions=None, *,  # `Interactions` (or pass the count matric
                half_life_days: float | None = None,  # recency decay of each pair's last event; None: no decay
                ref_ts: float | None = None,  # the "now" of the decay (epoch seconds); None: the latest event
                **counts) -> sp.csr_matrix:  # float32 CSR of c on every observed pair
-    "c = 1 + alpha·g(s)·decay on every observed pair (float32 CSR); `interactions` or views=/carts=/purchases=/last_ts=."
+    """c = 1 + alpha·g(s)·decay on every observed pair (float32 CSR); `interactions` or
+    views=/carts=/purchases=/last_ts=."""
     if not (alpha >= 0 and math.isfinite(alpha)): raise ValueError(f'alpha must be finite and >= 0, got {alpha}')
     cnt = counts_on_pattern(interactions, **counts)
     g = _weighting(cnt, event_score(cnt, w_view, w_cart, w_purchase, repeat), transform, eps, K1, B, by)
@@ -179,33 +197,75 @@ def seed_confidence(interactions=None, *, cart_weight: float = 10.0, rows: str =
     extra = 1.0 if rows == 'events' else 0.0
     return confidence(interactions, w_view=1.0, w_cart=cart_weight + extra, w_purchase=extra, **kw)
 
-def linear_confidence(interactions=None, *, w_view: float = 1.0, w_cart: float = 10.0, w_purchase: float = 30.0,
-                      repeat: str = 'all', **kw) -> sp.csr_matrix:
+def linear_confidence(
+    interactions=None,         # `Interactions`, `Counts` or a CSR count matrix
+    *,
+    w_view: float = 1.0,       # weight of a view in the event score
+    w_cart: float = 10.0,      # weight of an add-to-cart
+    w_purchase: float = 30.0,  # weight of a purchase
+    repeat: str = 'all',       # how repeated views count: 'all', 'binary' or 'log'
+    **kw,                      # further options of `confidence` (recency decay, ...)
+) -> sp.csr_matrix:
     "c = 1 + w_view·f(views) + w_cart·carts + w_purchase·purchases (per-event weights, no alpha)."
     return confidence(interactions, w_view=w_view, w_cart=w_cart, w_purchase=w_purchase, repeat=repeat, **kw)
 
 # %% ../nbs/03_confidence.ipynb #b17fa952
-def hu_confidence(interactions=None, *, alpha: float = 1.0, w_view: float = 1.0, w_cart: float = 0.0,
-                  w_purchase: float = 0.0, **kw) -> sp.csr_matrix:
+def hu_confidence(
+    interactions=None,        # `Interactions`, `Counts` or a CSR count matrix
+    *,
+    alpha: float = 1.0,       # c = 1 + alpha·r
+    w_view: float = 1.0,      # weight of a view in the event score
+    w_cart: float = 0.0,      # weight of an add-to-cart
+    w_purchase: float = 0.0,  # weight of a purchase
+    **kw,                     # further options of `confidence` (repeat, recency decay, ...)
+) -> sp.csr_matrix:
     "Hu et al.'s c = 1 + alpha·r, r = the event score (rows by default)."
-    return confidence(interactions, transform='linear', alpha=alpha, w_view=w_view, w_cart=w_cart, w_purchase=w_purchase, **kw)
+    return confidence(
+        interactions, transform='linear', alpha=alpha, w_view=w_view, w_cart=w_cart, w_purchase=w_purchase, **kw
+    )
 
-def hu_log_confidence(interactions=None, *, alpha: float = 1.0, eps: float = 1.0, w_view: float = 1.0,
-                      w_cart: float = 0.0, w_purchase: float = 0.0, **kw) -> sp.csr_matrix:
+def hu_log_confidence(
+    interactions=None,        # `Interactions`, `Counts` or a CSR count matrix
+    *,
+    alpha: float = 1.0,       # c = 1 + alpha·log(1 + r/eps)
+    eps: float = 1.0,         # scale of the log
+    w_view: float = 1.0,      # weight of a view in the event score
+    w_cart: float = 0.0,      # weight of an add-to-cart
+    w_purchase: float = 0.0,  # weight of a purchase
+    **kw,                     # further options of `confidence` (repeat, recency decay, ...)
+) -> sp.csr_matrix:
     "Hu et al.'s c = 1 + alpha·log(1 + r/eps)."
     return confidence(interactions, transform='log', alpha=alpha, eps=eps, w_view=w_view, w_cart=w_cart,
                       w_purchase=w_purchase, **kw)
 
 # %% ../nbs/03_confidence.ipynb #97a312be
-def bm25_confidence(interactions=None, *, alpha: float = 1.0, K1: float = 100.0, B: float = 0.8, by: str = 'item',
-                    w_view: float = 1.0, w_cart: float = 0.0, w_purchase: float = 0.0, **kw) -> sp.csr_matrix:
+def bm25_confidence(
+    interactions=None,        # `Interactions`, `Counts` or a CSR count matrix
+    *,
+    alpha: float = 1.0,       # c = 1 + alpha·bm25(r)
+    K1: float = 100.0,        # BM25's saturation (implicit's default)
+    B: float = 0.8,           # BM25's length normalisation
+    by: str = 'item',         # the axis BM25 weighs along: 'item' or 'row'
+    w_view: float = 1.0,      # weight of a view in the event score
+    w_cart: float = 0.0,      # weight of an add-to-cart
+    w_purchase: float = 0.0,  # weight of a purchase
+    **kw,                     # further options of `confidence` (repeat, recency decay, ...)
+) -> sp.csr_matrix:
     "c = 1 + alpha·bm25(r) (implicit's bm25_weight on the item × row matrix by default)."
     return confidence(interactions, transform='bm25', alpha=alpha, K1=K1, B=B, by=by, w_view=w_view, w_cart=w_cart,
                       w_purchase=w_purchase, **kw)
 
 # %% ../nbs/03_confidence.ipynb #5bb9c1e3
-def tfidf_confidence(interactions=None, *, alpha: float = 1.0, by: str = 'item', w_view: float = 1.0,
-                     w_cart: float = 0.0, w_purchase: float = 0.0, **kw) -> sp.csr_matrix:
+def tfidf_confidence(
+    interactions=None,        # `Interactions`, `Counts` or a CSR count matrix
+    *,
+    alpha: float = 1.0,       # c = 1 + alpha·tfidf(r)
+    by: str = 'item',         # the axis tf-idf weighs along: 'item' or 'row'
+    w_view: float = 1.0,      # weight of a view in the event score
+    w_cart: float = 0.0,      # weight of an add-to-cart
+    w_purchase: float = 0.0,  # weight of a purchase
+    **kw,                     # further options of `confidence` (repeat, recency decay, ...)
+) -> sp.csr_matrix:
     "c = 1 + alpha·tfidf(r) (implicit's tfidf_weight: sqrt(r)·idf)."
     return confidence(interactions, transform='tfidf', alpha=alpha, by=by, w_view=w_view, w_cart=w_cart,
                       w_purchase=w_purchase, **kw)
@@ -214,7 +274,14 @@ DESIGNS = {'seed': seed_confidence, 'linear': linear_confidence, 'hu': hu_confid
            'bm25': bm25_confidence, 'tfidf': tfidf_confidence, 'custom': confidence}
 
 # %% ../nbs/03_confidence.ipynb #d2679c7d
-def check_design(fn, interactions, *, rng: np.random.Generator | int = 0, bump: float = 3.0, **params) -> dict:
+def check_design(
+    fn,                                  # the design: a function (counts, **params) -> CSR confidence
+    interactions,                        # the counts to check it on (anything `counts_on_pattern` takes)
+    *,
+    rng: np.random.Generator | int = 0,  # generator or seed picking the ~10% of pairs whose counts are raised
+    bump: float = 3.0,  # how much a picked pair's views, carts or purchases rise (confidence must not fall)
+    **params,                            # parameters passed to `fn`
+) -> dict:
     "Check a design's contract on `interactions` (a `Counts`); raise AssertionError naming the first broken property."
     rng = np.random.default_rng(rng)
     cnt = counts_on_pattern(interactions)
@@ -241,7 +308,13 @@ def check_design(fn, interactions, *, rng: np.random.Generator | int = 0, bump: 
     return worst
 
 # %% ../nbs/03_confidence.ipynb #4f6786a7
-def random_counts(n_rows: int = 60, n_items: int = 40, density: float = 0.15, seed: int = 0, with_ts: bool = True) -> Counts:
+def random_counts(
+    n_rows: int = 60,       # rows (users or sessions)
+    n_items: int = 40,      # items
+    density: float = 0.15,  # share of observed pairs
+    seed: int = 0,          # random seed
+    with_ts: bool = True,   # also give each pair a last-event time (within 30 days)
+) -> Counts:
     "A random `Counts` for property tests: Poisson views on a random pattern, carts <= views, a few purchases."
     rng = np.random.default_rng(seed)
     mask = rng.random((n_rows, n_items)) < density
@@ -263,7 +336,9 @@ class ConfidenceDesign:
         if self.name not in DESIGNS:
             raise ValueError(f'unknown confidence design {self.name!r}; known: {", ".join(DESIGNS)}')
         sig = inspect.signature(DESIGNS[self.name])
-        ok = {p.name for p in sig.parameters.values() if p.kind == p.KEYWORD_ONLY} | set(inspect.signature(confidence).parameters)
+        ok = {p.name for p in sig.parameters.values() if p.kind == p.KEYWORD_ONLY} | set(
+            inspect.signature(confidence).parameters
+        )
         ok -= {'interactions', 'kw', 'counts'}
         bad = sorted(set(self.params) - ok)
         if bad: raise ValueError(f'design {self.name!r} has no parameter(s) {bad}; it takes {sorted(ok)}')
@@ -278,7 +353,9 @@ class ConfidenceDesign:
     def label(self) -> str:
         "A short human label, parameters sorted by name, e.g. `hu_log(alpha=10, eps=0.5)`."
         fmt = lambda v: f'{v:g}' if isinstance(v, float) else str(v)
-        return self.name + (f'({", ".join(f"{k}={fmt(v)}" for k, v in sorted(self.params.items()))})' if self.params else '')
+        return self.name + (
+            f'({", ".join(f"{k}={fmt(v)}" for k, v in sorted(self.params.items()))})' if self.params else ''
+        )
 
     def to_dict(self) -> dict: return {'name': self.name, 'params': dict(self.params)}
     def to_json(self) -> str: return json.dumps(self.to_dict(), sort_keys=True)
@@ -294,7 +371,8 @@ def _confidence_csr(C) -> sp.csr_matrix:
     return C
 
 def to_implicit(C, alpha: float = 1.0) -> sp.csr_matrix:
-    "What to hand `implicit.als.AlternatingLeastSquares(alpha=alpha).fit`: C/alpha (float32 CSR), so that its confidence is C."
+    """What to hand `implicit.als.AlternatingLeastSquares(alpha=alpha).fit`: C/alpha (float32 CSR), so that its
+    confidence is C."""
     if not alpha > 0: raise ValueError(f'alpha must be > 0, got {alpha}')
     C = _confidence_csr(C)
     if (C.data <= 0).any():
@@ -305,27 +383,32 @@ def to_implicit(C, alpha: float = 1.0) -> sp.csr_matrix:
 # %% ../nbs/03_confidence.ipynb #955a5bfb
 @dataclass
 class SparkInput:
-    "What to hand `pyspark.ml.recommendation.ALS(implicitPrefs=True, alpha=alpha, regParam=reg_param)`: `ratings` (user, item, rating)."
+    """What to hand `pyspark.ml.recommendation.ALS(implicitPrefs=True, alpha=alpha, regParam=reg_param)`: `ratings`
+    (user, item, rating)."""
     ratings: Any            # pandas.DataFrame with int32 user, int32 item, float32 rating
     alpha: float
     reg_param: float | None
     n_raised: int = 0       # observed pairs with c == 1 whose rating was raised to `min_rating`
 
 def spark_reg_param(regularization: float, C) -> float:
-    "Spark's regParam whose mean per-row penalty (regParam · mean pairs per row, users and items together) equals `regularization`."
+    """Spark's regParam whose mean per-row penalty (regParam · mean pairs per row, users and items together) equals
+    `regularization`."""
     C = _confidence_csr(C)
     if C.nnz == 0: return float(regularization)
     return float(regularization) * (C.shape[0] + C.shape[1]) / (2.0 * C.nnz)
 
 # %% ../nbs/03_confidence.ipynb #6d3616cc
 def to_spark(C, alpha: float = 1.0, regularization: float | None = None, min_rating: float = 1e-6) -> SparkInput:
-    "Ratings r = (c - 1)/alpha for Spark's ALS(implicitPrefs=True, alpha=alpha), whose confidence 1 + alpha·r is then C."
+    """Ratings r = (c - 1)/alpha for Spark's ALS(implicitPrefs=True, alpha=alpha), whose confidence 1 + alpha·r is then
+    C."""
     import pandas as pd
     if not alpha > 0: raise ValueError(f'alpha must be > 0, got {alpha}')
     C = _confidence_csr(C)
     if (C.data < 1).any():
-        raise ValueError(f'Spark cannot express a confidence below 1 ({int((C.data < 1).sum())} observed pairs have one): '
-                         'its confidence is 1 + alpha·|r|')
+        raise ValueError(
+            f'Spark cannot express a confidence below 1 ({int((C.data < 1).sum())} observed pairs have one): '
+            'its confidence is 1 + alpha·|r|'
+        )
     r = (C.data - 1.0) / alpha
     low = r < min_rating
     r[low] = min_rating
@@ -335,9 +418,18 @@ def to_spark(C, alpha: float = 1.0, regularization: float | None = None, min_rat
     return SparkInput(ratings, float(alpha), reg, int(low.sum()))
 
 # %% ../nbs/03_confidence.ipynb #6abe7d1c
-def hu_objective(C, X, Y, regularization: float, weighted: bool = False) -> float:
-    "Hu et al.'s loss with confidence C: `recsys.als.loss(C, X, Y, regularization, normalize=False, weighted=weighted)`."
-    from recsys.als import loss   # compatibility shim (issue 20): the one reference lives in recsys.als; lazy, so this module imports core only
+def hu_objective(
+    C,                       # confidence matrix (CSR)
+    X,                       # row factors
+    Y,                       # item factors
+    regularization: float,   # the L2 weight lambda
+    weighted: bool = False,  # Spark's ALS-WR penalty (lambda scaled by each row's and item's stored cells)
+) -> float:
+    """Hu et al.'s loss with confidence C: `recsys.als.loss(C, X, Y, regularization, normalize=False,
+    weighted=weighted)`."""
+    from recsys.als import (
+        loss,
+    )  # compatibility shim (issue 20): the one reference lives in recsys.als; lazy, so this module imports core only
     return loss(_confidence_csr(C), X, Y, regularization, normalize=False, weighted=weighted)
 
 def hu_half_step(C, Y, regularization: float, weighted: bool = False) -> np.ndarray:
@@ -346,7 +438,13 @@ def hu_half_step(C, Y, regularization: float, weighted: bool = False) -> np.ndar
     return half_step(_confidence_csr(C), Y, regularization, weighted=weighted)
 
 # %% ../nbs/03_confidence.ipynb #b67d27fc
-def spark_half_step(ratings, Y, n_rows: int, reg_param: float, alpha: float) -> np.ndarray:
+def spark_half_step(
+    ratings,           # a frame with columns user, item, rating
+    Y,                 # item factors, n_items x k
+    n_rows: int,       # rows of the result (users)
+    reg_param: float,  # Spark's regParam (scaled by each row's positive ratings)
+    alpha: float,      # Spark's alpha: c = 1 + alpha·|rating|
+) -> np.ndarray:
     "A NumPy port of Spark's implicit `computeFactors` for the rows of `ratings` (columns user, item, rating)."
     Y = np.asarray(Y, dtype=np.float64); k = Y.shape[1]
     u, i, r = (np.asarray(ratings[c]) for c in ('user', 'item', 'rating'))
@@ -358,7 +456,7 @@ def spark_half_step(ratings, Y, n_rows: int, reg_param: float, alpha: float) -> 
             if rating > 0: n += 1                                 # numExplicits
             ata += c1 * np.outer(Y[item], Y[item])                # ls.add(srcFactor, b, c1): ata += c1·a·aᵀ
             atb += (1.0 + c1 if rating > 0 else 0.0) * Y[item]    #                          atb += b·a
-        X[row] = np.linalg.solve(ata + n * reg_param * np.eye(k), atb)   # CholeskySolver: lambda = numExplicits·regParam
+        X[row] = np.linalg.solve(ata + n * reg_param * np.eye(k), atb)  # CholeskySolver: lambda = numExplicits·regParam
     return X
 
 # %% ../nbs/03_confidence.ipynb #d783e849
@@ -366,8 +464,15 @@ def design_grid(quick: bool = False) -> list[ConfidenceDesign]:
     "The designs the comparison sweeps (`quick`: a handful, for tests)."
     D = ConfidenceDesign
     if quick:
-        return [D('seed'), D('linear', {'w_cart': 0}), D('linear', {'w_cart': 10, 'repeat': 'log'}), D('hu', {'alpha': 10}),
-                D('bm25', {'alpha': 1}), D('bm25', {'alpha': 1, 'w_cart': 10}), D('seed', {'half_life_days': 3})]
+        return [
+            D('seed'),
+            D('linear', {'w_cart': 0}),
+            D('linear', {'w_cart': 10, 'repeat': 'log'}),
+            D('hu', {'alpha': 10}),
+            D('bm25', {'alpha': 1}),
+            D('bm25', {'alpha': 1, 'w_cart': 10}),
+            D('seed', {'half_life_days': 3}),
+        ]
     g = [D('seed')]
     g += [D('linear', {'w_cart': w}) for w in (0, 1, 3, 10, 30, 100)]
     g += [D('linear', {'w_cart': 10, 'repeat': r}) for r in ('binary', 'log')]

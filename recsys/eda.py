@@ -41,7 +41,9 @@ def events_frame(table, columns=None) -> pd.DataFrame:
         else table.loc[:, keep].copy()
     if 'timestamp_local' in df:
         raw = df.pop('timestamp_local') if 'timestamp_local' not in (columns or []) else df['timestamp_local']
-        ts = raw if pd.api.types.is_datetime64_any_dtype(raw) else pd.to_datetime(raw, format='ISO8601', errors='coerce')
+        ts = (
+            raw if pd.api.types.is_datetime64_any_dtype(raw) else pd.to_datetime(raw, format='ISO8601', errors='coerce')
+        )
     elif 'timestamp' in df:
         raw = df['timestamp']
         ts = (pd.to_datetime(raw, unit='s', errors='coerce') if pd.api.types.is_numeric_dtype(raw)
@@ -73,10 +75,20 @@ def _label(v):
     return v.item() if isinstance(v, np.generic) else v
 
 # %% ../nbs/02_eda.ipynb #ba75f55a
-def rate_by(events: pd.DataFrame, by, target: str = 'add_to_cart', sort: str = 'rows', z: float = 1.96) -> pd.DataFrame:
+def rate_by(
+    events: pd.DataFrame,         # event rows (one per view)
+    by,                           # a column name, or values aligned with `events` to group by
+    target: str = 'add_to_cart',  # the 0/1 column whose rate is computed (absent: rows and share only)
+    sort: str = 'rows',           # 'rows': largest groups first; otherwise by group value
+    z: float = 1.96,              # normal quantile of the Wilson interval (1.96: 95 %)
+) -> pd.DataFrame:
     "Rows, share of rows and (if `target` is a column) carts, rate and Wilson interval per value of `by`."
     if isinstance(by, str) and by not in events: raise RecsysDataError(f'no column {by!r} to group by', column=by)
-    key = events[by] if isinstance(by, str) else pd.Series(np.asarray(by), index=events.index, name=getattr(by, 'name', 'key'))
+    key = (
+        events[by]
+        if isinstance(by, str)
+        else pd.Series(np.asarray(by), index=events.index, name=getattr(by, 'name', 'key'))
+    )
     has_t = target in events
     g = (events[target].astype(float) if has_t else pd.Series(0.0, index=events.index)).groupby(key, dropna=False)
     out = pd.DataFrame({'rows': g.size()})
@@ -199,7 +211,8 @@ def catalogue_summary(products: pd.DataFrame) -> dict:
     for c, name in (('family', 'families'), ('cod_section', 'sections'), ('color_id', 'colours')):
         if c in products: out[name] = int(products[c].nunique())
     if 'cod_section' in products: out['missing_section'] = int(products['cod_section'].isna().sum())
-    if 'discount' in products: out['discount_share'] = float(pd.to_numeric(products['discount'], errors='coerce').mean())
+    if 'discount' in products:
+        out['discount_share'] = float(pd.to_numeric(products['discount'], errors='coerce').mean())
     if 'embedding' in products:
         has = np.fromiter((_has_vec(e) for e in products['embedding']), bool, len(products))
         out['missing_embeddings'] = int((~has).sum())
@@ -341,7 +354,9 @@ def load_segments(path) -> Segments:
                    k_elbow=d.get('k_elbow'), rule=d.get('rule', ''), silhouette=d.get('silhouette'), seed=d.get('seed'),
                    sweep=pd.DataFrame(d['sweep']) if d.get('sweep') else None)
     if seg.centroids.shape != (d['k'], len(seg.features)):
-        raise RecsysDataError(f'centroids of shape {seg.centroids.shape}, expected ({d["k"]}, {len(seg.features)})', file=path)
+        raise RecsysDataError(
+            f'centroids of shape {seg.centroids.shape}, expected ({d["k"]}, {len(seg.features)})', file=path
+        )
     pq = path.parent / 'segments.parquet'
     if pq.exists():
         t = pd.read_parquet(pq)
@@ -355,7 +370,14 @@ def assign_segments(model_or_path, users_df: pd.DataFrame) -> np.ndarray:
     return seg.predict(users_df)
 
 # %% ../nbs/02_eda.ipynb #f41df7d4
-def k_sweep(Z, ks, seed: int = 42, n_init: int = 4, silhouette_sample: int = 2000, threads: int | None = 1):
+def k_sweep(
+    Z,                              # standardised feature matrix, one row per user
+    ks,                             # the k values to fit
+    seed: int = 42,                 # K-means seed
+    n_init: int = 4,                # K-means restarts per k
+    silhouette_sample: int = 2000,  # rows sampled for the silhouette
+    threads: int | None = 1,        # BLAS/OpenMP threads (None: no limit)
+):
     "WSS, BSS, BSS/TSS and sampled silhouette of K-means on `Z` for each k in `ks`; and the fitted models."
     from threadpoolctl import threadpool_limits
     with threadpool_limits(limits=threads):
@@ -386,12 +408,22 @@ def _k_sweep(Z, ks, seed, n_init, silhouette_sample):
     return pd.DataFrame(rows), models
 
 # %% ../nbs/02_eda.ipynb #2b3cadb0
-def fit_segments(users_df: pd.DataFrame, k_range=range(2, 9), seed: int = 42, k: int | None = None, features=RFM,
-                 n_init: int = 4, silhouette_sample: int = 2000, elbow_window: int = 1, user_col: str = 'user_id',
-                 threads: int | None = 1) -> Segments:
+def fit_segments(
+    users_df: pd.DataFrame,         # one row per user with the `features` columns
+    k_range=range(2, 9),            # the k values swept
+    seed: int = 42,                 # K-means and silhouette-sample seed
+    k: int | None = None,           # force this k (None: best silhouette near the elbow)
+    features=RFM,                   # the columns clustered (log-scaled, standardised)
+    n_init: int = 4,                # K-means restarts per k
+    silhouette_sample: int = 2000,  # rows sampled for the silhouette
+    elbow_window: int = 1,          # the rule looks at k within elbow ± this
+    user_col: str = 'user_id',      # user id column (absent: row positions)
+    threads: int | None = 1,        # BLAS/OpenMP threads (None: no limit)
+) -> Segments:
     "K-means segments of `users_df` on log-scaled standardised `features`, k chosen by the documented rule or forced."
     X, ok = feature_matrix(users_df, features)
-    if ok.sum() < 2: raise RecsysDataError(f'only {int(ok.sum())} users with all of {list(features)}', column=features[0])
+    if ok.sum() < 2:
+        raise RecsysDataError(f'only {int(ok.sum())} users with all of {list(features)}', column=features[0])
     L = signed_log1p(X[ok])
     mean, scale = L.mean(0), L.std(0)
     scale = np.where(scale > 0, scale, 1.0)            # a constant feature stays at 0 instead of dividing by 0
@@ -433,23 +465,31 @@ def segment_profiles(users: pd.DataFrame, labels, features=RFM, extra=()) -> pd.
 
 # %% ../nbs/02_eda.ipynb #41952085
 def segment_popularity(model_or_path, inter, matrix=None, n: int = 10) -> pd.DataFrame:
-    "Top-`n` items per segment: (segment, rank, item, score), score = distinct segment users with an event (or `matrix` sums)."
+    """Top-`n` items per segment: (segment, rank, item, score), score = distinct segment users with an event (or
+    `matrix` sums)."""
     seg = model_or_path if isinstance(model_or_path, Segments) else load_segments(model_or_path)
     if seg.user_id is None or seg.labels is None:
-        raise RecsysDataError('these segments carry no user labels', fix='save them with segments.parquet (Segments.save)')
+        raise RecsysDataError(
+            'these segments carry no user labels', fix='save them with segments.parquet (Segments.save)'
+        )
     uid = pd.to_numeric(pd.Series(seg.user_id), errors='coerce').to_numpy(float)
     lab = pd.Series(seg.labels, index=uid)
     lab = lab[~lab.index.duplicated() & (lab.to_numpy() >= 0)]
     row_seg = lab.reindex(np.asarray(inter.user_id, float)).to_numpy()
     m = inter.any if matrix is None else sp.csr_matrix(matrix)
     ok = ~np.isnan(row_seg)
-    S = sp.csr_matrix((np.ones(int(ok.sum())), (row_seg[ok].astype(np.int64), np.flatnonzero(ok))), shape=(seg.k, m.shape[0]))
+    S = sp.csr_matrix(
+        (np.ones(int(ok.sum())), (row_seg[ok].astype(np.int64), np.flatnonzero(ok))), shape=(seg.k, m.shape[0])
+    )
     scores = np.asarray((S @ m).todense())
     rows = []
     for s_ in range(seg.k):
         top = np.argsort(-scores[s_], kind='stable')[:n]
         top = top[scores[s_, top] > 0]
-        rows += [{'segment': s_, 'rank': r + 1, 'item': int(inter.items[j]), 'score': float(scores[s_, j])} for r, j in enumerate(top)]
+        rows += [
+            {'segment': s_, 'rank': r + 1, 'item': int(inter.items[j]), 'score': float(scores[s_, j])}
+            for r, j in enumerate(top)
+        ]
     return pd.DataFrame(rows, columns=['segment', 'rank', 'item', 'score'])
 
 # %% ../nbs/02_eda.ipynb #91c8fad0
@@ -471,13 +511,26 @@ def check_figure(fig):
     return fig
 
 # %% ../nbs/02_eda.ipynb #7af742b1
-def plot_rate(ax, table: pd.DataFrame, title: str, xlabel: str, top: int | None = None):
+def plot_rate(
+    ax,                      # matplotlib axes to draw on
+    table: pd.DataFrame,     # a `rate_by` table (rate, lo, hi, rows)
+    title: str,              # plot title
+    xlabel: str,             # x-axis label
+    top: int | None = None,  # only the first `top` groups (None: all)
+):
     "Bars of `table.rate` (in %) with Wilson error bars and the rows of each group written on top."
     t = table.head(top) if top else table
     x = np.arange(len(t))
-    ax.bar(x, 100 * t['rate'], yerr=100 * np.clip(np.vstack([t['rate'] - t['lo'], t['hi'] - t['rate']]), 0, None), capsize=3, color='C0')
+    ax.bar(
+        x,
+        100 * t['rate'],
+        yerr=100 * np.clip(np.vstack([t['rate'] - t['lo'], t['hi'] - t['rate']]), 0, None),
+        capsize=3,
+        color='C0',
+    )
     ax.set_xticks(x, [str(v) for v in t.index], rotation=45 if len(t) > 6 else 0)
-    for xi, (r, n) in enumerate(zip(t['hi'], t['rows'])): ax.annotate(f'{n:,}', (xi, 100 * r), ha='center', va='bottom', fontsize=7)
+    for xi, (r, n) in enumerate(zip(t['hi'], t['rows'])):
+        ax.annotate(f'{n:,}', (xi, 100 * r), ha='center', va='bottom', fontsize=7)
     ax.set(title=title, xlabel=xlabel, ylabel='cart rate (% of views, 95 % CI)')
     return ax
 
