@@ -39,12 +39,14 @@ def top_n(scores: np.ndarray, N: int, exclude: sp.spmatrix | None = None, tiebre
 
     Items in `exclude` (sparse, same shape) and items scored -inf or NaN are never returned; rows with fewer
     eligible items are padded with -1 (score -inf). Only the top of each row is sorted: one partition finds each
-    row's N-th best score, and the candidates at or above it are ordered. Returns (ids int32 (n x N), scores float32 (n x N))."""
+    row's N-th best score, and the candidates at or above it are ordered. Returns (ids int32 (n x N), scores float32
+    (n x N))."""
     S = np.array(scores, dtype=np.float32, copy=True)
     if S.ndim != 2: raise RecsysDataError(f'scores must be 2-D, got {S.ndim} dimension(s)')
     n, m = S.shape
     N = int(N)
-    if N <= 0 or m == 0 or n == 0: return np.full((n, max(N, 0)), -1, np.int32), np.full((n, max(N, 0)), -np.inf, np.float32)
+    if N <= 0 or m == 0 or n == 0:
+        return np.full((n, max(N, 0)), -1, np.int32), np.full((n, max(N, 0)), -np.inf, np.float32)
     S[np.isnan(S)] = -np.inf
     if exclude is not None and exclude.nnz:
         ex = sp.csr_matrix(exclude)
@@ -88,15 +90,24 @@ class Split:
                     test_nnz=int(self.test.nnz), eval_rows=int(self.eval_rows.size), **self.info)
 
 # %% ../nbs/05_evaluate.ipynb #82909b8a
-def stratified_split(df: pd.DataFrame, ratio: float = 0.75, by: str = 'item', seed: int = 42,
-                     user_col: str = 'user_id', item_col: str = 'item_id') -> tuple[pd.DataFrame, pd.DataFrame]:
+def stratified_split(
+    df: pd.DataFrame,           # interaction rows
+    ratio: float = 0.75,        # training share within each group
+    by: str = 'item',           # group by 'user' or 'item'
+    seed: int = 42,             # legacy NumPy seed of the per-row random numbers
+    user_col: str = 'user_id',  # user id column
+    item_col: str = 'item_id',  # item id column
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Microsoft Recommenders 1.2.x `python_stratified_split`: within each user (`by='user'`) or item (`by='item'`),
     rank one uniform number per row (legacy `np.random.seed(seed)`, drawn in the order of `df`) and keep the rows
     of rank <= round(ratio * n) in train (NumPy's round: halves to even). Returns (train, test) in the order of `df`."""
     if by not in ('user', 'item'): raise RecsysDataError(f"by must be 'user' or 'item', got {by!r}")
     if not 0 < ratio < 1: raise RecsysDataError(f'ratio must be in (0, 1), got {ratio}')
     col = user_col if by == 'user' else item_col
-    if col not in df.columns: raise RecsysDataError(f'column {col!r} missing', column=col, fix=f'pass {"user" if by == "user" else "item"}_col=')
+    if col not in df.columns:
+        raise RecsysDataError(
+            f'column {col!r} missing', column=col, fix=f'pass {"user" if by == "user" else "item"}_col='
+        )
     rnd = np.random.RandomState(seed).rand(len(df))
     g = df[col].to_numpy()
     order = np.lexsort((rnd, g))
@@ -109,9 +120,15 @@ def stratified_split(df: pd.DataFrame, ratio: float = 0.75, by: str = 'item', se
     return df[in_train], df[~in_train]
 
 # %% ../nbs/05_evaluate.ipynb #1691a2fb
-def leave_last_k(df: pd.DataFrame, k: int = 1, user_col: str = 'user_id', time_col: str = 'timestamp',
-                 item_col: str = 'item_id') -> tuple[pd.DataFrame, pd.DataFrame]:
-    "Per user, the `k` latest rows (ties broken by item id, then row order) go to test; users with <= k rows stay in train."
+def leave_last_k(
+    df: pd.DataFrame,             # interaction rows
+    k: int = 1,                   # rows per user moved to test (the latest)
+    user_col: str = 'user_id',    # user id column
+    time_col: str = 'timestamp',  # time column
+    item_col: str = 'item_id',    # item id column
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per user, the `k` latest rows (ties broken by item id, then row order) go to test; users with <= k rows stay in
+    train."""
     if k < 1: raise RecsysDataError(f'k must be >= 1, got {k}')
     u = df[user_col].to_numpy()
     order = np.lexsort((np.arange(len(df)), df[item_col].to_numpy(), df[time_col].to_numpy(), u))
@@ -133,21 +150,48 @@ def random_holdout(df: pd.DataFrame, test_frac: float = 0.2, seed: int = 42) -> 
 # %% ../nbs/05_evaluate.ipynb #e34fc00a
 PROTOCOLS = ('stratified-item', 'stratified-user', 'leave-last-k', 'random')
 
-def frames_to_split(train_df: pd.DataFrame, test_df: pd.DataFrame, users, items, name: str = 'test',
-                    user_col: str = 'user_id', item_col: str = 'item_id', value_col: str | None = 'rating', info: dict | None = None) -> Split:
+def frames_to_split(
+    train_df: pd.DataFrame,            # training interactions
+    test_df: pd.DataFrame,             # test interactions
+    users,                             # the row index (user ids)
+    items,                             # the column index (item ids)
+    name: str = 'test',                # the split's name
+    user_col: str = 'user_id',         # user id column
+    item_col: str = 'item_id',         # item id column
+    value_col: str | None = 'rating',  # training values column (None: 1 per row)
+    info: dict | None = None,          # metadata kept on the `Split`
+) -> Split:
     "Index two interaction frames over the same `users` x `items` and build a `Split` (test values become relevance 1)."
     uix, iix = pd.Index(users), pd.Index(items)
     def mat(d, ones):
         r, c = uix.get_indexer(d[user_col]), iix.get_indexer(d[item_col])
-        if (r < 0).any() or (c < 0).any(): raise RecsysDataError('an interaction refers to a user or item outside the index', n_bad=int(((r < 0) | (c < 0)).sum()))
+        if (r < 0).any() or (c < 0).any():
+            raise RecsysDataError(
+                'an interaction refers to a user or item outside the index', n_bad=int(((r < 0) | (c < 0)).sum())
+            )
         v = np.ones(len(d), np.float32) if ones or value_col is None else d[value_col].to_numpy(np.float32)
         m = sp.csr_matrix((v, (r, c)), shape=(len(uix), len(iix)), dtype=np.float32)
         m.sum_duplicates(); return m
-    return Split(mat(train_df, False), mat(test_df, True), name=name, row_ids=np.asarray(users), item_ids=np.asarray(items), info=info or {})
+    return Split(
+        mat(train_df, False),
+        mat(test_df, True),
+        name=name,
+        row_ids=np.asarray(users),
+        item_ids=np.asarray(items),
+        info=info or {},
+    )
 
 # %% ../nbs/05_evaluate.ipynb #c573db57
-def split_frame(df: pd.DataFrame, protocol: str = 'stratified-item', ratio: float = 0.75, seed: int = 42, k: int = 1,
-                user_col: str = 'user_id', item_col: str = 'item_id', time_col: str = 'timestamp') -> tuple[pd.DataFrame, pd.DataFrame]:
+def split_frame(
+    df: pd.DataFrame,                   # interaction rows
+    protocol: str = 'stratified-item',  # one of `PROTOCOLS`
+    ratio: float = 0.75,                # training share
+    seed: int = 42,                     # random seed (stratified, random)
+    k: int = 1,                         # test rows per user (leave-last-k)
+    user_col: str = 'user_id',          # user id column
+    item_col: str = 'item_id',          # item id column
+    time_col: str = 'timestamp',        # time column (leave-last-k)
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     "Split an interaction frame with one of `PROTOCOLS`; `ratio` is the training share (random: 1 - test_frac)."
     if protocol == 'stratified-item': return stratified_split(df, ratio, 'item', seed, user_col, item_col)
     if protocol == 'stratified-user': return stratified_split(df, ratio, 'user', seed, user_col, item_col)
@@ -156,9 +200,18 @@ def split_frame(df: pd.DataFrame, protocol: str = 'stratified-item', ratio: floa
     raise RecsysDataError(f'unknown protocol {protocol!r}', fix=f'use one of {PROTOCOLS}')
 
 # %% ../nbs/05_evaluate.ipynb #8ef78cc9
-def make_splits(df: pd.DataFrame, protocol: str = 'stratified-item', ratio: float = 0.75, seed: int = 42, k: int = 1,
-                val_ratio: float | None = None, user_col: str = 'user_id', item_col: str = 'item_id',
-                time_col: str = 'timestamp', value_col: str | None = 'rating') -> dict[str, Split]:
+def make_splits(
+    df: pd.DataFrame,                   # interaction rows
+    protocol: str = 'stratified-item',  # one of `PROTOCOLS`
+    ratio: float = 0.75,                # training share of the test split
+    seed: int = 42,                     # the test split's seed (the validation seed is derived from it)
+    k: int = 1,                         # test rows per user (leave-last-k)
+    val_ratio: float | None = None,     # training share of the validation split (None: `ratio`)
+    user_col: str = 'user_id',          # user id column
+    item_col: str = 'item_id',          # item id column
+    time_col: str = 'timestamp',        # time column (leave-last-k)
+    value_col: str | None = 'rating',   # training values column (None: 1 per row)
+) -> dict[str, Split]:
     """{'validation': Split, 'test': Split}: the protocol on the whole frame (test, with `seed`), then again on its
     training part (validation, with a seed derived from `seed`, ratio `val_ratio` or `ratio`)."""
     users, items = np.sort(df[user_col].unique()), np.sort(df[item_col].unique())
@@ -167,8 +220,12 @@ def make_splits(df: pd.DataFrame, protocol: str = 'stratified-item', ratio: floa
     vtr, vte = split_frame(tr, protocol, val_ratio or ratio, vseed, k, user_col, item_col, time_col)
     kw = dict(user_col=user_col, item_col=item_col, value_col=value_col)
     info = dict(protocol=protocol, ratio=ratio, k=k)
-    return {'validation': frames_to_split(vtr, vte, users, items, 'validation', info={**info, 'seed': vseed, 'ratio': val_ratio or ratio}, **kw),
-            'test': frames_to_split(tr, te, users, items, 'test', info={**info, 'seed': seed}, **kw)}
+    return {
+        'validation': frames_to_split(
+            vtr, vte, users, items, 'validation', info={**info, 'seed': vseed, 'ratio': val_ratio or ratio}, **kw
+        ),
+        'test': frames_to_split(tr, te, users, items, 'test', info={**info, 'seed': seed}, **kw),
+    }
 
 # %% ../nbs/05_evaluate.ipynb #c5b30325
 import pyarrow as pa
@@ -179,10 +236,12 @@ def event_days(events: pa.Table) -> np.ndarray:
     names = events.schema.names
     if 'date' in names:
         d = pc.strptime(pc.cast(events['date'], pa.string()), format='%Y-%m-%d', unit='s', error_is_null=True)
-        if d.null_count: raise RecsysDataError('unparseable dates (expected YYYY-MM-DD)', column='date', n_bad=d.null_count)
+        if d.null_count:
+            raise RecsysDataError('unparseable dates (expected YYYY-MM-DD)', column='date', n_bad=d.null_count)
         return pc.cast(d, pa.int64()).to_numpy(zero_copy_only=False) // 86400
     col = next((c for c in ('timestamp_local', 'timestamp') if c in names), None)
-    if col is None: raise RecsysDataError('no date or timestamp column to split by time', fix='add a date or timestamp column')
+    if col is None:
+        raise RecsysDataError('no date or timestamp column to split by time', fix='add a date or timestamp column')
     t = events[col]
     if pa.types.is_integer(t.type) or pa.types.is_floating(t.type):
         return (t.to_numpy(zero_copy_only=False).astype(np.float64) // 86400).astype(np.int64)
@@ -204,12 +263,18 @@ class TemporalSplit:
         return np.flatnonzero(np.diff(self.relevant.indptr) > 0)
 
 # %% ../nbs/05_evaluate.ipynb #e1af851e
-def temporal_split(events: pa.Table, target_days: int = 3, offset_days: int = 0, target: str = 'carts',
-                   name: str = 'test') -> TemporalSplit:
+def temporal_split(
+    events: pa.Table,       # the event table
+    target_days: int = 3,   # days in the target window
+    offset_days: int = 0,   # days between the window and the last day
+    target: str = 'carts',  # relevant events: 'carts', 'purchases' or 'any'
+    name: str = 'test',     # the split's name
+) -> TemporalSplit:
     """Train on the days before the window of `target_days` that ends `offset_days` before the last day; relevant =
     `target` events ('carts', 'purchases' or 'any') of registered users inside the window."""
     from recsys.ingest import aggregate
-    if target not in ('carts', 'purchases', 'any'): raise ValueError(f"target must be 'carts', 'purchases' or 'any', got {target!r}")
+    if target not in ('carts', 'purchases', 'any'):
+        raise ValueError(f"target must be 'carts', 'purchases' or 'any', got {target!r}")
     day = event_days(events)
     last = int(day.max()); hi = last - offset_days; lo = hi - target_days + 1
     before, inside = day < lo, (day >= lo) & (day <= hi)
@@ -223,23 +288,38 @@ def temporal_split(events: pa.Table, target_days: int = 3, offset_days: int = 0,
     ok = (r >= 0) & (c >= 0) & (M.data > 0)
     rel = sp.csr_matrix((np.ones(int(ok.sum()), np.float32), (r[ok], c[ok])), shape=train.shape)
     rel.sum_duplicates(); rel.data[:] = 1
-    info = dict(window_days=[lo, hi], target=target, train_rows=int(train.shape[0]), train_items=int(train.shape[1]),
-                train_pairs=int(train.any.nnz), target_pairs=int((M.data > 0).sum()), target_pairs_kept=int(rel.nnz),
-                target_pairs_new_row=int(((r < 0) & (M.data > 0)).sum()),
-                target_pairs_new_item=int(((r >= 0) & (c < 0) & (M.data > 0)).sum()), eval_rows=int((np.diff(rel.indptr) > 0).sum()))
+    info = dict(
+        window_days=[lo, hi],
+        target=target,
+        train_rows=int(train.shape[0]),
+        train_items=int(train.shape[1]),
+        train_pairs=int(train.any.nnz),
+        target_pairs=int((M.data > 0).sum()),
+        target_pairs_kept=int(rel.nnz),
+        target_pairs_new_row=int(((r < 0) & (M.data > 0)).sum()),
+        target_pairs_new_item=int(((r >= 0) & (c < 0) & (M.data > 0)).sum()),
+        eval_rows=int((np.diff(rel.indptr) > 0).sum()),
+    )
     return TemporalSplit(train, rel, name, info)
 
 # %% ../nbs/05_evaluate.ipynb #da389f17
-def _candidates_top(S: np.ndarray, cand: sp.csr_matrix, N: int, exclude=None, tiebreak=None) -> tuple[np.ndarray, np.ndarray]:
-    "Each row's candidate items (stored in `cand`) ranked by score, then `tiebreak`, then index: (ids, scores), -1 padded."
+def _candidates_top(
+    S: np.ndarray, cand: sp.csr_matrix, N: int, exclude=None, tiebreak=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's candidate items (stored in `cand`) ranked by score, then `tiebreak`, then index: (ids, scores), -1
+    padded."""
     n = S.shape[0]
-    r = np.repeat(np.arange(n), np.diff(cand.indptr)); c = cand.indices.astype(np.int64)
+    r = np.repeat(np.arange(n), np.diff(cand.indptr))
+    c = cand.indices.astype(np.int64)
     v = np.asarray(S[r, c], dtype=np.float32)
     ok = np.isfinite(v)
-    if exclude is not None and exclude.nnz: ok &= ~np.asarray(sp.csr_matrix(exclude)[r, c]).ravel().astype(bool)
+    if exclude is not None and exclude.nnz:
+        ok &= ~np.asarray(sp.csr_matrix(exclude)[r, c]).ravel().astype(bool)
     r, c, v = r[ok], c[ok], v[ok]
-    o = np.lexsort((c, -tiebreak[c], -v, r) if tiebreak is not None else (c, -v, r)); r, c, v = r[o], c[o], v[o]
-    rank = np.arange(len(r)) - np.searchsorted(r, r); keep = rank < N
+    o = np.lexsort((c, -tiebreak[c], -v, r) if tiebreak is not None else (c, -v, r))
+    r, c, v = r[o], c[o], v[o]
+    rank = np.arange(len(r)) - np.searchsorted(r, r)
+    keep = rank < N
     ids, sc = np.full((n, N), -1, np.int32), np.full((n, N), -np.inf, np.float32)
     ids[r[keep], rank[keep]], sc[r[keep], rank[keep]] = c[keep], v[keep]
     return ids, sc
@@ -253,31 +333,28 @@ def _first_then(a: tuple, b: tuple, N: int) -> tuple[np.ndarray, np.ndarray]:
 
 # %% ../nbs/05_evaluate.ipynb #750acd1b
 class Recommender:
-    "Base class: `fit(train)`, `recommend(rows, user_items, N, filter_seen)`, `recommend_new(user_items, N, filter_seen, **side)`."
+    """Base class: `fit(train)`, `recommend(rows, user_items, N, filter_seen)`,
+    `recommend_new(user_items, N, filter_seen, **side)`."""
     name = 'recommender'
     batch_rows = 2048             # at most this many rows scored at once...
     block_cells = 1 << 22         # ...and at most this many scores (16 MB of float32), whatever the catalogue
     tiebreak_ = None              # per item: the second sort key of `top_n` (e.g. popularity), or None
 
     def fit(self, train, **side):
-        self.train_ = canonical_csr(train, np.float32)
-        self.n_items_ = self.train_.shape[1]
+        self.train_ = canonical_csr(train, np.float32); self.n_items_ = self.train_.shape[1]
         self.item_popularity_ = np.diff(sp.csc_matrix(self.train_ > 0).indptr).astype(np.float64)   # rows per item
-        self._fit(self.train_, **side)
-        return self
-
+        self._fit(self.train_, **side); return self
     def _fit(self, X, **side): pass
     def _scores(self, X: sp.csr_matrix, rows: np.ndarray | None, **side) -> np.ndarray: raise NotImplementedError
-
     def _rank(self, X, rows, N, filter_seen, side, candidates=None):
         "Score the rows block by block (float32, at most `block_cells` scores at once), keeping each block's top `N`."
         n = X.shape[0]
         ids, sc = np.full((n, N), -1, np.int32), np.full((n, N), -np.inf, np.float32)
         step = max(1, min(self.batch_rows, self.block_cells // max(self.n_items_, 1)))
         for s in range(0, n, step):
-            sl = slice(s, min(n, s + step))
-            Xb = X[sl]
-            S = self._scores(Xb, None if rows is None else rows[sl], **{k: (v[sl] if isinstance(v, np.ndarray) and v.shape[:1] == (n,) else v) for k, v in side.items()})
+            sl = slice(s, min(n, s + step)); Xb = X[sl]
+            S = self._scores(Xb, None if rows is None else rows[sl], **{
+                k: (v[sl] if isinstance(v, np.ndarray) and v.shape[:1] == (n,) else v) for k, v in side.items()})
             ex = Xb if filter_seen else None
             if candidates is None: ids[sl], sc[sl] = top_n(S, N, ex, self.tiebreak_)
             else:      # the candidates first, in the model's order, then the other items
@@ -290,19 +367,28 @@ class Recommender:
         "Top-N for `rows` of the training matrix (histories from `user_items` when given). Returns (ids, scores)."
         rows = np.asarray(rows, dtype=np.int64).ravel()
         UI = self.train_ if user_items is None else canonical_csr(user_items, np.float32)
-        if UI.shape[1] != self.n_items_: raise RecsysDataError(f'user_items has {UI.shape[1]} columns, the model {self.n_items_}')
+        if UI.shape[1] != self.n_items_:
+            raise RecsysDataError(f'user_items has {UI.shape[1]} columns, the model {self.n_items_}')
         return self._rank(UI[rows], rows, N, filter_seen, {})
 
-    def recommend_new(self, user_items, N: int = 10, filter_seen: bool = True, candidates=None, **side):
+    def recommend_new(
+        self,
+        user_items,                # interactions of the new rows (rows x items)
+        N: int = 10,               # items per row
+        filter_seen: bool = True,  # leave out a row's own items
+        candidates=None,           # sparse, same shape: items ranked first, in model order
+        **side,                    # side information, e.g. groups=
+    ):
         """Top-N for rows that were not in training, given their interactions (rows x items) and side information.
         `candidates` (sparse, same shape): items ranked before all others, in the model's order (session re-ranking)."""
         X = canonical_csr(user_items, np.float32)
-        if X.shape[1] != self.n_items_: raise RecsysDataError(f'user_items has {X.shape[1]} columns, the model {self.n_items_}')
+        if X.shape[1] != self.n_items_:
+            raise RecsysDataError(f'user_items has {X.shape[1]} columns, the model {self.n_items_}')
         if candidates is not None:
             candidates = canonical_csr(candidates, np.float32)
-            if candidates.shape != X.shape: raise RecsysDataError(f'candidates {candidates.shape} and user_items {X.shape} differ in shape')
+            if candidates.shape != X.shape:
+                raise RecsysDataError(f'candidates {candidates.shape} and user_items {X.shape} differ in shape')
         return self._rank(X, None, N, filter_seen, side, candidates)
-
     def __repr__(self):
         ps = {k: v for k, v in vars(self).items() if not k.endswith('_') and not k.startswith('_')}
         return f'{type(self).__name__}({", ".join(f"{k}={v!r}" for k, v in ps.items())})'
@@ -313,13 +399,16 @@ class RandomRecommender(Recommender):
     name = 'random'
     def __init__(self, seed: int = 42): self.seed = seed
     def _scores(self, X, rows, **side):
-        rng = np.random.default_rng([self.seed, X.shape[0], X.nnz, 0 if rows is None or not len(rows) else int(rows[0])])
+        rng = np.random.default_rng(
+            [self.seed, X.shape[0], X.nnz, 0 if rows is None or not len(rows) else int(rows[0])]
+        )
         return rng.random((X.shape[0], self.n_items_), dtype=np.float32)
 
 class PopularityRecommender(Recommender):
     "The most popular items (rows that interacted with each item in training), the same for everyone."
     name = 'popularity'
-    def _scores(self, X, rows, **side): return np.broadcast_to(self.item_popularity_.astype(np.float32), (X.shape[0], self.n_items_))
+    def _scores(self, X, rows, **side):
+        return np.broadcast_to(self.item_popularity_.astype(np.float32), (X.shape[0], self.n_items_))
 
 # %% ../nbs/05_evaluate.ipynb #92276ab7
 class GroupPopularityRecommender(Recommender):
@@ -331,7 +420,8 @@ class GroupPopularityRecommender(Recommender):
     def __init__(self, name: str | None = None):
         if name: self.name = name
     def _fit(self, X, groups=None):
-        if groups is None: raise RecsysDataError('GroupPopularityRecommender.fit needs groups= (one label per training row)')
+        if groups is None:
+            raise RecsysDataError('GroupPopularityRecommender.fit needs groups= (one label per training row)')
         g = np.asarray(groups)
         if len(g) != X.shape[0]: raise RecsysDataError(f'groups has {len(g)} labels for {X.shape[0]} training rows')
         self.groups_ = g
@@ -361,15 +451,22 @@ class OwnHistoryRecommender(Recommender):
 # %% ../nbs/05_evaluate.ipynb #a4aaba67
 class ItemKNNRecommender(Recommender):
     "Item-item kNN through implicit's `CosineRecommender` (`similarity='cosine'`) or `BM25Recommender` (`'bm25'`)."
-    def __init__(self, similarity: str = 'cosine', K: int = 100, K1: float = 1.2, B: float = 0.75, binarize: bool = True):
-        if similarity not in ('cosine', 'bm25'): raise RecsysDataError(f"similarity must be 'cosine' or 'bm25', got {similarity!r}")
+    def __init__(
+        self, similarity: str = 'cosine', K: int = 100, K1: float = 1.2, B: float = 0.75, binarize: bool = True
+    ):
+        if similarity not in ('cosine', 'bm25'):
+            raise RecsysDataError(f"similarity must be 'cosine' or 'bm25', got {similarity!r}")
         self.similarity, self.K, self.K1, self.B, self.binarize = similarity, K, K1, B, binarize
     @property
     def name(self): return f'itemknn-{self.similarity}'
     def _x(self, X): return (X > 0).astype(np.float32) if self.binarize else X
     def _fit(self, X, **side):
         from implicit.nearest_neighbours import BM25Recommender, CosineRecommender
-        m = CosineRecommender(K=self.K, num_threads=1) if self.similarity == 'cosine' else BM25Recommender(K=self.K, K1=self.K1, B=self.B, num_threads=1)
+        m = (
+            CosineRecommender(K=self.K, num_threads=1)
+            if self.similarity == 'cosine'
+            else BM25Recommender(K=self.K, K1=self.K1, B=self.B, num_threads=1)
+        )
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')          # implicit warns that BM25 weighting hands it a COO matrix
             m.fit(self._x(X), show_progress=False)
@@ -386,7 +483,10 @@ class EmbeddingRecommender(Recommender):
     def _fit(self, X, **side):
         E = np.asarray(self.embeddings, dtype=np.float64)
         if E.ndim != 2 or E.shape[0] != X.shape[1]:
-            raise RecsysDataError(f'embeddings must be (n_items={X.shape[1]}, d), got {E.shape}', fix='align the embedding rows with the matrix columns (NaN rows where missing)')
+            raise RecsysDataError(
+                f'embeddings must be (n_items={X.shape[1]}, d), got {E.shape}',
+                fix='align the embedding rows with the matrix columns (NaN rows where missing)',
+            )
         has = np.isfinite(E).all(1) & (np.abs(np.nan_to_num(E)).sum(1) > 0)
         En = np.where(has[:, None], np.nan_to_num(E), 0.0)
         En[has] /= np.linalg.norm(En[has], axis=1, keepdims=True)
@@ -433,8 +533,11 @@ def _stack_counts(a, X: sp.csr_matrix):
     "Training event counts `a` (a `Counts`) with new rows `X` (views only) below them, as one `Counts`."
     from recsys.confidence import counts_on_pattern
     z = sp.csr_matrix(X.shape, dtype=np.float32)
-    return counts_on_pattern(views=sp.vstack([a.matrix(a.views), X]).tocsr(), carts=sp.vstack([a.matrix(a.carts), z]).tocsr(),
-                             purchases=sp.vstack([a.matrix(a.purchases), z]).tocsr())
+    return counts_on_pattern(
+        views=sp.vstack([a.matrix(a.views), X]).tocsr(),
+        carts=sp.vstack([a.matrix(a.carts), z]).tocsr(),
+        purchases=sp.vstack([a.matrix(a.purchases), z]).tocsr(),
+    )
 
 # %% ../nbs/05_evaluate.ipynb #a29259ac
 class ALSRecommender(Recommender):
@@ -456,25 +559,44 @@ class ALSRecommender(Recommender):
         self.regularization = float(DEFAULT_ALS['regularization'] if regularization is None else regularization)
         self.iterations = int(DEFAULT_ALS['iterations'] if iterations is None else iterations)
         self.alpha = float(alpha)
-        self.design, self.repeat, self.seed, self.use_gpu, self.design_params = design, repeat, int(seed), bool(use_gpu), design_params
+        self.design, self.repeat, self.seed, self.use_gpu, self.design_params = (
+            design,
+            repeat,
+            int(seed),
+            bool(use_gpu),
+            design_params,
+        )
 
     def params(self) -> dict:
-        return dict(factors=self.factors, regularization=self.regularization, alpha=self.alpha, iterations=self.iterations,
-                    design=self.design, repeat=self.repeat, **self.design_params)
+        return dict(
+            factors=self.factors,
+            regularization=self.regularization,
+            alpha=self.alpha,
+            iterations=self.iterations,
+            design=self.design,
+            repeat=self.repeat,
+            **self.design_params,
+        )
 
 # %% ../nbs/05_evaluate.ipynb #51cde889
 @patch
 def confidence(self: ALSRecommender, X) -> sp.csr_matrix:
     "The confidence matrix under this model's design of event counts `X` (a `Counts`), or of values `X` read as views."
     from recsys.confidence import DESIGNS
-    if self.design not in DESIGNS: raise RecsysDataError(f'unknown confidence design {self.design!r}', fix=f'use one of {sorted(DESIGNS)}')
+    if self.design not in DESIGNS:
+        raise RecsysDataError(f'unknown confidence design {self.design!r}', fix=f'use one of {sorted(DESIGNS)}')
     kw = dict(alpha=self.alpha, repeat=self.repeat, **self.design_params)
-    return DESIGNS[self.design](X, **kw) if _is_counts(X) else DESIGNS[self.design](views=canonical_csr(X, np.float32), **kw)
+    return (
+        DESIGNS[self.design](X, **kw)
+        if _is_counts(X)
+        else DESIGNS[self.design](views=canonical_csr(X, np.float32), **kw)
+    )
 
 # %% ../nbs/05_evaluate.ipynb #9d9a984b
 @patch
 def fit(self: ALSRecommender, train, **side):
-    "Fit on a value matrix or on event counts (a `Counts`, kept as `events_` for the design; the rows' sums are `train_`)."
+    """Fit on a value matrix or on event counts (a `Counts`, kept as `events_` for the design; the rows' sums are
+    `train_`)."""
     self.events_ = train if _is_counts(train) else None
     if self.events_ is not None: train = train.matrix(train.views + train.carts + train.purchases)
     return super(ALSRecommender, self).fit(train, **side)
@@ -483,14 +605,22 @@ def fit(self: ALSRecommender, train, **side):
 @patch
 def _fit(self: ALSRecommender, X, **side):
     from recsys.als import ALSModel
-    self.model_ = ALSModel(factors=self.factors, regularization=self.regularization, alpha=1.0, iterations=self.iterations,
-                           seed=self.seed, use_gpu=self.use_gpu, calculate_training_loss=False)
+    self.model_ = ALSModel(
+        factors=self.factors,
+        regularization=self.regularization,
+        alpha=1.0,
+        iterations=self.iterations,
+        seed=self.seed,
+        use_gpu=self.use_gpu,
+        calculate_training_loss=False,
+    )
     self.model_.fit(self.confidence(self.events_ if self.events_ is not None else X), show_progress=False)
 
 # %% ../nbs/05_evaluate.ipynb #5edd4319
 @patch
 def _new_confidence(self: ALSRecommender, X):
-    "The confidence of new rows `X`: element-wise designs directly, corpus-dependent ones stacked under the training rows."
+    """The confidence of new rows `X`: element-wise designs directly, corpus-dependent ones stacked under the training
+    rows."""
     if self.design in ELEMENTWISE_DESIGNS: return self.confidence(X)
     # corpus-dependent weightings (BM25, TF-IDF): weigh the new rows together with the training rows
     n = self.train_.shape[0]
@@ -512,10 +642,20 @@ def recommend(self: ALSRecommender, rows, user_items=None, N: int = 10, filter_s
 
 # %% ../nbs/05_evaluate.ipynb #fb31105e
 @patch
-def recommend_new(self: ALSRecommender, user_items, N: int = 10, filter_seen: bool = True, candidates=None, **side):
+def recommend_new(
+    self: ALSRecommender,
+    user_items,                # interactions of the new rows (rows x items)
+    N: int = 10,               # items per row
+    filter_seen: bool = True,  # leave out a row's own items
+    candidates=None,           # sparse, same shape: items ranked first (no fold-in then)
+    **side,                    # side information, passed on with `candidates`
+):
     "Top-N for new rows, folded in (`candidates` first: see `Recommender.recommend_new`)."
-    if candidates is not None: return super(ALSRecommender, self).recommend_new(user_items, N, filter_seen, candidates, **side)
-    return self.model_.recommend_new(self._new_confidence(canonical_csr(user_items, np.float32)), N=N, filter_seen=filter_seen)
+    if candidates is not None:
+        return super(ALSRecommender, self).recommend_new(user_items, N, filter_seen, candidates, **side)
+    return self.model_.recommend_new(
+        self._new_confidence(canonical_csr(user_items, np.float32)), N=N, filter_seen=filter_seen
+    )
 
 # %% ../nbs/05_evaluate.ipynb #5af1d215
 class HistoryBlend(Recommender):
@@ -528,7 +668,11 @@ class HistoryBlend(Recommender):
         self.base.fit(train, **side)
         return self._adopt()
     def _adopt(self):
-        self.train_, self.n_items_, self.item_popularity_ = self.base.train_, self.base.n_items_, self.base.item_popularity_
+        self.train_, self.n_items_, self.item_popularity_ = (
+            self.base.train_,
+            self.base.n_items_,
+            self.base.item_popularity_,
+        )
         self.tiebreak_ = self.base.tiebreak_
         return self
     @classmethod
@@ -536,18 +680,24 @@ class HistoryBlend(Recommender):
         "A blend around an already fitted `base` (no refit: for choosing `weight` cheaply)."
         return cls(base, weight, name)._adopt()
     def _scores(self, X, rows, **side):
-        return np.asarray(self.base._scores(X, rows, **side), dtype=np.float32) + np.float32(self.weight) * np.log1p(X.toarray().astype(np.float32))
+        return np.asarray(self.base._scores(X, rows, **side), dtype=np.float32) + np.float32(self.weight) * np.log1p(
+            X.toarray().astype(np.float32)
+        )
 
 # %% ../nbs/05_evaluate.ipynb #b366638a
 _PROTOCOL_COLS = ['session_id', 'date', 'user_id', 'country', 'partnumber', 'add_to_cart']
 
 def protocol_frame(events, with_cart: bool = True) -> pd.DataFrame:
-    "The columns the protocols need from an Arrow table or pandas frame of Inditex-format events, `date` as 'YYYY-MM-DD'."
+    """The columns the protocols need from an Arrow table or pandas frame of Inditex-format events, `date` as
+    'YYYY-MM-DD'."""
     import pyarrow as pa
     need = [c for c in _PROTOCOL_COLS if with_cart or c != 'add_to_cart']
     names = events.column_names if isinstance(events, pa.Table) else list(events.columns)
     missing = [c for c in need if c not in names]
-    if missing: raise RecsysDataError(f'missing column(s) {missing}', column=missing[0], fix='pass Inditex-format train/test events')
+    if missing:
+        raise RecsysDataError(
+            f'missing column(s) {missing}', column=missing[0], fix='pass Inditex-format train/test events'
+        )
     if 'timestamp_local' in names: need = need + ['timestamp_local']
     df = events.select(need).to_pandas() if isinstance(events, pa.Table) else events[need].copy()
     df['date'] = df['date'].astype(str).str.slice(0, 10)
@@ -571,7 +721,7 @@ class SessionSplit:
     items: np.ndarray                # partnumber of each column
     session: sp.csr_matrix           # test sessions x items: views in the test part (the input, and the candidates)
     target: sp.csr_matrix            # test sessions x items: carted in the test part (relevance)
-    sessions: pd.DataFrame           # session_id, user_id, country, returning, known, kind, history_row, n_views, n_targets
+    sessions: pd.DataFrame  # session_id, user_id, country, returning, known, kind, history_row, n_views, n_targets
     info: dict = field(default_factory=dict)
 
     def history(self, cart_weight: float = 0.0) -> sp.csr_matrix:
@@ -579,7 +729,8 @@ class SessionSplit:
         return canonical_csr(self.history_views + cart_weight * self.history_carts, np.float32)
 
     def events(self):
-        "The training events by kind (views, carts), a `recsys.confidence.Counts`, for models that weigh them themselves."
+        """The training events by kind (views, carts), a `recsys.confidence.Counts`, for models that weigh them
+        themselves."""
         from recsys.confidence import counts_on_pattern
         return counts_on_pattern(views=self.history_views, carts=self.history_carts)
 
@@ -592,7 +743,11 @@ class SessionSplit:
 
     def inputs(self, cart_weight: float = 0.0, profile_weight: float = 1.0) -> sp.csr_matrix:
         "What a model sees of each test session: its test-day views plus `profile_weight` x its profile."
-        return canonical_csr(self.session + profile_weight * self.profile(cart_weight), np.float32) if profile_weight else self.session
+        return (
+            canonical_csr(self.session + profile_weight * self.profile(cart_weight), np.float32)
+            if profile_weight
+            else self.session
+        )
 
     def summary(self) -> dict:
         k = self.sessions['kind'].value_counts()
@@ -618,30 +773,44 @@ def _mode_per_row(rows: np.ndarray, values: np.ndarray, n: int, fill: int = -1) 
     return out
 
 # %% ../nbs/05_evaluate.ipynb #ba403542
-def session_split(history_events, test_events, labels, name: str = 'test', extra_items=None, info: dict | None = None) -> SessionSplit:
+def session_split(
+    history_events,            # history events, with add_to_cart
+    test_events,               # the test day's views
+    labels,                    # (session_id, partnumber) rows: what each test session carted
+    name: str = 'test',        # the split's name
+    extra_items=None,          # items added to the catalogue (e.g. all products)
+    info: dict | None = None,  # metadata kept on the split
+) -> SessionSplit:
     """A `SessionSplit` from history events (with add_to_cart), test events (the test day's views) and labels
     (session_id, partnumber: what each test session carted). Test sessions without a label are dropped."""
     hist = protocol_frame(history_events, with_cart=True)
     test = protocol_frame(test_events, with_cart=False)
     lab = pd.DataFrame(labels)[['session_id', 'partnumber']].astype('int64').drop_duplicates()
-    items = np.unique(np.concatenate([hist['partnumber'].to_numpy(), test['partnumber'].to_numpy(), lab['partnumber'].to_numpy(),
+    items = np.unique(np.concatenate([hist['partnumber'].to_numpy(), test['partnumber'].to_numpy(),
+                                      lab['partnumber'].to_numpy(),
                                       np.asarray(extra_items if extra_items is not None else [], dtype=np.int64)]))
     # history rows: one per registered user, one per anonymous session
     codes, hrow = np.unique(_actor_codes(hist), return_inverse=True)
     hcol = np.searchsorted(items, hist['partnumber'].to_numpy())
     shape = (len(codes), len(items))
     V = canonical_csr(sp.csr_matrix((np.ones(len(hist), np.float32), (hrow, hcol)), shape=shape), np.float32)
-    C = canonical_csr(sp.csr_matrix((hist['add_to_cart'].to_numpy(np.float32), (hrow, hcol)), shape=shape), np.float32); C.eliminate_zeros()
+    C = canonical_csr(sp.csr_matrix((hist['add_to_cart'].to_numpy(np.float32), (hrow, hcol)), shape=shape), np.float32)
+    C.eliminate_zeros()
     country = _mode_per_row(hrow, hist['country'].to_numpy(), len(codes))
     # test sessions: only those with a label
     test = test[test['session_id'].isin(lab['session_id'])]
     sids = np.unique(test['session_id'].to_numpy())
     lab = lab[lab['session_id'].isin(sids)]
     srow = np.searchsorted(sids, test['session_id'].to_numpy())
-    S = canonical_csr(sp.csr_matrix((np.ones(len(test), np.float32), (srow, np.searchsorted(items, test['partnumber'].to_numpy()))), shape=(len(sids), len(items))), np.float32)
-    T = canonical_csr(sp.csr_matrix((np.ones(len(lab), np.float32), (np.searchsorted(sids, lab['session_id'].to_numpy()),
-                                                             np.searchsorted(items, lab['partnumber'].to_numpy()))), shape=(len(sids), len(items))), np.float32)
-    uid = pd.Series(test['user_id'].to_numpy()).groupby(srow).max().reindex(range(len(sids))).to_numpy()   # NaN: anonymous
+    S = canonical_csr(sp.csr_matrix((np.ones(len(test), np.float32),
+                                     (srow, np.searchsorted(items, test['partnumber'].to_numpy()))),
+                                    shape=(len(sids), len(items))), np.float32)
+    T = canonical_csr(sp.csr_matrix((np.ones(len(lab), np.float32),
+                                     (np.searchsorted(sids, lab['session_id'].to_numpy()),
+                                      np.searchsorted(items, lab['partnumber'].to_numpy()))),
+                                    shape=(len(sids), len(items))), np.float32)
+    # NaN: anonymous
+    uid = pd.Series(test['user_id'].to_numpy()).groupby(srow).max().reindex(range(len(sids))).to_numpy()
     ctry = _mode_per_row(srow, test['country'].to_numpy(), len(sids))
     returning = np.isin(sids, hist['session_id'].unique())
     known = ~np.isnan(uid) & np.isin(uid, hist['user_id'].dropna().unique())
@@ -651,15 +820,26 @@ def session_split(history_events, test_events, labels, name: str = 'test', extra
     r_user = np.where(np.isnan(uid), -1, row_of(np.nan_to_num(uid).astype(np.int64) * 2))
     history_row = np.where(r_user >= 0, r_user, row_of(sids * 2 + 1))
     kind = np.where(returning, 'returning_', 'new_').astype(object) + np.where(known, 'known', 'unknown').astype(object)
-    sessions = pd.DataFrame({'session_id': sids, 'user_id': uid, 'country': ctry, 'returning': returning, 'known': known,
-                             'kind': kind, 'history_row': history_row, 'n_views': np.diff(S.indptr), 'n_targets': np.diff(T.indptr)})
+    sessions = pd.DataFrame({'session_id': sids, 'user_id': uid, 'country': ctry, 'returning': returning,
+                             'known': known, 'kind': kind, 'history_row': history_row, 'n_views': np.diff(S.indptr),
+                             'n_targets': np.diff(T.indptr)})
     from recsys.interactions import key_strings
     return SessionSplit(name, V, C, key_strings(codes).astype(object), country, items, S, T, sessions, info or {})
 
 # %% ../nbs/05_evaluate.ipynb #5afc5520
-def challenge_split(events, test_date: str | None = None, min_carts: int = 5, name: str = 'test', n_days: int = 1,
-                    max_rows: int | None = 10, extra_items=None, kinds='natural', returning_share: float = RETURNING_SHARE,
-                    shown_rows=SHOWN_ROWS_P, seed: int = 42) -> SessionSplit:
+def challenge_split(
+    events,                                    # the labelled event log
+    test_date: str | None = None,              # first test day, YYYY-MM-DD (None: last full day)
+    min_carts: int = 5,                        # distinct carts a session needs after its cut
+    name: str = 'test',                        # the split's name
+    n_days: int = 1,                           # days of candidate sessions from `test_date`
+    max_rows: int | None = 10,                 # a session's input rows (at most)
+    extra_items=None,                          # items added to the catalogue (e.g. all products)
+    kinds='natural',                           # session-kind shares: 'natural' | 'real' | 'balanced' | {kind: share}
+    returning_share: float = RETURNING_SHARE,  # share of sessions whose first rows move to the history
+    shown_rows=SHOWN_ROWS_P,                   # P(k shown rows), k = 1..len (cut to `max_rows`)
+    seed: int = 42,                            # the cuts, returning draws and selection
+) -> SessionSplit:
     """Carve the challenge's test out of a labelled event log with `recsys.task.challenge_test` (the function that
     builds the synthetic test and `recsys.recommend.carve_validation`): the sessions of the `n_days` days starting at
     `test_date` (default: the last full day — the latest with at least half the median sessions per day) are the
@@ -674,42 +854,61 @@ def challenge_split(events, test_date: str | None = None, min_carts: int = 5, na
         full = dates[per_day.to_numpy() >= 0.5 * per_day.median()]
         test_date = full[max(len(full) - n_days, 0)]
     test_date = str(test_date)[:10]
-    if test_date not in set(dates): raise RecsysDataError(f'no events on {test_date}', column='date', fix=f'choose a date in {dates[0]}..{dates[-1]}')
-    if not (dates < test_date).any(): raise RecsysDataError(f'no history before {test_date}', column='date', fix='choose a later test date')
+    if test_date not in set(dates):
+        raise RecsysDataError(f'no events on {test_date}', column='date',
+                              fix=f'choose a date in {dates[0]}..{dates[-1]}')
+    if not (dates < test_date).any():
+        raise RecsysDataError(f'no history before {test_date}', column='date', fix='choose a later test date')
     test_dates = dates[dates >= test_date][:n_days]
     hist, day = df[df['date'] < test_date], df[df['date'].isin(test_dates)].reset_index(drop=True)
-    t = pd.to_datetime(day['timestamp_local']).astype('int64').to_numpy() if 'timestamp_local' in day else np.arange(len(day))
+    t = (pd.to_datetime(day['timestamp_local']).astype('int64').to_numpy() if 'timestamp_local' in day
+         else np.arange(len(day)))
     ct = challenge_test(day['session_id'], day['partnumber'], day['add_to_cart'], t, day['user_id'],
                         history_users=hist['user_id'].dropna().unique(), min_carts=min_carts, kinds=kinds,
                         shown_rows=np.asarray(shown_rows)[:max_rows] if max_rows else shown_rows,
                         returning_share=returning_share, seed=seed)
-    info = dict(test_dates=' '.join(test_dates), history_from=str(dates[0]), history_to=str(dates[dates < test_date][-1]),
+    info = dict(test_dates=' '.join(test_dates), history_from=str(dates[0]),
+                history_to=str(dates[dates < test_date][-1]),
                 min_carts=min_carts, max_rows=max_rows, sessions_in_test_days=int(day['session_id'].nunique()),
                 future_label_share=ct.info['future_label_share'])
-    return session_split(pd.concat([hist, day.iloc[ct.moved]]), day.iloc[ct.shown].drop(columns='add_to_cart'), ct.labels,
-                         name=name, extra_items=extra_items, info=info)
+    return session_split(pd.concat([hist, day.iloc[ct.moved]]), day.iloc[ct.shown].drop(columns='add_to_cart'),
+                         ct.labels, name=name, extra_items=extra_items, info=info)
 
 # %% ../nbs/05_evaluate.ipynb #ec51a6da
-def session_groups(split: SessionSplit, labels: dict | pd.Series | None = None, by: str = 'country') -> tuple[np.ndarray, np.ndarray]:
+def session_groups(
+    split: SessionSplit, labels: dict | pd.Series | None = None, by: str = 'country'
+) -> tuple[np.ndarray, np.ndarray]:
     """Group labels of the history rows and of the test sessions: their country (`by='country'`), or a label per
     user id from `labels` (e.g. K-means RFM segments; rows without a labelled user get -1)."""
-    if by == 'country': return split.history_country, split.sessions['country'].to_numpy()
+    if by == 'country':
+        return split.history_country, split.sessions['country'].to_numpy()
     lab = pd.Series(labels)
     from recsys.interactions import key_codes, row_id, row_kind
+
     c = key_codes(split.history_keys)
-    uid = np.where((c >= 0) & (row_kind(c) == 0), row_id(c), np.nan)     # the user id of a user's row, else NaN
+    uid = np.where((c >= 0) & (row_kind(c) == 0), row_id(c), np.nan)  # the user id of a user's row, else NaN
     h = pd.Series(uid).map(lab).fillna(-1).to_numpy()
     s = split.sessions['user_id'].map(lab).fillna(-1).to_numpy()
     return h, s
 
 # %% ../nbs/05_evaluate.ipynb #a302eda7
-def evaluate_sessions(model: Recommender, split: SessionSplit, K: int = 5, candidates_first: bool = True,
-                      cart_weight: float = 0.0, profile_weight: float = 1.0, groups: np.ndarray | None = None,
-                      return_ids: bool = False) -> tuple:
-    "Metrics of a model fitted on `split.history(cart_weight)`: overall, a table by kind of session (and the top-K ids)."
+def evaluate_sessions(
+    model: Recommender,                # a model fitted on the split's history
+    split: SessionSplit,               # the session split
+    K: int = 5,                        # metric cut-off
+    candidates_first: bool = True,     # rank each session's own items first
+    cart_weight: float = 0.0,          # weight of the history's carts
+    profile_weight: float = 1.0,       # how much of a session's history row joins its input
+    groups: np.ndarray | None = None,  # group label per test session
+    return_ids: bool = False,          # also return the top-K ids
+) -> tuple:
+    """Metrics of a model fitted on `split.history(cart_weight)`: overall, a table by kind of session (and the top-K
+    ids)."""
     X = split.inputs(cart_weight, profile_weight)
     side = {} if groups is None else {'groups': groups}
-    ids, _ = model.recommend_new(X, N=K, filter_seen=False, candidates=split.session if candidates_first else None, **side)
+    ids, _ = model.recommend_new(
+        X, N=K, filter_seen=False, candidates=split.session if candidates_first else None, **side
+    )
     out = _session_metrics(ids, split, K, getattr(model, 'item_popularity_', None))
     return (*out, ids) if return_ids else out
 
@@ -764,22 +963,33 @@ def inditex_splits(ds, min_carts: int | None = None, validation_days: int = 2) -
     else:
         test = challenge_split(train, min_carts=min_carts, name='test', n_days=1, extra_items=items)
         first = test.info['test_dates'].split()[0]
-        val = challenge_split(train[train['date'] < first], min_carts=min_carts, name='validation', n_days=validation_days, extra_items=items)
+        val = challenge_split(
+            train[train['date'] < first],
+            min_carts=min_carts,
+            name='validation',
+            n_days=validation_days,
+            extra_items=items,
+        )
     return {'validation': val, 'test': test}
 
 # %% ../nbs/05_evaluate.ipynb #d6cbe192
 def ratings_frame(ds) -> pd.DataFrame | None:
-    """A ratings dataset as the frame the MovieLens protocols split ([user_id, item_id, rating, timestamp]): MovieLens-100K,
-    or a folder converted from a ratings log (`recsys-ingest convert-log --value rating`: a `rating` column in its train
-    file). None for event data."""
+    """A ratings dataset as the frame the MovieLens protocols split ([user_id, item_id, rating, timestamp]):
+    MovieLens-100K, or a folder converted from a ratings log (`recsys-ingest convert-log --value rating`: a `rating`
+    column in its train file). None for event data."""
     from recsys.datasets import dataset_spec
     if (frame := dataset_spec(ds).frame) is not None: return frame()     # MovieLens-100K: its ratings from the cache
     import pyarrow.parquet as pq
     train = (ds.files or {}).get('train')
     if train is None or not str(train).endswith('.parquet') or 'rating' not in pq.read_schema(train).names: return None
     t = pq.read_table(train, columns=['user_id', 'partnumber', 'rating', 'timestamp_local']).to_pandas()
-    if t['user_id'].isna().any(): raise RecsysDataError('a ratings log needs a user on every row', column='user_id',
-                                                        n_bad=int(t['user_id'].isna().sum()), fix='convert it with --user')
+    if t['user_id'].isna().any():
+        raise RecsysDataError(
+            'a ratings log needs a user on every row',
+            column='user_id',
+            n_bad=int(t['user_id'].isna().sum()),
+            fix='convert it with --user',
+        )
     return pd.DataFrame({'user_id': t['user_id'].astype('int64'), 'item_id': t['partnumber'].astype('int64'),
                          'rating': t['rating'].astype('float64'),
                          'timestamp': pd.to_datetime(t['timestamp_local']).astype('int64').to_numpy() // 10**9})
@@ -792,7 +1002,13 @@ def train_input(model, split, cart_weight: float = 0.0):
     if isinstance(split, SessionSplit): return split.events() if ev else split.history(cart_weight)
     return split.events if ev and split.events is not None else split.train
 
-def evaluate(model: Recommender, split: Split, K: int = 10, filter_seen: bool = True, rows: np.ndarray | None = None) -> dict:
+def evaluate(
+    model: Recommender,              # a fitted model
+    split: Split,                    # the split scored
+    K: int = 10,                     # metric cut-off
+    filter_seen: bool = True,        # leave out a row's training items
+    rows: np.ndarray | None = None,  # rows scored (None: every row with a relevant item)
+) -> dict:
     "Metrics at `K` of a fitted `model` on `split.test`, for `rows` (default: every row with a relevant item)."
     rows = split.eval_rows if rows is None else np.asarray(rows)
     ids, _ = model.recommend(rows, split.train, N=K, filter_seen=filter_seen)
@@ -800,8 +1016,16 @@ def evaluate(model: Recommender, split: Split, K: int = 10, filter_seen: bool = 
     return ranking_metrics(ids, split.test[rows], K, item_popularity=pop)
 
 # %% ../nbs/05_evaluate.ipynb #fa422274
-def fit_evaluate(model: Recommender, split, K: int = 10, filter_seen: bool = True, groups: tuple | None = None,
-                 cart_weight: float = 0.0, profile_weight: float = 1.0, candidates_first: bool = True) -> tuple[dict, pd.DataFrame | None, float]:
+def fit_evaluate(
+    model: Recommender,             # the model (fitted here)
+    split,                          # a `Split` or a `SessionSplit`
+    K: int = 10,                    # metric cut-off
+    filter_seen: bool = True,       # leave out a row's training items (`Split`)
+    groups: tuple | None = None,    # (training-row labels, test-row labels)
+    cart_weight: float = 0.0,       # weight of the history's carts (`SessionSplit`)
+    profile_weight: float = 1.0,    # how much of a session's history row joins its input
+    candidates_first: bool = True,  # rank a session's own items first
+) -> tuple[dict, pd.DataFrame | None, float]:
     """Fit `model` on the split's training data and score it on its test part: a `Split` (rows of the training matrix)
     or a `SessionSplit` (new sessions, by kind). `groups` = (training-row labels, test-row labels) for group models.
     Returns (metrics, metrics by kind or None, fit seconds)."""
@@ -809,14 +1033,23 @@ def fit_evaluate(model: Recommender, split, K: int = 10, filter_seen: bool = Tru
     if isinstance(split, SessionSplit):
         model.fit(train_input(model, split, cart_weight), **({'groups': groups[0]} if groups is not None else {}))
         fit_s = time.perf_counter() - t0
-        m, by_kind = evaluate_sessions(model, split, K, candidates_first, cart_weight, profile_weight, None if groups is None else groups[1])
+        m, by_kind = evaluate_sessions(
+            model, split, K, candidates_first, cart_weight, profile_weight, None if groups is None else groups[1]
+        )
         return m, by_kind, fit_s
     model.fit(train_input(model, split), **({'groups': groups[0]} if groups is not None else {}))
     fit_s = time.perf_counter() - t0
     return evaluate(model, split, K, filter_seen), None, fit_s
 
 # %% ../nbs/05_evaluate.ipynb #e12ea20a
-def compare(models: dict, split, K: int = 10, groups: dict | None = None, per_user: dict | None = None, **kw) -> tuple[pd.DataFrame, dict]:
+def compare(
+    models: dict,                  # name -> Recommender
+    split,                         # a `Split` or a `SessionSplit`
+    K: int = 10,                   # metric cut-off
+    groups: dict | None = None,    # model name -> (training, test) labels
+    per_user: dict | None = None,  # dict receiving each model's per-user nDCG@K (`Split`)
+    **kw,                          # options of `fit_evaluate`
+) -> tuple[pd.DataFrame, dict]:
     """Fit and score every model of `models` (name -> Recommender) on `split`; `groups` maps a model name to its
     (training, test) labels. Returns (one row per model with fit and total seconds, {name: table by kind}); on a
     `Split`, `per_user` (a dict, if given) receives each model's per-user nDCG@K."""
@@ -833,7 +1066,13 @@ def compare(models: dict, split, K: int = 10, groups: dict | None = None, per_us
     return pd.DataFrame(out).T, kinds
 
 # %% ../nbs/05_evaluate.ipynb #626b3e02
-def paired_bootstrap(a, b, n_boot: int = 2000, seed: int = 42, level: float = 0.95) -> dict:
+def paired_bootstrap(
+    a,                    # per-unit metric of one model
+    b,                    # per-unit metric of the other, same units
+    n_boot: int = 2000,   # bootstrap resamples
+    seed: int = 42,       # random seed
+    level: float = 0.95,  # interval coverage
+) -> dict:
     """Mean of `a - b` over paired units (users, sessions) and its percentile bootstrap interval: is a model's lead
     over another larger than the noise of the test set?"""
     d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
@@ -845,8 +1084,16 @@ def paired_bootstrap(a, b, n_boot: int = 2000, seed: int = 42, level: float = 0.
     return dict(diff=float(d.mean()), lo=float(lo), hi=float(hi), n=int(len(d)))
 
 # %% ../nbs/05_evaluate.ipynb #92766343
-def compare_sessions(models: dict, validation: SessionSplit, test: SessionSplit, K: int = 5, groups: dict | None = None,
-                     cart_weight: float = 0.0, profile_weights=(0.0, 1.0), candidates_first: bool = True) -> dict:
+def compare_sessions(
+    models: dict,                   # name -> Recommender (copied, never fitted)
+    validation: SessionSplit,       # the validation split
+    test: SessionSplit,             # the test split
+    K: int = 5,                     # metric cut-off
+    groups: dict | None = None,     # model name -> {'validation': labels, 'test': labels}
+    cart_weight: float = 0.0,       # weight of the history's carts
+    profile_weights=(0.0, 1.0),     # profile weights tried on validation
+    candidates_first: bool = True,  # rank a session's own items first
+) -> dict:
     """Session protocol, validation then test. Each model is fitted on the validation history and scored with every
     profile weight of `profile_weights` (how much of a session's history row joins its input); the best weight on
     validation is kept, and a fresh copy of the model is fitted on the test history and scored once with it.
@@ -863,7 +1110,9 @@ def compare_sessions(models: dict, validation: SessionSplit, test: SessionSplit,
         fit_s = time.perf_counter() - t0
         best = None
         for w in profile_weights:
-            r, _ = evaluate_sessions(m, validation, K, candidates_first, cart_weight, w, g['validation'][1] if g else None)
+            r, _ = evaluate_sessions(
+                m, validation, K, candidates_first, cart_weight, w, g['validation'][1] if g else None
+            )
             if best is None or r[f'ndcg@{K}'] > best[1][f'ndcg@{K}']: best = (w, r)
         chosen[name] = best[0]
         val_rows[name] = {**best[1], 'profile_weight': best[0], 'fit_s': round(fit_s, 3)}
@@ -871,21 +1120,34 @@ def compare_sessions(models: dict, validation: SessionSplit, test: SessionSplit,
         t0 = time.perf_counter()
         m.fit(train_input(m, test, cart_weight), **({'groups': g['test'][0]} if g else {}))
         fit_s = time.perf_counter() - t0
-        r, by_kind, ids = evaluate_sessions(m, test, K, candidates_first, cart_weight, best[0], g['test'][1] if g else None, return_ids=True)
+        r, by_kind, ids = evaluate_sessions(
+            m, test, K, candidates_first, cart_weight, best[0], g['test'][1] if g else None, return_ids=True
+        )
         test_rows[name] = {**r, 'profile_weight': best[0], 'fit_s': round(fit_s, 3)}
         kinds[name], per[name] = by_kind, per_user_metrics(ids, test.target, K)[f'ndcg@{K}'].to_numpy()
-    return {'validation': pd.DataFrame(val_rows).T, 'test': pd.DataFrame(test_rows).T, 'test_by_kind': kinds, 'profile_weight': chosen,
-            'test_per_session': per}
+    return {
+        'validation': pd.DataFrame(val_rows).T,
+        'test': pd.DataFrame(test_rows).T,
+        'test_by_kind': kinds,
+        'profile_weight': chosen,
+        'test_per_session': per,
+    }
 
 # %% ../nbs/05_evaluate.ipynb #7ca3c0cc
 def param_grid(**axes) -> list[dict]:
     "Every combination of the given axes: `param_grid(factors=[32, 64], alpha=[1, 10])` -> 4 dicts."
     keys = list(axes)
-    return [dict(zip(keys, vals)) for vals in itertools.product(*(axes[k] if isinstance(axes[k], (list, tuple, np.ndarray)) else [axes[k]] for k in keys))]
+    return [
+        dict(zip(keys, vals))
+        for vals in itertools.product(
+            *(axes[k] if isinstance(axes[k], (list, tuple, np.ndarray)) else [axes[k]] for k in keys)
+        )
+    ]
 
 # %% ../nbs/05_evaluate.ipynb #5b27c8cf
 def _beyond(values: list, edge) -> float | int | None:
-    "The next value past `edge` (the lowest or highest of a numeric grid axis `values`): the axis' own step, geometric when positive."
+    """The next value past `edge` (the lowest or highest of a numeric grid axis `values`): the axis' own step, geometric
+    when positive."""
     v = sorted(values)
     if len(v) < 2: return None
     lo = edge == v[0]
@@ -895,8 +1157,16 @@ def _beyond(values: list, edge) -> float | int | None:
     return None if nxt == e or (nxt <= 0 < e) or (v[0] >= 0 > nxt) else nxt
 
 # %% ../nbs/05_evaluate.ipynb #396c6b6d
-def grid_search(make_model, grid: list[dict], split, K: int = 10, metric: str | None = None, profile_weights=None,
-                extend: int = 2, **kw) -> pd.DataFrame:
+def grid_search(
+    make_model,                 # params -> an unfitted model
+    grid: list[dict],           # the parameter dicts tried
+    split,                      # the VALIDATION split
+    K: int = 10,                # metric cut-off
+    metric: str | None = None,  # the metric ranked on (None: nDCG@K)
+    profile_weights=None,       # profile weights scored per fit (`SessionSplit`)
+    extend: int = 2,            # extensions per edge axis and direction
+    **kw,                       # options of `fit_evaluate`
+) -> pd.DataFrame:
     """Fit `make_model(**params)` for every `params` of `grid` on the split's training data and score it on its test
     part (pass the VALIDATION split). On a `SessionSplit`, `profile_weights` (a list) are all scored for each fitted
     model and the best kept. Returns one row per configuration, best `metric` (default nDCG@K) first.
@@ -905,17 +1175,17 @@ def grid_search(make_model, grid: list[dict], split, K: int = 10, metric: str | 
     or more), the grid is extended on the same split: the best configuration with that value one step further (the
     axis' own ratio, or difference) is scored, and again from the new best, at most `extend` times per axis and
     direction. Added rows have `extended` set to the axis they extended; `.attrs['extensions']` lists them in order."""
-    if split.name == 'test': warnings.warn('grid_search() is scoring configurations on a split named "test": tune on the validation split', stacklevel=2)
-    metric = metric or f'ndcg@{K}'
-    rows, seen = [], set()
+    if split.name == 'test': warnings.warn('grid_search() is scoring configurations on a split named "test": '
+                                           'tune on the validation split', stacklevel=2)
+    metric = metric or f'ndcg@{K}'; rows, seen = [], set()
     def run(params, extended=None):
         seen.add(json.dumps(params, sort_keys=True, default=str))
         if isinstance(split, SessionSplit) and profile_weights is not None:
-            cw = kw.get('cart_weight', 0.0)
-            t0 = time.perf_counter()
+            cw = kw.get('cart_weight', 0.0); t0 = time.perf_counter()
             m = make_model(**params); m.fit(train_input(m, split, cw))
             fit_s = time.perf_counter() - t0
-            scored = [(w, evaluate_sessions(m, split, K, kw.get('candidates_first', True), cw, w)[0]) for w in profile_weights]
+            scored = [(w, evaluate_sessions(m, split, K, kw.get('candidates_first', True), cw, w)[0])
+                      for w in profile_weights]
             w, res = max(scored, key=lambda t: t[1][metric])
             rows.append({**params, 'profile_weight': w, **res, 'fit_s': round(fit_s, 3), 'extended': extended})
         else:
@@ -923,14 +1193,13 @@ def grid_search(make_model, grid: list[dict], split, K: int = 10, metric: str | 
             rows.append({**params, **res, 'fit_s': round(fit_s, 3), 'extended': extended})
     for params in progress(grid, desc=f'tuning on {split.name}'): run(params)
     axes = {k: sorted({g[k] for g in grid}) for k in (grid[0] if grid else {})
-            if all(isinstance(g.get(k), (int, float, np.integer, np.floating)) and not isinstance(g.get(k), bool) for g in grid)}
+            if all(isinstance(g.get(k), (int, float, np.integer, np.floating)) and not isinstance(g.get(k), bool)
+                   for g in grid)}
     axes = {k: v for k, v in axes.items() if len(v) >= 2}
-    used = {(k, d): 0 for k in axes for d in ('low', 'high')}
-    extensions = []
+    used = {(k, d): 0 for k in axes for d in ('low', 'high')}; extensions = []
     while True:
         best = max(rows, key=lambda r: (r[metric] if np.isfinite(r[metric]) else -np.inf))
-        params = {k: best[k] for k in grid[0]}
-        added = False
+        params = {k: best[k] for k in grid[0]}; added = False
         for k, vals in axes.items():
             d = 'low' if params[k] == vals[0] else 'high' if params[k] == vals[-1] else None
             if d is None or used[(k, d)] >= extend: continue
@@ -938,12 +1207,11 @@ def grid_search(make_model, grid: list[dict], split, K: int = 10, metric: str | 
             if nxt is None: continue
             cand = {**params, k: nxt}
             if json.dumps(cand, sort_keys=True, default=str) in seen: continue
-            used[(k, d)] += 1
-            vals.insert(0, nxt) if d == 'low' else vals.append(nxt)
+            used[(k, d)] += 1; vals.insert(0, nxt) if d == 'low' else vals.append(nxt)
             run(cand, extended=k)
-            extensions.append({'axis': k, 'from': params[k], 'to': nxt, metric: rows[-1][metric], 'best_before': best[metric]})
-            added = True
-            break
+            extensions.append({'axis': k, 'from': params[k], 'to': nxt, metric: rows[-1][metric],
+                               'best_before': best[metric]})
+            added = True; break
         if not added: break
     out = pd.DataFrame(rows).sort_values(metric, ascending=False, kind='stable').reset_index(drop=True)
     out.attrs['extensions'] = extensions
@@ -971,7 +1239,8 @@ def plot_sweep(table: pd.DataFrame, metric: str, params: list[str], title: str =
 # %% ../nbs/05_evaluate.ipynb #623c4732
 from .confidence import default_als_params
 
-ALS_DEFAULTS = {   # 'inditex' (any event data) is the project's one default, recsys.confidence.DEFAULTS; MovieLens keeps its tuned ridge
+# 'inditex' (any event data) is the project's one default, recsys.confidence.DEFAULTS; MovieLens keeps its tuned ridge
+ALS_DEFAULTS = {
     'movielens': dict(factors=32, regularization=42.0, alpha=1.4, iterations=30, design='hu', repeat='all'),
     'inditex': default_als_params(repeat='all'),
 }
@@ -979,22 +1248,26 @@ ALS_GRIDS = {
     'movielens': {
         'tiny': dict(regularization=[30.0, 42.0]),
         'small': dict(factors=[32, 128], regularization=[21.0, 42.0, 60.0], alpha=[1.0, 1.4, 2.0], iterations=[15, 30]),
-        'full': dict(factors=[64, 128], regularization=[3.0, 10.0, 30.0, 100.0, 300.0], alpha=[0.3, 1.0, 3.0, 10.0, 30.0],
-                     iterations=[15], design=['hu', 'hu_log', 'bm25'], repeat=['binary', 'all']),
+        'full': dict(factors=[64, 128], regularization=[3.0, 10.0, 30.0, 100.0, 300.0],
+                     alpha=[0.3, 1.0, 3.0, 10.0, 30.0], iterations=[15], design=['hu', 'hu_log', 'bm25'],
+                     repeat=['binary', 'all']),
     },
-    'inditex': {    # centred on the default (bm25, alpha 1, lambda 0.05); grid_search extends an axis whose best is on an edge
+    # centred on the default (bm25, alpha 1, lambda 0.05); grid_search extends an axis whose best is on an edge
+    'inditex': {
         'tiny': dict(factors=[32, 64], iterations=[10]),
         'small': dict(factors=[64, 128], regularization=[0.05, 0.5], alpha=[0.3, 1.0]),
-        'full': dict(factors=[32, 64, 128], regularization=[0.01, 0.05, 0.5, 5.0], alpha=[0.3, 1.0, 3.0], w_cart=[3.0, 10.0, 30.0],
-                     design=['bm25', 'hu_log']),
+        'full': dict(factors=[32, 64, 128], regularization=[0.01, 0.05, 0.5, 5.0], alpha=[0.3, 1.0, 3.0],
+                     w_cart=[3.0, 10.0, 30.0], design=['bm25', 'hu_log']),
     },
 }
 
 def als_grid(kind: str, size: str = 'tiny', fixed: dict | None = None) -> list[dict]:
     """The ALS configurations to try on validation: the `size` grid of dataset `kind` ('movielens' | 'inditex'), with
     every axis in `fixed` (not None) held at that value and missing axes at the kind's defaults. `size='none'`: one."""
-    if kind not in ALS_GRIDS: raise RecsysDataError(f'unknown dataset kind {kind!r}', fix=f'use one of {list(ALS_GRIDS)}')
-    if size != 'none' and size not in ALS_GRIDS[kind]: raise RecsysDataError(f'unknown tune size {size!r}', fix=f"use 'none' or one of {list(ALS_GRIDS[kind])}")
+    if kind not in ALS_GRIDS:
+        raise RecsysDataError(f'unknown dataset kind {kind!r}', fix=f'use one of {list(ALS_GRIDS)}')
+    if size != 'none' and size not in ALS_GRIDS[kind]:
+        raise RecsysDataError(f'unknown tune size {size!r}', fix=f"use 'none' or one of {list(ALS_GRIDS[kind])}")
     axes = {k: [v] for k, v in ALS_DEFAULTS[kind].items()}
     if size != 'none': axes.update({k: list(v) for k, v in ALS_GRIDS[kind][size].items()})
     axes.update({k: [v] for k, v in (fixed or {}).items() if v is not None})

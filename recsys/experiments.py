@@ -33,10 +33,18 @@ def _own_topk(C: sp.csr_matrix, rows: np.ndarray, K: int) -> np.ndarray:
     return out
 
 # %% ../nbs/05a_experiments.ipynb #a733d318
-def compare_designs(split: TemporalSplit, designs: list, K: int = 5, als: dict | None = None, seeds=(42,),
-                    filter_seen: bool = False, metric: str | None = None) -> pd.DataFrame:
+def compare_designs(
+    split: TemporalSplit,       # the temporal split: fit on its train, score its eval rows
+    designs: list,              # the confidence designs compared (each with .apply, .label, .name, .params)
+    K: int = 5,                 # cut-off of the metrics
+    als: dict | None = None,    # ALS settings over a lighter default (32 factors, 10 iterations)
+    seeds=(42,),                # ALS seeds; metrics are their mean
+    filter_seen: bool = False,  # leave out a row's training items from its recommendations
+    metric: str | None = None,  # the metric kept per user and given sd/se columns (None: ndcg@K)
+) -> pd.DataFrame:
     """Fit ALS on every design's confidence of `split.train`; metrics at K of ALS (mean over `seeds`) and of the
-    history ranking, one row per design. `metric`'s per-user values are kept in `.attrs['per_user']` (label -> array)."""
+    history ranking, one row per design. `metric`'s per-user values are kept in `.attrs['per_user']`
+    (label -> array)."""
     als = {**DEFAULT_ALS, 'factors': 32, 'iterations': 10, **(als or {})}   # lighter than the default: many fits
     metric = metric or f'ndcg@{K}'
     rows, rel = split.eval_rows, split.relevant[split.eval_rows]

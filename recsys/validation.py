@@ -62,9 +62,10 @@ def _history_users(uid: np.ndarray, hist: np.ndarray, chunk: int = 1 << 22) -> n
 
 # %% ../nbs/06b_validation.ipynb #88ed2deb
 def _challenge_on_days(train, days, D0, D, sid, item, cart, uid, min_carts, min_sessions, **kw):
-    "`recsys.task.challenge_test` on the rows of days D0..D; `min_carts` is lowered (and recorded) until `min_sessions` qualify."
+    """`recsys.task.challenge_test` on the rows of days D0..D; `min_carts` is lowered (and recorded) until
+    `min_sessions` qualify."""
     rows = np.flatnonzero((days >= D0) & (days <= D))
-    ts = local_times_ms(train.take(pa.array(rows)))                # the times of those rows only (no timestamps: file order)
+    ts = local_times_ms(train.take(pa.array(rows)))  # the times of those rows only (no timestamps: file order)
     hu = _history_users(uid, days < D0)
     for mc in range(min_carts, 0, -1):
         ct = challenge_test(sid[rows], item[rows], cart[rows], rows if ts is None else ts, uid[rows], history_users=hu,
@@ -91,10 +92,16 @@ def carve_validation(train: pa.Table,  # the training events (with add_to_cart)
     the last `n_days` full days (ending on `day`), widened one day at a time up to `max_days` while fewer than
     `min_sessions` sessions qualify."""
     if 'add_to_cart' not in train.column_names:
-        raise RecsysDataError('the training events have no add_to_cart column', column='add_to_cart', fix='pass the train file')
+        raise RecsysDataError(
+            'the training events have no add_to_cart column', column='add_to_cart', fix='pass the train file'
+        )
     days = event_days(train)
     sid, item = int64_column(train['session_id'], 'session_id'), int64_column(train['partnumber'], 'partnumber')
-    uid = int64_column(train['user_id'], 'user_id', nullable=True) if 'user_id' in train.column_names else np.full(len(sid), np.nan)
+    uid = (
+        int64_column(train['user_id'], 'user_id', nullable=True)
+        if 'user_id' in train.column_names
+        else np.full(len(sid), np.nan)
+    )
     cart = int64_column(train['add_to_cart'], 'add_to_cart') > 0
     D = _last_full_day(days, sid) if day is None else int(np.datetime64(str(day)[:10], 'D').astype(np.int64))
     if not (days < D).any() or not (days == D).any():
@@ -122,9 +129,13 @@ def carve_validation(train: pa.Table,  # the training events (with add_to_cart)
 
 # %% ../nbs/06b_validation.ipynb #fe8347fa
 def relevance(sessions: Sessions, labels: pd.DataFrame, cat_items: np.ndarray) -> sp.csr_matrix:
-    "Sessions x catalogue relevance (1 = carted) from labels (session_id, partnumber); unknown sessions and items dropped."
+    """Sessions x catalogue relevance (1 = carted) from labels (session_id, partnumber); unknown sessions and items
+    dropped."""
     lab = pd.DataFrame(labels)[['session_id', 'partnumber']].astype('int64').drop_duplicates()
-    r, c = positions_in(sessions.session_id, lab['session_id'].to_numpy()), positions_in(cat_items, lab['partnumber'].to_numpy())
+    r, c = (
+        positions_in(sessions.session_id, lab['session_id'].to_numpy()),
+        positions_in(cat_items, lab['partnumber'].to_numpy()),
+    )
     ok = (r >= 0) & (c >= 0)
     return sp.csr_matrix((np.ones(int(ok.sum()), np.float32), (r[ok], c[ok])), shape=(len(sessions), len(cat_items)))
 
@@ -146,8 +157,15 @@ def ndcg_by_kind(recs_idx: np.ndarray, rel: sp.csr_matrix, kinds=None, K: int = 
     return out
 
 # %% ../nbs/06b_validation.ipynb #1d5eb26d
-def tune_weights(cands: Candidates, rel: sp.csr_matrix, start: dict | None = None, K: int = 5,
-                 grid=(0.0, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0), features=None, passes: int = 3) -> tuple[dict, pd.DataFrame]:
+def tune_weights(
+    cands: Candidates,                           # the candidates with their features
+    rel: sp.csr_matrix,                          # each row's relevant items (CSR)
+    start: dict | None = None,                   # the starting weights, over `DEFAULT_WEIGHTS`
+    K: int = 5,                                  # NDCG cut-off
+    grid=(0.0, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0),  # values tried for each weight
+    features=None,                               # the weights tuned (None: `FEATURES`; log_views stays 1)
+    passes: int = 3,  # passes over the features at most (stops early when a pass gains nothing)
+) -> tuple[dict, pd.DataFrame]:
     "Coordinate ascent of the blend weights on NDCG@K of `cands` against `rel`; returns (weights, trace)."
     features = [f for f in (features or FEATURES) if f != 'log_views']
     w = {**DEFAULT_WEIGHTS, **(start or {}), 'log_views': 1.0}
