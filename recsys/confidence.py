@@ -427,9 +427,8 @@ def hu_objective(
 ) -> float:
     """Hu et al.'s loss with confidence C: `recsys.als.loss(C, X, Y, regularization, normalize=False,
     weighted=weighted)`."""
-    from recsys.als import (
-        loss,
-    )  # compatibility shim (issue 20): the one reference lives in recsys.als; lazy, so this module imports core only
+    # the one reference lives in recsys.als; lazy, so this module imports core only
+    from recsys.als import loss   # compatibility shim (issue 20)
     return loss(_confidence_csr(C), X, Y, regularization, normalize=False, weighted=weighted)
 
 def hu_half_step(C, Y, regularization: float, weighted: bool = False) -> np.ndarray:

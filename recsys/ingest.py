@@ -104,10 +104,8 @@ def ingest_main(argv=None):
     a.add_argument(
         '--force', action='store_true', help='replace --out even if it is not an earlier Interactions folder'
     )
-    from recsys.convert import (
-        add_convert_log_parser,
-        convert_log_main,
-    )  # here, not at the top: recsys.convert imports this module
+    # here, not at the top: recsys.convert imports this module
+    from recsys.convert import add_convert_log_parser, convert_log_main
     add_convert_log_parser(sub)
     args = ap.parse_args(argv)
     if args.cmd == 'convert-log': return convert_log_main(args)
