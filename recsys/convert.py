@@ -41,7 +41,8 @@ def parse_event_map(spec=None) -> dict:
             if not part.strip(): continue
             if '=' not in part:
                 raise RecsysDataError(f'--event-map entry {part.strip()!r} has no "="',
-                                      fix="write NAME=KIND pairs separated by commas, e.g. 'pv=view,cart=cart,buy=purchase'")
+                                      fix="write NAME=KIND pairs separated by commas, e.g. "
+                                          "'pv=view,cart=cart,buy=purchase'")
             k, v = part.split('=', 1); pairs.append((k.strip(), v.strip()))
     out = {}
     for k, v in pairs:
@@ -75,7 +76,8 @@ class LogFile:
         if not p.exists(): raise RecsysDataError('file not found', file=self.file, fix='check the path')
         if p.is_dir(): raise RecsysDataError('is a folder; convert-log reads one log file', file=self.file,
                                              fix='pass the CSV or parquet file itself')
-        if p.stat().st_size == 0: raise RecsysDataError('empty log (0 bytes)', file=self.file, fix='export the log again')
+        if p.stat().st_size == 0:
+            raise RecsysDataError('empty log (0 bytes)', file=self.file, fix='export the log again')
         self.sep = {'\\t': '\t', 'tab': '\t'}.get(sep, sep)
         if p.suffix == '.tsv' and sep == ',': self.sep = '\t'
         self.header, self.block = header, block_bytes
@@ -92,7 +94,8 @@ def _open_parquet(self: LogFile):
     "Open the parquet file: `pf`, `names`, `n_rows`."
     try: self.pf = pq.ParquetFile(self.path)
     except (pa.ArrowInvalid, OSError) as e:
-        raise RecsysDataError(f'not a readable parquet file ({e})', file=self.file, fix='write the file again') from None
+        raise RecsysDataError(f'not a readable parquet file ({e})', file=self.file,
+                              fix='write the file again') from None
     self.names, self.n_rows = list(self.pf.schema_arrow.names), self.pf.metadata.num_rows
 
 # %% ../nbs/01c_convert.ipynb #f039cc51
@@ -184,14 +187,15 @@ class IdCodes:
 _YEARS_MS = (631_152_000_000, 4_102_444_800_000)    # 1990-01-01 .. 2100-01-01
 
 def times_ms(col, unit: str = 'auto', file=None, name='time') -> np.ndarray:
-    "An Arrow time column (epoch s / ms numbers, timestamps, dates or ISO strings) as int64 ms since the epoch, checked."
+    ("An Arrow time column (epoch s / ms numbers, timestamps, dates or ISO strings) as int64 ms since the epoch, "
+     "checked.")
     if isinstance(col, pa.ChunkedArray): col = col.combine_chunks()
     if pa.types.is_dictionary(col.type): col = col.dictionary_decode()
     t = col.type
     if col.null_count:
         ex = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
-        raise RecsysDataError('missing times', file=file, column=name, n_bad=col.null_count, example=f'row {ex} of the batch',
-                              fix='drop the rows without a time')
+        raise RecsysDataError('missing times', file=file, column=name, n_bad=col.null_count,
+                              example=f'row {ex} of the batch', fix='drop the rows without a time')
     if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
         if unit == 'iso': raise RecsysDataError('--time-unit iso, but the column holds numbers', file=file, column=name,
                                                 fix='use --time-unit s or ms')
@@ -199,7 +203,8 @@ def times_ms(col, unit: str = 'auto', file=None, name='time') -> np.ndarray:
         if unit == 'auto': unit = 'ms' if len(a) and np.nanmax(np.abs(a)) > 1e11 else 's'
         ms = np.round(a * (1 if unit == 'ms' else 1000)).astype(np.int64)
     elif pa.types.is_timestamp(t) or pa.types.is_date(t):
-        ms = pc.cast(pc.cast(col, pa.timestamp('ms', tz=getattr(t, 'tz', None)), safe=False), pa.int64()).to_numpy(zero_copy_only=False)
+        ms = pc.cast(pc.cast(col, pa.timestamp('ms', tz=getattr(t, 'tz', None)), safe=False),
+                     pa.int64()).to_numpy(zero_copy_only=False)
     elif pa.types.is_string(t) or pa.types.is_large_string(t):
         if unit in ('s', 'ms'):
             try: return times_ms(pc.cast(col, pa.float64()), unit, file, name)
@@ -213,23 +218,28 @@ def times_ms(col, unit: str = 'auto', file=None, name='time') -> np.ndarray:
 
 # %% ../nbs/01c_convert.ipynb #bf090ff6
 def _iso_ms(col, file=None, name='time') -> np.ndarray:
-    "ISO time strings (a trailing UTC or Z allowed; naive times are UTC) as int64 ms since the epoch; refused if one cannot be read."
+    ("ISO time strings (a trailing UTC or Z allowed; naive times are UTC) as int64 ms since the epoch; refused if one "
+     "cannot be read.")
     s = pc.replace_substring_regex(col, r'\s*(UTC|Z)$', '')
     for tz in (None, 'UTC'):
-        try: return pc.cast(pc.cast(s, pa.timestamp('ms', tz=tz), safe=False), pa.int64()).to_numpy(zero_copy_only=False)
+        try:
+            return pc.cast(pc.cast(s, pa.timestamp('ms', tz=tz), safe=False), pa.int64()).to_numpy(zero_copy_only=False)
         except pa.ArrowInvalid: continue
     bad = next((v for v in s.slice(0, 100_000).to_pylist() if not _parses(v)), s[0].as_py())
     raise RecsysDataError('cannot parse the times', file=file, column=name, example=bad,
-                          fix='use --time-unit s or ms for epoch numbers, or write ISO times such as 2024-06-06 16:43:17') from None
+                          fix='use --time-unit s or ms for epoch numbers, or write ISO times such as 2024-06-06 '
+                              '16:43:17') from None
 
 # %% ../nbs/01c_convert.ipynb #a33e4aa0
 def _check_years(ms: np.ndarray, file=None, name='time'):
     "Refuse times outside 1990-2099: most likely the wrong unit, or not the time column."
     if len(ms) and ((lo := ms.min()) < _YEARS_MS[0] or ms.max() >= _YEARS_MS[1]):
         bad = lo if lo < _YEARS_MS[0] else ms.max()
-        raise RecsysDataError(f'times fall in the year {np.datetime64(int(bad), "ms").astype("datetime64[Y]")}, outside '
-                              f'1990-2099', file=file, column=name, n_bad=int(((ms < _YEARS_MS[0]) | (ms >= _YEARS_MS[1])).sum()),
-                              fix='check --time-unit (s = epoch seconds, ms = milliseconds) and that --time names the time column')
+        raise RecsysDataError(f'times fall in the year {np.datetime64(int(bad), "ms").astype("datetime64[Y]")}, '
+                              f'outside 1990-2099', file=file, column=name,
+                              n_bad=int(((ms < _YEARS_MS[0]) | (ms >= _YEARS_MS[1])).sum()),
+                              fix='check --time-unit (s = epoch seconds, ms = milliseconds) and that --time names the '
+                                  'time column')
 
 # %% ../nbs/01c_convert.ipynb #a4dcab7d
 def _parses(v) -> bool:
@@ -257,8 +267,10 @@ def event_codes(col, # an Arrow column of event names
         if not drop_unmapped:
             listed = ', '.join(f'{k!r} ({v:,} rows)' for k, v in cnt.head(12).items())
             known = ','.join(f'{k}={v or "none"}' for k, v in event_map.items())
-            raise RecsysDataError(f'event names not in --event-map: {listed}', file=file, column=name, n_bad=int(unk.sum()),
-                                  fix=f"map them, e.g. --event-map '{known},{cnt.index[0]}=view', or add --drop-unmapped")
+            raise RecsysDataError(f'event names not in --event-map: {listed}', file=file, column=name,
+                                  n_bad=int(unk.sum()),
+                                  fix=f"map them, e.g. --event-map '{known},{cnt.index[0]}=view', or add "
+                                      f"--drop-unmapped")
         if dropped is not None:
             for k, v in cnt.items(): dropped[k] = dropped.get(k, 0) + int(v)
         out[unk] = -1
@@ -303,16 +315,19 @@ def _ids(self: _Stage, col, role, nullable=False) -> np.ndarray:
         bad = np.isfinite(a) & ((a != np.floor(a)) | (a < 0) | (a >= _MAX_ITEM))
         if bad.any():
             raise RecsysDataError('ids must be whole numbers from 0 to 2^40', file=self.log.file, column=name,
-                                  n_bad=int(bad.sum()), example=float(a[bad][0]), fix='add --encode-ids to re-code them')
+                                  n_bad=int(bad.sum()), example=float(a[bad][0]),
+                                  fix='add --encode-ids to re-code them')
     if not nullable and np.isnan(a).any():
         raise RecsysDataError('missing values', file=self.log.file, column=name, n_bad=int(np.isnan(a).sum()),
-                              fix=f'drop the rows without a {role}' + (' (anonymous rows need --session)' if role == 'user' else ''))
+                              fix=f'drop the rows without a {role}'
+                                  + (' (anonymous rows need --session)' if role == 'user' else ''))
     return a
 
 # %% ../nbs/01c_convert.ipynb #0da3184a
 @patch
 def types(self: _Stage) -> dict:
-    "The Arrow types to read some columns with: event names as strings, values as floats, times by `time_unit`, ids to encode as strings."
+    ("The Arrow types to read some columns with: event names as strings, values as floats, times by `time_unit`, ids "
+     "to encode as strings.")
     r, t = self.roles, {}
     if 'event' in r: t[r['event']] = pa.string()
     if 'value' in r: t[r['value']] = pa.float64()
@@ -368,14 +383,16 @@ def add(self: _Stage, b: pa.RecordBatch):
     a['i'] = a['i'].astype(np.int64)
     self.rows += len(a['i']); self.events += np.bincount(a['e'], minlength=3)[:3]
     lo, hi = int(a['t'].min()), int(a['t'].max())
-    self.tmin = lo if self.tmin is None else min(self.tmin, lo); self.tmax = hi if self.tmax is None else max(self.tmax, hi)
+    self.tmin = lo if self.tmin is None else min(self.tmin, lo)
+    self.tmax = hi if self.tmax is None else max(self.tmax, hi)
     self.items = np.union1d(self.items, a['i'])
     self._write_buckets(a)
 
 # %% ../nbs/01c_convert.ipynb #f9ab8d2d
 @patch
 def read(self: _Stage, batch_rows: int = 1 << 20):
-    "Pass 1: every batch of the log through `add` (the bucket files are closed whatever happens); no row left is an error."
+    ("Pass 1: every batch of the log through `add` (the bucket files are closed whatever happens); no row left is an "
+     "error.")
     try:
         bar = progress(desc='convert-log: read', total=self.log.n_rows, unit='row', unit_scale=True)
         for b in self.log.batches(list(dict.fromkeys(self.roles.values())), self.types(), batch_rows):
@@ -396,7 +413,8 @@ def _session_cut(user: np.ndarray, t: np.ndarray, gap_ms: int) -> np.ndarray:
 # %% ../nbs/01c_convert.ipynb #67db2e21
 def _sessions(a: dict, gap_ms: int, next_sid: int) -> tuple[dict, np.ndarray, int]:
     """One bucket's rows `a` sorted by session (else user) and time, with `sid` (the log's session ids, else ids from
-    `next_sid` on, cut at `gap_ms` idle) and `day` (each session's first day); (rows, new-session flags, next free id)."""
+    `next_sid` on, cut at `gap_ms` idle) and `day` (each session's first day);
+    (rows, new-session flags, next free id)."""
     if 's' in a:
         o = np.lexsort((a['t'], a['s'])); a = {c: v[o] for c, v in a.items()}
         new = np.ones(len(o), bool); new[1:] = a['s'][1:] != a['s'][:-1]; sid = a['s'].astype(np.int64)
@@ -414,14 +432,16 @@ def _log_rows_table(sid, day, t, ev, uid, item, val=None, with_event=False, test
     "Rows in the generator's Inditex schema (train, or test without add_to_cart / event / rating)."
     n = len(sid); days, didx = np.unique(day, return_inverse=True)
     cols = {'session_id': pa.array(sid, pa.int64()),
-            'date': pa.array(np.datetime_as_string(days.astype('datetime64[D]'), unit='D')).take(pa.array(didx.ravel())),
+            'date': pa.array(np.datetime_as_string(days.astype('datetime64[D]'), unit='D')).take(
+                pa.array(didx.ravel())),
             'timestamp_local': pa.array(np.asarray(t, np.int64).astype('datetime64[ms]')).cast(pa.string())}
     if not test: cols['add_to_cart'] = pa.array((np.asarray(ev) >= 1).astype(np.int64))
     cols.update({'user_id': pa.array(uid, pa.float64(), from_pandas=True), 'country': pa.nulls(n, pa.int64()),
                  'partnumber': pa.array(item, pa.int64()), 'device_type': pa.array(np.ones(n, np.int64)),
                  'pagetype': pa.nulls(n, pa.float64())})
     out = pa.table(cols, schema=TEST_SCHEMA if test else TRAIN_SCHEMA)
-    if not test and with_event: out = out.append_column('event', pc.take(_EVENT_NAMES, pa.array(np.asarray(ev, np.int8))))
+    if not test and with_event:
+        out = out.append_column('event', pc.take(_EVENT_NAMES, pa.array(np.asarray(ev, np.int8))))
     if not test and val is not None: out = out.append_column('rating', pa.array(val, pa.float64()))
     return out
 
@@ -439,7 +459,8 @@ def _bucket_count(log: LogFile, bucket_rows: int) -> int:
 # %% ../nbs/01c_convert.ipynb #2b1fe262
 def _id_map(out: Path, role: str, codes: IdCodes, name: str):
     v = codes.values()
-    pq.write_table(pa.table({name: pa.array(np.arange(1, len(v) + 1), pa.int64()), 'original': pa.array(v.astype(str))}),
+    pq.write_table(pa.table({name: pa.array(np.arange(1, len(v) + 1), pa.int64()),
+                             'original': pa.array(v.astype(str))}),
                    out / f'ids_{role}.parquet')
 
 def _products(stage: _Stage) -> pa.Table:
@@ -449,7 +470,8 @@ def _products(stage: _Stage) -> pa.Table:
     return pa.table({'partnumber': pa.array(items, pa.int64()), 'discount': pa.array(np.zeros(n, np.int32)),
                      'embedding': pa.nulls(n, pa.list_(pa.float32())), 'color_id': pa.nulls(n, pa.int32()),
                      'cod_section': pa.nulls(n, pa.float64()),
-                     'family': pa.array(fam, pa.int64(), from_pandas=True) if not np.isnan(fam).all() else pa.nulls(n, pa.int64())})
+                     'family': (pa.array(fam, pa.int64(), from_pandas=True) if not np.isnan(fam).all()
+                                else pa.nulls(n, pa.int64()))})
 
 # %% ../nbs/01c_convert.ipynb #966572a5
 def _log_roles(lf: LogFile, header: bool, **given) -> dict:
@@ -459,14 +481,17 @@ def _log_roles(lf: LogFile, header: bool, **given) -> dict:
                               fix='add --no-header (columns are then 1, 2, ...)')
     roles = {k: resolve_column(lf.names, v, f'--{k}', lf.file) for k, v in given.items() if v is not None}
     if len(set(roles.values())) < len(roles):
-        raise RecsysDataError(f'two roles name the same column: {roles}', file=lf.file, fix='give each role its own column')
+        raise RecsysDataError(f'two roles name the same column: {roles}', file=lf.file,
+                              fix='give each role its own column')
     return roles
 
 # %% ../nbs/01c_convert.ipynb #952f9421
 def _finish(tmp: Path, st: _Stage, summary: dict, t0: float, **meta) -> dict:
-    "Write the id maps, products.parquet and dataset.json (`summary` with `meta`, the seconds since `t0` and the files) to `tmp`."
+    ("Write the id maps, products.parquet and dataset.json (`summary` with `meta`, the seconds since `t0` and the "
+     "files) to `tmp`.")
     for role, c in st.codes.items():
-        if role != 'category': _id_map(tmp, role, c, {'user': 'user_id', 'item': 'partnumber', 'session': 'session_id'}[role])
+        if role != 'category':
+            _id_map(tmp, role, c, {'user': 'user_id', 'item': 'partnumber', 'session': 'session_id'}[role])
     if 'category' in st.codes: _id_map(tmp, 'category', st.codes['category'], 'family')
     pq.write_table(_products(st), tmp / 'products.parquet')
     summary.update(meta, seconds=round(_time.perf_counter() - t0, 2))
@@ -488,8 +513,8 @@ def convert_log(log, # the event log: CSV (.csv, .tsv, .txt, .gz, .zip) or parqu
                 sep: str = ',', # CSV field separator ('\t' or 'tab' for tabs; a .tsv file defaults to tabs)
                 header: bool = True, # the CSV has a header line (else the columns are 1, 2, ...)
                 time_unit: str = 'auto', # 's', 'ms' (epoch numbers), 'iso' (strings), or 'auto' (by type and magnitude)
-                event_map=None, # log names -> view/cart/purchase/none, e.g. 'pv=view,buy=purchase' (see `parse_event_map`)
-                drop_unmapped: bool = False, # drop (and count) events `event_map` does not map, instead of refusing them
+                event_map=None, # log names -> view/cart/purchase/none: 'pv=view,buy=purchase' (see `parse_event_map`)
+                drop_unmapped: bool = False, # drop and count events `event_map` does not map, instead of refusing them
                 session_gap: float = 30, # minutes of inactivity that end a session
                 test_days: int | None = None, # the last N days make the test (None: 1 with `event`, else 0 = no test)
                 min_carts: int = 2, # test sessions cart at least this many distinct products (the challenge: 5)
@@ -505,12 +530,16 @@ def convert_log(log, # the event log: CSV (.csv, .tsv, .txt, .gz, .zip) or parqu
     the test built by `recsys.task.challenge_test`. Returns the summary also written to `out/dataset.json`; raises
     `RecsysDataError` (and writes nothing) on bad input."""
     t0 = _time.perf_counter()
-    lf = LogFile(log, sep=sep, header=header, block_bytes=max(1 << 16, min(16 << 20, batch_rows * 16)))   # CSV: ~batch_rows rows
-    roles = _log_roles(lf, header, user=user, item=item, event=event, time=time, session=session, category=category, value=value)
-    if time_unit not in ('auto', 's', 'ms', 'iso'): raise RecsysDataError(f'unknown time unit {time_unit!r}', fix='use auto, s, ms or iso')
+    lf = LogFile(log, sep=sep, header=header,
+                 block_bytes=max(1 << 16, min(16 << 20, batch_rows * 16)))   # CSV: ~batch_rows rows
+    roles = _log_roles(lf, header, user=user, item=item, event=event, time=time, session=session, category=category,
+                       value=value)
+    if time_unit not in ('auto', 's', 'ms', 'iso'):
+        raise RecsysDataError(f'unknown time unit {time_unit!r}', fix='use auto, s, ms or iso')
     em = parse_event_map(event_map) if 'event' in roles else None
     test_days = (1 if 'event' in roles else 0) if test_days is None else int(test_days)
-    out = prepare_output(out, 'a converted dataset folder', own=is_converted_dir, force=force, folder=True, inputs=[log])
+    out = prepare_output(out, 'a converted dataset folder', own=is_converted_dir, force=force, folder=True,
+                         inputs=[log])
     with atomic_dir(out) as tmp:
         work = tmp / '.work'; work.mkdir()
         st = _Stage(lf, roles, em, drop_unmapped, time_unit, encode_ids, work, _bucket_count(lf, bucket_rows))
@@ -518,9 +547,11 @@ def convert_log(log, # the event log: CSV (.csv, .tsv, .txt, .gz, .zip) or parqu
         summary = _pass2(st, tmp, lf, roles, em, session_gap, test_days, min_carts, test_sessions, seed)
         shutil.rmtree(work)
         _finish(tmp, st, summary, t0, name=name or Path(out).name, format=CONVERT_FORMAT,
-                source=dict(path=str(Path(log).resolve()), size=lf.path.stat().st_size, fingerprint=file_fingerprint(lf.path)),
+                source=dict(path=str(Path(log).resolve()), size=lf.path.stat().st_size,
+                            fingerprint=file_fingerprint(lf.path)),
                 mapping=dict(columns=roles, sep=lf.sep, header=header, time_unit=time_unit, event_map=em,
-                             drop_unmapped=drop_unmapped, session_gap_minutes=None if 'session' in roles else session_gap,
+                             drop_unmapped=drop_unmapped,
+                             session_gap_minutes=None if 'session' in roles else session_gap,
                              encoded_ids=sorted(st.codes)))
     return summary
 
@@ -532,7 +563,8 @@ def _day_cut(st: _Stage, lf: LogFile, roles: dict, test_days: int) -> tuple[int,
     first_day, last_day = st.tmin // DAY_MS, st.tmax // DAY_MS
     cut = last_day - test_days + 1 if test_days > 0 else last_day + 1
     if test_days > 0 and cut <= first_day:
-        raise RecsysDataError(f'the log covers {last_day - first_day + 1} day(s) and the test takes the last {test_days}: '
+        raise RecsysDataError(f'the log covers {last_day - first_day + 1} day(s) and the test takes the last '
+                              f'{test_days}: '
                               'nothing is left to train on', file=lf.file, column=roles['time'],
                               fix='lower --test-days, or convert a longer log')
     return first_day, last_day, cut
@@ -544,7 +576,8 @@ def _train_rows(a: dict, sel, with_event: bool) -> pa.Table:
                        a['v'][sel] if 'v' in a else None, with_event)
 
 # %% ../nbs/01c_convert.ipynb #1383d47b
-def _split_buckets(st: _Stage, sink: pq.ParquetWriter, cut: int, gap_ms: int, with_event: bool) -> tuple[dict, list, list]:
+def _split_buckets(st: _Stage, sink: pq.ParquetWriter, cut: int, gap_ms: int,
+                   with_event: bool) -> tuple[dict, list, list]:
     """Sessions bucket by bucket; the rows of sessions starting before day `cut` go to `sink`.
     Returns (counts, the other rows in parts, the train's users in parts)."""
     n = dict(sessions=0, users=0, train_rows=0, train_sessions=0)
@@ -569,7 +602,8 @@ def _pass2(st: _Stage, tmp: Path, lf: LogFile, roles: dict, em, gap_min: float, 
     "Sessions and the train rows bucket by bucket; then the test from the test-day rows (see `convert_log`)."
     first_day, last_day, cut = _day_cut(st, lf, roles, test_days)
     with_event, has_val = bool(st.events[2] > 0), 'value' in roles
-    schema = _log_rows_table(*[np.zeros(0, np.int64)] * 6, val=np.zeros(0) if has_val else None, with_event=with_event).schema
+    schema = _log_rows_table(*[np.zeros(0, np.int64)] * 6, val=np.zeros(0) if has_val else None,
+                             with_event=with_event).schema
     sink = pq.ParquetWriter(tmp / 'train.parquet', schema, compression='snappy')
     try:
         n, test_parts, train_users = _split_buckets(st, sink, cut, int(round(gap_min * 60_000)), with_event)
@@ -597,7 +631,8 @@ def _write_log_test(tmp: Path, T: dict, hist_users, roles, lf, cut, last_day, mi
     when = f'{np.datetime64(int(cut), "D")}' + (f'..{np.datetime64(int(last_day), "D")}' if last_day > cut else '')
     ct = None
     if len(T['sid']):
-        ct = challenge_test(T['sid'], T['i'], T['e'] >= 1, T['t'], T['u'], history_users=hist_users, min_carts=min_carts,
+        ct = challenge_test(T['sid'], T['i'], T['e'] >= 1, T['t'], T['u'], history_users=hist_users,
+                            min_carts=min_carts,
                             kinds='natural', n_sessions=test_sessions, seed=derive_seed(seed, 'convert', 'test'))
     if ct is None or not len(ct.sessions):
         most = 0
@@ -605,11 +640,11 @@ def _write_log_test(tmp: Path, T: dict, hist_users, roles, lf, cut, last_day, mi
             c = T['e'] >= 1
             most = int(pd.DataFrame({'s': T['sid'][c], 'i': T['i'][c]}).drop_duplicates().groupby('s').size().max())
         n_sess = len(np.unique(T['sid']))
-        raise RecsysDataError(f'no test session: of the {n_sess:,} sessions starting on the test day(s) {when}, none carts '
-                              f'{min_carts} or more distinct products (the most in one session: {most})', file=lf.file,
-                              column=roles.get('event', roles['time']),
-                              fix='lower --min-carts, take more --test-days, or check that --event-map maps the cart events '
-                                  'to cart' + ('' if 'event' in roles else ' (give --event)'))
+        raise RecsysDataError(f'no test session: of the {n_sess:,} sessions starting on the test day(s) {when}, none '
+                              f'carts {min_carts} or more distinct products (the most in one session: {most})',
+                              file=lf.file, column=roles.get('event', roles['time']),
+                              fix='lower --min-carts, take more --test-days, or check that --event-map maps the cart '
+                                  'events to cart' + ('' if 'event' in roles else ' (give --event)'))
     test = _log_rows_table(T['sid'][ct.shown], T['day'][ct.shown], T['t'][ct.shown], T['e'][ct.shown], T['u'][ct.shown],
                        T['i'][ct.shown], test=True)
     pq.write_table(test, tmp / 'test.parquet')
@@ -618,7 +653,8 @@ def _write_log_test(tmp: Path, T: dict, hist_users, roles, lf, cut, last_day, mi
     pq.write_table(labels, tmp / 'test_labels.parquet')
     ss = ct.sessions.assign(user_in_train=ct.sessions.user_kind.eq('registered_known'))
     pq.write_table(pa.Table.from_pandas(ss[['session_id', 'user_id', 'kind', 'user_kind', 'returning', 'user_in_train',
-                                            'n_rows', 'n_labels', 'n_future']], preserve_index=False), tmp / 'test_sessions.parquet')
+                                            'n_rows', 'n_labels', 'n_future']], preserve_index=False),
+                                            tmp / 'test_sessions.parquet')
     info = {k: v for k, v in ct.info.items() if k not in ('selection', 'kinds')}
     chosen = np.isin(T['sid'], ct.sessions.session_id.to_numpy())
     info.update(days=when, rows=test.num_rows, test_day_rows=len(T['sid']),
@@ -628,7 +664,8 @@ def _write_log_test(tmp: Path, T: dict, hist_users, roles, lf, cut, last_day, mi
 
 # %% ../nbs/01c_convert.ipynb #bfcd79be
 def _demo_log(path, users: int = 400, days: int = 8, seed: int = 0, sep: str = ',') -> Path:
-    "A small header-less Taobao-style log (user, item, category, behaviour pv/cart/fav/buy, unix seconds) for demos and tests."
+    ("A small header-less Taobao-style log (user, item, category, behaviour pv/cart/fav/buy, unix seconds) for demos "
+     "and tests.")
     rng = np.random.default_rng(seed); rows = []
     t0 = 1511481600                                       # 2017-11-24 00:00 UTC
     for u in range(1, users + 1):
@@ -664,10 +701,12 @@ def add_convert_log_parser(sub):
     "Add `convert-log` to `recsys-ingest`'s subcommands (`sub`: argparse subparsers)."
     c = sub.add_parser('convert-log', help='your own event log (CSV/parquet) -> a dataset folder every command reads',
                        formatter_class=HelpWithDefaults,
-                       description='Convert an event log (user, item, event, time; optional session, category, value) into '
-                                   'the folder recsys-synth writes: train, test, hidden test labels, products, dataset.json.')
+                       description='Convert an event log (user, item, event, time; optional session, category, value) '
+                                   'into the folder recsys-synth writes: train, test, hidden test labels, products, '
+                                   'dataset.json.')
     c.add_argument('log', help='the log: CSV (.csv, .tsv, .txt, .gz, .zip) or parquet')
-    c.add_argument('--out', required=True, help='the dataset folder to write (refused if it holds anything but an earlier conversion)')
+    c.add_argument('--out', required=True,
+                   help='the dataset folder to write (refused if it holds anything but an earlier conversion)')
     c.add_argument('--force', action='store_true', help='replace --out even if it is not an earlier convert-log folder')
     for role, req, h in (('user', True, 'user ids'), ('item', True, 'item ids'), ('time', True, 'event times'),
                          ('event', False, 'event names (omitted: every row is a view, e.g. a ratings log)'),
@@ -679,16 +718,20 @@ def add_convert_log_parser(sub):
     c.add_argument('--no-header', action='store_true', help='the CSV has no header line (columns are then 1, 2, ...)')
     c.add_argument('--time-unit', choices=['auto', 's', 'ms', 'iso'], default='auto',
                    help='epoch seconds, milliseconds or ISO strings (auto: by type and magnitude)')
-    c.add_argument('--event-map', default=None, help="log names -> view/cart/purchase/none, e.g. 'pv=view,fav=cart,cart=cart,buy=purchase' "
+    c.add_argument('--event-map', default=None,
+                   help="log names -> view/cart/purchase/none, e.g. 'pv=view,fav=cart,cart=cart,buy=purchase' "
                                                      '(default: the names are already view, cart, purchase)')
-    c.add_argument('--drop-unmapped', action='store_true', help='drop (and count) events whose name --event-map does not map')
+    c.add_argument('--drop-unmapped', action='store_true',
+                   help='drop (and count) events whose name --event-map does not map')
     c.add_argument('--session-gap', type=_minutes, default=30.0, help='minutes of inactivity that end a session')
     c.add_argument('--test-days', type=_nonneg_int, default=None,
                    help='the last N days make the test (default: 1 with --event, 0 = no test without)')
     c.add_argument('--min-carts', type=positive_int, default=2,
                    help='test sessions cart at least this many distinct products (the challenge: 5)')
-    c.add_argument('--test-sessions', type=positive_int, default=None, help='at most this many test sessions (default: all that qualify)')
-    c.add_argument('--encode-ids', action='store_true', help='re-code user/item/session ids as 1, 2, ... (needed for ids that '
+    c.add_argument('--test-sessions', type=positive_int, default=None,
+                   help='at most this many test sessions (default: all that qualify)')
+    c.add_argument('--encode-ids', action='store_true',
+                   help='re-code user/item/session ids as 1, 2, ... (needed for ids that '
                                                              'are not integers from 0 to 2^40 everywhere in the file)')
     c.add_argument('--name', default=None, help='the dataset name in dataset.json (default: the --out folder name)')
     c.add_argument('--seed', type=seed_int, default=42)
@@ -699,25 +742,30 @@ def summary_text(s: dict) -> str:
     "The conversion summary, a few lines."
     c, t = s['counts'], s['test']
     ev = ', '.join(f'{k} {v:,}' for k, v in c['events'].items())
-    lines = [f"{s['name']}: {c['rows']:,} events ({ev}), {c['sessions']:,} sessions, {c['users']:,} users, {c['items']:,} items, "
-             f"{s['days']['first']}..{s['days']['last']}"]
+    lines = [f"{s['name']}: {c['rows']:,} events ({ev}), {c['sessions']:,} sessions, {c['users']:,} users, "
+             f"{c['items']:,} items, {s['days']['first']}..{s['days']['last']}"]
     if c['rows_dropped']: lines.append(f"  dropped (unmapped events): {c['rows_dropped']}")
-    lines.append(f"  train: {c['train_rows']:,} rows, {c['train_sessions']:,} sessions before {s['days']['test'][0] if s['days']['test'] else 'the end'}")
+    lines.append(f"  train: {c['train_rows']:,} rows, {c['train_sessions']:,} sessions before "
+                 f"{s['days']['test'][0] if s['days']['test'] else 'the end'}")
     if t.get('sessions'):
-        lines.append(f"  test ({t['days']}): {t['sessions']:,} sessions, {t['rows']:,} shown rows, {t['labels']:,} labels "
-                     f"({t['future_label_share']:.0%} not shown), min carts {t['min_carts']}; {t['hidden_rows']:,} hidden rows after "
-                     f"the shown ones, {t['other_session_rows']:,} rows of other test-day sessions left out")
-    else: lines.append('  no test (no --event, or --test-days 0): the folder is for the evaluation protocols, not the session task')
+        lines.append(f"  test ({t['days']}): {t['sessions']:,} sessions, {t['rows']:,} shown rows, {t['labels']:,} "
+                     f"labels ({t['future_label_share']:.0%} not shown), min carts {t['min_carts']}; "
+                     f"{t['hidden_rows']:,} hidden rows after the shown ones, {t['other_session_rows']:,} rows of "
+                     f"other test-day sessions left out")
+    else:
+        lines.append('  no test (no --event, or --test-days 0): the folder is for the evaluation protocols, not the '
+                     'session task')
     lines.append(f"  -> {s.get('out', '')} [{s['seconds']:.1f} s]")
     return '\n'.join(lines)
 
 # %% ../nbs/01c_convert.ipynb #1b66d3fa
 def convert_log_main(args) -> int:
     "Run `recsys-ingest convert-log` with parsed `args`."
-    s = convert_log(args.log, args.out, args.user, args.item, args.time, args.event, args.session, args.category, args.value,
+    s = convert_log(args.log, args.out, args.user, args.item, args.time, args.event, args.session, args.category,
+                    args.value,
                     sep=args.sep, header=not args.no_header, time_unit=args.time_unit, event_map=args.event_map,
                     drop_unmapped=args.drop_unmapped, session_gap=args.session_gap, test_days=args.test_days,
-                    min_carts=args.min_carts, test_sessions=args.test_sessions, encode_ids=args.encode_ids, name=args.name,
-                    seed=args.seed, force=args.force)
+                    min_carts=args.min_carts, test_sessions=args.test_sessions, encode_ids=args.encode_ids,
+                    name=args.name, seed=args.seed, force=args.force)
     print(summary_text({**s, 'out': args.out}))
     return 0

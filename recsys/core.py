@@ -55,7 +55,8 @@ def seed_everything(seed: int) -> np.random.Generator:
 
 def derive_seed(seed: int, *names: str) -> int:
     "A stable 32-bit sub-seed for the part of a run called `names` (independent of Python's hash seed)."
-    ss = np.random.SeedSequence([int(seed)] + [int.from_bytes(n.encode()[:32].ljust(32, b'\0'), 'little') % 2**63 for n in names])
+    ss = np.random.SeedSequence([int(seed)] + [int.from_bytes(n.encode()[:32].ljust(32, b'\0'), 'little') % 2**63
+                                               for n in names])
     return int(ss.generate_state(1)[0])
 
 # %% ../nbs/00_core.ipynb #87b58729
@@ -75,8 +76,10 @@ def blas_info() -> list[dict]:
 # %% ../nbs/00_core.ipynb #737349c1
 class RecsysDataError(ValueError):
     "Bad input data: the message names the file, the column, what is wrong, and the fix."
-    def __init__(self, problem: str, *, file=None, column=None, fix: str | None = None, n_bad: int | None = None, example=None):
-        self.problem, self.file, self.column, self.fix, self.n_bad, self.example = problem, file, column, fix, n_bad, example
+    def __init__(self, problem: str, *, file=None, column=None, fix: str | None = None, n_bad: int | None = None,
+                 example=None):
+        self.problem, self.file, self.column = problem, file, column
+        self.fix, self.n_bad, self.example = fix, n_bad, example
         where = []
         if file is not None: where.append(f"file '{file}'")
         if column is not None: where.append(f"column '{column}'")
@@ -102,13 +105,15 @@ def cli_errors(main):
         except BrokenPipeError:
             with contextlib.suppress(OSError):                 # stdout is gone: stop Python complaining when it flushes
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            print('error: the output pipe was closed before the command finished (nothing was written after that)', file=sys.stderr)
+            print('error: the output pipe was closed before the command finished (nothing was written after that)',
+                  file=sys.stderr)
             sys.exit(2)
         except KeyboardInterrupt:
             print('interrupted', file=sys.stderr); sys.exit(130)
         except OSError as e:
             if e.filename is None: raise
-            print(f"error: file '{e.filename}': {e.strerror or e}. Fix: check the path and its permissions, or choose another one",
+            print(f"error: file '{e.filename}': {e.strerror or e}. Fix: check the path and its permissions, or choose "
+                  f"another one",
                   file=sys.stderr); sys.exit(2)
     return _inner
 
@@ -157,7 +162,8 @@ class Stages:
             rss, hwm = rss_mib()
             p = None if rss is None else (hwm if hwm0 is not None and hwm > hwm0 else max(peak[0], rss))
             r = dict(stage=name, wall_s=round(time.perf_counter() - w0, 3), cpu_s=round(time.process_time() - c0, 3),
-                     rss_end_mib=None if rss is None else round(rss, 1), peak_rss_mib=None if p is None else round(p, 1))
+                     rss_end_mib=None if rss is None else round(rss, 1),
+                     peak_rss_mib=None if p is None else round(p, 1))
             self.records.append(r)
             if self.log: self.log(f"  {name}: {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU"
                                   + ('' if p is None else f", peak {p:,.0f} MiB, {rss:,.0f} MiB held after"))
@@ -172,8 +178,8 @@ def stages_table(records):
     import pandas as pd
     df = pd.DataFrame(list(records), columns=['stage', 'wall_s', 'cpu_s', 'rss_end_mib', 'peak_rss_mib'])
     if len(df):
-        tot = {'stage': 'total', 'wall_s': df.wall_s.sum(), 'cpu_s': df.cpu_s.sum(), 'rss_end_mib': df.rss_end_mib.iloc[-1],
-               'peak_rss_mib': df.peak_rss_mib.max()}
+        tot = {'stage': 'total', 'wall_s': df.wall_s.sum(), 'cpu_s': df.cpu_s.sum(),
+               'rss_end_mib': df.rss_end_mib.iloc[-1], 'peak_rss_mib': df.peak_rss_mib.max()}
         df = pd.concat([df, pd.DataFrame([tot])], ignore_index=True)
     return df
 
@@ -222,8 +228,8 @@ def prepare_output(
         if i is None: continue
         i = Path(i)
         if _same(path, i) or (folder and _inside(i, path)):
-            raise RecsysDataError(f'{flag} is one of the inputs of this command ({i}); refusing to overwrite it', file=str(path),
-                                  fix=f'choose another {flag}')
+            raise RecsysDataError(f'{flag} is one of the inputs of this command ({i}); refusing to overwrite it',
+                                  file=str(path), fix=f'choose another {flag}')
     if path.exists() or path.is_symlink():
         if folder and not path.is_dir():
             raise RecsysDataError(f'{flag} names an existing file, but {kind} is a folder', file=str(path),
@@ -237,7 +243,8 @@ def prepare_output(
             try: mine = bool(own(path))
             except Exception: mine = False
         if nonempty and not mine and not force:
-            raise RecsysDataError(f'{flag} already exists and is not {kind} written by this command; refusing to overwrite it',
+            raise RecsysDataError(f'{flag} already exists and is not {kind} written by this command; refusing to '
+                                  f'overwrite it',
                                   file=str(path), fix=f'choose another {flag}, or add --force to replace it')
     check_writable(path.parent, flag=flag)
     return path
@@ -293,8 +300,8 @@ def _clean_stale(path: Path):
 # %% ../nbs/00_core.ipynb #60e46a17
 @contextlib.contextmanager
 def atomic_dir(path):
-    """Yield a temporary sibling folder of `path` to fill; on success it replaces `path` (the old content goes, stale files
-    included), on error or kill the old `path` is untouched."""
+    """Yield a temporary sibling folder of `path` to fill; on success it replaces `path` (the old content goes,
+    stale files included), on error or kill the old `path` is untouched."""
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     _clean_stale(path)
     tmp = Path(tempfile.mkdtemp(prefix=f'.{path.name}.{os.getpid()}.', suffix='.tmp', dir=path.parent))
@@ -312,10 +319,12 @@ class HelpWithDefaults(argparse.HelpFormatter):
         h = action.help or ''
         if (not action.option_strings or action.default is argparse.SUPPRESS or isinstance(action.default, bool)
                 or action.required or 'default' in h.lower() or isinstance(action, argparse._VersionAction)): return h
-        return (h + (' (default: none)' if action.default is None or action.default == [] else ' (default: %(default)s)')).strip()
+        return (h + (' (default: none)' if action.default is None or action.default == []
+                     else ' (default: %(default)s)')).strip()
 
     def _format_action(self, action):
-        if action.option_strings and not action.help and action.help is not argparse.SUPPRESS:   # no help text: defaults too
+        # no help text: defaults too
+        if action.option_strings and not action.help and action.help is not argparse.SUPPRESS:
             import copy; action = copy.copy(action); action.help = self._get_help_string(action) or None
         return super()._format_action(action)
 
@@ -386,10 +395,12 @@ def machine_info() -> dict:
     """Where this process computes: CPU model and cores, NumPy's SIMD dispatch, the BLAS libraries (version, kernel,
     threads), the kernel-changing environment variables, and `platform_id`: a hash of the parts that decide the bits of
     a float result (same id, same numbers for the same seed)."""
-    with contextlib.suppress(ImportError): import scipy.linalg  # noqa: F401 -- loads SciPy's BLAS: every record lists the same
+    with contextlib.suppress(ImportError):
+        import scipy.linalg  # noqa: F401 -- loads SciPy's BLAS: every record lists the same
     info = dict(cpu=cpu_model(), cores=os.cpu_count(), arch=platform.machine(), simd=simd_info(), blas=blas_info(),
                 env={k: os.environ[k] for k in SIMD_KNOBS if k in os.environ}, platform=platform.platform())
-    numeric = [info['simd'].get('dispatch'), sorted((str(b['prefix']), str(b['version']), str(b['architecture'])) for b in info['blas']),
+    numeric = [info['simd'].get('dispatch'),
+               sorted((str(b['prefix']), str(b['version']), str(b['architecture'])) for b in info['blas']),
                {k: v for k, v in info['env'].items() if 'THREADS' not in k}]
     info['platform_id'] = hashlib.sha256(json.dumps(numeric, sort_keys=True).encode()).hexdigest()[:12]
     return info
@@ -409,13 +420,19 @@ def _feed(h, o):
         for v in o: _feed(h, v)
         return
     if sp.issparse(o):
-        m = sp.csr_matrix(o, copy=True); m.sum_duplicates(); m.sort_indices(); _feed(h, ['csr', list(m.shape), m.indptr, m.indices, m.data]); return
+        m = sp.csr_matrix(o, copy=True)
+        m.sum_duplicates()
+        m.sort_indices()
+        _feed(h, ['csr', list(m.shape), m.indptr, m.indices, m.data])
+        return
     if hasattr(o, 'columns') and hasattr(o, 'dtypes'):              # a pandas DataFrame
         _feed(h, [list(map(str, o.columns))] + [o[c].to_numpy() for c in o.columns]); return
     if hasattr(o, 'to_numpy'): _feed(h, o.to_numpy()); return          # a Series, an Index
     a = np.asarray(o)
     if a.dtype == object: _feed(h, ['object', list(a.shape), [repr(v) for v in a.ravel().tolist()]]); return
-    a = np.ascontiguousarray(a); h.update(b'A%s%s:' % (a.dtype.str.encode(), str(a.shape).encode())); h.update(a.tobytes())
+    a = np.ascontiguousarray(a)
+    h.update(b'A%s%s:' % (a.dtype.str.encode(), str(a.shape).encode()))
+    h.update(a.tobytes())
 
 def digest(*objs) -> str:
     """A short (16 hex digits) SHA-256 of arrays, sparse matrices, frames, strings, numbers and dicts / lists of them,
@@ -442,7 +459,8 @@ def git_commit(path=None) -> str | None:
     try:
         sha = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=root, capture_output=True, text=True, timeout=10)
         if sha.returncode: return None
-        st = subprocess.run(['git', 'status', '--porcelain', '-uno'], cwd=root, capture_output=True, text=True, timeout=10)
+        st = subprocess.run(['git', 'status', '--porcelain', '-uno'], cwd=root, capture_output=True, text=True,
+                            timeout=10)
         return sha.stdout.strip() + ('-dirty' if st.stdout.strip() else '')
     except (OSError, subprocess.SubprocessError): return None
 
@@ -502,7 +520,8 @@ def csr_positions(m: sp.csr_matrix) -> np.ndarray:
     return np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr)) * np.int64(m.shape[1]) + m.indices
 
 def canonical_csr(m, dtype=None, copy: bool = False) -> sp.csr_matrix:
-    "`m` (sparse or dense) as CSR with duplicates summed and indices sorted: the form `csr_positions` and the metrics need."
+    ("`m` (sparse or dense) as CSR with duplicates summed and indices sorted: the form `csr_positions` and the metrics "
+     "need.")
     m = sp.csr_matrix(m if sp.issparse(m) else np.asarray(m), dtype=dtype, copy=copy)
     m.sum_duplicates(); m.sort_indices()
     return m

@@ -47,10 +47,11 @@ def otto_covisitation(session,                             # session key of each
             M = covisitation(s, i, t, c, n_items, 'view_view', window_ms, np.inf, 1.0, top_n, max_events, info=st,
                              row_weight=tw)
         elif kind == 'carts':
-            M = covisitation(s, i, t, c, n_items, 'view_view', window_ms, np.inf, cart_weight, top_n, max_events, info=st)
-        elif kind == 'buy2buy':
-            M = covisitation(s[c], i[c], t[c], c[c], n_items, 'cart_cart', buy_window_ms, np.inf, 1.0, top_n, max_events,
+            M = covisitation(s, i, t, c, n_items, 'view_view', window_ms, np.inf, cart_weight, top_n, max_events,
                              info=st)
+        elif kind == 'buy2buy':
+            M = covisitation(s[c], i[c], t[c], c[c], n_items, 'cart_cart', buy_window_ms, np.inf, 1.0, top_n,
+                             max_events, info=st)
         else: raise ValueError(f'unknown OTTO matrix {kind!r}: use some of {OTTO_KINDS}')
         out[kind] = M
         if info is not None: info[kind] = st
@@ -132,7 +133,8 @@ def otto_baseline(train,                    # the train events: an Arrow table o
         import pyarrow.parquet as pq
         from recsys.readers import read_train
         cols = ['session_id', 'partnumber', 'timestamp_local', 'add_to_cart']
-        train = pq.read_table(train, columns=cols) if str(train).endswith('.parquet') else read_train(train).select(cols)
+        train = (pq.read_table(train, columns=cols) if str(train).endswith('.parquet')
+                 else read_train(train).select(cols))
     pn = np.asarray(train['partnumber'].to_numpy(zero_copy_only=False), np.int64)
     cat = np.unique(np.r_[pn, np.asarray(sessions.row_item, np.int64)]); del pn
     rows = event_rows(train, cat); del train
@@ -142,8 +144,8 @@ def otto_baseline(train,                    # the train events: an Arrow table o
     popular = np.argsort(-np.bincount(rows['item'][rows['cart']], minlength=len(cat)), kind='stable')
     n_rows = int(rows['item'].size); del rows
     t2 = _time.perf_counter()
-    recs = otto_recommend(covis, popular, sessions.row_session, np.searchsorted(cat, sessions.row_item), sessions.row_time,
-                          len(sessions), K=K)
+    recs = otto_recommend(covis, popular, sessions.row_session, np.searchsorted(cat, sessions.row_item),
+                          sessions.row_time, len(sessions), K=K)
     if info is not None:
         info.update(rows=n_rows, items=len(cat), read_s=round(t1 - t0, 2), fit_s=round(t2 - t1, 2),
                     recommend_s=round(_time.perf_counter() - t2, 2), matrices={k: int(v.nnz) for k, v in covis.items()},

@@ -52,7 +52,8 @@ def _whole_numbers(col, file, name, nullable: bool) -> pa.Array:
     if col.null_count and not nullable:
         nulls = pc.is_null(col, nan_is_null=True)
         raise _bad('missing values in a column that must never be null', file, name, col.null_count,
-                   example=f'row {_first_true(nulls.to_numpy(zero_copy_only=False))}', fix=f'drop the rows without a {name}')
+                   example=f'row {_first_true(nulls.to_numpy(zero_copy_only=False))}',
+                   fix=f'drop the rows without a {name}')
     if pa.types.is_floating(t):
         a = col.to_numpy(zero_copy_only=False)
         nan = np.isnan(a)
@@ -123,8 +124,10 @@ def validate_events(table: pa.Table, file=None, kind: str = 'train') -> pa.Table
     _check_dates(table['date'], file, 'date', with_time=False)
     _check_dates(table['timestamp_local'], file, 'timestamp_local', with_time=True)
     for c, a in cols.items():
-        table = table.set_column(table.column_names.index(c), c, pa.chunked_array([a]) if isinstance(a, pa.Array) else a)
-    pa.default_memory_pool().release_unused()   # the checks' temporary copies: ~3 GB at full scale the allocator would keep
+        table = table.set_column(table.column_names.index(c), c,
+                                 pa.chunked_array([a]) if isinstance(a, pa.Array) else a)
+    # the checks' temporary copies: ~3 GB at full scale the allocator would keep
+    pa.default_memory_pool().release_unused()
     return table
 
 # %% ../nbs/01b_readers.ipynb #e2c43568
@@ -146,12 +149,14 @@ def read_table(path, column_types: dict | None = None) -> pa.Table:
     if path.suffix == '.parquet':
         try: t = pq.read_table(path)
         except (pa.ArrowInvalid, OSError) as e:
-            raise RecsysDataError(f'not a readable parquet file ({e})', file=str(path), fix='re-write the file') from None
+            raise RecsysDataError(f'not a readable parquet file ({e})', file=str(path),
+                                  fix='re-write the file') from None
     else:
         types = {**INDITEX_CSV_TYPES, **(column_types or {})}
         def _read(types):
             src = open_zip_csv(path) if path.suffix == '.zip' else path
-            return pacsv.read_csv(src, convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True))
+            return pacsv.read_csv(src,
+                                  convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True))
         try: t = _read(types)
         except pa.ArrowInvalid as e:
             try: t = _read({**types, **{c: pa.float64() for c, ty in types.items() if pa.types.is_integer(ty)}})
@@ -170,7 +175,8 @@ def csv_error(e, path) -> RecsysDataError:
             col = pacsv.open_csv(src).schema.names[int(m.group(1))]
     elif m := re.search(r"[Cc]olumn '([^']+)'", msg): col = m.group(1)
     return RecsysDataError(f'cannot parse the CSV ({msg})', file=str(path), column=col,
-                           fix='check that the column holds the documented type (integers for ids, 0/1 for add_to_cart)')
+                           fix='check that the column holds the documented type (integers for ids, 0/1 for '
+                               'add_to_cart)')
 
 # %% ../nbs/01b_readers.ipynb #4d77d3d5
 def read_train(path, validate: bool = True) -> pa.Table:
@@ -187,7 +193,8 @@ def read_test(path, validate: bool = True) -> pa.Table:
 PRODUCT_COLUMNS = ('partnumber', 'discount', 'embedding', 'color_id', 'cod_section', 'family')
 
 def pickle_refused(path) -> RecsysDataError:
-    "The error for a products pickle: loading one runs code from the file, so the readers refuse and say how to convert."
+    ("The error for a products pickle: loading one runs code from the file, so the readers refuse and say how to "
+     "convert.")
     return RecsysDataError(
         'refusing to unpickle: loading a pickle runs arbitrary code from the file, so a tampered or untrusted '
         'products.pkl could take over your account', file=str(path),
@@ -207,7 +214,8 @@ def _embedding_matrix(emb, file=None, partnumbers=None) -> tuple[np.ndarray, np.
             return out, present
         if pa.types.is_list(emb.type) or pa.types.is_large_list(emb.type):
             lens = pc.list_value_length(emb).to_numpy(zero_copy_only=False)
-            present = ~np.isnan(lens.astype(float)) if lens.dtype.kind == 'f' else emb.is_valid().to_numpy(zero_copy_only=False)
+            present = (~np.isnan(lens.astype(float)) if lens.dtype.kind == 'f'
+                       else emb.is_valid().to_numpy(zero_copy_only=False))
             lens = np.nan_to_num(lens.astype(float)).astype(np.int64)
             _check_lengths(lens, present, file, partnumbers)
             d = int(lens[present][0]) if present.any() else 0
@@ -231,7 +239,8 @@ def _check_lengths(lens, present, file, partnumbers):
     vals, counts = np.unique(lens[present], return_counts=True)
     if len(vals) > 1:
         d = vals[np.argmax(counts)]; bad = present & (lens != d); i = _first_true(bad)
-        ex = f'partnumber {partnumbers[i]} has length {lens[i]}' if partnumbers is not None else f'row {i} has length {lens[i]}'
+        ex = (f'partnumber {partnumbers[i]} has length {lens[i]}' if partnumbers is not None
+              else f'row {i} has length {lens[i]}')
         raise _bad(f'ragged embeddings: most have length {d}, some differ', file, 'embedding', bad, example=ex,
                    fix='re-extract the embeddings so that every product has the same dimension (or None)')
 
@@ -299,7 +308,8 @@ def read_products(path, trust: bool = False) -> pd.DataFrame:
                               column='embedding', fix='write it with convert_products_pickle / products_to_arrow')
     df = t.to_pandas(types_mapper=lambda ty: None)
     if 'embedding' in t.column_names:
-        E, present = _embedding_matrix(t['embedding'], str(path), t['partnumber'].to_numpy() if 'partnumber' in t.column_names else None)
+        E, present = _embedding_matrix(t['embedding'], str(path),
+                                       t['partnumber'].to_numpy() if 'partnumber' in t.column_names else None)
         df['embedding'] = pd.Series([E[i] if p else None for i, p in enumerate(present)], dtype=object)
     return validate_products(df, str(path))
 
@@ -395,13 +405,14 @@ def read_event_log(
     item_col: str,                                 # the log's item column
     event_col: str | None,                         # the log's event-type column (None: the table gets no event column)
     time_col: str | None,                          # the log's time column (None: no timestamp column)
-    event_map: dict | None = RETAILROCKET_EVENTS,  # the log's event names -> 'view' | 'cart' | 'purchase' | None (dropped)
+    event_map: dict | None = RETAILROCKET_EVENTS,  # log event names -> 'view' | 'cart' | 'purchase' | None (dropped)
     session_col: str | None = None,                # the log's session column (None: no session_id column)
     time_unit: str = 'auto',                       # unit of numeric times, or 'auto' to infer it
     column_names: list | None = None,              # column names of a header-less CSV (None: the file has a header)
 ) -> pa.Table:
     """Read a (user, item, event, time) log — CSV (optionally header-less with `column_names`) or parquet — into the
-    canonical event table for `aggregate`. `event_map` maps the log's event names to 'view' | 'cart' | 'purchase' | None."""
+    canonical event table for `aggregate`.
+    `event_map` maps the log's event names to 'view' | 'cart' | 'purchase' | None."""
     path = Path(path); file = str(path)
     t = _read_log_table(path, [c for c in (user_col, item_col, event_col, time_col, session_col) if c], column_names)
     cols = {}
@@ -410,7 +421,8 @@ def read_event_log(
     cols['user_id'] = pc.cast(u, pa.float64())
     it = _whole_numbers(_codes(t[item_col]), file, item_col, nullable=False)
     cols['item_id'] = pc.cast(it, pa.int64())
-    if session_col: cols['session_id'] = pc.cast(_whole_numbers(_codes(t[session_col]), file, session_col, False), pa.int64())
+    if session_col:
+        cols['session_id'] = pc.cast(_whole_numbers(_codes(t[session_col]), file, session_col, False), pa.int64())
     if event_col: cols['event'] = _map_events(t[event_col], event_map, file, event_col)
     if time_col: cols['timestamp'] = _to_timestamp(t[time_col], time_unit, file, time_col)
     out = pa.table(cols)
@@ -426,7 +438,8 @@ def _read_log_table(path: Path, want: list, column_names: list | None = None) ->
     if path.suffix == '.parquet': names = pq.read_schema(path).names
     else:
         ro = pacsv.ReadOptions(column_names=column_names) if column_names else pacsv.ReadOptions()
-        names = column_names or pacsv.open_csv(open_zip_csv(path) if path.suffix == '.zip' else path, read_options=ro).schema.names
+        names = column_names or pacsv.open_csv(open_zip_csv(path) if path.suffix == '.zip' else path,
+                                               read_options=ro).schema.names
     if missing := [c for c in want if c not in names]:
         raise RecsysDataError(f'missing column{"s" if len(missing) > 1 else ""} {missing}; found {names}', file=file,
                               column=missing[0], fix='pass the right column names to read_event_log')

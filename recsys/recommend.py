@@ -17,8 +17,9 @@ from .ingest import Interactions, RecsysDataset, aggregate, load_dataset, read_t
 from .aggregation import event_batches
 from .confidence import DEFAULT_ALS, ConfidenceDesign
 from .sessions import (
-    BASELINES, CATALOGUE_COLUMNS, DEFAULT_WEIGHTS, FEATURES, MODEL_FORMAT, Candidates, SessionModel, Sessions, als_contributions,
-    candidates, catalogue_frame, explain, fit_session_model, has_rfm, read_sessions, recommend_sessions, rfm_segments,
+    BASELINES, CATALOGUE_COLUMNS, DEFAULT_WEIGHTS, FEATURES, MODEL_FORMAT, Candidates, SessionModel, Sessions,
+    als_contributions, candidates, catalogue_frame, explain, fit_session_model, has_rfm, read_sessions,
+    recommend_sessions, rfm_segments,
     session_confidence, session_inputs, session_kinds, top_k_pairs, session_design)
 from .validation import ValidationSplit, carve_validation, ndcg_by_kind, ndcg_per_session, relevance, tune_weights
 from .candidates import catalogue_embeddings, event_rows, fit_sources, recall_at_k
@@ -26,9 +27,9 @@ from .ranker import fit_ranker, rank_sessions, session_table, table_labels
 from .model_io import load_model, save_model, validate_predictions, write_predictions, catalogue_partnumbers
 
 # the names above keep their old home: `from recsys.recommend import ...` works as before the split
-_all_ = ['BASELINES', 'CATALOGUE_COLUMNS', 'DEFAULT_WEIGHTS', 'FEATURES', 'MODEL_FORMAT', 'Candidates', 'SessionModel', 'Sessions',
-         'als_contributions', 'candidates', 'catalogue_frame', 'explain', 'fit_session_model', 'read_sessions',
-         'recommend_sessions', 'session_confidence', 'session_inputs', 'session_kinds', 'top_k_pairs',
+_all_ = ['BASELINES', 'CATALOGUE_COLUMNS', 'DEFAULT_WEIGHTS', 'FEATURES', 'MODEL_FORMAT', 'Candidates', 'SessionModel',
+         'Sessions', 'als_contributions', 'candidates', 'catalogue_frame', 'explain', 'fit_session_model',
+         'read_sessions', 'recommend_sessions', 'session_confidence', 'session_inputs', 'session_kinds', 'top_k_pairs',
          'ValidationSplit', 'carve_validation', 'ndcg_by_kind', 'ndcg_per_session', 'relevance', 'tune_weights',
          'load_model', 'save_model', 'validate_predictions', 'write_predictions']
 
@@ -78,19 +79,22 @@ def _holdout_scores(rk, F: pd.DataFrame, L: pd.DataFrame, n_sessions: int, seed:
     NC = int(max(F['item'].max(), L['item'].max())) + 1
     def nd(score, rows=None):
         rows = m if rows is None else m & rows
-        return round(ndcg_at_k(top_k_items(F['session'][rows], F['item'][rows], np.asarray(score)[rows], n_sessions, K), Lh, NC, K), 6)
+        top = top_k_items(F['session'][rows], F['item'][rows], np.asarray(score)[rows], n_sessions, K)
+        return round(ndcg_at_k(top, Lh, NC, K), 6)
     return {'holdout_sessions': int(Lh['session'].nunique()), f'holdout_ndcg@{K}': nd(rk.predict(F)),
             f'holdout_ndcg@{K}_linear': nd(-F['blend_rank'].fillna(1e9)),
             f'holdout_ndcg@{K}_shown': nd(-F['shown_rank'], (F['shown_score'] > 0).to_numpy())}
 
 # %% ../nbs/06_recommend.ipynb #c2bf5520
 def _distinct_designs(design) -> list[ConfidenceDesign]:
-    "`design` (one design, or a list or tuple of candidates; see `recsys.sessions.session_design`) as distinct designs, in order."
+    ("`design` (one design, or a list or tuple of candidates; see `recsys.sessions.session_design`) as distinct "
+     "designs, in order.")
     designs = list(design) if isinstance(design, (list, tuple)) else [design]
     return list({session_design(d).label: session_design(d) for d in designs}.values())
 
 # %% ../nbs/06_recommend.ipynb #e088af70
-def _train_setup(ds: RecsysDataset, seed: int, segments_k: int | None, show_progress: bool | None) -> tuple[Stages, dict]:
+def _train_setup(ds: RecsysDataset, seed: int, segments_k: int | None,
+                 show_progress: bool | None) -> tuple[Stages, dict]:
     """`train_model`'s stage log (to stderr unless quiet) and what all its ALS fits share: the products, the users,
     their RFM segments (`rfm_segments`), the seed and `show_progress`."""
     loud = show_progress if show_progress is not None else not quiet()
@@ -122,13 +126,14 @@ def _validation_data(ds: RecsysDataset, st: Stages, products, two_stage: bool, *
     with st('validation split'):
         split = carve_validation(ds.train, **split_kw); i = split.info
         if i['min_carts'] < i['min_carts_asked']:
-            print(f"note: too few sessions cart >= {i['min_carts_asked']} products in {i['days']} day(s) to {i['day']}; "
-                  f"the validation split uses sessions with >= {i['min_carts']} carts", file=sys.stderr)
+            print(f"note: too few sessions cart >= {i['min_carts_asked']} products in {i['days']} day(s) to "
+                  f"{i['day']}; the validation split uses sessions with >= {i['min_carts']} carts", file=sys.stderr)
     with st('validation interactions'):
         Xv, vs = aggregate(split.history_batches()), read_sessions(split.test)
         v = dict(Xv=Xv, vs=vs, vtest=split.test, labels=split.labels, info=split.info,
                  kinds=pd.Series(split.kind, index=split.session_id).reindex(vs.session_id).to_numpy(),
-                 hrows=event_rows(split.history_batches(), catalogue_frame(products, Xv.items)['partnumber']) if two_stage else None)
+                 hrows=(event_rows(split.history_batches(), catalogue_frame(products, Xv.items)['partnumber'])
+                        if two_stage else None))
         del split, Xv                                   # the history mask and the events table
         if not had_train: ds.release('train')           # the final fit streams the train file again
     return v
@@ -138,8 +143,8 @@ def _tune_on_validation(v: dict, designs: list, st: Stages, fit: dict, hyper: di
                         profile_weights, weights: dict | None) -> tuple[dict, dict]:
     """A model per design fitted on the validation history `v` (see `_validation_data`; `fit` and `hyper` go to
     `fit_session_model`) and, per profile weight, its blend tuned (`tune_weights`); without `tuning`, the first design
-    with its own profile weight and `weights`. Returns the best (design, profile_weight, weights, ndcg, baselines, model)
-    by validation NDCG@K and every (design, profile weight)'s NDCG."""
+    with its own profile weight and `weights`. Returns the best (design, profile_weight, weights, ndcg, baselines,
+    model) by validation NDCG@K and every (design, profile weight)'s NDCG."""
     best, per_design, vs, kinds = None, {}, v['vs'], v['kinds']
     for d in (designs if tuning else designs[:1]):
         with st(f'validation fit: {d.label}'):
@@ -153,20 +158,22 @@ def _tune_on_validation(v: dict, designs: list, st: Stages, fit: dict, hyper: di
                 per_design[f'{d.label}, profile_weight={pw:g}'] = nd['overall']
                 if best is None or nd['overall'] > best['ndcg']['overall'] + 1e-9:
                     best = dict(design=d, profile_weight=pw, weights=w, ndcg=nd, model=mv,
-                                baselines={b: ndcg_by_kind(c.top_k(bw, K), rel, kinds, K) for b, bw in BASELINES.items()})
+                                baselines={b: ndcg_by_kind(c.top_k(bw, K), rel, kinds, K)
+                                           for b, bw in BASELINES.items()})
             del mv, c
     return best, per_design
 
 # %% ../nbs/06_recommend.ipynb #956d9c6c
-def _validation_ranker(warm: SessionModel, v: dict, st: Stages, products, seed: int, covis_rows: int | None, cand_k: int,
-                       source_params: dict | None, ranker_params: dict | None, keep_table: bool) -> dict:
+def _validation_ranker(warm: SessionModel, v: dict, st: Stages, products, seed: int, covis_rows: int | None,
+                       cand_k: int, source_params: dict | None, ranker_params: dict | None, keep_table: bool) -> dict:
     """The two-stage model's validation part: candidate sources fitted on the split's history (`v['hrows']`, freed
     here), the candidate table of its sessions and a LambdaRank ranker on it. Returns the sources (`src_v`) and the
     embeddings they used (`emb`), the ranker (`rk`), its record for `model.info`, the `hashes` of what each step made
     and (with `keep_table`) the table."""
     with st('validation candidate sources'):
         emb = catalogue_embeddings(products, warm.cat_items)
-        src_v = fit_sources(v.pop('hrows'), warm.catalogue, emb, covis_rows=covis_rows, seed=seed, **(source_params or {}))
+        src_v = fit_sources(v.pop('hrows'), warm.catalogue, emb, covis_rows=covis_rows, seed=seed,
+                            **(source_params or {}))
     vs = v['vs']
     with st('validation candidates'):
         Fv, cands_v = session_table(warm, src_v, vs, v['vtest'], k=cand_k)
@@ -174,22 +181,26 @@ def _validation_ranker(warm: SessionModel, v: dict, st: Stages, products, seed: 
         recall = recall_at_k(cands_v, Lv); del cands_v
     with st('ranker fit'):
         rk = fit_ranker(Fv, yv, seed=seed, **(ranker_params or {}))
-    hashes = {'candidate sources: co-visitation': digest(src_v.covis), 'candidate sources: embedding': digest(src_v.emb, src_v.embedding),
-              'candidate sources: groups': digest(src_v.stats, src_v.group_top), 'validation candidate table': digest(Fv, yv),
-              'ranker model': digest(rk.booster_.model_to_string())}
+    hashes = {'candidate sources: co-visitation': digest(src_v.covis),
+              'candidate sources: embedding': digest(src_v.emb, src_v.embedding),
+              'candidate sources: groups': digest(src_v.stats, src_v.group_top),
+              'validation candidate table': digest(Fv, yv), 'ranker model': digest(rk.booster_.model_to_string())}
     info = dict(rk.info_, candidates_per_session=round(len(Fv) / max(len(vs), 1), 1), features=len(rk.features),
                 recall=recall.round(6).to_dict('index'), **_holdout_scores(rk, Fv, Lv, len(vs), seed, warm.params['K']))
     return dict(src_v=src_v, emb=emb, rk=rk, info=info, hashes=hashes, table=(Fv, yv) if keep_table else None)
 
 # %% ../nbs/06_recommend.ipynb #59483591
 def _validate(ds: RecsysDataset, st: Stages, designs: list, fit: dict, hyper: dict, *, two_stage: bool, tuning: bool,
-              warm_start: bool, iterations: int, profile_weights, weights: dict | None, split_kw: dict, rank_kw: dict) -> dict:
+              warm_start: bool, iterations: int, profile_weights, weights: dict | None, split_kw: dict,
+              rank_kw: dict) -> dict:
     """Everything `train_model` does on the validation split: read it, tune, and (`two_stage`) fit the ranker. Returns
-    the record `val` for `model.info`, the chosen `design` and `weights`, the `hashes` of each stage, the `warm` model to start the final fit from
-    (unless not `warm_start`) and the ranker's parts. Sets the chosen `profile_weight` in `hyper`."""
+    the record `val` for `model.info`, the chosen `design` and `weights`, the `hashes` of each stage, the `warm` model
+    to start the final fit from (unless not `warm_start`) and the ranker's parts.
+    Sets the chosen `profile_weight` in `hyper`."""
     v = _validation_data(ds, st, fit['products'], two_stage, **split_kw)
     best, per_design = _tune_on_validation(v, designs, st, fit, hyper, iterations, tuning, profile_weights, weights)
-    hashes = {'validation interactions': _interactions_digest(v.pop('Xv')), 'validation ALS': _als_digest(best['model'])}
+    hashes = {'validation interactions': _interactions_digest(v.pop('Xv')),
+              'validation ALS': _als_digest(best['model'])}
     warm, d, w = best.pop('model'), best['design'], best['weights']
     val = dict(split=v['info'], design=d.to_dict(), profile_weight=best['profile_weight'], weights=w, ndcg=best['ndcg'],
                baselines=best['baselines'], candidates=per_design)
@@ -217,8 +228,8 @@ def _final_fit(ds: RecsysDataset, st: Stages, vr: dict, design, weights: dict | 
         with st('warm start'):
             U, V, matched = warm_factors(warm, X, fit['seed']); init = (U, V); final.update(matched); del warm, U, V
     with st('final fit'):
-        model = fit_session_model(X, design=design, weights=weights, iterations=final['iterations'], initial_factors=init,
-                                  **fit, **hyper)
+        model = fit_session_model(X, design=design, weights=weights, iterations=final['iterations'],
+                                  initial_factors=init, **fit, **hyper)
         del init
     model.params['iterations'] = int(iterations)
     return model, final
@@ -249,7 +260,7 @@ def train_model(
     *,
     scale: str = 'tiny',                    # synthetic scale, with data='synthetic'
     seed: int = 42,                         # seeds the split, ALS, the RFM segments, the sources and the ranker
-    tune: bool = True,                      # choose the design, profile weight and blend weights on the validation split
+    tune: bool = True,  # choose the design, profile weight and blend weights on the validation split
     val_sessions: int | None = 5000,        # validation sessions (at most; None: all that qualify)
     val_day: str | None = None,             # the split's last day, YYYY-MM-DD (None: the last full training day)
     val_max_rows: int = 10,                 # a validation session's shown rows (at most), as in the challenge's test
@@ -270,8 +281,8 @@ def train_model(
     covis_rows: int | None = 8_000_000,     # co-visitation counted on the latest this many rows (None: all)
     ranker_params: dict | None = None,      # to `recsys.ranker.fit_ranker`
     source_params: dict | None = None,      # to `recsys.candidates.fit_sources` (`top_n`, `group_top_n`, ...)
-    refit_sources: bool = False,            # refit the sources on all the training events (default: when the catalogue grew)
-    keep_table: bool = False,               # keep the ranker's validation table as `model.validation_table_` (for ablations)
+    refit_sources: bool = False,  # refit the sources on all the training events (default: when the catalogue grew)
+    keep_table: bool = False,  # keep the ranker's validation table as `model.validation_table_` (for ablations)
     **hyper,                                # to `fit_session_model` (factors, regularization, alpha, n_als, ...)
 ) -> SessionModel:
     """Raw files -> a `SessionModel`. With `tune` (or a two-stage `ranker`), a validation split carved from train (never
@@ -284,9 +295,10 @@ def train_model(
     st, fit = _train_setup(ds, seed, segments_k, show_progress)
     vr = dict(val=None, design=designs[0], weights=weights)
     if (tune and weights is None) or two_stage:
-        vr = _validate(ds, st, designs, fit, hyper, two_stage=two_stage, tuning=tune and weights is None, warm_start=warm_start,
-                       iterations=iterations, profile_weights=profile_weights, weights=weights,
-                       split_kw=dict(day=val_day, max_rows=val_max_rows, min_carts=val_min_carts, n_sessions=val_sessions,
+        vr = _validate(ds, st, designs, fit, hyper, two_stage=two_stage, tuning=tune and weights is None,
+                       warm_start=warm_start, iterations=iterations, profile_weights=profile_weights, weights=weights,
+                       split_kw=dict(day=val_day, max_rows=val_max_rows, min_carts=val_min_carts,
+                                     n_sessions=val_sessions,
                                      seed=seed, n_days=val_days, max_days=val_max_days, min_sessions=val_min_sessions),
                        rank_kw=dict(products=fit['products'], seed=seed, covis_rows=covis_rows, cand_k=cand_k,
                                     source_params=source_params, ranker_params=ranker_params, keep_table=keep_table))
@@ -295,7 +307,8 @@ def train_model(
     else: model.params['ranker'] = 'linear'
     model.info.update(dataset=ds.name, data=data_record(ds), validation=vr['val'], final_fit=final, stages=st.records,
                       train_seconds=round(time.perf_counter() - t0, 2),
-                      stage_hashes={'data': digest(data_record(ds)['files']), 'RFM segments': _segments_digest(fit['segments']),
+                      stage_hashes={'data': digest(data_record(ds)['files']),
+                                    'RFM segments': _segments_digest(fit['segments']),
                                     **vr.get('hashes', {}), 'final ALS': _als_digest(model)})
     if out_dir is not None:
         with st('save'): save_model(model, out_dir)
@@ -317,15 +330,17 @@ def check_model_fits(model: SessionModel, ds: RecsysDataset, model_dir=None, all
         if k in rec and (p := ds.files.get(k)) is not None and file_fingerprint(p) != rec[k]['fingerprint']:
             diffs.append(f"its {k} file differs from {Path(p).name} of '{ds.name}'")
     if diffs and not allow:
-        raise RecsysDataError(f"the model was trained on '{model.info.get('dataset')}', not on '{ds.name}': " + '; '.join(diffs),
+        raise RecsysDataError(f"the model was trained on '{model.info.get('dataset')}', not on '{ds.name}': "
+                              + '; '.join(diffs),
                               file=str(model_dir) if model_dir else None,
-                              fix='use the model trained on this data (or retrain: recsys-train --data DIR), or add --allow-mismatch '
-                                  'if you know they fit')
+                              fix='use the model trained on this data (or retrain: recsys-train --data DIR), or add '
+                                  '--allow-mismatch if you know they fit')
     return diffs
 
 # %% ../nbs/06_recommend.ipynb #1d075b12
 def coverage(model: SessionModel, sessions: Sessions) -> dict:
-    "How much of `sessions` the model knows: rows on known items, sessions with no known item, sessions left to popularity."
+    ("How much of `sessions` the model knows: rows on known items, sessions with no known item, sessions left to "
+     "popularity.")
     known = np.isin(sessions.row_item, model.items)
     has = np.zeros(len(sessions), bool); has[sessions.row_session[known]] = True
     u, s = model.profile_rows(sessions); pop = ~has & (u < 0) & (s < 0)
@@ -335,13 +350,21 @@ def coverage(model: SessionModel, sessions: Sessions) -> dict:
             'popularity_share': round(float(pop.sum()) / n, 6)}
 
 # %% ../nbs/06_recommend.ipynb #7ff22ec6
-def predict_file(model: SessionModel, test, out, products=None, warn_share: float = 0.05, ranker: str | None = None) -> dict:
+def predict_file(
+    model: SessionModel,        # a trained session model (`train_model` or `load_model`)
+    test,                       # the test events: a path to test.csv, an Arrow table or a DataFrame
+    out,                        # where to write the predictions JSON (predictions_3.json)
+    products=None,              # the products table: only its partnumbers are recommended (None: the model's catalogue)
+    warn_share: float = 0.05,   # warn on stderr above this share of sessions served by popularity alone
+    ranker: str | None = None,  # 'lightgbm' or 'linear' (None: the model's own last stage)
+) -> dict:
     """Recommend for every session of `test` (events or a path), write `out` (predictions_3.json) and validate it.
     `ranker` None uses the model's own last stage (the LightGBM ranker when it has one), 'linear' the tuned blend.
     The summary counts the sessions the model knows nothing about; a warning goes to stderr when more than `warn_share`
     of them are served by popularity alone."""
     t0 = time.perf_counter()
-    if ranker not in (None, *RANKERS): raise RecsysDataError(f'unknown ranker {ranker!r}', fix=f'use one of {list(RANKERS)}')
+    if ranker not in (None, *RANKERS):
+        raise RecsysDataError(f'unknown ranker {ranker!r}', fix=f'use one of {list(RANKERS)}')
     if ranker == 'lightgbm' and model.ranker is None:
         raise RecsysDataError('this model has no LightGBM ranker (it was trained with --ranker linear)',
                               fix='predict with --ranker linear, or retrain without --ranker linear')
@@ -351,9 +374,10 @@ def predict_file(model: SessionModel, test, out, products=None, warn_share: floa
     if products is not None: model.restrict(catalogue_partnumbers(products))
     cov = coverage(model, sessions)
     if cov['popularity_share'] > warn_share:
-        print(f"warning: {cov['sessions_no_known_item']:,} of {len(sessions):,} test sessions view no item the model knows "
-              f"({1 - cov['rows_known_item_share']:.0%} of the rows are unknown items); {cov['sessions_popularity']:,} "
-              f"({cov['popularity_share']:.0%}) get popularity fallbacks only. Is the model trained on this data?",
+        print(f"warning: {cov['sessions_no_known_item']:,} of {len(sessions):,} test sessions view no item the model "
+              f"knows ({1 - cov['rows_known_item_share']:.0%} of the rows are unknown items); "
+              f"{cov['sessions_popularity']:,} ({cov['popularity_share']:.0%}) get popularity fallbacks only. Is the "
+              f"model trained on this data?",
               file=sys.stderr, flush=True)
     used = 'lightgbm' if model.ranker is not None and ranker != 'linear' else 'linear'
     if used == 'lightgbm':
@@ -391,22 +415,26 @@ def _train_parser(description: str) -> argparse.ArgumentParser:
     from recsys.synth import SCALES
     ap = cli_parser('recsys-train', description=description)
     ap.add_argument('--data', required=True, help="folder with the train (+ products, users) files, or 'synthetic'")
-    ap.add_argument('--out', required=True, help='the model folder to write (refused if it holds anything but an earlier model)')
+    ap.add_argument('--out', required=True,
+                    help='the model folder to write (refused if it holds anything but an earlier model)')
     ap.add_argument('--force', action='store_true', help='replace --out even if it is not an earlier model folder')
-    ap.add_argument('--scale', default=None, choices=list(SCALES), help='synthetic scale, with --data synthetic only (default: tiny)')
+    ap.add_argument('--scale', default=None, choices=list(SCALES),
+                    help='synthetic scale, with --data synthetic only (default: tiny)')
     ap.add_argument('--seed', type=seed_int, default=42)
     ap.add_argument('--design', action='append', default=None,
-                    help='confidence design: a name (seed, linear, hu, hu_log, bm25, tfidf) or its JSON; repeat it to let the '
-                         'validation split choose (each candidate costs one more ALS fit) '
+                    help='confidence design: a name (seed, linear, hu, hu_log, bm25, tfidf) or its JSON; repeat it to '
+                         'let the validation split choose (each candidate costs one more ALS fit) '
                          f"(default: recsys.confidence.DEFAULT_DESIGN, {session_design(None).label})")
     ap.add_argument('--factors', type=positive_int, default=DEFAULT_ALS['factors'])
     ap.add_argument('--regularization', type=float, default=DEFAULT_ALS['regularization'])
     ap.add_argument('--alpha', type=float, default=1.0)
-    ap.add_argument('--iterations', type=positive_int, default=DEFAULT_ALS['iterations'], help='ALS iterations of the validation fit (and of a cold final fit)')
+    ap.add_argument('--iterations', type=positive_int, default=DEFAULT_ALS['iterations'],
+                    help='ALS iterations of the validation fit (and of a cold final fit)')
     ap.add_argument('--refit-iterations', type=int, default=None,
-                    help='ALS iterations of the final fit on all the events, which starts from the tuned validation model '
-                         '(default: a third of --iterations; 0 keeps the validation factors)')
-    ap.add_argument('--segments-k', type=positive_int, default=None, help='number of RFM segments (default: elbow + silhouette rule)')
+                    help='ALS iterations of the final fit on all the events, which starts from the tuned validation '
+                         'model (default: a third of --iterations; 0 keeps the validation factors)')
+    ap.add_argument('--segments-k', type=positive_int, default=None,
+                    help='number of RFM segments (default: elbow + silhouette rule)')
     ap.add_argument('--n-als', type=positive_int, default=20, help='ALS candidates per session')
     return _add_tuning_args(ap)
 
@@ -414,21 +442,24 @@ def _train_parser(description: str) -> argparse.ArgumentParser:
 def _add_tuning_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
     "recsys-train's options for the blend, the validation split, the final fit and the last stage."
     ap.add_argument('--weights', type=_json_arg, default=None, help='blend weights as JSON (skips tuning)')
-    ap.add_argument('--cold-refit', action='store_true', help='fit the final model from random factors with --iterations '
+    ap.add_argument('--cold-refit', action='store_true',
+                    help='fit the final model from random factors with --iterations '
                     '(slower; by default it starts from the tuned validation model)')
     ap.add_argument('--no-tune', action='store_true', help='keep the default blend weights')
     ap.add_argument('--val-sessions', type=positive_int, default=5000, help='validation sessions for tuning (at most)')
-    ap.add_argument('--val-day', type=iso_date, default=None, help='validation day YYYY-MM-DD (default: the last full training day)')
+    ap.add_argument('--val-day', type=iso_date, default=None,
+                    help='validation day YYYY-MM-DD (default: the last full training day)')
     ap.add_argument('--val-days', type=positive_int, default=1,
-                    help='days carved into the validation split, ending on --val-day (widened up to 7 while fewer than 1,000 '
-                         'sessions qualify)')
+                    help='days carved into the validation split, ending on --val-day (widened up to 7 while fewer than '
+                         '1,000 sessions qualify)')
     ap.add_argument('--val-min-carts', type=positive_int, default=None,
-                    help="distinct carts a validation session needs (default: 5 as in the challenge, or the dataset's own "
-                         "min_carts from dataset.json)")
+                    help="distinct carts a validation session needs (default: 5 as in the challenge, or the dataset's "
+                         "own min_carts from dataset.json)")
     ap.add_argument('--ranker', default='lightgbm', choices=list(RANKERS),
-                    help='the last stage: lightgbm = candidate sources + a LambdaRank ranker over them; linear = the tuned '
-                         'blend alone (the first release\'s model)')
-    ap.add_argument('--cand-k', type=positive_int, default=50, help='candidates per source and session (with --ranker lightgbm)')
+                    help='the last stage: lightgbm = candidate sources + a LambdaRank ranker over them; linear = the '
+                         'tuned blend alone (the first release\'s model)')
+    ap.add_argument('--cand-k', type=positive_int, default=50,
+                    help='candidates per source and session (with --ranker lightgbm)')
     return ap
 
 # %% ../nbs/06_recommend.ipynb #49779986
@@ -437,7 +468,8 @@ def _print_data(ds: RecsysDataset):
     used = {k: ds.files.get(k) for k in ('train', 'products', 'users')}
     print(f"data '{ds.name}': " + ', '.join(f'{k} {Path(p).name}' if p else f'{k}: MISSING' for k, p in used.items())
           + ('' if used['products'] else ' (no product attributes: catalogue = the items seen in train)')
-          + ('' if used['users'] else ' (no users file: no RFM segments, no segment fallbacks)'), file=sys.stderr, flush=True)
+          + ('' if used['users'] else ' (no users file: no RFM segments, no segment fallbacks)'), file=sys.stderr,
+          flush=True)
 
 # %% ../nbs/06_recommend.ipynb #6a79bfb3
 def _print_validation(m: SessionModel):
@@ -445,13 +477,15 @@ def _print_validation(m: SessionModel):
     if not (v := m.info.get('validation')): return
     K = m.params['K']
     print(f"validation NDCG@{K} {v['ndcg']['overall']:.4f} (in-session re-ranking "
-          f"{v['baselines']['in-session re-ranking']['overall']:.4f}) on {v['split']['sessions']:,} sessions of {v['split']['day']}; "
-          f"design {session_design(v['design']).label}, profile weight {v['profile_weight']:g}")
+          f"{v['baselines']['in-session re-ranking']['overall']:.4f}) on {v['split']['sessions']:,} sessions of "
+          f"{v['split']['day']}; design {session_design(v['design']).label}, profile weight {v['profile_weight']:g}")
     if r := v.get('ranker'):
         print(f"ranker: {r['best_iteration']} trees on {r['train_sessions']:,} sessions; hold-out NDCG@{K} "
-              f"{r.get(f'holdout_ndcg@{K}', float('nan')):.4f} (linear blend {r.get(f'holdout_ndcg@{K}_linear', float('nan')):.4f}, "
-              f"shown items {r.get(f'holdout_ndcg@{K}_shown', float('nan')):.4f}) on {r.get('holdout_sessions', 0):,} sessions; "
-              f"candidate recall@100 {r['recall']['union']['recall@100']:.3f}, {r['candidates_per_session']:.0f} per session")
+              f"{r.get(f'holdout_ndcg@{K}', float('nan')):.4f} (linear blend "
+              f"{r.get(f'holdout_ndcg@{K}_linear', float('nan')):.4f}, shown items "
+              f"{r.get(f'holdout_ndcg@{K}_shown', float('nan')):.4f}) on {r.get('holdout_sessions', 0):,} sessions; "
+              f"candidate recall@100 {r['recall']['union']['recall@100']:.3f}, {r['candidates_per_session']:.0f} per "
+              f"session")
 
 # %% ../nbs/06_recommend.ipynb #0d3afa36
 @cli_errors
@@ -461,18 +495,19 @@ def train_cli(argv=None):
     a = ap.parse_args(argv)
     if a.refit_iterations is not None and a.refit_iterations < 0: ap.error('--refit-iterations must be >= 0')
     if a.refit_iterations is not None and (a.no_tune or a.weights is not None or a.cold_refit):
-        ap.error('--refit-iterations sets the warm final fit, which needs tuning: drop it, or drop --no-tune / --weights / '
-                 '--cold-refit (a cold final fit runs --iterations)')
+        ap.error('--refit-iterations sets the warm final fit, which needs tuning: drop it, or drop --no-tune / '
+                 '--weights / --cold-refit (a cold final fit runs --iterations)')
     t0 = time.perf_counter()
     ds = _dataset(a.data, a.scale or 'tiny', a.seed)
     out = prepare_output(a.out, 'a model folder', own=is_model_dir, force=a.force, folder=True,
                          inputs=[ds.dir, *[p for p in ds.files.values() if p is not None]])
     if a.scale is not None and str(a.data) != 'synthetic':
-        print(f'warning: --scale {a.scale} is ignored: --data is a folder, its files are used as they are', file=sys.stderr)
+        print(f'warning: --scale {a.scale} is ignored: --data is a folder, its files are used as they are',
+              file=sys.stderr)
     _print_data(ds)
     m = train_model(ds, out, scale=a.scale, seed=a.seed, tune=not a.no_tune, val_sessions=a.val_sessions,
-                    val_day=a.val_day, weights=a.weights, segments_k=a.segments_k, design=a.design or DESIGN_CANDIDATES, factors=a.factors,
-                    regularization=a.regularization, alpha=a.alpha, iterations=a.iterations,
+                    val_day=a.val_day, weights=a.weights, segments_k=a.segments_k, design=a.design or DESIGN_CANDIDATES,
+                    factors=a.factors, regularization=a.regularization, alpha=a.alpha, iterations=a.iterations,
                     refit_iterations=a.refit_iterations, warm_start=not a.cold_refit, n_als=a.n_als, ranker=a.ranker,
                     cand_k=a.cand_k, val_days=a.val_days, val_min_carts=a.val_min_carts or _dataset_min_carts(ds))
     print(f'{m} -> {out} [{time.perf_counter() - t0:.1f} s]')
@@ -489,15 +524,16 @@ def predict_cli(argv=None):
     ap.add_argument('--data', required=True, help="folder with the test (+ products) files, or 'synthetic'")
     ap.add_argument('--model', required=True, help='the model folder written by recsys-train')
     ap.add_argument('--out', default='predictions_3.json',
-                    help='the predictions file (default: predictions_3.json in the current folder; an earlier predictions file '
-                         'there is replaced, any other file is refused)')
+                    help='the predictions file (default: predictions_3.json in the current folder; an earlier '
+                         'predictions file there is replaced, any other file is refused)')
     ap.add_argument('--force', action='store_true', help='replace --out even if it is not an earlier predictions file')
     ap.add_argument('--allow-mismatch', action='store_true',
                     help='predict even though the model was trained on other train/products files than --data holds')
     ap.add_argument('--scale', default='tiny', choices=list(SCALES), help='synthetic scale (with --data synthetic)')
     ap.add_argument('--seed', type=seed_int, default=42)
     ap.add_argument('--ranker', default=None, choices=list(RANKERS),
-                    help="the last stage (default: the model's own: lightgbm unless it was trained with --ranker linear)")
+                    help="the last stage (default: the model's own: lightgbm unless it was trained with --ranker "
+                         "linear)")
     a = ap.parse_args(argv)
     ds = _dataset(a.data, a.scale, a.seed)
     out = prepare_output(a.out, 'a predictions file', own=is_predictions_file, force=a.force,
@@ -507,9 +543,10 @@ def predict_cli(argv=None):
                               fix='put the Inditex test file next to the train file')
     model = load_model(a.model)
     for d in check_model_fits(model, ds, a.model, allow=a.allow_mismatch):
-        print(f"warning (--allow-mismatch): the model was trained on '{model.info.get('dataset')}': {d}", file=sys.stderr)
+        print(f"warning (--allow-mismatch): the model was trained on '{model.info.get('dataset')}': {d}",
+              file=sys.stderr)
     s = predict_file(model, ds.files['test'], out, products=ds.products, ranker=a.ranker)
     print(f"{s['path']}: {s['sessions']:,} sessions x {s['K']} products ({s['distinct_items']:,} distinct), validated; "
-          f"{s['ranker']} ranker; {s['sessions_no_known_item']:,} sessions with no known item, {s['popularity_share']:.1%} served by popularity "
-          f"[{s['seconds']:.2f} s]")
+          f"{s['ranker']} ranker; {s['sessions_no_known_item']:,} sessions with no known item, "
+          f"{s['popularity_share']:.1%} served by popularity [{s['seconds']:.2f} s]")
     return 0

@@ -18,7 +18,8 @@ from fastcore.basics import patch
 from .core import RecsysDataError
 from .arrays import int64_column, local_times_ms, pair_dots, pair_values, positions_in
 from .ingest import Interactions, read_test
-from .confidence import DESIGNS, ConfidenceDesign, DEFAULT_DESIGN, confidence, counts_on_pattern, event_score, to_implicit
+from .confidence import (
+    DESIGNS, ConfidenceDesign, DEFAULT_DESIGN, confidence, counts_on_pattern, event_score, to_implicit)
 from .als import ALSModel
 from .eda import Segments, fit_segments, segment_popularity
 
@@ -61,7 +62,8 @@ def read_sessions(events, session_ids=None, file=None) -> Sessions:
     missing = [c for c in ('session_id', 'partnumber') if c not in events.column_names]
     if missing: raise RecsysDataError(f'missing column(s) {missing}; found {events.column_names}', file=file,
                                       column=missing[0], fix='test events need session_id and partnumber')
-    sid, item = int64_column(events['session_id'], 'session_id', file), int64_column(events['partnumber'], 'partnumber', file)
+    sid, item = int64_column(events['session_id'], 'session_id', file), int64_column(events['partnumber'], 'partnumber',
+                                                                                     file)
     n, names = len(sid), events.column_names
     uid = int64_column(events['user_id'], 'user_id', file, nullable=True) if 'user_id' in names else np.full(n, np.nan)
     ctry = int64_column(events['country'], 'country', file, nullable=True) if 'country' in names else np.full(n, np.nan)
@@ -77,7 +79,8 @@ def read_sessions(events, session_ids=None, file=None) -> Sessions:
 CATALOGUE_COLUMNS = ('partnumber', 'family', 'cod_section', 'color_id', 'discount')
 
 def catalogue_frame(products=None, items=None) -> pd.DataFrame:
-    "The items that may be recommended, sorted by partnumber, with their attributes: the products, else the training `items`."
+    ("The items that may be recommended, sorted by partnumber, with their attributes: the products, else the training "
+     "`items`.")
     if products is not None:
         df = pd.DataFrame({c: products[c].to_numpy() if c in products else np.nan for c in CATALOGUE_COLUMNS})
     elif items is not None:
@@ -116,25 +119,29 @@ def session_design(design) -> ConfidenceDesign:
     s = str(design).strip()
     try: return ConfidenceDesign.from_json(s) if s.startswith('{') else ConfidenceDesign(s)
     except (ValueError, KeyError, TypeError) as e:
-        raise RecsysDataError(f'bad confidence design {design!r}: {e}', fix='a design name (seed, linear, hu, bm25...) or its JSON') from None
+        raise RecsysDataError(f'bad confidence design {design!r}: {e}',
+                              fix='a design name (seed, linear, hu, bm25...) or its JSON') from None
 
 # %% ../nbs/06a_sessions.ipynb #de51db51
 def _design_params(design: ConfidenceDesign) -> dict:
     "The design's parameters with the defaults of its function (and of `recsys.confidence.confidence`) filled in."
     out = {}
     for fn in (confidence, DESIGNS[design.name]):
-        out.update({k: v.default for k, v in inspect.signature(fn).parameters.items() if v.default is not inspect.Parameter.empty})
+        out.update({k: v.default for k, v in inspect.signature(fn).parameters.items()
+                    if v.default is not inspect.Parameter.empty})
     out.update(design.params)
     if design.name == 'seed':                       # seed: 1 + rows + cart_weight·carts, spelled through confidence()
         extra = 1.0 if out.get('rows') == 'events' else 0.0
         out.update(w_view=1.0, w_cart=out.get('cart_weight', 10.0) + extra, w_purchase=extra)
-    out['transform'] = {'bm25': 'bm25', 'tfidf': 'tfidf', 'hu_log': 'log'}.get(design.name, out.get('transform', 'linear'))
+    out['transform'] = {'bm25': 'bm25', 'tfidf': 'tfidf', 'hu_log': 'log'}.get(design.name,
+                                                                               out.get('transform', 'linear'))
     return out
 
 # %% ../nbs/06a_sessions.ipynb #aa853640
 @dataclass(eq=False)
 class SessionModel:
-    "Everything `recsys-predict` needs: ALS, the training rows' confidence, the catalogue, item statistics, fallback lists."
+    ("Everything `recsys-predict` needs: ALS, the training rows' confidence, the catalogue, item statistics, fallback "
+     "lists.")
     als: ALSModel
     items: np.ndarray              # model item ids (the ALS columns), sorted
     keys: np.ndarray               # training row keys ('u_<id>' / 's_<id>'): the ALS rows
@@ -153,8 +160,10 @@ class SessionModel:
 
     def __post_init__(self):
         self.cat_items = self.catalogue['partnumber'].to_numpy(np.int64)
-        self.cat_of_item = positions_in(self.cat_items, self.items)    # model column -> catalogue index (-1: not allowed)
-        self.item_of_cat = positions_in(self.items, self.cat_items)    # catalogue index -> model column (-1: no factors)
+        self.cat_of_item = positions_in(self.cat_items,
+                                        self.items)    # model column -> catalogue index (-1: not allowed)
+        self.item_of_cat = positions_in(self.items,
+                                        self.cat_items)    # catalogue index -> model column (-1: no factors)
         self.allowed = np.ones(len(self.cat_items), bool)
         self._index_keys(); self._index_lists()
 
@@ -164,8 +173,8 @@ class SessionModel:
         return dict(self.params.get('weights') or DEFAULT_WEIGHTS)
 
     def __repr__(self):
-        return (f'SessionModel({len(self.keys):,} training rows x {len(self.items):,} items, catalogue {len(self.cat_items):,}, '
-                f'{self.als.factors} factors, {len(self.list_names)} fallback lists)')
+        return (f'SessionModel({len(self.keys):,} training rows x {len(self.items):,} items, catalogue '
+                f'{len(self.cat_items):,}, {self.als.factors} factors, {len(self.list_names)} fallback lists)')
 
 # %% ../nbs/06a_sessions.ipynb #543c158d
 @patch
@@ -211,7 +220,9 @@ def fallback_list(self: SessionModel, sessions: Sessions) -> np.ndarray:
     "Index into `lists` per session: its user's RFM segment, else its country, else 0 (global)."
     li = np.zeros(len(sessions), np.int64)
     cl = positions_in(self._countries, sessions.country); m = cl >= 0; li[m] = self._country_list[cl[m]]
-    sg = self.segment_of(sessions.user_id); m = (sg >= 0) & (sg < len(self._segment_list)); li[m] = self._segment_list[sg[m]]
+    sg = self.segment_of(sessions.user_id)
+    m = (sg >= 0) & (sg < len(self._segment_list))
+    li[m] = self._segment_list[sg[m]]
     return li
 
 # %% ../nbs/06a_sessions.ipynb #afb283ea
@@ -249,7 +260,8 @@ def _training_confidence(X: Interactions, design) -> tuple[ConfidenceDesign, sp.
     decay is dropped when `X` has no times."""
     design = session_design(design)
     if 'half_life_days' in design.params and (X.last_ts is None or np.isnan(X.last_ts.data).all()):
-        design = ConfidenceDesign(design.name, {k: v for k, v in design.params.items() if k != 'half_life_days'})  # no times
+        design = ConfidenceDesign(design.name,
+                                  {k: v for k, v in design.params.items() if k != 'half_life_days'})  # no times
     C = sp.csr_matrix(design.apply(X), dtype=np.float32)
     dp = _design_params(design); cnt = counts_on_pattern(X)
     item_score = np.bincount(cnt.pattern.indices, weights=event_score(cnt, dp['w_view'], dp['w_cart'], dp['w_purchase'],
@@ -257,15 +269,18 @@ def _training_confidence(X: Interactions, design) -> tuple[ConfidenceDesign, sp.
     return design, C, item_score
 
 # %% ../nbs/06a_sessions.ipynb #79185344
-def _item_stats(X: Interactions, C: sp.csr_matrix, pn: np.ndarray, cat_of_item: np.ndarray, rate_prior: float) -> pd.DataFrame:
+def _item_stats(X: Interactions, C: sp.csr_matrix, pn: np.ndarray, cat_of_item: np.ndarray,
+                rate_prior: float) -> pd.DataFrame:
     """Per catalogue item `pn`: training views, carts and confidence, `item_pop` = log(1 + confidence) and `item_rate`,
-    the cart rate shrunk towards the global rate r0 by `rate_prior` views, as log((carts + prior·r0) / (views + prior) / r0)."""
+    the cart rate shrunk towards the global rate r0 by `rate_prior` views,
+    as log((carts + prior·r0) / (views + prior) / r0)."""
     on = cat_of_item >= 0
     def per_cat(m):
         out = np.zeros(len(pn)); out[cat_of_item[on]] = np.asarray(m.sum(0), np.float64).ravel()[on]; return out
     views, carts, conf = per_cat(X.views), per_cat(X.carts), per_cat(C)
     r0 = max(carts.sum(), 1.0) / max(views.sum(), 1.0)
-    return pd.DataFrame({'partnumber': pn, 'views': views, 'carts': carts, 'confidence': conf, 'item_pop': np.log1p(conf),
+    return pd.DataFrame({'partnumber': pn, 'views': views, 'carts': carts, 'confidence': conf,
+                         'item_pop': np.log1p(conf),
                          'item_rate': np.log((carts + rate_prior * r0) / (views + rate_prior) / r0)})
 
 # %% ../nbs/06a_sessions.ipynb #42862c7e
@@ -296,27 +311,27 @@ def _country_lists(X: Interactions, C: sp.csr_matrix, cat_of_item: np.ndarray, n
 
 # %% ../nbs/06a_sessions.ipynb #ee5803b2
 def fit_session_model(
-    X: Interactions,                    # training rows (users 'u_<id>', sessions 's_<id>') x items: views, carts, purchases
+    X: Interactions,  # training rows (users 'u_<id>', sessions 's_<id>') x items: views, carts, purchases
     products=None,                      # the products table: the catalogue (None: the items of `X`)
-    users=None,                         # the users table; with R, F, M columns it gives RFM segments (see `rfm_segments`)
+    users=None,  # the users table; with R, F, M columns it gives RFM segments (see `rfm_segments`)
     *,
-    design=None,                        # confidence design: a `ConfidenceDesign`, its dict, JSON or name (None: the default)
+    design=None,  # confidence design: a `ConfidenceDesign`, its dict, JSON or name (None: the default)
     factors: int = 64,                  # ALS latent factors
     regularization: float = 0.05,       # ALS L2 regularization
-    alpha: float = 1.0,                 # ALS alpha (C goes to ALS as C/alpha, so its confidence stays C; see `to_implicit`)
+    alpha: float = 1.0,  # ALS alpha (C goes to ALS as C/alpha, so its confidence stays C; see `to_implicit`)
     iterations: int = 15,               # ALS sweeps
     seed: int = 42,                     # seeds ALS and the RFM k-means
     segments: Segments | None = None,   # RFM segments already fitted (None: fitted on `users`)
     segments_k: int | None = None,      # number of RFM segments fitted on `users` (None: the elbow + silhouette rule)
     n_group: int = 20,                  # length of each popularity fallback list (global, segment, country)
     n_als: int = 20,                    # ALS candidates per session (the fold-in's top items)
-    n_history: int = 10,                # profile candidates per session (its user's and its own earlier strongest items)
+    n_history: int = 10,  # profile candidates per session (its user's and its own earlier strongest items)
     profile_weight: float = 0.3,        # weight of the profile added to a session's own confidence when folding it in
-    rate_prior: float = 20.0,           # views of prior that shrink an item's cart rate towards the global one (`item_rate`)
+    rate_prior: float = 20.0,  # views of prior that shrink an item's cart rate towards the global one (`item_rate`)
     weights: dict | None = None,        # blend weights over `FEATURES` (None: `DEFAULT_WEIGHTS`)
     K: int = 5,                         # recommendations per session
     show_progress: bool | None = None,  # ALS progress bar (None: when on a terminal)
-    initial_factors=None,               # (rows x factors, items x factors) to start ALS from (see `warm_factors`; None: random)
+    initial_factors=None,  # (rows x factors, items x factors) to start ALS from (see `warm_factors`; None: random)
 ) -> SessionModel:
     """Fit what a session recommender needs on training interactions `X`: the confidence design, ALS, item
     statistics, country popularity and (given `segments`, or `users` with R, F, M) RFM segments and their popularity."""
@@ -325,7 +340,8 @@ def fit_session_model(
                    calculate_training_loss=False).fit(to_implicit(C, alpha), show_progress=show_progress,
                                                       initial_factors=initial_factors)
     cat = catalogue_frame(products, X.items); pn = cat['partnumber'].to_numpy(np.int64)
-    if len(cat) < K: raise RecsysDataError(f'the catalogue has {len(cat)} products, fewer than K={K}', fix='check the products file')
+    if len(cat) < K:
+        raise RecsysDataError(f'the catalogue has {len(cat)} products, fewer than K={K}', fix='check the products file')
     cat_of_item = positions_in(pn, X.items)
     stats = _item_stats(X, C, pn, cat_of_item, rate_prior)
     if segments is None: segments = rfm_segments(users, seed=seed, k=segments_k)
@@ -333,8 +349,10 @@ def fit_session_model(
     c_names, c_lists = _country_lists(X, C, cat_of_item, len(cat), n_group)
     names = ['global', *s_names, *c_names]
     lists = [_top_per_row(stats['confidence'].to_numpy()[None, :], n_group)[0], *s_lists, *c_lists]
-    params = dict(design=design.to_dict(), factors=int(factors), regularization=float(regularization), alpha=float(alpha),
-                  iterations=int(iterations), seed=int(seed), n_group=int(n_group), n_als=int(n_als), n_history=int(n_history),
+    params = dict(design=design.to_dict(), factors=int(factors), regularization=float(regularization),
+                  alpha=float(alpha),
+                  iterations=int(iterations), seed=int(seed), n_group=int(n_group), n_als=int(n_als),
+                  n_history=int(n_history),
                   profile_weight=float(profile_weight), rate_prior=float(rate_prior), K=int(K),
                   weights=dict(weights or DEFAULT_WEIGHTS))
     info = dict(rows=int(X.n_rows), items=int(X.n_items), pairs=int(C.nnz), id_hash=X.id_hash(),
@@ -372,7 +390,13 @@ class Candidates:
                              **{f: self.F[:, j] for j, f in enumerate(FEATURES)}})
 
 # %% ../nbs/06a_sessions.ipynb #f2b12cf0
-def top_k_pairs(s: np.ndarray, item: np.ndarray, score: np.ndarray, n: int, K: int) -> np.ndarray:
+def top_k_pairs(
+    s: np.ndarray,      # session index (0..n-1) of each (session, item) pair
+    item: np.ndarray,   # item of each pair
+    score: np.ndarray,  # score of each pair: higher ranks first
+    n: int,             # number of sessions (rows of the result)
+    K: int,             # items kept per session (columns of the result)
+) -> np.ndarray:
     "Per session 0..n-1, the items of its `K` highest-scored pairs, best first (ties: lower item), -1 padded."
     o = np.lexsort((item, -score, s))
     so = s[o]
@@ -394,11 +418,14 @@ def session_confidence(model: SessionModel, V: sp.csr_matrix) -> sp.csr_matrix:
     contributes to a new row when `by='item'`. Sessions are 'now': a recency decay leaves them at full weight."""
     d = session_design(model.params['design']); p = _design_params(d)
     if p['transform'] in ('linear', 'log'):
-        return sp.csr_matrix(ConfidenceDesign(d.name, {k: v for k, v in d.params.items() if k != 'half_life_days'}).apply(views=V),
+        return sp.csr_matrix(ConfidenceDesign(d.name, {k: v for k, v in d.params.items()
+                                                       if k != 'half_life_days'}).apply(views=V),
                              dtype=np.float32)
     if p.get('by', 'item') != 'item' or model.item_score is None:
-        raise RecsysDataError(f"cannot fold new sessions into a model whose confidence is {d.label}: a {p['transform']} "
-                              "weighting by row needs the whole training corpus", fix="use by='item' (the default) or another design")
+        raise RecsysDataError(f"cannot fold new sessions into a model whose confidence is {d.label}: a "
+                              f"{p['transform']} "
+                              "weighting by row needs the whole training corpus",
+                              fix="use by='item' (the default) or another design")
     cnt = counts_on_pattern(views=V)
     sc = event_score(cnt, p['w_view'], p['w_cart'], p['w_purchase'], p['repeat'])
     P = cnt.pattern; nnz = np.diff(P.indptr)
@@ -480,7 +507,8 @@ def _popularity_sources(model: SessionModel, sessions: Sessions) -> list:
 def _merge_sources(parts: list, NC: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One row per distinct (session, item) of the sources: (session, catalogue index, features, 0 where no source
     gives one), sorted by session then item. Within a source pairs are unique, so assignment suffices."""
-    s_all = np.concatenate([q[0] for q in parts]).astype(np.int64); i_all = np.concatenate([q[1] for q in parts]).astype(np.int64)
+    s_all = np.concatenate([q[0] for q in parts]).astype(np.int64)
+    i_all = np.concatenate([q[1] for q in parts]).astype(np.int64)
     uk, inv = np.unique(s_all * NC + i_all, return_inverse=True)
     F = np.zeros((len(uk), len(FEATURES)))
     off = 0
@@ -490,7 +518,8 @@ def _merge_sources(parts: list, NC: int) -> tuple[np.ndarray, np.ndarray, np.nda
     return uk // NC, uk % NC, F
 
 # %% ../nbs/06a_sessions.ipynb #4139cd77
-def _model_features(F: np.ndarray, model: SessionModel, U: np.ndarray, P: sp.csr_matrix, s: np.ndarray, item: np.ndarray):
+def _model_features(F: np.ndarray, model: SessionModel, U: np.ndarray, P: sp.csr_matrix, s: np.ndarray,
+                    item: np.ndarray):
     "Fill in the features every pair has, in place: the ALS score U·V, log(1 + profile value), `item_rate`, `item_pop`."
     mcol = model.item_of_cat[item]
     F[:, FEATURES.index('als')] = np.where(mcol >= 0, pair_dots(U, model.als.item_factors, s, np.maximum(mcol, 0)), 0.0)
@@ -508,16 +537,23 @@ def candidates(model: SessionModel, sessions: Sessions, profile_weight: float | 
     U, has, als = _als_source(model, X)
     s, item, F = _merge_sources([viewed, *als, *_profile_source(model, P), *_popularity_sources(model, sessions)], NC)
     _model_features(F, model, U, P, s, item)
-    info = dict(sessions=len(sessions), pairs=len(s), with_input=int(has.sum()), seconds=round(time.perf_counter() - t0, 4))
+    info = dict(sessions=len(sessions), pairs=len(s), with_input=int(has.sum()),
+                seconds=round(time.perf_counter() - t0, 4))
     return Candidates(sessions, s, item, F, NC, info, U, P)
 
 # %% ../nbs/06a_sessions.ipynb #694146d1
-def recommend_sessions(model: SessionModel, sessions: Sessions, K: int | None = None, weights: dict | None = None,
-                       profile_weight: float | None = None) -> np.ndarray:
+def recommend_sessions(
+    model: SessionModel,                  # the trained session model
+    sessions: Sessions,                   # the sessions to recommend for (`read_sessions`)
+    K: int | None = None,                 # recommendations per session (None: the model's K)
+    weights: dict | None = None,          # blend weights over `FEATURES` (None: the model's tuned weights)
+    profile_weight: float | None = None,  # weight of the profile in the fold-in (None: the model's)
+) -> np.ndarray:
     "Top-`K` partnumbers (sessions x K, int64) for every session, by the model's blend (or `weights`)."
     K = K or model.params['K']
     top = candidates(model, sessions, profile_weight).top_k(weights or model.weights, K)
-    if (top < 0).any(): raise RecsysDataError(f'fewer than K={K} candidates for some sessions', n_bad=int((top < 0).any(1).sum()))
+    if (top < 0).any():
+        raise RecsysDataError(f'fewer than K={K} candidates for some sessions', n_bad=int((top < 0).any(1).sum()))
     return model.cat_items[top]
 
 # %% ../nbs/06a_sessions.ipynb #1868f968
@@ -531,12 +567,14 @@ BASELINES = {
 
 # %% ../nbs/06a_sessions.ipynb #dca0e76e
 def session_kinds(sessions: Sessions, train: pa.Table) -> np.ndarray:
-    "The challenge's kind of each session: returning (its id is in `train`) or new, known (its user is in `train`) or unknown."
+    ("The challenge's kind of each session: returning (its id is in `train`) or new, known (its user is in `train`) or "
+     "unknown.")
     sids = np.unique(int64_column(train['session_id'], 'session_id'))
     uids = int64_column(train['user_id'], 'user_id', nullable=True); uids = np.unique(uids[~np.isnan(uids)])
     ret = np.isin(sessions.session_id, sids)
     known = ~np.isnan(sessions.user_id) & np.isin(sessions.user_id, uids)
-    return (np.where(ret, 'returning_', 'new_').astype(object) + np.where(known, 'known', 'unknown').astype(object)).astype(str)
+    return (np.where(ret, 'returning_', 'new_').astype(object)
+            + np.where(known, 'known', 'unknown').astype(object)).astype(str)
 
 def _attrs(model: SessionModel, cat_idx, prefix: str = '') -> pd.DataFrame:
     "Family, section and colour of catalogue items."
@@ -556,10 +594,19 @@ def als_contributions(model: SessionModel, x: sp.csr_matrix, targets) -> tuple[n
     return J, c, (Z @ Yj.T) * c[None, :]
 
 # %% ../nbs/06a_sessions.ipynb #dfb0e1f4
-def explain(model: SessionModel, sessions: Sessions, session_id: int, weights: dict | None = None, K: int | None = None,
-            n_drivers: int = 3, n_neighbours: int = 3, profile_weight: float | None = None) -> dict:
+def explain(
+    model: SessionModel,                  # the trained session model
+    sessions: Sessions,                   # the sessions that hold `session_id` (`read_sessions`)
+    session_id: int,                      # the session to explain
+    weights: dict | None = None,          # blend weights over `FEATURES` (None: the model's tuned weights)
+    K: int | None = None,                 # recommendations explained (None: the model's K)
+    n_drivers: int = 3,                   # input items listed per recommendation, by their share of its ALS score
+    n_neighbours: int = 3,                # nearest items in factor space listed per recommendation
+    profile_weight: float | None = None,  # weight of the profile in the fold-in (None: the model's)
+) -> dict:
     """Why the session's recommendations: `viewed` (its items), `recommendations` (each with the blend's terms),
-    `drivers` (the input items behind each ALS score: session or history) and `neighbours` (nearest items in factor space)."""
+    `drivers` (the input items behind each ALS score: session or history) and `neighbours` (nearest items in factor
+    space)."""
     K, w = K or model.params['K'], weights or model.weights
     one = sessions.subset([session_id])
     if len(one) != 1: raise RecsysDataError('not one of these sessions', column='session_id', example=session_id)
@@ -567,8 +614,8 @@ def explain(model: SessionModel, sessions: Sessions, session_id: int, weights: d
     top = c.top_k(w, K)[0]
     rows = positions_in(c.item, top)                     # one session: pairs sorted by item
     contrib = c.F[rows] * _weights(w)[None, :]
-    rec = pd.concat([pd.DataFrame({'rank': np.arange(1, K + 1), 'partnumber': model.cat_items[top]}), _attrs(model, top),
-                     pd.DataFrame({'score': contrib.sum(1)}),
+    rec = pd.concat([pd.DataFrame({'rank': np.arange(1, K + 1), 'partnumber': model.cat_items[top]}),
+                     _attrs(model, top), pd.DataFrame({'score': contrib.sum(1)}),
                      pd.DataFrame(contrib, columns=[f'w*{f}' for f in FEATURES])], axis=1)
     X, Cs, P = session_inputs(model, one, profile_weight)
     m_top = model.item_of_cat[top]; has = np.flatnonzero(m_top >= 0)
@@ -579,9 +626,13 @@ def explain(model: SessionModel, sessions: Sessions, session_id: int, weights: d
         r = np.repeat(has, o.shape[1]); j = o.ravel()
         drivers = pd.DataFrame({'rank': r + 1, 'partnumber': model.cat_items[top[r]], 'driver': model.items[J[j]],
                                 'source': np.where(np.isin(J[j], Cs[0].indices), 'session', 'history'),
-                                'confidence': conf[j], 'contribution': T[np.repeat(np.arange(len(has)), o.shape[1]), j]})
+                                'confidence': conf[j],
+                                'contribution': T[np.repeat(np.arange(len(has)), o.shape[1]), j]})
     drivers = pd.concat([drivers.reset_index(drop=True),
-                         _attrs(model, np.maximum(model.cat_of_item[positions_in(model.items, drivers['driver'].to_numpy(np.int64))], 0), 'driver_')], axis=1)
+                         _attrs(model,
+                                np.maximum(model.cat_of_item[positions_in(model.items,
+                                                                          drivers['driver'].to_numpy(np.int64))], 0),
+                                'driver_')], axis=1)
     neighbours = pd.DataFrame(columns=['rank', 'partnumber', 'neighbour', 'similarity'])
     if len(has):
         ids, sims = model.als.similar_items(m_top[has], N=n_neighbours)
@@ -589,7 +640,10 @@ def explain(model: SessionModel, sessions: Sessions, session_id: int, weights: d
         neighbours = pd.DataFrame({'rank': r[ok] + 1, 'partnumber': model.cat_items[top[r[ok]]],
                                    'neighbour': model.items[ids.ravel()[ok]], 'similarity': sims.ravel()[ok]})
     neighbours = pd.concat([neighbours.reset_index(drop=True),
-                            _attrs(model, np.maximum(model.cat_of_item[positions_in(model.items, neighbours['neighbour'].to_numpy(np.int64))], 0))], axis=1)
+                            _attrs(model,
+                                   np.maximum(model.cat_of_item[positions_in(model.items,
+                                                                             neighbours['neighbour'].to_numpy(np.int64))],
+                                              0))], axis=1)
     vi = np.unique(positions_in(model.cat_items, one.row_item)); vi = vi[vi >= 0]
     viewed = pd.concat([pd.DataFrame({'partnumber': model.cat_items[vi]}), _attrs(model, vi)], axis=1)
     return {'viewed': viewed, 'recommendations': rec, 'drivers': drivers, 'neighbours': neighbours}
