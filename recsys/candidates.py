@@ -67,7 +67,8 @@ def shown_candidates(row_session, row_item, row_time) -> pd.DataFrame:
     first = order_rank(ki, first_t, ks)
     rank = order_rank(ki, -last, -views, ks)
     o = np.lexsort((rank, ks))
-    return _frame(ks[o], ki[o], views[o], rank[o]).assign(recency=recency[o].astype(np.int32), first=first[o].astype(np.int32))
+    return _frame(ks[o], ki[o], views[o], rank[o]).assign(recency=recency[o].astype(np.int32),
+                                                          first=first[o].astype(np.int32))
 
 # %% ../nbs/06c_candidates.ipynb #ebf9dd4f
 def session_matrix(
@@ -76,10 +77,11 @@ def session_matrix(
     n_sessions: int,                 # rows of the matrix
     n_items: int,                    # columns of the matrix
     row_time=None,                   # time of each row (needed with `half_life`)
-    half_life: float | None = None,  # recency weight halves every `half_life` rows back from the session's last (None: no decay)
+    half_life: float | None = None,  # weight halves every `half_life` rows before the session's last (None: no decay)
     binary: bool = False,            # 1 where a session shows the item, instead of weighted views
 ) -> sp.csr_matrix:
-    "Sessions x items CSR of the shown rows: views per item, recency-weighted with `half_life` (rows), or 1/0 if `binary`."
+    """Sessions x items CSR of the shown rows: views per item, recency-weighted with `half_life` (rows),
+    or 1/0 if `binary`."""
     s, i = np.asarray(row_session, np.int64), np.asarray(row_item, np.int64)
     w = np.ones(s.size, np.float64)
     if half_life is not None:
@@ -159,10 +161,10 @@ def covisitation(
     given, receives the sizes that bound memory: pairs per chunk and their bytes, and the number of such cuts.
     `row_weight` (one float per row), if given, multiplies each pair's weight by its source row's (the OTTO recipe's
     time weight, `recsys.otto`); `tau_ms=np.inf` drops the time decay."""
-    if kind not in COVIS_KINDS: raise RecsysDataError(f'unknown co-visitation kind {kind!r}', fix=f'use one of {COVIS_KINDS}')
-    t0 = _time.perf_counter()
+    if kind not in COVIS_KINDS: raise RecsysDataError(f'unknown co-visitation kind {kind!r}',
+                                                      fix=f'use one of {COVIS_KINDS}')
+    t0 = _time.perf_counter(); rw = None if row_weight is None else np.asarray(row_weight, np.float64)
     s, i, t = (np.asarray(a, np.int64) for a in (session, item, time)); c = np.asarray(cart, bool)
-    rw = None if row_weight is None else np.asarray(row_weight, np.float64)
     o = np.lexsort((i, t, s)); s, i, t, c = s[o], i[o], t[o], c[o]
     if rw is not None: rw = rw[o]
     pos = run_positions(s); size = np.bincount(np.unique(s, return_inverse=True)[1])
@@ -172,26 +174,26 @@ def covisitation(
     _, start, L = np.unique(s, return_index=True, return_counts=True)
     bounds = _chunks(L.astype(np.int64), chunk_pairs); row_at = np.r_[start, s.size]
     total = sp.csr_matrix((n_items, n_items), dtype=np.float32)
-    stats = dict(kind=kind, rows=int(s.size), sessions=int(L.size), chunks=0, pairs=0, peak_chunk_pairs=0, peak_pair_bytes=0,
-                 cuts=0)
+    stats = dict(kind=kind, rows=int(s.size), sessions=int(L.size), chunks=0, pairs=0, peak_chunk_pairs=0,
+                 peak_pair_bytes=0, cuts=0)
     for lo, hi in zip(bounds[:-1], bounds[1:]):
         r0, r1 = row_at[lo], row_at[hi]
         a, b, w = _lag_pairs(s[r0:r1], i[r0:r1], t[r0:r1], c[r0:r1], kind, window_ms, tau_ms, cart_weight)
         if a.size == 0: continue
         if rw is not None: w = w * rw[r0:r1][a]
         ses = np.searchsorted(start, a + r0, side='right') - 1 - lo     # session of the pair, local to the chunk
-        ia, ib = i[r0:r1][a], i[r0:r1][b]
-        key = (ses * n_items + ia) * n_items + ib
+        ia, ib = i[r0:r1][a], i[r0:r1][b]; key = (ses * n_items + ia) * n_items + ib
         oo = np.argsort(key); ks = key[oo]
         first = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
         wmax = np.maximum.reduceat(w[oo], first)                  # one per (session, a, b): the largest weight
         pa_, pb_ = (ks[first] // n_items) % n_items, ks[first] % n_items
-        stats['peak_pair_bytes'] = max(stats['peak_pair_bytes'], sum(x.nbytes for x in (a, b, w, ses, ia, ib, key, oo, ks)))
-        stats['chunks'] += 1; stats['pairs'] += int(a.size); stats['peak_chunk_pairs'] = max(stats['peak_chunk_pairs'], int(a.size))
+        stats['peak_pair_bytes'] = max(stats['peak_pair_bytes'],
+                                       sum(x.nbytes for x in (a, b, w, ses, ia, ib, key, oo, ks)))
+        stats['chunks'] += 1; stats['pairs'] += int(a.size)
+        stats['peak_chunk_pairs'] = max(stats['peak_chunk_pairs'], int(a.size))
         total = total + sp.csr_matrix((wmax.astype(np.float32), (pa_, pb_)), shape=(n_items, n_items))
         if total.nnz > max_nnz: total = prune_top_n(total, 10 * top_n); stats['cuts'] += 1
-    stats['nnz_before_top_n'] = int(total.nnz)
-    M = prune_top_n(total, top_n)
+    stats['nnz_before_top_n'] = int(total.nnz); M = prune_top_n(total, top_n)
     stats.update(nnz=int(M.nnz), seconds=round(_time.perf_counter() - t0, 3))
     if info is not None: info.update(stats)
     return M
@@ -208,7 +210,8 @@ def item_item_candidates(M, S, k: int = 50, exclude_shown: bool = False) -> pd.D
 
 # %% ../nbs/06c_candidates.ipynb #3a4fe2f7
 def normalise_embeddings(E, present=None) -> tuple[np.ndarray, np.ndarray]:
-    "(L2-normalised float32 copy with zero rows where absent, present mask); absent = `present` False, NaN or zero rows."
+    """(L2-normalised float32 copy with zero rows where absent, present mask);
+    absent = `present` False, NaN or zero rows."""
     E = np.asarray(E, np.float32)
     ok = np.isfinite(E).all(1) if E.size else np.zeros(len(E), bool)
     if present is not None: ok &= np.asarray(present, bool)
@@ -219,7 +222,8 @@ def normalise_embeddings(E, present=None) -> tuple[np.ndarray, np.ndarray]:
 
 # %% ../nbs/06c_candidates.ipynb #39097534
 def embedding_neighbours(E, top_n: int = 20, present=None, block: int = 2048) -> sp.csr_matrix:
-    "Exact cosine top-`top_n` neighbours of every item (n_items x n_items CSR, self excluded), by blocked matrix products."
+    """Exact cosine top-`top_n` neighbours of every item (n_items x n_items CSR, self excluded),
+    by blocked matrix products."""
     X, ok = normalise_embeddings(E, present)
     n = len(X); cols = np.flatnonzero(ok); top = min(top_n, max(cols.size - 1, 0))
     rows_out, cols_out, vals_out = [], [], []
@@ -238,13 +242,15 @@ def embedding_neighbours(E, top_n: int = 20, present=None, block: int = 2048) ->
 
 # %% ../nbs/06c_candidates.ipynb #061ccb80
 def item_stats(item, cart, n_items: int, m: float = 50.0) -> pd.DataFrame:
-    "Per catalogue item (index 0..n_items-1): views, carts, raw cart rate and the rate shrunk to the global mean (`m` views)."
+    """Per catalogue item (index 0..n_items-1): views, carts, raw cart rate
+    and the rate shrunk to the global mean (`m` views)."""
     item = np.asarray(item, np.int64); cart = np.asarray(cart, bool)
     views = np.bincount(item, minlength=n_items).astype(np.float64)
     carts = np.bincount(item[cart], minlength=n_items).astype(np.float64)
     p = carts.sum() / max(views.sum(), 1.0)
     with np.errstate(invalid='ignore', divide='ignore'): rate = np.where(views > 0, carts / views, np.nan)
-    return pd.DataFrame({'views': views, 'carts': carts, 'cart_rate': rate, 'shrunk_rate': (carts + m * p) / (views + m)})
+    return pd.DataFrame({'views': views, 'carts': carts, 'cart_rate': rate,
+                         'shrunk_rate': (carts + m * p) / (views + m)})
 
 # %% ../nbs/06c_candidates.ipynb #a1dc23a0
 def group_top_items(item_group, item_value, top_n: int = 50) -> sp.csr_matrix:
@@ -253,7 +259,8 @@ def group_top_items(item_group, item_value, top_n: int = 50) -> sp.csr_matrix:
     ok = (g >= 0) & np.isfinite(v)
     t = top_k_per_session(g[ok], items[ok], v[ok], top_n)
     n_groups = int(g.max()) + 1 if (g >= 0).any() else 0
-    return sp.csr_matrix((t['score'].to_numpy(), (t['session'].to_numpy(), t['item'].to_numpy())), shape=(n_groups, g.size))
+    return sp.csr_matrix((t['score'].to_numpy(), (t['session'].to_numpy(), t['item'].to_numpy())),
+                         shape=(n_groups, g.size))
 
 # %% ../nbs/06c_candidates.ipynb #0f6055db
 def group_candidates(
@@ -284,7 +291,8 @@ def history_candidates(
     k: int = 50,               # candidates kept per session
     cart_weight: float = 9.0,  # score of a cart relative to a row
 ) -> pd.DataFrame:
-    "Items the session's user viewed or carted in train (user keys >= 0; -1 = anonymous): score = rows + cart_weight x carts."
+    """Items the session's user viewed or carted in train (user keys >= 0; -1 = anonymous):
+    score = rows + cart_weight x carts."""
     u = np.asarray(train_user, np.int64); ok = u >= 0
     w = 1.0 + cart_weight * np.asarray(train_cart, bool)[ok]
     users, inv = np.unique(u[ok], return_inverse=True)
@@ -306,8 +314,8 @@ def popularity_candidates(
     train_group=None,          # group of each training row (None: one global ranking)
     session_group=None,        # group of each session, with `train_group`
 ) -> pd.DataFrame:
-    """The `k` most popular items (score = rows + cart_weight x carts) for every session; with `train_group` (per train row)
-    and `session_group` (per session), each session gets its group's own top `k` (none if its group is unseen)."""
+    """The `k` most popular items (score = rows + cart_weight x carts) for every session; with `train_group` (per train
+    row) and `session_group` (per session), each session gets its group's own top `k` (none if its group is unseen)."""
     item = np.asarray(train_item, np.int64)
     w = np.ones(item.size) if train_cart is None else 1.0 + cart_weight * np.asarray(train_cart, bool)
     if train_group is None:
@@ -339,7 +347,8 @@ def als_candidates(model, user_items, k: int = 50, filter_seen: bool = False) ->
 
 # %% ../nbs/06c_candidates.ipynb #fa2e025a
 def recall_at_k(cands: dict, labels: pd.DataFrame, ks=(20, 50, 100)) -> pd.DataFrame:
-    "Share of `labels` (columns session, item) inside each source's top K and inside the union of them; mean candidates."
+    """Share of `labels` (columns session, item) inside each source's top K and inside the union of them;
+    mean candidates."""
     lab = np.unique(pair_keys(labels['session'], labels['item'])); n_s = max(pd.unique(labels['session']).size, 1)
     lab_s = set(np.asarray(labels['session']).tolist())
     out = {}
@@ -358,10 +367,12 @@ def recall_at_k(cands: dict, labels: pd.DataFrame, ks=(20, 50, 100)) -> pd.DataF
 
 # %% ../nbs/06c_candidates.ipynb #5ab07806
 def merge_candidates(cands: dict, max_rank: int | None = None) -> pd.DataFrame:
-    """One row per (session, item) proposed by any source (rank < `max_rank`), sorted, with `{source}_score` (0 where absent),
-    `{source}_rank` (NaN where absent), `{source}_{extra}` for a source's extra columns (NaN where absent) and `n_sources`."""
+    """One row per (session, item) proposed by any source (rank < `max_rank`), sorted, with `{source}_score` (0 where
+    absent), `{source}_rank` (NaN where absent), `{source}_{extra}` for a source's extra columns (NaN where absent) and
+    `n_sources`."""
     parts = {n: (c if max_rank is None else c[c['rank'] < max_rank]) for n, c in cands.items()}
-    keys = np.unique(np.concatenate([pair_keys(c['session'], c['item']) for c in parts.values()] or [np.zeros(0, np.int64)]))
+    keys = np.unique(np.concatenate([pair_keys(c['session'], c['item']) for c in parts.values()]
+                                    or [np.zeros(0, np.int64)]))
     out = {'session': (keys >> 32).astype(np.int64), 'item': (keys & 0xFFFFFFFF).astype(np.int32)}
     n_src = np.zeros(keys.size, np.int16)
     for n, c in parts.items():
@@ -377,13 +388,15 @@ def merge_candidates(cands: dict, max_rank: int | None = None) -> pd.DataFrame:
 # %% ../nbs/06c_candidates.ipynb #650118f3
 def label_candidates(merged: pd.DataFrame, labels: pd.DataFrame) -> np.ndarray:
     "Whether each (session, item) row of `merged` is a label (a 0/1 int array, the ranker's target)."
-    return np.isin(pair_keys(merged['session'], merged['item']), pair_keys(labels['session'], labels['item'])).astype(np.int8)
+    return np.isin(pair_keys(merged['session'], merged['item']),
+                   pair_keys(labels['session'], labels['item'])).astype(np.int8)
 
 # %% ../nbs/06c_candidates.ipynb #020fce52
 def event_rows(events, cat_items, batch_rows: int = 1 << 21) -> dict:
-    """Training events (an Arrow table or an iterable of tables/record batches, e.g. `ValidationSplit.history_batches()`)
-    as arrays: session, item (position in the sorted `cat_items`), time (ms; the row's position where the file has no
-    times), cart, user (-1 = anonymous). Rows of products outside `cat_items` are dropped."""
+    """Training events (an Arrow table or an iterable of tables/record batches, e.g.
+    `ValidationSplit.history_batches()`) as arrays: session, item (position in the sorted `cat_items`), time (ms; the
+    row's position where the file has no times), cart, user (-1 = anonymous). Rows of products outside `cat_items` are
+    dropped."""
     from recsys.arrays import int64_column, local_times_ms, positions_in
     import pyarrow as pa
     cat_items = np.asarray(cat_items, np.int64)
@@ -394,9 +407,12 @@ def event_rows(events, cat_items, batch_rows: int = 1 << 21) -> dict:
         ci = positions_in(cat_items, int64_column(t['partnumber'], 'partnumber')); ok = ci >= 0
         ts = local_times_ms(t)
         ts = np.arange(off, off + t.num_rows, dtype=np.int64) if ts is None else ts
-        u = int64_column(t['user_id'], 'user_id', nullable=True) if 'user_id' in t.column_names else np.full(t.num_rows, np.nan)
-        cart = (int64_column(t['add_to_cart'], 'add_to_cart') > 0) if 'add_to_cart' in t.column_names else np.zeros(t.num_rows, bool)
-        parts.append(dict(session=int64_column(t['session_id'], 'session_id')[ok], item=ci[ok].astype(np.int32), time=ts[ok],
+        u = (int64_column(t['user_id'], 'user_id', nullable=True) if 'user_id' in t.column_names
+             else np.full(t.num_rows, np.nan))
+        cart = ((int64_column(t['add_to_cart'], 'add_to_cart') > 0) if 'add_to_cart' in t.column_names
+                else np.zeros(t.num_rows, bool))
+        parts.append(dict(session=int64_column(t['session_id'], 'session_id')[ok], item=ci[ok].astype(np.int32),
+                          time=ts[ok],
                           cart=cart[ok], user=np.nan_to_num(u, nan=-1).astype(np.int64)[ok]))
         off += t.num_rows
     keys = ('session', 'item', 'time', 'cart', 'user')
@@ -450,7 +466,8 @@ class CandidateSources:
     @property
     def n_items(self) -> int: return len(self.family)
     def __repr__(self):
-        return (f"CandidateSources({self.n_items:,} items; co-visitation {', '.join(f'{k} {m.nnz:,}' for k, m in self.covis.items())}; "
+        return (f"CandidateSources({self.n_items:,} items; "
+                f"co-visitation {', '.join(f'{k} {m.nnz:,}' for k, m in self.covis.items())}; "
                 f"embedding {'none' if self.embedding is None else f'{self.embedding.nnz:,}'})")
 
 # %% ../nbs/06c_candidates.ipynb #9868f5ba
@@ -483,14 +500,16 @@ def fit_sources(
     `covis_rows`), embedding neighbours (`embeddings` = (matrix, present mask) aligned with `catalogue`; cosine on their
     first `nn_dim` principal components when they have more), family and
     section top sellers, item statistics. `progress(name)`, if given, is called before each step. The embedding part
-    depends on the catalogue only: `reuse` (sources fitted on the same catalogue) lends its own instead of recomputing it."""
+    depends on the catalogue only: `reuse` (sources fitted on the same catalogue) lends its own instead of recomputing
+    it."""
     t0 = _time.perf_counter(); n = len(catalogue); info = {}
     step = progress or (lambda name: None)
     recent = _recent(rows, covis_rows); covis = {}
     info['covis_rows'] = int(recent['session'].size)
     for kind in COVIS_KINDS:
         step(f'co-visitation {kind}'); info[kind] = {}
-        covis[kind] = covisitation(recent['session'], recent['item'], recent['time'], recent['cart'], n, kind, top_n=top_n,
+        covis[kind] = covisitation(recent['session'], recent['item'], recent['time'], recent['cart'], n, kind,
+                                   top_n=top_n,
                                    info=info[kind])
     del recent
     step('item statistics and top sellers')
@@ -501,7 +520,8 @@ def fit_sources(
     nn, emb, ok = None, np.zeros((n, 0), np.float32), np.zeros(n, bool)
     if reuse is not None and reuse.n_items == n and reuse.embedding is not None:
         nn, emb, ok = reuse.embedding, reuse.emb, reuse.emb_ok
-        info.update({k: reuse.info[k] for k in ('emb_variance_kept', 'embedding_seconds') if k in reuse.info}, embedding_reused=True)
+        info.update({k: reuse.info[k] for k in ('emb_variance_kept', 'embedding_seconds') if k in reuse.info},
+                    embedding_reused=True)
     elif embeddings is not None:
         step('embedding neighbours')
         X, ok = normalise_embeddings(*embeddings)
@@ -548,7 +568,8 @@ def generate(
         out[g] = _group_session_candidates(T, rs, ri, n_sessions, self.family if g == 'family' else self.section, k)
     return out
 
-generate = CandidateSources.generate  # noqa: F811 — a function of the module too, as before (@patch leaves the name None)
+# a function of the module too, as before (@patch leaves the name None)
+generate = CandidateSources.generate  # noqa: F811
 _all_ = ['generate']
 
 # %% ../nbs/06c_candidates.ipynb #c43fe311
@@ -576,16 +597,19 @@ def load_sources(d) -> CandidateSources:
     import json
     d = Path(d)
     for f in SOURCE_FILES:
-        if not (d / f).exists(): raise RecsysDataError('the candidate sources are missing', file=str(d / f), fix='retrain the model')
+        if not (d / f).exists(): raise RecsysDataError('the candidate sources are missing', file=str(d / f),
+                                                       fix='retrain the model')
     meta = json.loads((d / 'sources.json').read_text())
     if meta.get('format') != 'recsys.candidate-sources/1':
         raise RecsysDataError(f"unknown candidate-sources format {meta.get('format')!r}", file=str(d / 'sources.json'),
                               fix='retrain the model with this version of recsys')
     with np.load(d / 'sources.npz', allow_pickle=False) as z:
         def mat(name):
-            return sp.csr_matrix((z[f'{name}__data'], z[f'{name}__indices'], z[f'{name}__indptr']), shape=tuple(z[f'{name}__shape']))
+            return sp.csr_matrix((z[f'{name}__data'], z[f'{name}__indices'], z[f'{name}__indptr']),
+                                 shape=tuple(z[f'{name}__shape']))
         covis = {k: mat(f'covis_{k}') for k in COVIS_KINDS if f'covis_{k}' in meta['matrices']}
         top = {g: mat(f'top_{g}') for g in ('family', 'section') if f'top_{g}' in meta['matrices']}
         nn = mat('embedding') if 'embedding' in meta['matrices'] else None
         stats = pd.DataFrame({c: z[f'stats_{c}'] for c in meta['stats']})
-        return CandidateSources(covis, nn, z['emb'], z['emb_ok'], z['family'], z['section'], stats, top, meta['params'], meta['info'])
+        return CandidateSources(covis, nn, z['emb'], z['emb_ok'], z['family'], z['section'], stats, top, meta['params'],
+                                meta['info'])

@@ -29,8 +29,9 @@ __all__ = ['save_model', 'load_model', 'write_predictions', 'catalogue_partnumbe
 _json_ready = json_ready          # the one strict-JSON conversion (recsys.core); the old name stays for importers
 
 def save_model(model: SessionModel, out_dir) -> Path:
-    """Write `model` to the folder `out_dir` (see above; no pickle). The folder is filled beside `out_dir` and swapped into
-    place at the end: a failed or killed save leaves the previous model whole, and no file of it survives in the new one."""
+    """Write `model` to the folder `out_dir` (see above; no pickle). The folder is filled beside `out_dir` and swapped
+    into place at the end: a failed or killed save leaves the previous model whole, and no file of it survives in the
+    new one."""
     with atomic_dir(out_dir) as d: _save_model_files(model, d)
     return Path(out_dir)
 
@@ -38,7 +39,8 @@ def save_model(model: SessionModel, out_dir) -> Path:
 def _save_model_files(model: SessionModel, d: Path):
     h = model.info['id_hash']
     model.als.save(d / 'als', meta={'id_hash': h, 'confidence': model.params['design']})
-    with atomic_write(d / 'rows.parquet', 'wb') as f: pq.write_table(pa.table({'key': pa.array(model.keys.tolist(), pa.string())}), f)
+    with atomic_write(d / 'rows.parquet', 'wb') as f:
+        pq.write_table(pa.table({'key': pa.array(model.keys.tolist(), pa.string())}), f)
     with atomic_write(d / 'items.parquet', 'wb') as f:
         pq.write_table(pa.table({'item': model.items, 'score_total': model.item_score}), f)
     with atomic_write(d / 'history.npz', 'wb') as f: sp.save_npz(f, model.history, compressed=False)
@@ -46,7 +48,8 @@ def _save_model_files(model: SessionModel, d: Path):
     with atomic_write(d / 'item_stats.parquet', 'wb') as f: model.item_stats.to_parquet(f, index=False)
     us = model.user_segment
     with atomic_write(d / 'lists.npz', 'wb') as f:
-        np.savez(f, lists=model.lists, user_segment_user=us.index.to_numpy(np.float64), user_segment_label=us.to_numpy(np.int64))
+        np.savez(f, lists=model.lists, user_segment_user=us.index.to_numpy(np.float64),
+                 user_segment_label=us.to_numpy(np.int64))
     if model.segments is not None: model.segments.save(d / 'segments')
     if model.sources is not None:
         from recsys.candidates import save_sources
@@ -59,27 +62,33 @@ def _save_model_files(model: SessionModel, d: Path):
 
 # %% ../nbs/06e_model_io.ipynb #078ad640
 def load_model(model_dir) -> SessionModel:
-    "Read a model folder written by `save_model` (or `recsys-train`); refuses foreign, incomplete or mismatched folders."
+    """Read a model folder written by `save_model` (or `recsys-train`);
+    refuses foreign, incomplete or mismatched folders."""
     d = Path(model_dir); mf = d / 'manifest.json'
     if not mf.exists():
-        raise RecsysDataError('not a model folder (manifest.json missing)', file=str(d), fix='train one with recsys-train --out DIR')
+        raise RecsysDataError('not a model folder (manifest.json missing)', file=str(d),
+                              fix='train one with recsys-train --out DIR')
     try: man = json.loads(mf.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise RecsysDataError(f'unreadable manifest ({e})', file=str(mf), fix='retrain the model') from None
     if not isinstance(man, dict) or man.get('format') != MODEL_FORMAT:
         raise RecsysDataError(f"not a session model (format {man.get('format') if isinstance(man, dict) else None!r}, "
-                              f'expected {MODEL_FORMAT!r})', file=str(mf), fix='retrain the model with this version of recsys')
+                              f'expected {MODEL_FORMAT!r})', file=str(mf),
+                              fix='retrain the model with this version of recsys')
     for f in ('rows.parquet', 'items.parquet', 'history.npz', 'catalogue.parquet', 'item_stats.parquet', 'lists.npz'):
-        if not (d / f).exists(): raise RecsysDataError('the model folder is incomplete', file=str(d / f), fix='retrain the model')
+        if not (d / f).exists(): raise RecsysDataError('the model folder is incomplete', file=str(d / f),
+                                                       fix='retrain the model')
     keys = pq.read_table(d / 'rows.parquet')['key'].to_numpy(zero_copy_only=False).astype(str)
     it = pq.read_table(d / 'items.parquet'); items = it['item'].to_numpy().astype(np.int64)
     h = Interactions(keys=keys, items=items, views=None, carts=None, purchases=None).id_hash()
     if h != man['info'].get('id_hash'):
-        raise RecsysDataError('rows.parquet / items.parquet do not match the id hash of the model', file=str(d), fix='retrain the model')
+        raise RecsysDataError('rows.parquet / items.parquet do not match the id hash of the model', file=str(d),
+                              fix='retrain the model')
     als = ALSModel.load(d / 'als', id_hash=h)
     H = sp.load_npz(d / 'history.npz').tocsr()
     if H.shape != (len(keys), len(items)):
-        raise RecsysDataError(f'history.npz has shape {H.shape}, the id maps {(len(keys), len(items))}', file=str(d), fix='retrain the model')
+        raise RecsysDataError(f'history.npz has shape {H.shape}, the id maps {(len(keys), len(items))}', file=str(d),
+                              fix='retrain the model')
     with np.load(d / 'lists.npz', allow_pickle=False) as z:
         lists, us = z['lists'], pd.Series(z['user_segment_label'], index=z['user_segment_user'])
     seg = load_segments(d / 'segments') if (d / 'segments' / 'segments.json').exists() else None
@@ -88,11 +97,13 @@ def load_model(model_dir) -> SessionModel:
         from recsys.candidates import load_sources
         from recsys.ranker import Ranker
         sources, ranker = load_sources(d / 'sources'), Ranker.load(d / 'ranker')
-    m = SessionModel(als, items, keys, H, pd.read_parquet(d / 'catalogue.parquet'), pd.read_parquet(d / 'item_stats.parquet'),
+    m = SessionModel(als, items, keys, H, pd.read_parquet(d / 'catalogue.parquet'),
+                     pd.read_parquet(d / 'item_stats.parquet'),
                      lists, list(man['list_names']), us, seg, man['params'], man['info'],
                      it['score_total'].to_numpy() if 'score_total' in it.column_names else None, sources, ranker)
     if sources is not None and sources.n_items != len(m.cat_items):
-        raise RecsysDataError(f'sources/ covers {sources.n_items:,} items, catalogue.parquet {len(m.cat_items):,}', file=str(d),
+        raise RecsysDataError(f'sources/ covers {sources.n_items:,} items, catalogue.parquet {len(m.cat_items):,}',
+                              file=str(d),
                               fix='retrain the model')
     return m
 
@@ -129,24 +140,29 @@ def validate_predictions(path, test, products, K: int = 5) -> dict:
     tgt = load_target(path)                           # the file's envelope, checked as recsys-score checks it
     want, known = _session_ids_of(test), catalogue_partnumbers(products)
     bad_keys = [k for k in tgt if not k.strip().lstrip('-').isdigit()]
-    if bad_keys: raise RecsysDataError('session keys must be integers', file=str(path), n_bad=len(bad_keys), example=bad_keys[0])
+    if bad_keys: raise RecsysDataError('session keys must be integers', file=str(path), n_bad=len(bad_keys),
+                                       example=bad_keys[0])
     got = np.array([int(k) for k in tgt], np.int64)
     if len(np.unique(got)) != len(got): raise RecsysDataError('a session appears twice', file=str(path))
     if len(missing := np.setdiff1d(want, got)):
         raise RecsysDataError('test sessions without predictions', file=str(path), n_bad=len(missing),
                               example=int(missing[0]), fix='predict every session of the test file')
     if len(extra := np.setdiff1d(got, want)):
-        raise RecsysDataError('predictions for sessions that are not in the test file', file=str(path), n_bad=len(extra),
+        raise RecsysDataError('predictions for sessions that are not in the test file', file=str(path),
+                              n_bad=len(extra),
                               example=int(extra[0]), fix="predict the test file's sessions only")
     lists = list(tgt.values())
     bad = [i for i, v in enumerate(lists) if not isinstance(v, list) or len(v) != K
            or not all(isinstance(x, int) and not isinstance(x, bool) for x in v)]
-    if bad: raise RecsysDataError(f'each session needs a list of {K} integer partnumbers', file=str(path), n_bad=len(bad),
+    if bad: raise RecsysDataError(f'each session needs a list of {K} integer partnumbers', file=str(path),
+                                  n_bad=len(bad),
                                   example={str(got[bad[0]]): lists[bad[0]]}, fix='write lists of partnumbers')
     R = np.array(lists, np.int64).reshape(len(lists), K)
     S = np.sort(R, 1); dup = (S[:, 1:] == S[:, :-1]).any(1)
-    if dup.any(): raise RecsysDataError("a partnumber appears twice in one session's list", file=str(path), n_bad=int(dup.sum()),
-                                       example={str(got[np.argmax(dup)]): lists[int(np.argmax(dup))]}, fix='deduplicate')
+    if dup.any(): raise RecsysDataError("a partnumber appears twice in one session's list", file=str(path),
+                                        n_bad=int(dup.sum()),
+                                        example={str(got[np.argmax(dup)]): lists[int(np.argmax(dup))]},
+                                        fix='deduplicate')
     unknown = ~np.isin(R, known)
     if unknown.any(): raise RecsysDataError('partnumbers that are not in the catalogue', file=str(path),
                                             n_bad=int(unknown.any(1).sum()), example=int(R[unknown][0]),

@@ -37,11 +37,13 @@ def _group_match(cs, ci, row_session, row_item, item_group) -> np.ndarray:
     n_rows = np.bincount(rs, minlength=int(cs.max(initial=0)) + 1)
     ok = rg >= 0
     keys, counts = np.unique(pair_keys(rs[ok], rg[ok]), return_counts=True)
-    share = _lookup_values(keys, counts.astype(np.float64), pair_keys(cs, np.maximum(g[ci], 0))) / np.maximum(n_rows[cs], 1)
+    share = (_lookup_values(keys, counts.astype(np.float64), pair_keys(cs, np.maximum(g[ci], 0)))
+             / np.maximum(n_rows[cs], 1))
     return np.where(g[ci] >= 0, share, np.nan)
 
 # %% ../nbs/06d_ranker.ipynb #56b86213
-def _embedding_similarity(cs, ci, row_session, row_item, X, present, chunk: int = 1_000_000) -> tuple[np.ndarray, np.ndarray]:
+def _embedding_similarity(cs, ci, row_session, row_item, X, present,
+                          chunk: int = 1_000_000) -> tuple[np.ndarray, np.ndarray]:
     "(max, mean) cosine of each candidate to its session's distinct shown items with an embedding; NaN where undefined."
     key = np.unique(pair_keys(row_session, row_item))
     ss, si = key >> 32, key & 0xFFFFFFFF
@@ -62,9 +64,18 @@ def _embedding_similarity(cs, ci, row_session, row_item, X, present, chunk: int 
     return mx, mean
 
 # %% ../nbs/06d_ranker.ipynb #ed04dac3
-def candidate_features(merged: pd.DataFrame, row_session, row_item, *, stats: pd.DataFrame | None = None,
-                       item_family=None, item_section=None, embeddings=None, row_pagetype=None,
-                       session_info: pd.DataFrame | None = None) -> pd.DataFrame:
+def candidate_features(
+    merged: pd.DataFrame,                     # candidates, one row per (session, item), from `merge_candidates`
+    row_session,                              # session index of each shown row
+    row_item,                                 # catalogue position of each shown row
+    *,
+    stats: pd.DataFrame | None = None,        # per-item statistics (`item_stats`): adds the `item_*` columns
+    item_family=None,                         # family of each catalogue item: adds `family_match`
+    item_section=None,                        # section of each catalogue item: adds `section_match`
+    embeddings=None,                          # (L2-normalised matrix, present mask): adds `emb_max`, `emb_mean`
+    row_pagetype=None,                        # page type of each shown row: adds the `pagetype_*` counts
+    session_info: pd.DataFrame | None = None, # numeric columns, one row per session index: added as `sess_*`
+) -> pd.DataFrame:
     """The ranker's table: `merged` (from `recsys.candidates.merge_candidates`) plus item statistics (`item_*`, from
     `item_stats`), family/section match with the shown rows, embedding similarity to the shown items
     (`embeddings` = (L2-normalised matrix, present mask), from `normalise_embeddings`), session length, page types of
@@ -74,7 +85,8 @@ def candidate_features(merged: pd.DataFrame, row_session, row_item, *, stats: pd
     rs, ri = np.asarray(row_session, np.int64), np.asarray(row_item, np.int64)
     n_sess = int(max(cs.max(initial=-1), rs.max(initial=-1))) + 1
     if stats is not None:
-        out['item_log_views'] = np.log1p(stats['views'].to_numpy()[ci]); out['item_carts'] = stats['carts'].to_numpy()[ci]
+        out['item_log_views'] = np.log1p(stats['views'].to_numpy()[ci])
+        out['item_carts'] = stats['carts'].to_numpy()[ci]
         out['item_shrunk_rate'] = stats['shrunk_rate'].to_numpy()[ci]
     if item_family is not None: out['family_match'] = _group_match(cs, ci, rs, ri, item_family)
     if item_section is not None: out['section_match'] = _group_match(cs, ci, rs, ri, item_section)
@@ -112,7 +124,13 @@ def feature_groups(columns) -> dict[str, list[str]]:
     return out
 
 # %% ../nbs/06d_ranker.ipynb #6e04c943
-def top_k_items(session, item, score, n_sessions: int, k: int = 5) -> np.ndarray:
+def top_k_items(
+    session,          # session index of each candidate row
+    item,             # item index of each candidate row
+    score,            # score of each candidate row (higher first)
+    n_sessions: int,  # rows of the result: sessions 0..n_sessions-1
+    k: int = 5,       # items kept per session
+) -> np.ndarray:
     "(n_sessions x k) item indices by descending score (ties: lower item first), -1 where a session has fewer."
     t = top_k_per_session(session, item, score, k)
     R = np.full((n_sessions, k), -1, np.int64)
@@ -139,8 +157,10 @@ class Ranker:
     def __init__(self, features: list[str] | None = None, seed: int = 42, num_threads: int = 1, n_estimators: int = 300,
                  learning_rate: float = 0.05, num_leaves: int = 31, min_child_samples: int = 20,
                  early_stopping_rounds: int = 30, eval_at: int = 5, **params):
-        self.features, self.seed, self.num_threads = None if features is None else list(features), int(seed), int(num_threads)
-        self.params = dict(n_estimators=int(n_estimators), learning_rate=float(learning_rate), num_leaves=int(num_leaves),
+        self.features = None if features is None else list(features)
+        self.seed, self.num_threads = int(seed), int(num_threads)
+        self.params = dict(n_estimators=int(n_estimators), learning_rate=float(learning_rate),
+                           num_leaves=int(num_leaves),
                            min_child_samples=int(min_child_samples), **params)
         self.early_stopping_rounds, self.eval_at = int(early_stopping_rounds), int(eval_at)
         self.booster_, self.best_iteration_ = None, None
@@ -151,7 +171,8 @@ class Ranker:
 
     def _matrix(self, X: pd.DataFrame) -> np.ndarray:
         missing = [f for f in self.features if f not in X.columns]
-        if missing: raise RecsysDataError(f'the feature table lacks {len(missing)} feature(s) of the model', example=missing[0],
+        if missing: raise RecsysDataError(f'the feature table lacks {len(missing)} feature(s) of the model',
+                                          example=missing[0],
                                           fix='build features with the same sources and options as at training')
         return X[self.features].to_numpy(np.float64)
 
@@ -167,8 +188,14 @@ def _by_session(X: pd.DataFrame, y, session):
 
 # %% ../nbs/06d_ranker.ipynb #1d10cf38
 @patch
-def fit(self: Ranker, X: pd.DataFrame, y, session, X_valid: pd.DataFrame | None = None, y_valid=None,
-         session_valid=None) -> Ranker:
+def fit(self: Ranker,
+        X: pd.DataFrame,                      # one row per candidate; `features` (None: all but the ids) are used
+        y,                                    # 0/1 label of each row
+        session,                              # session of each row: the ranking groups
+        X_valid: pd.DataFrame | None = None,  # validation rows for early stopping (None: no early stopping)
+        y_valid=None,                         # 0/1 label of each validation row
+        session_valid=None,                   # session of each validation row
+       ) -> Ranker:
     "Fit on rows `X` (features), 0/1 labels `y` grouped by `session`; early stopping on the validation rows if given."
     import lightgbm as lgb
     if self.features is None: self.features = feature_columns(X)
@@ -211,7 +238,8 @@ def load(cls: Ranker, dir, features: list[str] | None = None) -> Ranker:
     import lightgbm as lgb
     d = Path(dir)
     if not (d / MODEL_FILE).exists() or not (d / META_FILE).exists():
-        raise RecsysDataError(f'no ranker model here (needs {MODEL_FILE} and {META_FILE})', file=str(d), fix='train one first')
+        raise RecsysDataError(f'no ranker model here (needs {MODEL_FILE} and {META_FILE})', file=str(d),
+                              fix='train one first')
     meta = json.loads((d / META_FILE).read_text())
     booster = lgb.Booster(model_file=str(d / MODEL_FILE))
     if booster.feature_name() != meta['features']:
@@ -219,7 +247,8 @@ def load(cls: Ranker, dir, features: list[str] | None = None) -> Ranker:
                               fix='save the ranker again; never edit one file without the other')
     if features is not None and list(features) != meta['features']:
         diff = sorted(set(features) ^ set(meta['features'])) or ['(same names, other order)']
-        raise RecsysDataError('the features built now differ from the ones the ranker was trained on', file=str(d / META_FILE),
+        raise RecsysDataError('the features built now differ from the ones the ranker was trained on',
+                              file=str(d / META_FILE),
                               example=diff[0], fix='build features with the same sources and options, or retrain')
     r = cls(features=meta['features'], seed=meta['seed'], num_threads=meta['num_threads'],
             early_stopping_rounds=meta['early_stopping_rounds'], eval_at=meta['eval_at'], **meta['params'])
@@ -227,9 +256,16 @@ def load(cls: Ranker, dir, features: list[str] | None = None) -> Ranker:
     return r
 
 # %% ../nbs/06d_ranker.ipynb #d30e3edd
-def ablation(make_ranker, train: tuple, valid: tuple | None, score, features: list[str]) -> pd.DataFrame:
-    """Refit without each group of `feature_groups(features)`; `train`/`valid` = (X, y, session), `make_ranker(features)`
-    a fresh `Ranker`, `score(ranker)` the metric. One row per group dropped, plus 'none' (all features)."""
+def ablation(
+    make_ranker,           # `make_ranker(features)` returns a fresh, unfitted `Ranker` on those features
+    train: tuple,          # (X, y, session) to fit on
+    valid: tuple | None,   # (X, y, session) for early stopping, or None
+    score,                 # `score(ranker)`: the metric of a fitted ranker (higher is better)
+    features: list[str],   # all the features; each group of `feature_groups(features)` is dropped in turn
+) -> pd.DataFrame:
+    """Refit without each group of `feature_groups(features)`; `train`/`valid` = (X, y, session),
+    `make_ranker(features)` a fresh `Ranker`, `score(ranker)` the metric. One row per group dropped, plus 'none' (all
+    features)."""
     rows = []
     for g, cols in [('none', [])] + list(feature_groups(features).items()):
         keep = [f for f in features if f not in cols]
@@ -243,17 +279,26 @@ def session_extras(events, sessions) -> tuple[np.ndarray, np.ndarray]:
     "(page type per row, device per session) of `events`, the table `sessions` was read from (rows in the same order)."
     n_rows = len(sessions.row_item)
     if events is None or events.num_rows != n_rows: return np.full(n_rows, np.nan), np.full(len(sessions), np.nan)
-    pt = (int64_column(events['pagetype'], 'pagetype', nullable=True) if 'pagetype' in events.column_names else np.full(n_rows, np.nan))
+    pt = (int64_column(events['pagetype'], 'pagetype', nullable=True) if 'pagetype' in events.column_names
+          else np.full(n_rows, np.nan))
     dev = np.full(len(sessions), np.nan)
     if 'device_type' in events.column_names:
         np.fmax.at(dev, sessions.row_session, int64_column(events['device_type'], 'device_type', nullable=True))
     return pt, dev
 
 # %% ../nbs/06d_ranker.ipynb #f4326796
-def session_table(model, sources, sessions, events=None, k: int = 50, profile_weight: float | None = None) -> tuple[pd.DataFrame, dict]:
-    """(features, candidates by source) for every session of `sessions` (`recsys.sessions.Sessions`, read from `events`):
-    the `sources`' candidates plus the session model's blend, restricted to the items the model may recommend, and
-    the features of every (session, candidate) row (see above). Rows are sorted by (session, catalogue position)."""
+def session_table(
+    model,                                 # the trained `SessionModel` (catalogue, blend, ALS, item statistics)
+    sources,                               # `CandidateSources` fitted on the model's catalogue
+    sessions,                              # `recsys.sessions.Sessions` to build the rows for
+    events=None,                           # the Arrow table `sessions` was read from (page type, device), or None
+    k: int = 50,                           # candidates per source and session
+    profile_weight: float | None = None,   # weight of the user's profile in the blend (None: the model's)
+) -> tuple[pd.DataFrame, dict]:
+    """(features, candidates by source) for every session of `sessions` (`recsys.sessions.Sessions`, read from
+    `events`): the `sources`' candidates plus the session model's blend, restricted to the items the model may
+    recommend, and the features of every (session, candidate) row (see above). Rows are sorted by (session, catalogue
+    position)."""
     from recsys.sessions import FEATURES, candidates
     n, NC = len(sessions), len(model.cat_items)
     if sources.n_items != NC:
@@ -268,18 +313,22 @@ def session_table(model, sources, sessions, events=None, k: int = 50, profile_we
     merged = merge_candidates(cands)
     ms, mi = merged['session'].to_numpy(np.int64), merged['item'].to_numpy(np.int64)
     mcol = model.item_of_cat[mi]
-    merged['als'] = np.where(mcol >= 0, pair_dots(lin.U, model.als.item_factors, ms, np.maximum(mcol, 0)), np.nan).astype(np.float32)
+    merged['als'] = np.where(mcol >= 0, pair_dots(lin.U, model.als.item_factors, ms, np.maximum(mcol, 0)),
+                             np.nan).astype(np.float32)
     merged['history'] = np.log1p(pair_values(lin.P, ms, mcol)).astype(np.float32)
     for f in ('item_rate', 'item_pop'): merged[f] = model.item_stats[f].to_numpy()[mi].astype(np.float32)
-    merged['group_pop'] = _lookup_pairs(lin.s, lin.item, lin.F[:, FEATURES.index('group_pop')], ms, mi).astype(np.float32)
+    merged['group_pop'] = _lookup_pairs(lin.s, lin.item, lin.F[:, FEATURES.index('group_pop')],
+                                        ms, mi).astype(np.float32)
     pt, dev = session_extras(events, sessions)
     ur, _ = model.profile_rows(sessions)
     info = pd.DataFrame({'device': dev, 'country': sessions.country.astype(np.float64),
-                         'user_kind': np.where(np.isnan(sessions.user_id), 0, np.where(ur >= 0, 2, 1)).astype(np.float64),
+                         'user_kind':
+                             np.where(np.isnan(sessions.user_id), 0, np.where(ur >= 0, 2, 1)).astype(np.float64),
                          'segment': model.segment_of(sessions.user_id).astype(np.float64)})
-    F = candidate_features(merged, rs, ri, stats=sources.stats, item_family=sources.family, item_section=sources.section,
-                           embeddings=(sources.emb, sources.emb_ok) if sources.emb_ok.any() else None, row_pagetype=pt[ok],
-                           session_info=info)
+    F = candidate_features(merged, rs, ri, stats=sources.stats, item_family=sources.family,
+                           item_section=sources.section,
+                           embeddings=(sources.emb, sources.emb_ok) if sources.emb_ok.any() else None,
+                           row_pagetype=pt[ok], session_info=info)
     return F, cands
 
 # %% ../nbs/06d_ranker.ipynb #6a64a137
@@ -297,8 +346,14 @@ def table_labels(F: pd.DataFrame, sessions, cat_items, labels: pd.DataFrame) -> 
     return label_candidates(F, L), L
 
 # %% ../nbs/06d_ranker.ipynb #ad55ed0e
-def fit_ranker(F: pd.DataFrame, y, seed: int = 42, valid_share: float = 0.2, features: list[str] | None = None,
-               **params) -> Ranker:
+def fit_ranker(
+    F: pd.DataFrame,                    # feature table from `session_table` (with the `session` column)
+    y,                                  # 0/1 target of each row of `F`
+    seed: int = 42,                     # the train/validation draw of sessions and LightGBM's seed
+    valid_share: float = 0.2,           # share of sessions held out for early stopping
+    features: list[str] | None = None,  # feature columns to use (None: every column but the ids)
+    **params,                           # more `Ranker` arguments (n_estimators, learning_rate, ...)
+) -> Ranker:
     """A `Ranker` fit on the rows of `F` with 0/1 target `y`: sessions drawn (seeded) into a training part and a
     `valid_share` part for early stopping; sessions without a positive candidate carry no ranking signal and are left
     out of both. The result records the sessions and rows it used in `info_`."""
@@ -308,19 +363,30 @@ def fit_ranker(F: pd.DataFrame, y, seed: int = 42, valid_share: float = 0.2, fea
     hold = np.random.default_rng(derive_seed(seed, 'ranker', 'early-stopping')).random(n) < valid_share
     tr, va = pos[s] & ~hold[s], pos[s] & hold[s]
     if not tr.any():
-        raise RecsysDataError('no training session has a label among its candidates', fix='use more validation sessions')
+        raise RecsysDataError('no training session has a label among its candidates',
+                              fix='use more validation sessions')
     r = Ranker(features=features, seed=seed, **params)
     r.fit(F[tr], y[tr], s[tr], *((F[va], y[va], s[va]) if va.any() else ()))
-    r.info_ = dict(sessions=int(pos.sum()), sessions_without_positive=int((~pos).sum()), train_sessions=int((pos & ~hold).sum()),
+    r.info_ = dict(sessions=int(pos.sum()), sessions_without_positive=int((~pos).sum()),
+                   train_sessions=int((pos & ~hold).sum()),
                    valid_sessions=int((pos & hold).sum()), train_rows=int(tr.sum()), valid_rows=int(va.sum()),
                    positives=int(y.sum()), best_iteration=r.best_iteration_, fit_seconds=round(r.fit_seconds_, 3))
     return r
 
 # %% ../nbs/06d_ranker.ipynb #8497a671
-def rank_sessions(model, sources, ranker: Ranker, sessions, events=None, K: int | None = None, k: int = 50) -> np.ndarray:
+def rank_sessions(
+    model,                   # the trained `SessionModel`
+    sources,                 # `CandidateSources` fitted on the model's catalogue
+    ranker: Ranker,          # fitted ranker scoring `session_table`'s rows
+    sessions,                # `recsys.sessions.Sessions` to recommend for
+    events=None,             # the Arrow table `sessions` was read from, or None
+    K: int | None = None,    # partnumbers per session (None: the model's K)
+    k: int = 50,             # candidates per source and session
+) -> np.ndarray:
     "Top-`K` partnumbers (sessions x K) by the ranker over `session_table`'s candidates (K defaults to the model's)."
     K = K or model.params['K']
     F, _ = session_table(model, sources, sessions, events, k=k)
     top = top_k_items(F['session'], F['item'], ranker.predict(F), len(sessions), K)
-    if (top < 0).any(): raise RecsysDataError(f'fewer than K={K} candidates for some sessions', n_bad=int((top < 0).any(1).sum()))
+    if (top < 0).any(): raise RecsysDataError(f'fewer than K={K} candidates for some sessions',
+                                              n_bad=int((top < 0).any(1).sum()))
     return model.cat_items[top]

@@ -41,14 +41,18 @@ SCALES = {
 
 P = dict(
     s_section=1.0, s_family=1.0, s_item=0.7, s_user=0.7, s_session=0.4,  # latent spreads (sigma_z, _f, _v, _u, _s)
-    own_taste=0.6, fav_primary=0.35,      # sessions led by the person's own taste (else a family of the moment); of those,
+    # sessions led by the person's own taste (else a family of the moment); of those,
+    own_taste=0.6, fav_primary=0.35,
                                          # the share whose primary family is the person's favourite
     pop_alpha=0.67, dead_share=0.03,                                    # popularity power law; never-live products
-    beta_family=3.0, primary=0.62, beta_view=0.7, n_draw=2,            # views: family logits, primary family, tournament
+    # views: family logits, primary family, tournament
+    beta_family=3.0, primary=0.62, beta_view=0.7, n_draw=2,
     revisit=0.17,                                                       # a row returns to a product already seen
     beta_cart=3.0, beta_repeat=0.25, pop_cart=0.5, pop_cart2=0.15, discount_cart=0.45, device3_cart=0.8,
-    s_item_cart=0.0, s_person_cart=0.7, s_session_cart=1.4, len_cart=0.05, cart_rate=0.059, dup_cart=0.04, cart_last=1.0,
-    single=0.317, len_mu=1.45, len_sigma=1.37, long_share=2e-4, long_min=200,   # session length: 1 row, log-normal, tail
+    s_item_cart=0.0, s_person_cart=0.7, s_session_cart=1.4, len_cart=0.05,
+    cart_rate=0.059, dup_cart=0.04, cart_last=1.0,
+    # session length: 1 row, log-normal, tail
+    single=0.317, len_mu=1.45, len_sigma=1.37, long_share=2e-4, long_min=200,
     registered_share=0.15, never_login_share=0.05, act_sigma_user=1.5, act_sigma_visitor=1.2,
     emb_noise=1.0, emb_missing=6_170 / 43_692, section_nan=90 / 43_692, pagetype_nan=1_197 / 46_551_445,
     discount_share=0.035, cart_page=0.12, entries_extra=(577_495 - 557_006) / 557_006,
@@ -264,7 +268,8 @@ def _views_block(rng, w: World, S: np.ndarray, L: np.ndarray, fav=None) -> tuple
     item = _pick(rng, w, S, sseg, fam)
     _, first = np.unique(sseg.astype(np.int64) * len(w.V) + item, return_index=True)
     dup = np.ones(ns, bool); dup[first] = False                                # a new slot on a product already seen:
-    if dup.any(): item[dup] = _pick(rng, w, S, sseg[dup], fam[dup])            # drawn once more (revisits are `revisit`'s)
+    # drawn once more (revisits are `revisit`'s)
+    if dup.any(): item[dup] = _pick(rng, w, S, sseg[dup], fam[dup])
     return rseg, item[pick]
 
 # %% ../nbs/01a_synth.ipynb #59f3cea5
@@ -428,12 +433,14 @@ def _rows_table(rng, s: dict, sid, rseg, ritem, cart, w: World, with_cart=True, 
     return pa.table(cols, schema=TRAIN_SCHEMA if with_cart else TEST_SCHEMA)
 
 # %% ../nbs/01a_synth.ipynb #5e1a7c01
-TRAIN_TOTALS = ('rows', 'cart_rows', 'anonymous_rows', 'sessions', 'sessions_with_cart', 'carted_pairs', 'distinct_pairs',
+TRAIN_TOTALS = ('rows', 'cart_rows', 'anonymous_rows', 'sessions', 'sessions_with_cart', 'carted_pairs',
+                'distinct_pairs',
                 'longest_session')
 
 def _table_totals(t: pa.Table) -> dict:
-    """`TRAIN_TOTALS` of a block of whole sessions, counted on the rows as written: what a reader of the file recomputes.
-    Blocks hold disjoint sessions, so the totals of a file are the sums of its blocks' (the maximum for `longest_session`)."""
+    """`TRAIN_TOTALS` of a block of whole sessions, counted on the rows as written: what a reader of the file
+    recomputes. Blocks hold disjoint sessions, so the totals of a file are the sums of its blocks' (the maximum for
+    `longest_session`)."""
     if t.num_rows == 0: return dict.fromkeys(TRAIN_TOTALS, 0)
     sid, item = t['session_id'].to_numpy(), t['partnumber'].to_numpy()
     cart = t['add_to_cart'].to_numpy().astype(bool)
@@ -460,7 +467,8 @@ def _pool_persons(rng, pp: People, urows: np.ndarray, n: int) -> np.ndarray:
     for g, idx in enumerate(groups):
         m = cls == g
         if not len(idx): idx = groups[0]
-        a = pp.activity[idx]; person[m] = idx[np.minimum(np.searchsorted(np.cumsum(a) / a.sum(), rng.random(int(m.sum()))), len(idx) - 1)]
+        a = pp.activity[idx]
+        person[m] = idx[np.minimum(np.searchsorted(np.cumsum(a) / a.sum(), rng.random(int(m.sum()))), len(idx) - 1)]
     return person
 
 # %% ../nbs/01a_synth.ipynb #1aedd3ff
@@ -505,7 +513,9 @@ class _Sink:
         if self.fmt == 'parquet': return self.w.write_table(t)
         import pyarrow.csv as pacsv
         t = _csv_ready(t)
-        if self.w is None: self.w = pacsv.CSVWriter(self.tmp, t.schema, write_options=pacsv.WriteOptions(quoting_style='none', quoting_header='none'))
+        if self.w is None:
+            self.w = pacsv.CSVWriter(self.tmp, t.schema,
+                                     write_options=pacsv.WriteOptions(quoting_style='none', quoting_header='none'))
         self.w.write(t)
     def close(self) -> Path:
         if self.w is None: self.write(self.schema.empty_table())
@@ -516,12 +526,14 @@ class _Sink:
 
 # %% ../nbs/01a_synth.ipynb #cdf0fe55
 def _csv_ready(t: pa.Table) -> pa.Table:
-    "Float columns written as pandas writes them (`24.0`, `487435.0`, empty for NaN), so pandas reads them back as float."
+    """Float columns written as pandas writes them (`24.0`, `487435.0`, empty for NaN),
+    so pandas reads them back as float."""
     for i, f in enumerate(t.schema):
         if pa.types.is_floating(f.type):
             x = t.column(i)
             whole = pc.equal(pc.floor(x), x)
-            as_int = pc.binary_join_element_wise(pc.cast(pc.cast(x, pa.int64(), safe=False), pa.string()), pa.scalar('.0'), '')
+            as_int = pc.binary_join_element_wise(pc.cast(pc.cast(x, pa.int64(), safe=False), pa.string()),
+                                                 pa.scalar('.0'), '')
             t = t.set_column(i, f.name, pc.if_else(whole, as_int, pc.cast(x, pa.string())))
     return t
 
@@ -571,7 +583,8 @@ def _oracle_arrays(w: World, pool: dict, ct) -> dict:
 
 # %% ../nbs/01a_synth.ipynb #1bdbc581
 def _prepare_out(out_dir) -> Path:
-    "The output folder, created; a file there is refused, and an earlier manifest removed (the folder is incomplete until the end)."
+    """The output folder, created; a file there is refused, and an earlier manifest removed
+    (the folder is incomplete until the end)."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise RecsysDataError('the output path is a file, not a folder', file=str(out), fix='pass a folder path')
@@ -580,8 +593,10 @@ def _prepare_out(out_dir) -> Path:
     return out
 
 # %% ../nbs/01a_synth.ipynb #a01c2cce
-def _train_chunks(sink: _Sink, w: World, pp: People, cfg: dict, seed: int, a0: float, train_ids) -> tuple[dict, np.ndarray]:
-    "Every train chunk written to `sink` (with a progress bar when there are several). Returns (the totals, rows per user)."
+def _train_chunks(sink: _Sink, w: World, pp: People, cfg: dict, seed: int, a0: float,
+                  train_ids) -> tuple[dict, np.ndarray]:
+    """Every train chunk written to `sink` (with a progress bar when there are several).
+    Returns (the totals, rows per user)."""
     tot = dict.fromkeys(TRAIN_TOTALS, 0)
     urows = np.zeros(pp.n_users, np.int64)
     n_chunks = -(-len(train_ids) // cfg['chunk_sessions'])
@@ -597,7 +612,8 @@ def _train_chunks(sink: _Sink, w: World, pp: People, cfg: dict, seed: int, a0: f
 # %% ../nbs/01a_synth.ipynb #15a407e1
 def _write_train(out: Path, w: World, pp: People, cfg: dict, seed: int, a0: float, fmt: str, test_kinds) -> tuple:
     """The train file, streamed, then the test pool and `challenge_test`, whose returning sessions' first rows end the
-    train file (the file is removed if anything fails). Returns (the totals of the file as written, the test pool, the test)."""
+    train file (the file is removed if anything fails). Returns (the totals of the file as written, the test pool, the
+    test)."""
     N = cfg['n_sessions']; train_ids = np.arange(1, N + 1, dtype=np.int64)
     sink = _Sink(out, 'train', TRAIN_SCHEMA, fmt)
     try:
@@ -620,10 +636,13 @@ def _write_truth(out: Path, w: World, pp: People, pool: dict, ct, a0: float, emb
     orc = _oracle_arrays(w, pool, ct); sel = orc.pop('sel'); s = pool['s']
     np.savez(out / '.truth.tmp.npz', partnumber=w.partnumber.astype(np.int64), item_factors=w.V,
              item_cart_bias=w.item_cart, popularity=w.pop, family_factors=w.C, section_factors=w.M,
-             user_id=np.arange(1, pp.n_users + 1, dtype=np.int64), user_factors=_person_taste(w, pp, np.arange(pp.n_users)),
-             test_session_id=pool['sid'][sel], test_intent=s['S'][sel], test_person_taste=_person_taste(w, pp, s['person'][sel]),
+             user_id=np.arange(1, pp.n_users + 1, dtype=np.int64),
+             user_factors=_person_taste(w, pp, np.arange(pp.n_users)),
+             test_session_id=pool['sid'][sel], test_intent=s['S'][sel],
+             test_person_taste=_person_taste(w, pp, s['person'][sel]),
              test_session_cart=s['b'][sel], **orc,
-             cart_intercept=np.float64(a0), emb_projection=emb['A'], emb_offset=emb['offset'], params=np.array(json.dumps(P)))
+             cart_intercept=np.float64(a0), emb_projection=emb['A'], emb_offset=emb['offset'],
+             params=np.array(json.dumps(P)))
     os.replace(out / '.truth.tmp.npz', out / 'truth.npz')
 
 # %% ../nbs/01a_synth.ipynb #1bb13922
@@ -635,7 +654,8 @@ def _write_manifest(out: Path, cfg: dict, seed: int, fmt: str, test_kinds, tot: 
     info = {k: v for k, v in ct.info.items() if k not in ('selection',)}
     man = dict(version=SYNTH_VERSION, fingerprint=_fingerprint(cfg), scale=cfg['name'], seed=int(seed), format=fmt,
                sizes={k: v for k, v in cfg.items() if k != 'name'},
-               train=dict(tot, anonymous_share=round(tot['anonymous_rows'] / n, 5), cart_share=round(tot['cart_rows'] / n, 5)),
+               train=dict(tot, anonymous_share=round(tot['anonymous_rows'] / n, 5),
+                          cart_share=round(tot['cart_rows'] / n, 5)),
                test=dict(info, rows=rows['test'], kinds=str(test_kinds), selection=ct.info['selection'],
                          per_kind={k: int((ct.sessions.kind == k).sum()) for k in KINDS}),
                products=dict(rows=rows['products'], emb_dim=cfg['emb_dim'], latent_dim=cfg['latent_dim']),
@@ -649,8 +669,14 @@ def _write_manifest(out: Path, cfg: dict, seed: int, fmt: str, test_kinds, tot: 
     return man
 
 # %% ../nbs/01a_synth.ipynb #a96a0b69
-def generate(out_dir, scale='tiny', seed: int = 42, fmt: str = 'parquet', sizes: dict | None = None,
-             test_kinds='real') -> Path:
+def generate(
+    out_dir,                    # folder to write into (created; a file there is refused)
+    scale='tiny',               # a name of `SCALES`, or a dict of sizes
+    seed: int = 42,             # seed of everything drawn
+    fmt: str = 'parquet',       # 'parquet' or 'csv' for the train, test and user files (products are parquet)
+    sizes: dict | None = None,  # sizes overriding the scale's (e.g. {'n_sessions': 1000})
+    test_kinds='real',          # user-kind shares of the test, as `challenge_test`'s `kinds`
+) -> Path:
     """Write the synthetic Inditex-format files of `scale` (a name of `SCALES`) for `seed` into `out_dir`; the test
     is built by `recsys.task.challenge_test` with user kinds in `test_kinds` proportions ('real', 'balanced', ...)."""
     if fmt not in ('parquet', 'csv'): raise RecsysDataError(f'unknown format {fmt!r}', fix='use parquet or csv')
@@ -719,7 +745,8 @@ def oracle_scores(truth, session_ids=None) -> pd.DataFrame:
     session_ids = np.asarray(session_ids, dtype=np.int64)
     unknown = np.setdiff1d(session_ids, sid)
     if len(unknown): raise RecsysDataError('not a test session of this synthetic data', column='session_id',
-                                           n_bad=len(unknown), example=int(unknown[0]), fix='use ids from test_sessions')
+                                           n_bad=len(unknown), example=int(unknown[0]),
+                                           fix='use ids from test_sessions')
     return df[df.session_id.isin(session_ids)].reset_index(drop=True)
 
 # %% ../nbs/01a_synth.ipynb #d70f2a10
@@ -748,11 +775,14 @@ def synth_cli(argv=None):
     ap = cli_parser('recsys-synth', description='Write synthetic Inditex-format data with planted truth.')
     ap.add_argument('--scale', choices=list(SCALES), default='tiny')
     ap.add_argument('--seed', type=seed_int, default=42)
-    ap.add_argument('--out', default=None, help='output folder (default: data/synthetic/<scale>-seed<seed>); refused if it holds '
+    ap.add_argument('--out', default=None,
+                    help='output folder (default: data/synthetic/<scale>-seed<seed>); refused if it holds '
                                                 'anything but earlier synthetic data')
-    ap.add_argument('--force', action='store_true', help='replace --out even if it is not an earlier recsys-synth folder')
+    ap.add_argument('--force', action='store_true',
+                    help='replace --out even if it is not an earlier recsys-synth folder')
     ap.add_argument('--format', choices=['parquet', 'csv'], default='parquet', dest='fmt')
-    ap.add_argument('--sessions', type=positive_int, default=None, help='number of train sessions (default: the scale\'s)')
+    ap.add_argument('--sessions', type=positive_int, default=None,
+                    help='number of train sessions (default: the scale\'s)')
     a = ap.parse_args(argv)
     if a.sessions is not None and a.sessions < 100:
         raise RecsysDataError(f'--sessions {a.sessions} is too small', fix='ask for at least 100 sessions')
@@ -764,12 +794,14 @@ def synth_cli(argv=None):
         with atomic_dir(out) as tmp:         # generated beside, swapped in at the end: no stale files, no half folder
             generate(tmp, a.scale, a.seed, a.fmt, sizes={'n_sessions': a.sessions} if a.sessions else None)
     m = json.loads((Path(out) / 'manifest.json').read_text())
-    print(f"{out}: train {m['train']['rows']:,} rows ({m['train']['sessions']:,} sessions), test {m['test']['rows']:,} rows "
+    print(f"{out}: train {m['train']['rows']:,} rows ({m['train']['sessions']:,} sessions), "
+          f"test {m['test']['rows']:,} rows "
           f"({m['test']['sessions']:,} sessions), {m['products']['rows']:,} products, {m['users']['rows']:,} users "
           f"[{time.time() - t0:.1f} s]")
 
 # %% ../nbs/01a_synth.ipynb #3854964c
-REAL_FIGURES = {   # figure: (real value, tolerance (absolute), source) -- INDITEX_DATA.md, "Measured on the real train file"
+# figure: (real value, tolerance (absolute), source) -- INDITEX_DATA.md, "Measured on the real train file"
+REAL_FIGURES = {
     'anonymous rows':                     (0.853, 0.02, 'MP'),
     'cart rows':                          (0.059, 0.005, 'MP'),
     'rows per session p50':               (3, 1, 'PS'),
@@ -813,7 +845,8 @@ def _sorted_rows(train: pa.Table):
     r = {'session_id': num('session_id', pa.int64()), 'partnumber': num('partnumber', pa.int64()),
          'cart': num('add_to_cart', pa.int64()) > 0, 'user_id': num('user_id', pa.float64()),
          'device_type': num('device_type', pa.int64()), 'country': num('country', pa.int64()),
-         'pagetype': num('pagetype', pa.float64()), 'date': num('date', pa.date32()).astype('datetime64[D]').astype(np.int64)}
+         'pagetype': num('pagetype', pa.float64()),
+         'date': num('date', pa.date32()).astype('datetime64[D]').astype(np.int64)}
     o = np.lexsort((pc.cast(ts, pa.int64()).to_numpy(zero_copy_only=False), r['session_id']))
     r = {k: v[o] for k, v in r.items()}
     _, r['seg'], r['L'] = np.unique(r['session_id'], return_inverse=True, return_counts=True)
@@ -831,7 +864,8 @@ def _pair_figures(r: dict, family: pd.Series) -> dict:
     f = {'distinct products per session': dist.mean(), 'sessions with a cart': (ncart > 0).mean(),
          'carted products per carting session': ncart[ncart > 0].mean(), 'visits per carted pair': pk[carted].mean(),
          'carts on a product viewed earlier': (~first[r['cart']]).mean(),
-         'sessions with >= 5 carts: rows': L[ncart >= 5].mean(), 'sessions with >= 5 carts: distinct products': dist[ncart >= 5].mean()}
+         'sessions with >= 5 carts: rows': L[ncart >= 5].mean(),
+         'sessions with >= 5 carts: distinct products': dist[ncart >= 5].mean()}
     for name, a, b in (('1-row sessions', 1, 1), ('2-3 rows', 2, 3), ('4-5 rows', 4, 5), ('6-10 rows', 6, 10),
                        ('11-20 rows', 11, 20), ('20+ rows', 21, 10**9)):
         f[f'cart rate, {name}'] = (ncart[(L >= a) & (L <= b)] > 0).mean()
@@ -846,9 +880,11 @@ def _favourite_family(r: dict, fam: np.ndarray) -> float:
     "How often a logged-in session's main family is its user's favourite family over the earlier days."
     day = r['date']; lg = ~np.isnan(r['user_id'])
     D = np.unique(day)[-2] if (day == day.max()).mean() < 0.03 else day.max()      # the last full day
-    top = lambda df, by: df.groupby(by + ['f']).size().rename('n').reset_index().sort_values(['n', 'f'], ascending=[False, True]).drop_duplicates(by)
+    top = lambda df, by: (df.groupby(by + ['f']).size().rename('n').reset_index()
+                         .sort_values(['n', 'f'], ascending=[False, True]).drop_duplicates(by))
     h = top(pd.DataFrame({'u': r['user_id'][lg & (day < D)], 'f': fam[lg & (day < D)]}), ['u']).set_index('u')['f']
-    c = top(pd.DataFrame({'s': r['session_id'][lg & (day == D)], 'u': r['user_id'][lg & (day == D)], 'f': fam[lg & (day == D)]}), ['s', 'u'])
+    c = top(pd.DataFrame({'s': r['session_id'][lg & (day == D)], 'u': r['user_id'][lg & (day == D)],
+                          'f': fam[lg & (day == D)]}), ['s', 'u'])
     c = c[c.u.isin(h.index)]
     return float((h.reindex(c.u).to_numpy() == c.f.to_numpy()).mean()) if len(c) else float('nan')
 
@@ -869,13 +905,16 @@ def _row_figures(r: dict, products: pd.DataFrame) -> dict:
             'favourite family = session family': _favourite_family(r, pr['family'].reindex(item).to_numpy()),
             'device 1 sessions': (dev[first] == 1).mean(), 'device 3 sessions': (dev[first] == 3).mean(),
             'cart rate device 3 / device 1': cart[dev == 3].mean() / cart[dev == 1].mean(),
-            'country 25 sessions': (r['country'][first] == 25).mean(), 'country 29 sessions': (r['country'][first] == 29).mean(),
-            'discounted among viewed': disc.mean(), 'cart rate discounted / not': cart[disc].mean() / cart[~disc].mean(),
+            'country 25 sessions': (r['country'][first] == 25).mean(),
+            'country 29 sessions': (r['country'][first] == 29).mean(),
+            'discounted among viewed': disc.mean(),
+            'cart rate discounted / not': cart[disc].mean() / cart[~disc].mean(),
             'rows with pagetype != 24': other.mean(), 'pagetype != 24 rows carted': cart[other].mean()}
 
 # %% ../nbs/01a_synth.ipynb #3e317f3b
 def _folder_table(d: Path, name: str, columns=None) -> pa.Table:
-    "`name`.parquet or `name`.csv of a dataset folder (only the `columns` asked for); a clear error when neither is there."
+    """`name`.parquet or `name`.csv of a dataset folder (only the `columns` asked for);
+    a clear error when neither is there."""
     import pyarrow.csv as pacsv
     if (d / f'{name}.parquet').exists(): return pq.read_table(d / f'{name}.parquet', columns=columns)
     if (d / f'{name}.csv').exists():
@@ -899,7 +938,8 @@ def realism(src) -> pd.DataFrame:
 
 # %% ../nbs/01a_synth.ipynb #32f0fbb4
 def cart_rate_by_popularity(src) -> pd.Series:
-    "Cart rate of rows by their product's number of rows, in the real buckets scaled to the data's size (real: 42 k products, 46.6 M rows)."
+    """Cart rate of rows by their product's number of rows, in the real buckets scaled to the data's size
+    (real: 42 k products, 46.6 M rows)."""
     t = _folder_table(Path(src), 'train', ['partnumber', 'add_to_cart']).to_pandas()
     n = t.groupby('partnumber').add_to_cart.transform('size').to_numpy()
     scale = (len(t) / t.partnumber.nunique()) / (46_551_445 / 42_000)

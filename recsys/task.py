@@ -39,7 +39,8 @@ def _session_order(session_id, time):
 def _stratified(rng, strata: np.ndarray, eligible: np.ndarray, shares: dict, n: int | None):
     "Indices of chosen sessions, and per stratum (wanted, available, taken)."
     avail = {k: np.flatnonzero(eligible & (strata == k)) for k in shares}
-    if n is None:                                  # strata with no candidate at all are reported, not allowed to empty the test
+    # strata with no candidate at all are reported, not allowed to empty the test
+    if n is None:
         n = int(min((len(avail[k]) / s for k, s in shares.items() if s > 0 and len(avail[k])), default=0))
     want = {k: int(np.floor(n * s)) for k, s in shares.items()}
     for k in sorted(shares, key=lambda k: -shares[k])[:n - sum(want.values())]: want[k] += 1
@@ -58,7 +59,8 @@ class ChallengeTest:
     info: dict = field(default_factory=dict)
 
     def __repr__(self):
-        return (f'ChallengeTest({len(self.sessions):,} sessions, {len(self.shown):,} shown rows, {len(self.labels):,} labels, '
+        return (f'ChallengeTest({len(self.sessions):,} sessions, {len(self.shown):,} shown rows, '
+                f'{len(self.labels):,} labels, '
                 f'{self.info.get("future_label_share", float("nan")):.1%} of labels not shown)')
 
 # %% ../nbs/00b_task.ipynb #ce8b9516
@@ -85,7 +87,10 @@ def _cuts(rng, L, returning_share, can_return, shown_rows):
     return ret, c, k
 
 # %% ../nbs/00b_task.ipynb #d5446296
-def challenge_test(session_id, partnumber, add_to_cart, time,  # one value per row of the candidate sessions
+def challenge_test(session_id,  # session of each row of the candidate sessions
+                   partnumber,  # product of each row
+                   add_to_cart,  # cart flag of each row
+                   time,  # event time of each row (orders the rows of a session)
                    user_id=None,  # per row; None: every session anonymous
                    *, history_users=(),  # user ids with rows in the history (known users)
                    min_carts: int = 5,  # distinct carted products a session needs after the cut to qualify
@@ -112,7 +117,8 @@ def challenge_test(session_id, partnumber, add_to_cart, time,  # one value per r
     n_lab = np.bincount(ls, minlength=len(us))
     uid_s = np.full(len(us), np.nan); np.fmax.at(uid_s, seg, uid[order])
     ukind = _user_kinds(uid_s, ret, history_users)
-    kind4 = np.where(ret, 'returning_', 'new_').astype(object) + np.where(ukind == 'registered_known', 'known', 'unknown')
+    kind4 = (np.where(ret, 'returning_', 'new_').astype(object)
+             + np.where(ukind == 'registered_known', 'known', 'unknown'))
     eligible = n_lab >= min_carts
     chosen, report = _select(rng, kinds, ukind, kind4.astype(str), eligible, n_sessions)
     return _assemble(order, us, seg, pos, c, k, ret, uid_s, ukind, kind4.astype(str), chosen, (ls, li, lshown), n_lab,
@@ -144,7 +150,8 @@ def _assemble(order, us, seg, pos, c, k, ret, uid_s, ukind, kind4, chosen, lab, 
                              'n_labels': n_lab[chosen], 'n_future': n_lab[chosen] - n_shown_lab[chosen]})
     info.update(sessions=len(chosen), shown_rows=len(shown), moved_rows=len(moved), labels=int(m.sum()),
                 future_label_share=float((~lshown[m]).mean()) if m.any() else float('nan'),
-                per_user_kind=sessions.user_kind.value_counts().to_dict(), per_kind=sessions.kind.value_counts().to_dict())
+                per_user_kind=sessions.user_kind.value_counts().to_dict(),
+                per_kind=sessions.kind.value_counts().to_dict())
     return ChallengeTest(shown, moved, labels, sessions, info)
 
 # %% ../nbs/00b_task.ipynb #3a3e8c22
@@ -161,12 +168,14 @@ def _rec_frame(recs) -> pd.DataFrame:
 
 # %% ../nbs/00b_task.ipynb #81336b25
 def _per_session(r: pd.DataFrame, lab: pd.DataFrame, K: int) -> pd.DataFrame:
-    "NDCG@K and hit@K per labelled session, by `recsys.metrics.per_user_metrics` (the project's one implementation of the metrics)."
+    """NDCG@K and hit@K per labelled session, by `recsys.metrics.per_user_metrics`
+    (the project's one implementation of the metrics)."""
     sids = np.unique(lab['session_id'].to_numpy(np.int64))
     items = np.unique(np.r_[r['partnumber'].to_numpy(np.int64), lab['partnumber'].to_numpy(np.int64)])
     r = r[np.isin(r['session_id'].to_numpy(np.int64), sids)]
     ids = np.full((len(sids), K), -1, np.int64)
-    ids[np.searchsorted(sids, r['session_id'].to_numpy(np.int64)), r['rank'].to_numpy()] = np.searchsorted(items, r['partnumber'].to_numpy(np.int64))
+    ids[np.searchsorted(sids, r['session_id'].to_numpy(np.int64)), r['rank'].to_numpy()] = np.searchsorted(
+        items, r['partnumber'].to_numpy(np.int64))
     rel = sp.csr_matrix((np.ones(len(lab), np.float32), (np.searchsorted(sids, lab['session_id'].to_numpy(np.int64)),
                                                          np.searchsorted(items, lab['partnumber'].to_numpy(np.int64)))),
                         shape=(len(sids), len(items)))
@@ -182,15 +191,17 @@ def score(recs, labels: pd.DataFrame, sessions: pd.DataFrame | None = None, K: i
     out, per = {}, {}
     for name, l in (('all', lab), ('future', lab[~shown])):
         per[name] = _per_session(r, l, K)
-        out[f'ndcg@{K}' + ('' if name == 'all' else ' future')] = float(per[name].ndcg.mean()) if len(l) else float('nan')
+        out[f'ndcg@{K}' + ('' if name == 'all' else ' future')] = (float(per[name].ndcg.mean()) if len(l)
+                                                                     else float('nan'))
         out[f'hit@{K}' + ('' if name == 'all' else ' future')] = float(per[name].hit.mean()) if len(l) else float('nan')
     out['sessions'] = len(per['all']); out['sessions future'] = len(per['future'])
     if sessions is not None:
         s = sessions.set_index('session_id')
         for col in [c for c in ('kind', 'user_kind') if c in s]:
-            out[f'by {col}'] = {k: {f'ndcg@{K}': float(per['all'].ndcg[per['all'].index.isin(s.index[s[col] == k])].mean()),
-                                    f'ndcg@{K} future': float(per['future'].ndcg[per['future'].index.isin(s.index[s[col] == k])].mean())}
-                                for k in sorted(s[col].unique())}
+            out[f'by {col}'] = {k: {
+                f'ndcg@{K}': float(per['all'].ndcg[per['all'].index.isin(s.index[s[col] == k])].mean()),
+                f'ndcg@{K} future': float(per['future'].ndcg[per['future'].index.isin(s.index[s[col] == k])].mean())}
+                for k in sorted(s[col].unique())}
     return out
 
 # %% ../nbs/00b_task.ipynb #0a36336f
@@ -198,14 +209,21 @@ def shown_items(session_id, partnumber, time) -> pd.DataFrame:
     "The distinct shown products of each session with their view count and last view time."
     f = pd.DataFrame({'session_id': np.asarray(session_id, np.int64), 'partnumber': np.asarray(partnumber, np.int64),
                       'time': np.asarray(time, np.int64)})
-    return f.groupby(['session_id', 'partnumber'], sort=True).agg(views=('time', 'size'), last=('time', 'max')).reset_index()
+    return (f.groupby(['session_id', 'partnumber'], sort=True)
+            .agg(views=('time', 'size'), last=('time', 'max')).reset_index())
 
 def _top(f: pd.DataFrame, by: list, ascending: list, K: int) -> dict:
     f = f.sort_values(['session_id'] + by, ascending=[True] + ascending, kind='stable')
     return {int(s): g.partnumber.head(K).tolist() for s, g in f.groupby('session_id', sort=False)}
 
 # %% ../nbs/00b_task.ipynb #590a981a
-def baselines(test_rows: pd.DataFrame, labels: pd.DataFrame, popular, K: int = 5, seed: int = 42) -> dict:
+def baselines(
+    test_rows: pd.DataFrame,  # the shown test rows: session_id, partnumber, time (ms)
+    labels: pd.DataFrame,     # the hidden labels: session_id, partnumber (the best order of shown items uses them)
+    popular,                  # partnumbers, most popular first
+    K: int = 5,               # partnumbers per session
+    seed: int = 42,           # the random order's draw
+) -> dict:
     """The trivial baselines (name -> {session_id: [partnumbers]}) for the test rows (session_id, partnumber, time
     in ms), the labels and `popular` (partnumbers, most popular first)."""
     sh = shown_items(test_rows['session_id'], test_rows['partnumber'], test_rows['time'])
@@ -219,14 +237,22 @@ def baselines(test_rows: pd.DataFrame, labels: pd.DataFrame, popular, K: int = 5
             'best order of shown items': _top(best, ['lab', 'views', 'last'], [False, False, False], K)}
 
 # %% ../nbs/00b_task.ipynb #12b6e6f9
-def baseline_table(test_rows: pd.DataFrame, labels: pd.DataFrame, popular, sessions=None, extra: dict | None = None,
-                   K: int = 5, seed: int = 42) -> pd.DataFrame:
+def baseline_table(
+    test_rows: pd.DataFrame,    # the shown test rows: session_id, partnumber, time (ms)
+    labels: pd.DataFrame,       # the hidden labels: session_id, partnumber, shown
+    popular,                    # partnumbers, most popular first
+    sessions=None,              # the test sessions (with kind, user_kind), passed to `score`, or None
+    extra: dict | None = None,  # more recommenders: name -> {session_id: [partnumbers]}
+    K: int = 5,                 # cut-off of NDCG@K and hit@K
+    seed: int = 42,             # the random baseline's draw
+) -> pd.DataFrame:
     "NDCG@K / hit@K (all carts, future carts) of the trivial baselines and of `extra` recommenders, one row each."
     recs = {**baselines(test_rows, labels, popular, K, seed), **(extra or {})}
     rows = []
     for name, r in recs.items():
         s = score(r, labels, sessions, K)
-        rows.append({'method': name, **{k: v for k, v in s.items() if not k.startswith('by ') and not k.startswith('sessions')}})
+        rows.append({'method': name,
+                     **{k: v for k, v in s.items() if not k.startswith('by ') and not k.startswith('sessions')}})
     return pd.DataFrame(rows).set_index('method')
 
 # %% ../nbs/00b_task.ipynb #7ae66334
@@ -234,9 +260,11 @@ import json
 from pathlib import Path
 
 def load_target(path) -> dict:
-    "The raw `target` mapping of a predictions file `{\"target\": {...}}`: a missing file, bad JSON or another shape is refused."
+    """The raw `target` mapping of a predictions file `{\"target\": {...}}`:
+    a missing file, bad JSON or another shape is refused."""
     path = Path(path)
-    if not path.exists(): raise RecsysDataError('predictions file not found', file=str(path), fix='run recsys-predict --out FILE')
+    if not path.exists(): raise RecsysDataError('predictions file not found', file=str(path),
+                                                fix='run recsys-predict --out FILE')
     try: obj = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise RecsysDataError(f'not valid JSON ({e})', file=str(path), fix='write it with recsys-predict') from None
@@ -253,7 +281,8 @@ def read_predictions(path) -> dict:
     for k, v in load_target(path).items():
         try: out[int(k)] = [int(p) for p in v]
         except (TypeError, ValueError):
-            raise RecsysDataError('session ids and partnumbers must be whole numbers', file=str(path), example=f'{k}: {v}',
+            raise RecsysDataError('session ids and partnumbers must be whole numbers', file=str(path),
+                                  example=f'{k}: {v}',
                                   fix='write {"<session_id>": [partnumber, ...]}') from None
     return out
 
@@ -262,15 +291,18 @@ def _label_files(data) -> tuple:
     "(labels, sessions or None) of a data folder, or a RecsysDataError saying that the folder has no hidden labels."
     import pyarrow.parquet as pq
     d = Path(data)
-    if not d.is_dir(): raise RecsysDataError('no such data folder', file=str(d), fix='give --data the folder with test_labels.parquet')
+    if not d.is_dir(): raise RecsysDataError('no such data folder', file=str(d),
+                                             fix='give --data the folder with test_labels.parquet')
     lab_p = next((p for p in (d / 'test_labels.parquet', d / 'test_labels.csv') if p.exists()), None)
     if lab_p is None:
         raise RecsysDataError('no hidden labels here (test_labels.parquet): only a folder written by recsys-synth or '
                               'recsys-ingest convert-log has them (the real test keeps its labels secret)', file=str(d),
-                              fix='score on such a folder, e.g. recsys-ingest convert-log LOG --out DIR, then --data DIR')
+                              fix='score on such a folder, e.g. recsys-ingest convert-log LOG --out DIR, '
+                              'then --data DIR')
     lab = pq.read_table(lab_p).to_pandas() if lab_p.suffix == '.parquet' else pd.read_csv(lab_p)
     if missing := [c for c in ('session_id', 'partnumber') if c not in lab.columns]:
-        raise RecsysDataError(f'missing column(s) {missing}; found {list(lab.columns)}', file=str(lab_p), column=missing[0],
+        raise RecsysDataError(f'missing column(s) {missing}; found {list(lab.columns)}', file=str(lab_p),
+                              column=missing[0],
                               fix='labels need session_id, partnumber (and shown)')
     ses_p = d / 'test_sessions.parquet'
     return lab, (pq.read_table(ses_p).to_pandas() if ses_p.exists() else None), lab_p
@@ -284,8 +316,10 @@ def score_folder(data, predictions, K: int = 5) -> dict:
     covered = np.isin(want, have)
     if not covered.any():
         raise RecsysDataError(f'none of the {len(want):,} labelled sessions of {data} is in the predictions '
-                              f'(they are predictions for another test; e.g. session {int(have[0]) if len(have) else None})',
-                              file=str(predictions), fix=f'predict on this folder: recsys-predict --data {data} --model M --out FILE')
+                              '(they are predictions for another test; '
+                              f'e.g. session {int(have[0]) if len(have) else None})',
+                              file=str(predictions),
+                              fix=f'predict on this folder: recsys-predict --data {data} --model M --out FILE')
     out = score(recs, lab, ses, K)
     out.update(missing_sessions=int((~covered).sum()), extra_sessions=int((~np.isin(have, want)).sum()),
                shown_flag='shown' in lab.columns, labels=len(lab), K=K)
@@ -298,7 +332,8 @@ def score_table(s: dict) -> str:
     K = s['K']; f = lambda x: '   -  ' if x is None or x != x else f'{x:.4f}'
     rows = [f"{'':24}{'NDCG@' + str(K):>8}{'hit@' + str(K):>8}{'sessions':>10}",
             f"{'all carts':24}{f(s[f'ndcg@{K}']):>8}{f(s[f'hit@{K}']):>8}{s['sessions']:>10,}",
-            f"{'future carts (not shown)':24}{f(s[f'ndcg@{K} future']):>8}{f(s[f'hit@{K} future']):>8}{s['sessions future']:>10,}"]
+            f"{'future carts (not shown)':24}{f(s[f'ndcg@{K} future']):>8}{f(s[f'hit@{K} future']):>8}"
+            f"{s['sessions future']:>10,}"]
     for k, v in (s.get('by kind') or {}).items():
         n = (s.get('kind sessions') or {}).get(k, '')
         rows.append(f"{'  ' + k:24}{f(v[f'ndcg@{K}']):>8}{'':>8}{n:>10,}" + f"   future {f(v[f'ndcg@{K} future'])}")
@@ -313,9 +348,11 @@ def _finite(o):
 # %% ../nbs/00b_task.ipynb #2f08bda5
 @cli_errors
 def score_cli(argv=None):
-    "recsys-score: score predictions_3.json against a folder's hidden labels (NDCG@5 and hit@5, all / future carts, per kind)."
+    """recsys-score: score predictions_3.json against a folder's hidden labels
+    (NDCG@5 and hit@5, all / future carts, per kind)."""
     ap = cli_parser('recsys-score', description=score_cli.__doc__)
-    ap.add_argument('--data', required=True, help='the folder with test_labels.parquet (recsys-synth or recsys-ingest convert-log output)')
+    ap.add_argument('--data', required=True,
+                    help='the folder with test_labels.parquet (recsys-synth or recsys-ingest convert-log output)')
     ap.add_argument('--predictions', default='predictions_3.json', help='the predictions file')
     ap.add_argument('--k', type=positive_int, default=5, help='cut-off K of NDCG@K and hit@K')
     ap.add_argument('--json', action='store_true', help='print the scores as JSON')
@@ -324,7 +361,8 @@ def score_cli(argv=None):
     if a.json: print(json.dumps(_finite(s), indent=1)); return 0
     print(f"{a.predictions} on {a.data}: {s['sessions']:,} labelled sessions, {s['labels']:,} labels")
     print(score_table(s))
-    if s['missing_sessions']: print(f"warning: {s['missing_sessions']:,} labelled sessions have no predictions (scored 0)")
+    if s['missing_sessions']:
+        print(f"warning: {s['missing_sessions']:,} labelled sessions have no predictions (scored 0)")
     if s['extra_sessions']: print(f"note: {s['extra_sessions']:,} predicted sessions have no labels (ignored)")
     if not s['shown_flag']: print('note: the labels have no shown flag: "future carts" counts every label')
     return 0
