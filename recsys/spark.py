@@ -51,7 +51,9 @@ def java_available() -> bool:
 def _require_spark():
     try: import pyspark  # noqa: F401
     except ImportError:
-        raise RecsysDataError('pyspark is not installed', fix="pip install 'recsys[spark]' (pyspark 4.x and Java 17)") from None
+        raise RecsysDataError(
+            'pyspark is not installed', fix="pip install 'recsys[spark]' (pyspark 4.x and Java 17)"
+        ) from None
     if not java_available():
         raise RecsysDataError('no Java runtime found (Spark runs on the JVM)', fix='install Java 17 and set JAVA_HOME')
 
@@ -86,8 +88,10 @@ def spark_session(master: str | None = 'local[2]', memory: str = '2g', app_name:
     if parts: settings.update({'spark.sql.shuffle.partitions': str(parts), 'spark.default.parallelism': str(parts)})
     if threads: settings['spark.local.dir'] = str(Path(tempfile.gettempdir()) / 'recsys-spark-local')
     conf = {k: str(v) for k, v in (conf or {}).items()}
-    if 'spark.driver.extraJavaOptions' in conf:                     # keep the quiet logging with the caller's options
-        conf['spark.driver.extraJavaOptions'] = settings['spark.driver.extraJavaOptions'] + ' ' + conf['spark.driver.extraJavaOptions']
+    if 'spark.driver.extraJavaOptions' in conf:  # keep the quiet logging with the caller's options
+        conf['spark.driver.extraJavaOptions'] = (
+            settings['spark.driver.extraJavaOptions'] + ' ' + conf['spark.driver.extraJavaOptions']
+        )
     settings.update(conf)
     for k, v in settings.items(): b = b.config(k, v)
     spark = b.getOrCreate()
@@ -95,8 +99,10 @@ def spark_session(master: str | None = 'local[2]', memory: str = '2g', app_name:
     sc.setLogLevel(log_level)
     got = sc.getConf().get('spark.driver.memory', None)
     if got != memory and threads:
-        warnings.warn(f'a Spark session was already running with driver memory {got}; {memory} applies only to a new JVM',
-                      stacklevel=2)
+        warnings.warn(
+            f'a Spark session was already running with driver memory {got}; {memory} applies only to a new JVM',
+            stacklevel=2,
+        )
     for k in ('spark.sql.shuffle.partitions', 'spark.sql.session.timeZone'):   # SQL settings do apply to a live session
         if k in settings: spark.conf.set(k, settings[k])
     ck = Path(checkpoint_dir) if checkpoint_dir else Path(tempfile.gettempdir()) / 'recsys-spark-checkpoints'
@@ -121,7 +127,9 @@ def _read_raw(spark, path):
     if name.endswith(('.csv', '.csv.gz')):
         return spark.read.csv(p, header=True, schema=INDITEX_SCHEMA)
     if not p.startswith(('hdfs:', 's3', 'gs:', 'abfs')) and not Path(p).exists():
-        raise RecsysDataError('file not found', file=p, fix='check the path (a parquet file or a folder of parquet parts)')
+        raise RecsysDataError(
+            'file not found', file=p, fix='check the path (a parquet file or a folder of parquet parts)'
+        )
     return spark.read.parquet(p)
 
 # %% ../nbs/08_spark.ipynb #4b5ed1f6
@@ -162,10 +170,12 @@ def read_events(spark, path, validate: bool = True):
     if validate:
         checks = {'rows': F.count(F.lit(1)), 'item': F.sum(F.col('item').isNull().cast('int'))}
         if 'session_id' in cols: checks['session_id'] = F.sum(F.col('session_id').isNull().cast('int'))
-        if 'add_to_cart' in cols: checks['add_to_cart'] = F.sum((~F.col('_ac').isin(0, 1) | F.col('_ac').isNull()).cast('int'))
+        if 'add_to_cart' in cols:
+            checks['add_to_cart'] = F.sum((~F.col('_ac').isin(0, 1) | F.col('_ac').isNull()).cast('int'))
         if tcol: checks[tcol] = F.sum((F.col('ms').isNull()).cast('int'))
         if 'user_id' in cols: checks['user_id'] = F.sum((F.col('_uid') != F.floor(F.col('_uid'))).cast('int'))
-        if 'event' in cols: checks['event'] = F.sum((~F.lower(F.col('event')).isin(*EVENT_NAMES) | F.col('event').isNull()).cast('int'))
+        if 'event' in cols:
+            checks['event'] = F.sum((~F.lower(F.col('event')).isin(*EVENT_NAMES) | F.col('event').isNull()).cast('int'))
         got = out.agg(*[v.alias(k) for k, v in checks.items()]).first().asDict()
         if not got['rows']: raise RecsysDataError('no events (the input is empty)', file=file, fix='check the input')
         fixes = {'item': f'drop the rows without a {item}', 'session_id': 'drop the rows without a session_id',
@@ -175,7 +185,9 @@ def read_events(spark, path, validate: bool = True):
         for k, n in got.items():
             if k != 'rows' and n:
                 col = item if k == 'item' else k
-                raise RecsysDataError('missing or invalid values', file=file, column=col, n_bad=int(n), fix=fixes.get(k))
+                raise RecsysDataError(
+                    'missing or invalid values', file=file, column=col, n_bad=int(n), fix=fixes.get(k)
+                )
     return out.drop(*[c for c in ('_ac', '_uid', 'event') if c in out.columns])
 
 # %% ../nbs/08_spark.ipynb #7b4bac4f
@@ -223,7 +235,8 @@ def aggregate_events(events, key: str = 'user_or_session'):
 
 # %% ../nbs/08_spark.ipynb #9969a126
 def pairs_to_interactions(pairs):
-    "Collect aggregated pairs into `recsys.ingest.Interactions` (rows: users then sessions, ids ascending). Small data only."
+    """Collect aggregated pairs into `recsys.ingest.Interactions` (rows: users then sessions, ids ascending). Small data
+    only."""
     from recsys.ingest import Interactions
     from recsys.interactions import key_strings, row_code
     t = pairs.select('kind', 'rid', 'item', 'views', 'carts', 'purchases', 'first_ts', 'last_ts').toArrow().to_pandas()
@@ -234,14 +247,22 @@ def pairs_to_interactions(pairs):
     shape = (len(rows), len(items))
     m = lambda col, dt: sp.csr_matrix((t[col].to_numpy(dt), (r, c)), shape=shape)
     keys = key_strings(row_code(rows['kind'].to_numpy(), rows['rid'].to_numpy()))
-    return Interactions(keys=keys, items=items, views=m('views', np.float32), carts=m('carts', np.float32),
-                        purchases=m('purchases', np.float32), first_ts=m('first_ts', np.float64), last_ts=m('last_ts', np.float64))
+    return Interactions(
+        keys=keys,
+        items=items,
+        views=m('views', np.float32),
+        carts=m('carts', np.float32),
+        purchases=m('purchases', np.float32),
+        first_ts=m('first_ts', np.float64),
+        last_ts=m('last_ts', np.float64),
+    )
 
 # %% ../nbs/08_spark.ipynb #3544dfaf
 _TRANSFORM = {'seed': 'linear', 'linear': 'linear', 'hu': 'linear', 'hu_log': 'log', 'bm25': 'bm25', 'tfidf': 'tfidf'}
 
 def as_design(design) -> ConfidenceDesign:
-    "A `ConfidenceDesign` from a design, a name ('seed'; 'default': the project's `DEFAULT_DESIGN`), a dict or its JSON."
+    """A `ConfidenceDesign` from a design, a name ('seed'; 'default': the project's `DEFAULT_DESIGN`), a dict or its
+    JSON."""
     if isinstance(design, ConfidenceDesign): return design
     if design is None or design == 'default': return DEFAULT_DESIGN
     if isinstance(design, dict): return ConfidenceDesign.from_dict(design)
@@ -274,7 +295,8 @@ def _universe(pairs, universe):
 
 # %% ../nbs/08_spark.ipynb #7a71c805
 def spark_confidence(pairs, design='default', universe: tuple | None = None, ref_ts: float | None = None):
-    """`pairs` with a `confidence` column (double): the design's c = 1 + alpha·g(s)·decay, as `design.apply` computes it.
+    """`pairs` with a `confidence` column (double): the design's c = 1 + alpha·g(s)·decay, as `design.apply` computes
+    it.
     `universe`: (n_rows, n_items) of the whole data set (BM25/TF-IDF statistics); default: counted from `pairs`."""
     from pyspark.sql import functions as F
     kw = design_kwargs(design)
@@ -285,7 +307,11 @@ def spark_confidence(pairs, design='default', universe: tuple | None = None, ref
     rep = kw['repeat']
     f = {'all': v, 'binary': F.when(v > 0, 1.0).otherwise(0.0), 'log': F.log1p(v)}.get(rep)
     if f is None: raise ValueError(f"repeat must be one of ('all', 'binary', 'log'), got {rep!r}")
-    s = F.lit(float(kw['w_view'])) * f + F.lit(float(kw['w_cart'])) * F.col('carts') + F.lit(float(kw['w_purchase'])) * F.col('purchases')
+    s = (
+        F.lit(float(kw['w_view'])) * f
+        + F.lit(float(kw['w_cart'])) * F.col('carts')
+        + F.lit(float(kw['w_purchase'])) * F.col('purchases')
+    )
     df = pairs.withColumn('_s', s.cast('double'))
     tr = kw['transform']
     if tr == 'linear': g = F.col('_s')
@@ -425,9 +451,13 @@ def recommend_unseen(model, seen, users, K: int = 10, base: int = 8, single_call
     n_seen = n_seen.withColumn('_cap', F.pow(F.lit(float(base)), F.greatest(expo, F.lit(0))).cast('long')).cache()
     groups = {int(r['_cap']): (int(r['rows']), int(r['most'])) for r in
               n_seen.groupBy('_cap').agg(F.count(F.lit(1)).alias('rows'), F.max('_n').alias('most')).collect()}
-    if not groups: raise RecsysDataError('none of the rows to recommend for has a training pair', fix='recommend for training rows')
+    if not groups:
+        raise RecsysDataError(
+            'none of the rows to recommend for has a training pair', fix='recommend for training rows'
+        )
     n_rows, most = sum(r for r, _ in groups.values()), max(m for _, m in groups.values())
-    if n_rows * (K + most) <= single_call_rows: parts = [model.recommendForUserSubset(n_seen.select('user'), int(K + most))]
+    if n_rows * (K + most) <= single_call_rows:
+        parts = [model.recommendForUserSubset(n_seen.select('user'), int(K + most))]
     else: parts = [model.recommendForUserSubset(n_seen.filter(F.col('_cap') == c).select('user'), int(K + min(c, m)))
                    for c, (_, m) in sorted(groups.items())]
     cand = reduce(lambda a, b: a.unionByName(b), parts)
@@ -442,13 +472,17 @@ EVALUATOR_METRICS = {'ndcgAtK': 'ndcg@{K}', 'precisionAtK': 'precision@{K}', 're
                      'meanAveragePrecisionAtK': 'map@{K}', 'meanAveragePrecision': 'map'}
 
 def ranking_frame(recs, relevant):
-    "(user, key, prediction array<double> in rank order, label array<double>) for every row of `relevant` (user, item, key)."
+    """(user, key, prediction array<double> in rank order, label array<double>) for every row of `relevant` (user, item,
+    key)."""
     from pyspark.sql import functions as F
     preds = (recs.groupBy('user').agg(F.sort_array(F.collect_list(F.struct('rank', 'item'))).alias('_p'))
              .select('user', F.transform('_p', lambda s: s['item'].cast('double')).alias('prediction')))
-    labels = relevant.groupBy('user', 'key').agg(F.array_sort(F.collect_set(F.col('item').cast('double'))).alias('label'))
-    return (labels.join(preds, 'user', 'left')
-            .select('user', 'key', F.coalesce('prediction', F.array().cast('array<double>')).alias('prediction'), 'label'))
+    labels = relevant.groupBy('user', 'key').agg(
+        F.array_sort(F.collect_set(F.col('item').cast('double'))).alias('label')
+    )
+    return labels.join(preds, 'user', 'left').select(
+        'user', 'key', F.coalesce('prediction', F.array().cast('array<double>')).alias('prediction'), 'label'
+    )
 
 # %% ../nbs/08_spark.ipynb #2840763f
 def evaluator_metrics(frame, K: int) -> dict:
@@ -483,7 +517,9 @@ def frame_metrics(keys, recs, labels, K: int, n_items: int) -> dict:
     code = lambda ids: np.searchsorted(universe, ids)
     R = np.where(recs >= 0, code(np.where(recs >= 0, recs, universe[0] if len(universe) else 0)), -1)
     rows = np.repeat(np.arange(len(labels)), [len(l) for l in labels])
-    rel = sp.csr_matrix((np.ones(len(lv), np.float32), (rows, code(lv))), shape=(len(labels), max(n_items, len(universe))))
+    rel = sp.csr_matrix(
+        (np.ones(len(lv), np.float32), (rows, code(lv))), shape=(len(labels), max(n_items, len(universe)))
+    )
     return ranking_metrics(R, rel, K)
 
 # %% ../nbs/08_spark.ipynb #8d031d7b
@@ -514,7 +550,8 @@ def crc_sample(keys, n: int | None) -> np.ndarray:
 
 # %% ../nbs/08_spark.ipynb #c3cfed0c
 def _holdout_split(pairs, holdout: int, max_eval_rows: int | None):
-    "(train pairs, held-out pairs of the evaluated rows or None, evaluated rows): each row's `holdout` latest pairs held out."
+    """(train pairs, held-out pairs of the evaluated rows or None, evaluated rows): each row's `holdout` latest pairs
+    held out."""
     if not holdout:
         return pairs, None, _crc_sample(pairs.select('user', 'key').distinct(), max_eval_rows)
     train, held = spark_leave_last_pairs(pairs, holdout)
@@ -548,7 +585,9 @@ def run_spark(spark,  # a SparkSession (`spark_session`)
         nonlocal t
         now = time.perf_counter(); tm[name] = round(now - t, 3); t = now
     pairs = aggregate_events(read_events(spark, path), key).cache()
-    s = pairs.agg(F.count(F.lit(1)).alias('n'), F.countDistinct('user').alias('r'), F.countDistinct('item').alias('i')).first()
+    s = pairs.agg(
+        F.count(F.lit(1)).alias('n'), F.countDistinct('user').alias('r'), F.countDistinct('item').alias('i')
+    ).first()
     universe = (int(s['r']), int(s['i'])); lap('read_aggregate_s')
     train, held, eval_rows = _holdout_split(pairs, holdout, max_eval_rows)
     ratings = spark_ratings(spark_confidence(train, design, universe), alpha).cache()
@@ -599,15 +638,23 @@ def run_implicit(X, design='default', K: int = 10, factors: int = 8, regularizat
     seen = (C > 0).astype(np.float32)
     pop_ids, _ = PopularityRecommender().fit(seen).recommend(rows, seen, N=K)
     rel_rows = rel[rows]
-    return dict(metrics=ranking_metrics(ids, rel_rows, K), popularity=ranking_metrics(pop_ids, rel_rows, K),
-                keys=X.keys[rows], recs=np.where(ids >= 0, X.items[np.maximum(ids, 0)], -1), rows=rows, relevant=rel_rows,
-                info=dict(train_pairs=int(C.nnz), eval_rows=int(len(rows)), use_cg=bool(use_cg)), timings=tm)
+    return dict(
+        metrics=ranking_metrics(ids, rel_rows, K),
+        popularity=ranking_metrics(pop_ids, rel_rows, K),
+        keys=X.keys[rows],
+        recs=np.where(ids >= 0, X.items[np.maximum(ids, 0)], -1),
+        rows=rows,
+        relevant=rel_rows,
+        info=dict(train_pairs=int(C.nnz), eval_rows=int(len(rows)), use_cg=bool(use_cg)),
+        timings=tm,
+    )
 
 # %% ../nbs/08_spark.ipynb #71dd1749
 PARITY_METRICS = ('ndcg@{K}', 'map@{K}', 'recall@{K}', 'precision@{K}', 'hit_rate@{K}')
 
 def local_interactions(path, key: str = 'user_or_session'):
-    """The events at `path` aggregated on one machine by `recsys.ingest`: MovieLens's `u.data` (tab-separated, no header:
+    """The events at `path` aggregated on one machine by `recsys.ingest`: MovieLens's `u.data` (tab-separated, no
+    header:
     user, item, rating, timestamp) through the ingest module's MovieLens reader, any other file through `aggregate`."""
     from recsys.ingest import aggregate, load_movielens_100k
     p = Path(str(path))
@@ -647,16 +694,30 @@ def parity(spark,  # a SparkSession
     order = {k: n for n, k in enumerate(i['keys'])}
     same_rows = len(s.keys) == len(i['keys']) and all(k in order for k in s.keys)
     same_labels = same_rows and all(
-        np.array_equal(np.sort(lab), np.sort(X.items[i['relevant'][order[k]].indices])) for k, lab in zip(s.keys, s.labels))
+        np.array_equal(np.sort(lab), np.sort(X.items[i['relevant'][order[k]].indices]))
+        for k, lab in zip(s.keys, s.labels)
+    )
     names = [m.format(K=K) for m in PARITY_METRICS]
     diff = {m: s.metrics[m] - i['metrics'][m] for m in names}
     ev_gap = max((abs(s.evaluator[m] - s.metrics[m]) for m in s.evaluator), default=float('nan'))
-    return dict(spark=s.metrics, implicit=i['metrics'], popularity=i['popularity'], spark_evaluator=s.evaluator,
-                diff=diff, evaluator_max_abs_gap=ev_gap, same_eval_rows=bool(same_rows), same_relevant=bool(same_labels),
-                spark_info=s.info, implicit_info=i['info'],
-                timings={'spark': {**s.timings, 'total_s': round(spark_s, 3)},
-                         'implicit': {**i['timings'], 'total_s': round(implicit_s, 3)}},
-                _spark=s, _implicit=i)
+    return dict(
+        spark=s.metrics,
+        implicit=i['metrics'],
+        popularity=i['popularity'],
+        spark_evaluator=s.evaluator,
+        diff=diff,
+        evaluator_max_abs_gap=ev_gap,
+        same_eval_rows=bool(same_rows),
+        same_relevant=bool(same_labels),
+        spark_info=s.info,
+        implicit_info=i['info'],
+        timings={
+            'spark': {**s.timings, 'total_s': round(spark_s, 3)},
+            'implicit': {**i['timings'], 'total_s': round(implicit_s, 3)},
+        },
+        _spark=s,
+        _implicit=i,
+    )
 
 # %% ../nbs/08_spark.ipynb #47bd35ba
 def _resolve_events(data: str, scale: str = 'tiny', seed: int = 42) -> tuple[str, str]:
