@@ -560,22 +560,27 @@ def build_index(run_dir) -> Path:
     s = [f'<h1>recsys report — {_e(run["run"])}</h1>',
          '<p class="meta">' + ' · '.join(f'{k} <b>{_e(v)}</b>' for k, v in [
              ('dataset', run['dataset']), ('scale', run['scale']), ('seed', run['seed']), ('started', run['started']),
-             ('wall time', f'{run["wall_s"]:.1f} s'), ('workers', run['jobs']), ('commit', (run.get('git_commit') or 'n/a')[:19])]) + '</p>',
+             ('wall time', f'{run["wall_s"]:.1f} s'), ('workers', run['jobs']),
+             ('commit', (run.get('git_commit') or 'n/a')[:19])]) + '</p>',
          '<p>' + ' '.join(f'{_status(k)} {v}' for k, v in c.items()) + f' — {len(recs)} jobs</p>']
     na = [r for r in recs if r['status'] == NA]
     if na:
         s.append('<p class="note">Reports that do not apply to this dataset (not run, not failed): '
-                 + '; '.join(f'<b>{_e(r["key"])}</b> — {_e((r.get("reason") or "").removeprefix("not applicable: "))}' for r in na) + '.</p>')
+                 + '; '.join(f'<b>{_e(r["key"])}</b> — {_e((r.get("reason") or "").removeprefix("not applicable: "))}'
+                             for r in na) + '.</p>')
     if c['failed'] or c['skipped']:
         s.append('<p class="note">Some jobs did not complete: see <a href="#errors">Errors</a>. '
                  'Re-running the same command resumes the run (completed jobs are kept).</p>')
-    details = (_metrics_section(run, recs) + _published_section(run, recs) + _sweeps_section(recs, run_dir) + _figures_section(recs, run_dir)
-               + _jobs_section(recs, run_dir) + _errors_section(recs, run_dir) + _params_section(run))
-    toc = ' · '.join(f'<a href="#{m[1]}">{m[2]}</a>' for m in (re.match(r'<h2 id="([^"]+)">([^<]+)</h2>', x) for x in details) if m)
-    s += (_headline_section(run, recs) + _thumbnails_section(recs, run_dir) + [f'<p class="note">The details: {toc}.</p>'] + details
-          + [_machine_footer(run, recs)])
+    details = (_metrics_section(run, recs) + _published_section(run, recs) + _sweeps_section(recs, run_dir)
+               + _figures_section(recs, run_dir) + _jobs_section(recs, run_dir) + _errors_section(recs, run_dir)
+               + _params_section(run))
+    heads = (re.match(r'<h2 id="([^"]+)">([^<]+)</h2>', x) for x in details)
+    toc = ' · '.join(f'<a href="#{m[1]}">{m[2]}</a>' for m in heads if m)
+    s += (_headline_section(run, recs) + _thumbnails_section(recs, run_dir)
+          + [f'<p class="note">The details: {toc}.</p>'] + details + [_machine_footer(run, recs)])
     page = ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>recsys report — {_e(run["run"])}</title>'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f'<title>recsys report — {_e(run["run"])}</title>'
             f'<style>{_CSS}</style></head><body>\n' + '\n'.join(s) + '\n</body></html>\n')
     index = run_dir / 'index.html'
     with atomic_write(index) as f: f.write(page)
@@ -623,7 +628,13 @@ class _DomStats(HTMLParser):
     def handle_data(self, data): self.text.append(data)
 
 # %% ../nbs/07c_report_page.ipynb #631fba4b
-def browser_check(index, screenshot=None, chromium: str | None = None, timeout: float = 120, size=(1280, 2400)) -> dict:
+def browser_check(
+    index,                          # the report page to load (`index.html`)
+    screenshot=None,                # a .png path to save a screenshot of the page to (None: no screenshot)
+    chromium: str | None = None,    # the Chromium binary (None: `find_chromium()`)
+    timeout: float = 120,           # seconds each Chromium call may take
+    size=(1280, 2400),              # the browser window, (width, height) in pixels
+) -> dict:
     "Load `index` in headless Chromium: images rendered or broken, table rows, the page text; optionally a screenshot."
     chrome = chromium or find_chromium()
     if not chrome:

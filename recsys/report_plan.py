@@ -415,12 +415,22 @@ def _notebook_jobs(name: str, path: Path, run_dir: Path, base: dict, spec: dict 
     return jobs
 
 # %% ../nbs/07a_report_plan.ipynb #5ab367f8
-def plan_jobs(run_dir, dataset: str = 'synthetic', scale: str = 'small', seed: int = 42, nbs_dir=None,
-              grid: dict | None = None, only=None, K: int | None = None, params: dict | None = None,
-              depends: dict | None = None, needs: dict | None = None) -> list[Job]:
-    """The run's jobs in dependency order: one per notebook, or one per grid configuration, with the parameters to
-    inject;
-    a job whose notebook needs what the dataset lacks (`NEEDS`, `dataset_features`) carries the reason in `na`."""
+def plan_jobs(
+    run_dir,                        # the run's folder: each job gets its folder under it
+    dataset: str = 'synthetic',     # the dataset every notebook reads ('synthetic', a name or a folder)
+    scale: str = 'small',           # synthetic scale, with dataset='synthetic'
+    seed: int = 42,                 # injected into every notebook; also picks the synthetic data
+    nbs_dir=None,                   # where the report notebooks are (None: `<project>/nbs`)
+    grid: dict | None = None,       # sweeps: {notebook: {parameter: [values]}}, one job per configuration
+    only=None,                      # notebooks to plan, by name or number prefix (None: all)
+    K: int | None = None,           # list length, injected where a notebook declares `K` (None: its own default)
+    params: dict | None = None,     # more parameters, injected where a notebook declares them
+    depends: dict | None = None,    # what each notebook waits for (None: `DEPENDS`)
+    needs: dict | None = None,      # the dataset features each notebook needs (None: `NEEDS`)
+) -> list[Job]:
+    """The run's jobs in dependency order: one per notebook, or one per grid configuration, with the parameters
+    to inject; a job whose notebook needs what the dataset lacks (`NEEDS`, `dataset_features`) carries the reason in
+    `na`."""
     run_dir = Path(run_dir)
     nbs = discover_notebooks(nbs_dir)
     if not nbs:
@@ -448,16 +458,8 @@ def plan_jobs(run_dir, dataset: str = 'synthetic', scale: str = 'small', seed: i
             )
         base = {'dataset': dataset, 'scale': scale, 'seed': int(seed),
                 **{k: v for k, v in extra.items() if v is not None and k in declared}}
-        jobs += _notebook_jobs(
-            name,
-            nbs[name],
-            run_dir,
-            base,
-            grid.get(name),
-            data_fp,
-            [d for d in deps[name] if d in selected],
-            not_applicable(name, features, needs),
-        )
+        jobs += _notebook_jobs(name, nbs[name], run_dir, base, grid.get(name), data_fp,
+                               [d for d in deps[name] if d in selected], not_applicable(name, features, needs))
     missing = sorted(set(params or {}) - declared_any)
     if missing:
         raise RecsysDataError(f'--param {", ".join(missing)}: no report notebook declares it', fix='check the spelling')

@@ -163,26 +163,43 @@ def _write_pages(run_dir: Path, run: dict, screenshot: bool = True) -> tuple[Pat
     return index, shot
 
 # %% ../nbs/07_reports.ipynb #0c5c8aa2
-def run_reports(dataset: str = 'synthetic', scale: str = 'small', seed: int = 42, jobs: int | None = None, out=None,
-                grid=None, force: bool = False, only=None, nbs_dir=None, K: int | None = None, params: dict | None = None,
-                timeout: float | None = None, kernel_name: str = 'python3', depends: dict | None = None,
-                prepare: bool = True, screenshot: bool = True, show_progress: bool | None = None, needs: dict | None = None) -> dict:
+def run_reports(
+    dataset: str = 'synthetic',         # the dataset every report reads ('synthetic', a name or a folder)
+    scale: str = 'small',               # synthetic scale, with dataset='synthetic'
+    seed: int = 42,                     # injected into every notebook and its kernel; also picks the synthetic data
+    jobs: int | None = None,            # notebooks run at once, one kernel each (None: the CPU count)
+    out=None,                           # the run's folder (None: `$RECSYS_REPORTS_DIR` or `<project>/reports`, by name)
+    grid=None,                          # sweeps: {notebook: {parameter: [values]}}, or a grid file (`load_grid`)
+    force: bool = False,                # re-run jobs already done in the run's folder
+    only=None,                          # run only these notebooks, by name or number prefix (None: all)
+    nbs_dir=None,                       # where the report notebooks are (None: `<project>/nbs`)
+    K: int | None = None,               # list length, injected where a notebook declares `K`
+    params: dict | None = None,         # more parameters, injected where a notebook declares them
+    timeout: float | None = None,       # seconds per cell (None: no limit)
+    kernel_name: str = 'python3',       # the Jupyter kernel
+    depends: dict | None = None,        # what each notebook waits for (None: `DEPENDS`)
+    prepare: bool = True,               # materialise the data once before the jobs (`prepare_data`)
+    screenshot: bool = True,            # also save `index.png` when Chromium is at hand
+    show_progress: bool | None = None,  # the progress bar (None: when the output is a terminal)
+    needs: dict | None = None,          # the dataset features each notebook needs (None: `NEEDS`)
+) -> dict:
     """Run the report notebooks as papermill jobs; write `<run>/index.html`; return the run's summary.
     Workers are spawned processes: in a script, call this under `if __name__ == '__main__':`."""
     t0, started = time.time(), utc_now()
     dataset = normalise_dataset(dataset, scale)
     run_dir = _run_dir(dataset, scale, seed, out)
     if grid is not None and not isinstance(grid, dict): grid = load_grid(grid)
-    replan = lambda only=None: plan_jobs(run_dir, dataset, scale, seed, nbs_dir=nbs_dir, grid=grid, only=only, K=K, params=params,
-                                         depends=depends, needs=needs)
+    replan = lambda only=None: plan_jobs(run_dir, dataset, scale, seed, nbs_dir=nbs_dir, grid=grid, only=only, K=K,
+                                         params=params, depends=depends, needs=needs)
     plan, n_par = replan(only), max(1, int(jobs or os.cpu_count() or 1))
     with run_lock(run_dir):
         records, todo = triage(plan, force)
-        prep = prepare_data(dataset, scale, seed, kernel_env(seed)) if (prepare and todo) else {'step': 'none', 'note': 'not needed'}
+        prep = (prepare_data(dataset, scale, seed, kernel_env(seed)) if (prepare and todo)
+                else {'step': 'none', 'note': 'not needed'})
         run_jobs(plan, todo, records, run_dir, seed, n_par, kernel_name, timeout, show_progress)
         shown = _shown_jobs(plan, records, replan) if only else plan
-        settings = {'dataset': dataset, 'scale': scale, 'seed': int(seed), 'K': K, 'params': params or {}, 'grid': grid or {},
-                    'jobs': n_par, 'force': force, 'only': list(only or [])}
+        settings = {'dataset': dataset, 'scale': scale, 'seed': int(seed), 'K': K, 'params': params or {},
+                    'grid': grid or {}, 'jobs': n_par, 'force': force, 'only': list(only or [])}
         run = _run_record(run_dir, settings, plan, shown, records, nbs_dir, started, round(time.time() - t0, 2), prep)
         index, shot = _write_pages(run_dir, run, screenshot)
     c = run['counts']

@@ -60,9 +60,15 @@ def _require_spark():
 # %% ../nbs/08_spark.ipynb #39e192d6
 SMALL_JOB_JVM = '-XX:TieredStopAtLevel=1 -XX:+UseSerialGC'
 
-def spark_session(master: str | None = 'local[2]', memory: str = '2g', app_name: str = 'recsys',
-                  shuffle_partitions: int | None = None, checkpoint_dir=None, log_level: str = 'ERROR',
-                  jvm_options: str = '', conf: dict | None = None):
+def spark_session(master: str | None = 'local[2]',  # Spark master; None: spark-submit's (else local[2])
+                  memory: str = '2g',  # driver memory (applies only when a new JVM starts)
+                  app_name: str = 'recsys',  # the application's name
+                  shuffle_partitions: int | None = None,  # shuffle partitions (None: local threads, else Spark's)
+                  checkpoint_dir=None,  # the checkpoint folder (None: one under the temporary folder)
+                  log_level: str = 'ERROR',  # the Spark context's log level
+                  jvm_options: str = '',  # extra driver JVM options (`SMALL_JOB_JVM` for tests and tiny jobs)
+                  conf: dict | None = None,  # more Spark settings, over these defaults
+                 ):
     """A `SparkSession` with sane local settings (see above); `master=None` keeps the cluster manager's choice.
     `shuffle_partitions` defaults to the local thread count, else Spark's default. `jvm_options` go to the driver JVM
     when it starts (`SMALL_JOB_JVM` for tests and tiny jobs)."""
@@ -202,7 +208,8 @@ def aggregate_events(events, key: str = 'user_or_session'):
     if key not in KEYS: raise RecsysDataError(f'unknown key {key!r}', fix=f'use one of {KEYS}')
     ev = events
     if key == 'user':
-        ev = ev.filter(F.col('row_kind') == 0).withColumn('kind', F.lit(0).cast('tinyint')).withColumn('rid', F.col('user_id'))
+        ev = (ev.filter(F.col('row_kind') == 0).withColumn('kind', F.lit(0).cast('tinyint'))
+              .withColumn('rid', F.col('user_id')))
     elif key == 'session':
         ev = ev.withColumn('kind', F.lit(1).cast('tinyint')).withColumn('rid', F.col('session_id'))
     else:
@@ -216,22 +223,26 @@ def aggregate_events(events, key: str = 'user_or_session'):
                   F.max(F.when(F.col('kind') == 1, F.col('rid'))).alias('smax'),
                   F.min('rid').alias('rmin'), F.min('item').alias('imin'), F.max('item').alias('imax'),
                   F.sum(F.col('rid').isNull().cast('int')).alias('no_rid')).first()
-    if b['imax'] is None: raise RecsysDataError('no interactions after applying the key', fix="check the key ('user' drops anonymous rows)")
+    if b['imax'] is None:
+        raise RecsysDataError('no interactions after applying the key',
+                              fix="check the key ('user' drops anonymous rows)")
     if b['no_rid']:
-        raise RecsysDataError('rows without a session_id cannot be keyed by session', column='session_id', n_bad=int(b['no_rid']),
-                              fix="add session_id, or use key='user' to drop anonymous rows")
+        raise RecsysDataError('rows without a session_id cannot be keyed by session', column='session_id',
+                              n_bad=int(b['no_rid']), fix="add session_id, or use key='user' to drop anonymous rows")
     offset = 0 if b['umax'] is None else int(b['umax']) + 1
     top = max(int(b['umax'] or 0), offset + int(b['smax'] or 0))
     if top > INT_MAX or b['imax'] > INT_MAX or b['imin'] < 0 or b['rmin'] < 0:
-        raise RecsysDataError(f'ids do not fit Spark ALS integer ids (rows up to {top}, items {b["imin"]}..{b["imax"]})',
+        raise RecsysDataError('ids do not fit Spark ALS integer ids '
+                              f'(rows up to {top}, items {b["imin"]}..{b["imax"]})',
                               fix='re-number users, sessions or items densely (0..n-1) before training')
     secs = lambda c: (F.col(c) / F.lit(1000.0)).cast('double')
     return pairs.select(
         F.when(F.col('kind') == 0, F.col('rid')).otherwise(F.col('rid') + F.lit(offset)).cast('int').alias('user'),
         F.col('item').cast('int').alias('item'),
-        F.concat(F.when(F.col('kind') == 0, F.lit('u_')).otherwise(F.lit('s_')), F.col('rid').cast('string')).alias('key'),
-        'kind', 'rid', 'views', 'carts', 'purchases', secs('first_ms').alias('first_ts'), secs('last_ms').alias('last_ts'),
-        'last_ms')
+        F.concat(F.when(F.col('kind') == 0, F.lit('u_')).otherwise(F.lit('s_')),
+                 F.col('rid').cast('string')).alias('key'),
+        'kind', 'rid', 'views', 'carts', 'purchases',
+        secs('first_ms').alias('first_ts'), secs('last_ms').alias('last_ts'), 'last_ms')
 
 # %% ../nbs/08_spark.ipynb #9969a126
 def pairs_to_interactions(pairs):
@@ -425,8 +436,15 @@ def spark_leave_last_pairs(pairs, k: int = 1):
     return ranked.filter(~held).drop('_rank', '_n'), ranked.filter(held).drop('_rank', '_n')
 
 # %% ../nbs/08_spark.ipynb #78b8fa41
-def fit_als(ratings, factors: int = 8, reg_param: float = 0.1, alpha: float = 1.0, iterations: int = 10,
-            seed: int = 42, blocks: int | None = None, checkpoint_interval: int = 10):
+def fit_als(ratings,  # a frame of (user, item, rating): the implicit ratings (`spark_ratings`)
+            factors: int = 8,  # ALS rank
+            reg_param: float = 0.1,  # Spark's regParam (`spark_reg` converts implicit's λ)
+            alpha: float = 1.0,  # confidence scale (c = 1 + alpha·r)
+            iterations: int = 10,  # ALS sweeps
+            seed: int = 42,  # Spark ALS's seed
+            blocks: int | None = None,  # ALS user and item blocks (None: the default parallelism)
+            checkpoint_interval: int = 10,  # checkpoint every this many iterations (cuts long lineages)
+           ):
     "Spark MLlib implicit ALS on (user, item, rating): returns the fitted `ALSModel` (factors materialised)."
     from pyspark.ml.recommendation import ALS
     blocks = blocks or max(1, ratings.sparkSession.sparkContext.defaultParallelism)
@@ -437,7 +455,13 @@ def fit_als(ratings, factors: int = 8, reg_param: float = 0.1, alpha: float = 1.
     return als.fit(ratings)
 
 # %% ../nbs/08_spark.ipynb #23ffaf67
-def recommend_unseen(model, seen, users, K: int = 10, base: int = 8, single_call_rows: int = 5_000_000):
+def recommend_unseen(model,  # a fitted `ALSModel` (`fit_als`)
+                     seen,  # a frame of the (user, item) pairs to exclude: the training pairs
+                     users,  # a frame with a `user` column: the rows to recommend for
+                     K: int = 10,  # recommendations per row
+                     base: int = 8,  # each row's seen count is rounded up to a power of this (one call per power)
+                     single_call_rows: int = 5_000_000,  # at most this many candidates: one call for all rows
+                    ):
     """The top-`K` unseen items of each row in `users` (a frame with a `user` column): (user, item, score, rank 1..K).
     `seen`: the (user, item) pairs to exclude — the training pairs. Exact: each row asks Spark for K + its number of
     seen items, rounded up to a power of `base`; when one call for K + the largest number costs at most
@@ -510,7 +534,12 @@ def collect_frame(frame, K: int) -> tuple[np.ndarray, np.ndarray, list]:
     return keys, recs, labels
 
 # %% ../nbs/08_spark.ipynb #7f425780
-def frame_metrics(keys, recs, labels, K: int, n_items: int) -> dict:
+def frame_metrics(keys,  # the rows' keys, as `collect_frame` returns them (not used here)
+                  recs,  # (rows, K) recommended item ids, -1 where a row has fewer
+                  labels,  # each row's held-out item ids (a list of arrays)
+                  K: int,  # the cut-off
+                  n_items: int,  # the number of items (the relevance matrix is at least this wide)
+                 ) -> dict:
     "`recsys.metrics.ranking_metrics` of collected recommendations (item ids) against held-out item ids."
     lv = np.concatenate(labels) if len(labels) else np.zeros(0, np.int64)
     universe = np.unique(np.concatenate([lv, recs[recs >= 0]]))
@@ -618,8 +647,17 @@ def run_spark(spark,  # a SparkSession (`spark_session`)
     return SparkResult(metrics, ev, keys, R, labels, info, tm)
 
 # %% ../nbs/08_spark.ipynb #260353f5
-def run_implicit(X, design='default', K: int = 10, factors: int = 8, regularization: float = 1.0, iterations: int = 10,
-                 holdout: int = 1, seed: int = 42, use_cg: bool = False, max_eval_rows: int | None = None) -> dict:
+def run_implicit(X,  # the events' `Interactions` (`local_interactions`)
+                 design='default',  # the confidence design (name, `ConfidenceDesign` or dict)
+                 K: int = 10,  # recommendations per row
+                 factors: int = 8,  # ALS rank
+                 regularization: float = 1.0,  # implicit's λ
+                 iterations: int = 10,  # ALS sweeps
+                 holdout: int = 1,  # latest pairs held out per row (`leave_last_pairs`)
+                 seed: int = 42,  # the ALS seed
+                 use_cg: bool = False,  # implicit's CG solver (False: exact, like Spark's)
+                 max_eval_rows: int | None = None,  # evaluate at most this many rows (the CRC-32 sample, as in Spark)
+                ) -> dict:
     """The same experiment on one machine: `leave_last_pairs`, the design's confidence, `ALSModel` (implicit), top-K
     unseen, `ranking_metrics`; plus popularity on the same rows. Returns metrics, keys, item-id lists and timings."""
     from recsys.als import ALSModel
@@ -733,10 +771,9 @@ def _resolve_events(data: str, scale: str = 'tiny', seed: int = 42) -> tuple[str
 # %% ../nbs/08_spark.ipynb #7da84e7d
 @cli_errors
 def spark_cli(argv=None):
-    "recsys-spark: the Spark ALS job — read events, aggregate, confidence, fit, top-K unseen items (evaluate with --holdout)."
-    import contextlib
-    from recsys.synth import SCALES
-    from recsys.datasets import dataset_names
+    ("recsys-spark: the Spark ALS job — read events, aggregate, confidence, fit, top-K unseen items "
+     "(evaluate with --holdout).")
+    import contextlib; from recsys.synth import SCALES; from recsys.datasets import dataset_names
     ap = cli_parser('recsys-spark', description=spark_cli.__doc__)
     ap.add_argument('data_pos', nargs='?', default=None, metavar='DATA', help='the same as --data')
     ap.add_argument('--data', default=None,
@@ -745,37 +782,45 @@ def spark_cli(argv=None):
     ap.add_argument('--scale', default='tiny', choices=list(SCALES), help='synthetic scale (with --data synthetic)')
     ap.add_argument('--seed', type=seed_int, default=42)
     ap.add_argument('--key', default=None, choices=KEYS, help='row key (default: user_or_session; MovieLens: user)')
-    ap.add_argument('--design', default='default', help="confidence design: 'default' (the project's), a name ('seed', 'bm25' …) or its JSON")
+    ap.add_argument('--design', default='default',
+                    help="confidence design: 'default' (the project's), a name ('seed', 'bm25' …) or its JSON")
     ap.add_argument('--K', type=positive_int, default=10, help='items per row')
-    ap.add_argument('--factors', type=positive_int, default=64); ap.add_argument('--regularization', type=float, default=0.1)
+    ap.add_argument('--factors', type=positive_int, default=64)
+    ap.add_argument('--regularization', type=float, default=0.1)
     ap.add_argument('--iterations', type=positive_int, default=15); ap.add_argument('--alpha', type=float, default=1.0)
-    ap.add_argument('--holdout', type=int, default=0, help='hold out each row\'s N latest pairs and evaluate (0: no evaluation)')
-    ap.add_argument('--max-eval-rows', type=int, default=None, help='rows to recommend for / evaluate (a CRC-32 sample)')
+    ap.add_argument('--holdout', type=int, default=0,
+                    help='hold out each row\'s N latest pairs and evaluate (0: no evaluation)')
+    ap.add_argument('--max-eval-rows', type=int, default=None,
+                    help='rows to recommend for / evaluate (a CRC-32 sample)')
     ap.add_argument('--blocks', type=int, default=None, help='ALS user and item blocks (default: the parallelism)')
     ap.add_argument('--master', default=None, help='Spark master (default: local[2], or what spark-submit set)')
     ap.add_argument('--memory', default='2g', help='driver memory in local mode')
     ap.add_argument('--checkpoint-dir', default=None)
-    ap.add_argument('--out', default=None, help='folder for recommendations.parquet (and metrics.json when local); a local '
-                                                'folder is refused if it holds anything but an earlier recsys-spark output')
-    ap.add_argument('--force', action='store_true', help='replace a local --out even if it is not an earlier recsys-spark output')
+    ap.add_argument('--out', default=None, help='folder for recommendations.parquet (and metrics.json when local); a '
+                    'local folder is refused if it holds anything but an earlier recsys-spark output')
+    ap.add_argument('--force', action='store_true',
+                    help='replace a local --out even if it is not an earlier recsys-spark output')
     a = ap.parse_args(argv)
-    if a.data and a.data_pos and a.data != a.data_pos: ap.error('give the data once: --data DATA (the positional DATA is the same)')
+    if a.data and a.data_pos and a.data != a.data_pos:
+        ap.error('give the data once: --data DATA (the positional DATA is the same)')
     a.data = a.data or a.data_pos or 'synthetic'
     local = bool(a.out) and '://' not in a.out
     if local:
-        out = prepare_output(a.out, 'a recsys-spark output folder', folder=True, force=a.force,
-                             own=lambda p: (Path(p) / 'recommendations.parquet').exists() or (Path(p) / 'metrics.json').exists())
+        own = lambda p: (Path(p) / 'recommendations.parquet').exists() or (Path(p) / 'metrics.json').exists()
+        out = prepare_output(a.out, 'a recsys-spark output folder', folder=True, force=a.force, own=own)
     path, key = _resolve_events(a.data, a.scale, a.seed)
     _require_spark()
     from pyspark.sql import SparkSession
     ours = SparkSession.getActiveSession() is None          # stop only a session this call started
     spark = spark_session(master=a.master, memory=a.memory, app_name='recsys-spark', checkpoint_dir=a.checkpoint_dir)
     try:
-        with (atomic_dir(out) if local else contextlib.nullcontext(a.out)) as target:    # local: written beside, swapped in
-            r = run_spark(spark, path, design=as_design(a.design), K=a.K, factors=a.factors, regularization=a.regularization,
-                          iterations=a.iterations, alpha=a.alpha, holdout=a.holdout, key=a.key or key, seed=a.seed,
-                          blocks=a.blocks, max_eval_rows=a.max_eval_rows, out=None if target is None else str(target))
-            summary = {'data': path, 'metrics': r.metrics, 'evaluator': r.evaluator, 'info': r.info, 'timings': r.timings}
+        with (atomic_dir(out) if local else contextlib.nullcontext(a.out)) as target:  # local: write beside, swap in
+            r = run_spark(spark, path, design=as_design(a.design), K=a.K, factors=a.factors,
+                          regularization=a.regularization, iterations=a.iterations, alpha=a.alpha, holdout=a.holdout,
+                          key=a.key or key, seed=a.seed, blocks=a.blocks, max_eval_rows=a.max_eval_rows,
+                          out=None if target is None else str(target))
+            summary = {'data': path, 'metrics': r.metrics, 'evaluator': r.evaluator, 'info': r.info,
+                       'timings': r.timings}
             text = json.dumps(summary, indent=1, default=str)
             if local: (Path(target) / 'metrics.json').write_text(text)
     finally:
