@@ -45,11 +45,15 @@ def planted_events(
         cdf = np.cumsum(pop[members]); cdf /= cdf[-1]
         item[sel] = members[np.searchsorted(cdf, rng.random(sel.sum()), side='right').clip(max=members.size - 1)]
     # a revisit copies the item of a uniformly chosen earlier event of the same row (pointer jumping resolves chains)
-    src = np.where((rng.random(n) < repeat) & (pos > 0), start[user] + (rng.random(n) * pos).astype(np.int64), np.arange(n))
+    src = np.where(
+        (rng.random(n) < repeat) & (pos > 0), start[user] + (rng.random(n) * pos).astype(np.int64), np.arange(n)
+    )
     while not np.array_equal(src[src], src): src = src[src]
     item = item[src]
     is_target = pos >= np.ceil((1 - target) * lens).astype(np.int64)[user]
-    def _pair_matrix(m): return sp.csr_matrix((np.ones(int(m.sum()), np.float32), (user[m], item[m])), shape=(n_users, n_items))
+
+    def _pair_matrix(m):
+        return sp.csr_matrix((np.ones(int(m.sum()), np.float32), (user[m], item[m])), shape=(n_users, n_items))
     return _pair_matrix(~is_target), _pair_matrix(is_target)
 
 # %% ../nbs/04_als.ipynb #315349ec
@@ -76,7 +80,7 @@ def loss(
     c, p = confidence_preference(C, alpha)
     X, Y = np.asarray(X, np.float64), np.asarray(Y, np.float64)
     nu, ni = ((_dense(C) != 0).sum(1), (_dense(C) != 0).sum(0)) if weighted else (1.0, 1.0)
-    value = (c * (p - X @ Y.T) ** 2).sum() + regularization * ((nu * (X ** 2).sum(1)).sum() + (ni * (Y ** 2).sum(1)).sum())
+    value = (c * (p - X @ Y.T) ** 2).sum() + regularization * ((nu * (X**2).sum(1)).sum() + (ni * (Y**2).sum(1)).sum())
     return float(value / c.sum()) if normalize else float(value)
 
 # %% ../nbs/04_als.ipynb #ef1ce647
@@ -135,7 +139,8 @@ def als_reference(
     alpha: float = 1.0,     # confidence multiplier: c = alpha·|v| where a value is stored, else 1
     seed: int | None = 42,  # seeds the random start (None: unseeded)
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Implicit ALS in dense float64 NumPy, reproducing `implicit` 0.7.3 (`solver` 'exact' = Cholesky path, 'cg' = default).
+    """Implicit ALS in dense float64 NumPy, reproducing `implicit` 0.7.3 (`solver` 'exact' = Cholesky path, 'cg' =
+    default).
     Without `X0`/`Y0` the start is implicit's: `default_rng(seed).random(..., float32) * 0.01`, rows then items."""
     if solver not in ('exact', 'cg'): raise ValueError(f"solver must be 'exact' or 'cg', not {solver!r}")
     V = alpha * _dense(C)
@@ -145,8 +150,11 @@ def als_reference(
         X0 = X0_ if X0 is None else X0; Y0 = Y0_ if Y0 is None else Y0
     X, Y = np.array(X0, np.float64), np.array(Y0, np.float64)
     if X.shape != (V.shape[0], factors) or Y.shape != (V.shape[1], factors):
-        raise ValueError(f'X0/Y0 must have shapes {(V.shape[0], factors)} and {(V.shape[1], factors)}, not {X.shape}, {Y.shape}')
-    lam = float(np.float32(regularization)) if solver == 'cg' else float(regularization)  # the CG kernel's λ is a C float
+        raise ValueError(
+            f'X0/Y0 must have shapes {(V.shape[0], factors)} and {(V.shape[1], factors)}, not {X.shape}, {Y.shape}'
+        )
+    # the CG kernel's λ is a C float
+    lam = float(np.float32(regularization)) if solver == 'cg' else float(regularization)
     for _ in range(iterations):
         X = _solve_rows(V, X, Y, lam, solver, cg_steps)     # rows from items...
         Y = _solve_rows(V.T, Y, X, lam, solver, cg_steps)   # ...then items from the new rows
@@ -199,7 +207,12 @@ class ALSModel:
         if dtype not in (np.float32, np.float64): raise ValueError(f'dtype must be float32 or float64, not {dtype}')
         if int(factors) < 1 or int(iterations) < 0 or regularization < 0:
             raise ValueError('factors must be >= 1, iterations >= 0 and regularization >= 0')
-        self.factors, self.regularization, self.alpha, self.iterations = int(factors), float(regularization), float(alpha), int(iterations)
+        self.factors, self.regularization, self.alpha, self.iterations = (
+            int(factors),
+            float(regularization),
+            float(alpha),
+            int(iterations),
+        )
         self.use_cg, self.use_gpu, self.dtype, self.seed = bool(use_cg), bool(use_gpu), dtype, int(seed)
         self.calculate_training_loss, self.cg_steps = bool(calculate_training_loss), int(cg_steps)
         self.num_threads = None if num_threads is None else int(num_threads)
@@ -212,14 +225,20 @@ class ALSModel:
         return {k: (self.dtype.name if k == 'dtype' else getattr(self, k)) for k in _HYPER}
 
     def __repr__(self):
-        fitted = f'{self.user_factors.shape[0]:,} rows × {self.item_factors.shape[0]:,} items' if self.fitted else 'not fitted'
-        return f'ALSModel(factors={self.factors}, regularization={self.regularization}, alpha={self.alpha}, iterations={self.iterations}, {fitted})'
+        fitted = (
+            f'{self.user_factors.shape[0]:,} rows × {self.item_factors.shape[0]:,} items'
+            if self.fitted
+            else 'not fitted'
+        )
+        return (f'ALSModel(factors={self.factors}, regularization={self.regularization}, alpha={self.alpha}, '
+                f'iterations={self.iterations}, {fitted})')
 
     @property
     def fitted(self) -> bool: return self.user_factors is not None
 
     def _resolve_threads(self, nnz: int) -> int:
-        "`num_threads=None`: one thread below `SMALL_NNZ` stored cells (OpenMP costs more than it saves), else all cores."
+        """`num_threads=None`: one thread below `SMALL_NNZ` stored cells (OpenMP costs more than it saves), else all
+        cores."""
         self.threads_ = self.num_threads if self.num_threads is not None else (1 if nnz < SMALL_NNZ else 0)
         return self.threads_
 
@@ -241,10 +260,15 @@ def fit(self: ALSModel, confidence, show_progress: bool | None = None, initial_f
     "Factorise `confidence` (rows × items, values = confidence as `implicit` reads them); returns self."
     C = _check_matrix(confidence, 'confidence')
     import implicit.cpu.als, implicit.gpu  # noqa: F401 — load implicit (and scipy's BLAS) first: the thread limit covers loaded libraries only
+
     use_gpu = self.use_gpu
     if use_gpu:
         if not (implicit.gpu.HAS_CUDA and getattr(implicit.gpu, 'HAS_RMM', True)):
-            warnings.warn('use_gpu=True but this implicit build has no CUDA support (or no RMM): fitting on the CPU', RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                'use_gpu=True but this implicit build has no CUDA support (or no RMM): fitting on the CPU',
+                RuntimeWarning,
+                stacklevel=2,
+            )
             use_gpu = False
     self.loss_, self.iteration_seconds_ = [], []
     self._resolve_threads(C.nnz); self.train_nnz_ = int(C.nnz)
@@ -266,13 +290,19 @@ def fit(self: ALSModel, confidence, show_progress: bool | None = None, initial_f
             m = m.to_cpu(); m.num_threads = self.threads_
         else:
             m = self._cpu_model()
-            if initial_factors is None:                  # implicit's own start, drawn here so a callback sees live factors
+            # implicit's own start, drawn here so a callback sees live factors
+            if initial_factors is None:
                 rng = np.random.default_rng(self.seed)
-                m.user_factors, m.item_factors = (rng.random((n, self.factors), dtype=self.dtype) * 0.01 for n in C.shape)
+                m.user_factors, m.item_factors = (
+                    rng.random((n, self.factors), dtype=self.dtype) * 0.01 for n in C.shape
+                )
             else:                                        # copies: the solver writes into them
                 X0, Y0 = initial_factors
                 if X0.shape != (C.shape[0], self.factors) or Y0.shape != (C.shape[1], self.factors):
-                    raise ValueError(f'initial_factors must have shapes {(C.shape[0], self.factors)} and {(C.shape[1], self.factors)}')
+                    raise ValueError(
+                        f'initial_factors must have shapes {(C.shape[0], self.factors)} and '
+                        f'{(C.shape[1], self.factors)}'
+                    )
                 m.user_factors, m.item_factors = np.array(X0, self.dtype), np.array(Y0, self.dtype)
             self._model, self.user_factors, self.item_factors = m, m.user_factors, m.item_factors  # updated in place
             m.fit(C, show_progress=False, callback=_each)
@@ -284,7 +314,8 @@ def fit(self: ALSModel, confidence, show_progress: bool | None = None, initial_f
 # %% ../nbs/04_als.ipynb #51c5b44a
 @patch
 def recommend(self: ALSModel, rows, user_items=None, N: int = 10, filter_seen: bool = True):
-    "Top-`N` items for known `rows` (indices into the training rows); `user_items` (all rows) is what `filter_seen` removes."
+    """Top-`N` items for known `rows` (indices into the training rows); `user_items` (all rows) is what `filter_seen`
+    removes."""
     self._require_fit()
     rows = np.atleast_1d(np.asarray(rows, dtype=np.int64))
     n_rows, n_items = self.user_factors.shape[0], self.item_factors.shape[0]
@@ -349,12 +380,27 @@ def save(self: ALSModel, dir, meta: dict | None = None) -> Path:
     d = Path(dir); d.mkdir(parents=True, exist_ok=True)
     meta = dict(meta or {})
     with atomic_write(d / 'factors.npz', 'wb') as f:
-        np.savez(f, user_factors=np.ascontiguousarray(self.user_factors), item_factors=np.ascontiguousarray(self.item_factors))
-    rec = {'format': _FORMAT, 'format_version': _FORMAT_VERSION, 'hyperparameters': self.get_params(),
-           'n_rows': int(self.user_factors.shape[0]), 'n_items': int(self.item_factors.shape[0]),
-           'train_nnz': self.train_nnz_, 'id_hash': meta.pop('id_hash', None), 'confidence': meta.pop('confidence', None), 'meta': meta,
-           'loss': self.loss_, 'device': self.device_, 'factors_sha256': file_sha256(d / 'factors.npz'),
-           'versions': versions(), 'saved': time.strftime('%Y-%m-%dT%H:%M:%S%z')}
+        np.savez(
+            f,
+            user_factors=np.ascontiguousarray(self.user_factors),
+            item_factors=np.ascontiguousarray(self.item_factors),
+        )
+    rec = {
+        'format': _FORMAT,
+        'format_version': _FORMAT_VERSION,
+        'hyperparameters': self.get_params(),
+        'n_rows': int(self.user_factors.shape[0]),
+        'n_items': int(self.item_factors.shape[0]),
+        'train_nnz': self.train_nnz_,
+        'id_hash': meta.pop('id_hash', None),
+        'confidence': meta.pop('confidence', None),
+        'meta': meta,
+        'loss': self.loss_,
+        'device': self.device_,
+        'factors_sha256': file_sha256(d / 'factors.npz'),
+        'versions': versions(),
+        'saved': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
+    }
     with atomic_write(d / 'model.json') as f: json.dump(rec, f, indent=2, allow_nan=False)
     return d
 
@@ -385,15 +431,23 @@ def load(cls: ALSModel, dir, id_hash: str | None = None) -> ALSModel:
         raise RecsysDataError('the factors do not match the checksum recorded at save time (corrupted or edited)',
                               file=npz, fix='re-save or retrain the model')
     with np.load(npz, allow_pickle=False) as z: X, Y = z['user_factors'], z['item_factors']
-    if X.shape != (rec['n_rows'], rec['hyperparameters']['factors']) or Y.shape != (rec['n_items'], rec['hyperparameters']['factors']):
-        raise RecsysDataError(f'factor shapes {X.shape}, {Y.shape} disagree with the metadata', file=npz, fix='retrain the model')
+    if X.shape != (rec['n_rows'], rec['hyperparameters']['factors']) or Y.shape != (
+        rec['n_items'],
+        rec['hyperparameters']['factors'],
+    ):
+        raise RecsysDataError(
+            f'factor shapes {X.shape}, {Y.shape} disagree with the metadata', file=npz, fix='retrain the model'
+        )
     h = dict(rec['hyperparameters']); h['dtype'] = np.dtype(h['dtype'])
     import implicit.cpu.als  # noqa: F401 — before the thread limit (see fit)
     self = cls(**h)
     self.train_nnz_ = rec.get('train_nnz') or 0
     self._resolve_threads(self.train_nnz_)
     with blas_threads(1): self._model = self._cpu_model()
-    self._model.user_factors, self._model.item_factors = X.astype(self.dtype, copy=False), Y.astype(self.dtype, copy=False)
+    self._model.user_factors, self._model.item_factors = (
+        X.astype(self.dtype, copy=False),
+        Y.astype(self.dtype, copy=False),
+    )
     self.user_factors, self.item_factors = self._model.user_factors, self._model.item_factors
     self.loss_, self.device_ = list(rec.get('loss') or []), 'cpu'
     self.meta_ = {'id_hash': rec.get('id_hash'), 'confidence': rec.get('confidence'), **rec.get('meta', {})}

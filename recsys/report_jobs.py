@@ -5,7 +5,8 @@
 # %% ../nbs/07b_report_jobs.ipynb #2a54d985
 from __future__ import annotations
 
-import ast, concurrent.futures as cf, contextlib, multiprocessing as mp, importlib, os, re, shutil, tempfile, time, traceback
+import ast, concurrent.futures as cf, contextlib, multiprocessing as mp, importlib, os, re
+import shutil, tempfile, time, traceback
 import warnings
 from pathlib import Path
 
@@ -23,17 +24,25 @@ __all__ = ['LIBRARY_DIRECTIVES', 'kernel_env', 'ipc_kernel_manager', 'retry_once
 def kernel_env(seed: int = 42, threads: int = 1, data_dir=None, reports_dir=None) -> dict[str, str]:
     "Environment variables every report kernel gets."
     root = checkout_root()
-    env = {'RECSYS_QUIET': '1', 'MPLBACKEND': 'Agg', 'PYTHONHASHSEED': str(int(seed) % 2**32),
-           'RECSYS_DATA_DIR': str(Path(data_dir or os.environ.get('RECSYS_DATA_DIR') or root / 'data').resolve()),
-           'RECSYS_REPORTS_DIR': str(Path(reports_dir or os.environ.get('RECSYS_REPORTS_DIR') or root / 'reports').resolve()),
-           'PYDEVD_DISABLE_FILE_VALIDATION': '1', 'JUPYTER_PLATFORM_DIRS': '1'}
+    env = {
+        'RECSYS_QUIET': '1',
+        'MPLBACKEND': 'Agg',
+        'PYTHONHASHSEED': str(int(seed) % 2**32),
+        'RECSYS_DATA_DIR': str(Path(data_dir or os.environ.get('RECSYS_DATA_DIR') or root / 'data').resolve()),
+        'RECSYS_REPORTS_DIR': str(
+            Path(reports_dir or os.environ.get('RECSYS_REPORTS_DIR') or root / 'reports').resolve()
+        ),
+        'PYDEVD_DISABLE_FILE_VALIDATION': '1',
+        'JUPYTER_PLATFORM_DIRS': '1',
+    }
     for v in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'):
         env[v] = os.environ.get(v) or str(max(1, int(threads)))
     return env
 
 # %% ../nbs/07b_report_jobs.ipynb #08fbd706
 def ipc_kernel_manager(kernel_name: str, sock_dir: str, env: dict, log_file=None):
-    "A kernel manager whose kernel talks over Unix sockets in `sock_dir`, with `env` added and stdout/stderr to `log_file`."
+    """A kernel manager whose kernel talks over Unix sockets in `sock_dir`, with `env` added and stdout/stderr to
+    `log_file`."""
     from jupyter_client.manager import AsyncKernelManager
     class _KM(AsyncKernelManager):
         async def _async_launch_kernel(self, kernel_cmd, **kw):
@@ -50,11 +59,14 @@ def _is_kernel_start_error(e: BaseException) -> bool:
         if isinstance(e, zmq.error.ZMQError): return True
     except ImportError: pass
     msg = str(e)
-    return isinstance(e, (RuntimeError, TimeoutError)) and ('kernel_info' in msg or "didn't respond" in msg or 'Kernel died' in msg)
+    return isinstance(e, (RuntimeError, TimeoutError)) and (
+        'kernel_info' in msg or "didn't respond" in msg or 'Kernel died' in msg
+    )
 
 # %% ../nbs/07b_report_jobs.ipynb #766ea7be
 def retry_once(fn, is_transient=_is_kernel_start_error, wait: float = 1.0) -> int:
-    "Call `fn`; when it raises a transient (kernel-start) error, wait and call it once more. Returns the number of retries."
+    """Call `fn`; when it raises a transient (kernel-start) error, wait and call it once more. Returns the number of
+    retries."""
     try: fn(); return 0
     except Exception as e:
         if not is_transient(e): raise
@@ -64,7 +76,8 @@ def retry_once(fn, is_transient=_is_kernel_start_error, wait: float = 1.0) -> in
 _ANSI = re.compile(r'\x1b\[[0-9;]*[A-Za-z]')
 
 def _describe_error(e: BaseException, nb_path=None) -> dict:
-    "What `error.json` records: where (a cell, or the runner), the cell's index in the source notebook, its source, the exception."
+    """What `error.json` records: where (a cell, or the runner), the cell's index in the source notebook, its source,
+    the exception."""
     from papermill.exceptions import PapermillExecutionError
     if isinstance(e, PapermillExecutionError):
         idx = e.cell_index
@@ -130,7 +143,8 @@ def report_view(nb):
 
 # %% ../nbs/07b_report_jobs.ipynb #cf9acbd0
 def notebook_html(nb_path, html_path) -> Path:
-    "The reader's page of an executed notebook: `report_view` of it as one self-contained HTML file (nbconvert's lab template, images embedded)."
+    """The reader's page of an executed notebook: `report_view` of it as one self-contained HTML file (nbconvert's lab
+    template, images embedded)."""
     import nbformat
     from nbconvert import HTMLExporter
     nb = report_view(nbformat.read(str(nb_path), as_version=4))
@@ -171,11 +185,22 @@ def run_job(spec: dict) -> dict:
         try: notebook_html(nb_out, out / 'notebook.html')
         except Exception as e: html_error = f'{type(e).__name__}: {e}'
     status = 'failed' if error else 'ok'
-    rec = {'notebook': spec['notebook'], 'slug': spec['slug'], 'status': status, 'started': started, 'wall_s': wall,
-           'retried': retried, 'threads': spec['env'].get('OMP_NUM_THREADS'), 'grid': spec['grid'], 'params': spec['params'],
-           'fingerprint': spec['fingerprint'],
-           'error': None if error is None else {k: error[k] for k in ('where', 'cell_index', 'exec_count', 'ename', 'evalue')},
-           'html_error': html_error}
+    rec = {
+        'notebook': spec['notebook'],
+        'slug': spec['slug'],
+        'status': status,
+        'started': started,
+        'wall_s': wall,
+        'retried': retried,
+        'threads': spec['env'].get('OMP_NUM_THREADS'),
+        'grid': spec['grid'],
+        'params': spec['params'],
+        'fingerprint': spec['fingerprint'],
+        'error': None
+        if error is None
+        else {k: error[k] for k in ('where', 'cell_index', 'exec_count', 'ename', 'evalue')},
+        'html_error': html_error,
+    }
     res = read_json(out / 'results.json')
     if res is None:
         res = {'params': spec['params'], 'seed': spec['params'].get('seed'), 'versions': versions(),
@@ -196,15 +221,19 @@ def prepare_data(dataset: str, scale: str, seed: int, env: dict | None = None) -
     if (m := dataset_spec(dataset).materialiser) is None:
         return {'step': 'none', 'note': 'nothing to materialise for a folder of files'}
     mod, fn, names = m; kw = {n: {'scale': scale, 'seed': seed}[n] for n in names}
-    try: f = getattr(importlib.import_module(mod), fn)
-    except (ImportError, AttributeError): return {'step': 'skipped', 'note': f'{mod}.{fn} is not available: the notebooks load the data'}
+    try:
+        f = getattr(importlib.import_module(mod), fn)
+    except (ImportError, AttributeError):
+        return {'step': 'skipped', 'note': f'{mod}.{fn} is not available: the notebooks load the data'}
     old = {k: os.environ.get(k) for k in (env or {})}
     os.environ.update(env or {})
     try:
         t0 = time.time(); p = f(**kw)
         return {'step': fn, 'dir': str(p) if isinstance(p, (str, Path)) else '', 'seconds': round(time.time() - t0, 2)}
     except Exception as e:
-        warnings.warn(f'could not materialise the data ({type(e).__name__}: {e}); the notebooks will report it', stacklevel=2)
+        warnings.warn(
+            f'could not materialise the data ({type(e).__name__}: {e}); the notebooks will report it', stacklevel=2
+        )
         return {'step': 'failed', 'note': f'{type(e).__name__}: {e}'}
     finally:
         for k, v in old.items():
@@ -224,9 +253,19 @@ def na_record(job: Job) -> dict:
     rec = {'notebook': job.notebook, 'slug': job.slug, 'status': NA, 'reason': job.na, 'wall_s': None,
            'grid': job.grid, 'params': job.params, 'error': None}
     job.out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ('_done.json', 'error.json', 'notebook.ipynb', 'notebook.html'): (job.out_dir / stale).unlink(missing_ok=True)
-    write_json(job.out_dir / 'results.json', {'status': NA, 'reason': job.na, 'params': job.params, 'started': utc_now(),
-                                              'duration_s': 0.0, 'job': {k: rec[k] for k in ('notebook', 'slug', 'grid')}})
+    for stale in ('_done.json', 'error.json', 'notebook.ipynb', 'notebook.html'):
+        (job.out_dir / stale).unlink(missing_ok=True)
+    write_json(
+        job.out_dir / 'results.json',
+        {
+            'status': NA,
+            'reason': job.na,
+            'params': job.params,
+            'started': utc_now(),
+            'duration_s': 0.0,
+            'job': {k: rec[k] for k in ('notebook', 'slug', 'grid')},
+        },
+    )
     return rec
 
 # %% ../nbs/07b_report_jobs.ipynb #5164b32d
@@ -263,13 +302,23 @@ def _worker_failure(job: Job, e: BaseException) -> dict:
     if isinstance(e, cf.process.BrokenProcessPool):
         hint = (" (a worker process died; when run_reports is called from a script, the call must sit under "
                 "`if __name__ == '__main__':`, as multiprocessing's spawn start method requires)")
-    return {**_skipped_record(job, None), 'status': 'failed',
-            'error': {'where': 'runner', 'cell_index': None, 'exec_count': None, 'ename': type(e).__name__, 'evalue': f'{e}{hint}'}}
+    return {
+        **_skipped_record(job, None),
+        'status': 'failed',
+        'error': {
+            'where': 'runner',
+            'cell_index': None,
+            'exec_count': None,
+            'ename': type(e).__name__,
+            'evalue': f'{e}{hint}',
+        },
+    }
 
 # %% ../nbs/07b_report_jobs.ipynb #91ece3d4
 def job_priorities(plan: list[Job], expected: dict[str, float] | None = None) -> dict[str, float]:
     """Critical-path priority of each job: its expected duration plus the longest chain of jobs waiting on it.
-    `expected` holds durations from an earlier run (`run.json`); unknown jobs count as the median (1 without history)."""
+    `expected` holds durations from an earlier run (`run.json`); unknown jobs count as the median (1 without
+    history)."""
     expected = {k: v for k, v in (expected or {}).items() if v}
     default = sorted(expected.values())[len(expected) // 2] if expected else 1.0
     dependents: dict[str, list[Job]] = {}
@@ -278,13 +327,16 @@ def job_priorities(plan: list[Job], expected: dict[str, float] | None = None) ->
     memo: dict[str, float] = {}
     def cp(j):
         if j.key not in memo:
-            memo[j.key] = expected.get(j.key, default) + max((cp(d) for d in dependents.get(j.notebook, [])), default=0.0)
+            memo[j.key] = expected.get(j.key, default) + max(
+                (cp(d) for d in dependents.get(j.notebook, [])), default=0.0
+            )
         return memo[j.key]
     return {j.key: cp(j) for j in plan}
 
 # %% ../nbs/07b_report_jobs.ipynb #78d3e389
 def _nb_state(plan: list[Job], records: dict[str, dict]):
-    "A function of a notebook's name: 'bad' when one of its jobs failed or was skipped, 'ok' when all completed, else 'pending'."
+    """A function of a notebook's name: 'bad' when one of its jobs failed or was skipped, 'ok' when all completed, else
+    'pending'."""
     by_nb: dict[str, list[str]] = {}
     for j in plan: by_nb.setdefault(j.notebook, []).append(j.key)
     def state(name):
@@ -312,8 +364,11 @@ def _stop_pool(pool) -> None:
     pool.shutdown(wait=False, cancel_futures=True)
 
 # %% ../nbs/07b_report_jobs.ipynb #1ba9dae4
-def _schedule(todo, waiting, records, n_par, worker, spec, nb_state, bar, cores: int | None = None, priority: dict | None = None):
-    """Submit waiting jobs as their dependencies complete (by `priority`, highest first), skip the dependents of failures,
+def _schedule(
+    todo, waiting, records, n_par, worker, spec, nb_state, bar, cores: int | None = None, priority: dict | None = None
+):
+    """Submit waiting jobs as their dependencies complete (by `priority`, highest first), skip the dependents of
+    failures,
     collect records. `spec(job, threads)` describes a job for `worker`; `threads` shares the cores among the kernels
     started together."""
     cores = cores or os.cpu_count() or 1
@@ -322,13 +377,18 @@ def _schedule(todo, waiting, records, n_par, worker, spec, nb_state, bar, cores:
     try:
         while waiting or running:
             _skip_dependents(waiting, records, nb_state, bar)
-            ready = sorted((j for j in waiting if all(nb_state(d) == 'ok' for d in j.deps)),   # longest critical path first
-                           key=lambda j: -(priority or {}).get(j.key, 0.0))[:max(0, n_par - len(running))]
-            threads = max(1, cores // max(1, len(running) + len(ready)))    # the cores, shared by the kernels running now
+            ready = sorted(
+                (j for j in waiting if all(nb_state(d) == 'ok' for d in j.deps)),  # longest critical path first
+                key=lambda j: -(priority or {}).get(j.key, 0.0),
+            )[: max(0, n_par - len(running))]
+            # the cores, shared by the kernels running now
+            threads = max(1, cores // max(1, len(running) + len(ready)))
             for j in ready:
                 try: f = pool.submit(worker, spec(j, threads))
                 except cf.process.BrokenProcessPool:
-                    pool.shutdown(wait=False, cancel_futures=True); pool = new_pool(); f = pool.submit(worker, spec(j, threads))
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    pool = new_pool()
+                    f = pool.submit(worker, spec(j, threads))
                 running[f], owner[f] = j, pool
                 waiting.remove(j)
             if not running:
@@ -345,23 +405,31 @@ def _schedule(todo, waiting, records, n_par, worker, spec, nb_state, bar, cores:
                     if isinstance(e, cf.process.BrokenProcessPool) and owner[f] is pool:
                         pool.shutdown(wait=False, cancel_futures=True); pool = new_pool()
                 bar.update(1)
-    except BaseException:                 # Ctrl-C / SIGTERM: stop the workers (their kernels exit with them), do not wait
+    # Ctrl-C / SIGTERM: stop the workers (their kernels exit with them), do not wait
+    except BaseException:
         _stop_pool(pool); raise
     pool.shutdown()
 
 # %% ../nbs/07b_report_jobs.ipynb #a8c95293
-def run_jobs(plan: list[Job],                   # every job of the run (the progress bar counts them all)
-             todo: list[Job],                   # the jobs to run now (the others are cached, not applicable or blocked)
-             records: dict,                     # job key -> record; each finished job's record is added here
-             run_dir: Path,                     # the run's folder (its run.json gives the last run's times, for priority)
-             seed: int = 42,                    # the kernels' seed (`kernel_env`)
-             n_par: int = 1,                    # jobs run at once, one kernel each
-             kernel_name: str = 'python3',      # the Jupyter kernel
-             timeout: float | None = None,      # seconds per cell (None: no limit)
-             show_progress: bool | None = None  # the progress bar (None: when the output is a terminal)
-            ) -> None:
-    "Run the `todo` jobs of `plan` in `n_par` workers (`run_job`), adding their records to `records`; a progress bar counts jobs."
-    bar = progress(total=len(plan), desc=f'reports {run_dir.name}', unit='job', disable=None if show_progress is None else not show_progress)
+def run_jobs(
+    plan: list[Job],  # every job of the run (the progress bar counts them all)
+    todo: list[Job],  # the jobs to run now (the others are cached, not applicable or blocked)
+    records: dict,  # job key -> record; each finished job's record is added here
+    run_dir: Path,  # the run's folder (its run.json gives the last run's times, for priority)
+    seed: int = 42,  # the kernels' seed (`kernel_env`)
+    n_par: int = 1,  # jobs run at once, one kernel each
+    kernel_name: str = 'python3',  # the Jupyter kernel
+    timeout: float | None = None,  # seconds per cell (None: no limit)
+    show_progress: bool | None = None,  # the progress bar (None: when the output is a terminal)
+) -> None:
+    """Run the `todo` jobs of `plan` in `n_par` workers (`run_job`), adding their records to `records`; a progress bar
+    counts jobs."""
+    bar = progress(
+        total=len(plan),
+        desc=f'reports {run_dir.name}',
+        unit='job',
+        disable=None if show_progress is None else not show_progress,
+    )
     bar.update(len(records))
     before = {r['key']: r.get('wall_s') for r in (read_json(run_dir / 'run.json') or {}).get('records', [])}
     sock_dir = tempfile.mkdtemp(prefix='recsys-kernels-')    # the kernels' sockets; removed even when interrupted

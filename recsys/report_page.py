@@ -20,8 +20,10 @@ __all__ = ['PUBLISHED_SOURCE', 'COMPARE_COLUMNS', 'plot_sweep', 'flatten_metrics
 # %% ../nbs/07c_report_page.ipynb #9fd3a39d
 from .datasets import PUBLISHED_ML100K, dataset_spec   # the published table: one home, the MovieLens spec
 _all_ = ['PUBLISHED_ML100K']
-PUBLISHED_SOURCE = ('Microsoft Recommenders benchmark on MovieLens-100K: stratified split per item, 75 % train (seed 42), '
-                    'every test rating relevant, top-10, seen items removed; MAP divides by all of a user\'s relevant items.')
+PUBLISHED_SOURCE = (
+    'Microsoft Recommenders benchmark on MovieLens-100K: stratified split per item, 75 % train (seed 42), '
+    'every test rating relevant, top-10, seen items removed; MAP divides by all of a user\'s relevant items.'
+)
 COMPARE_COLUMNS = [('map', 'MAP'), ('ndcg@10', 'nDCG@10'), ('precision@10', 'P@10'), ('recall@10', 'R@10')]
 
 def _is_num(v) -> bool:
@@ -53,7 +55,8 @@ def _metric_order(names) -> list[str]:
 _HEADLINE = ('ndcg@', 'ndcg', 'map', 'map@', 'precision@', 'recall@', 'hit_rate@', 'mrr@')
 
 def headline_metric(rows: dict[tuple, dict]) -> tuple[tuple, str] | None:
-    "The (path, metric) a sweep is judged by: the first row's nDCG, else MAP, precision, recall…, else the first number."
+    """The (path, metric) a sweep is judged by: the first row's nDCG, else MAP, precision, recall…, else the first
+    number."""
     names = _metric_order({m for r in rows.values() for m in r})
     stem = lambda n: n.lower().split('@')[0] + ('@' if '@' in n else '')
     names = sorted(names, key=lambda n: _HEADLINE.index(stem(n)) if stem(n) in _HEADLINE else len(_HEADLINE))
@@ -78,10 +81,17 @@ def plot_config_sweep(configs: list[dict], values: list[float], metric: str, tit
             groups.setdefault(tuple((o, c.get(o)) for o in others), []).append((c[k], v))
         for g, pts in sorted(groups.items(), key=lambda t: str(t[0])):
             pts.sort()
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker='o', label=', '.join(f'{o}={format_value(v)}' for o, v in g) or None)
+            ax.plot(
+                [p[0] for p in pts],
+                [p[1] for p in pts],
+                marker='o',
+                label=', '.join(f'{o}={format_value(v)}' for o, v in g) or None,
+            )
         xs = [c[k] for c in configs]
         if min(xs) > 0 and max(xs) / min(xs) >= 20: ax.set_xscale('log')
-        ax.set(xlabel=f'{k} (swept parameter)', ylabel=f'{metric} (higher is better)', title=title or f'{metric} vs {k}')
+        ax.set(
+            xlabel=f'{k} (swept parameter)', ylabel=f'{metric} (higher is better)', title=title or f'{metric} vs {k}'
+        )
         if len(groups) > 1: ax.legend(fontsize=7)
         ax.grid(alpha=.3)
     fig.tight_layout()
@@ -91,8 +101,10 @@ plot_sweep = plot_config_sweep  # the old name, kept for callers (recsys.evaluat
 
 # %% ../nbs/07c_report_page.ipynb #75b6badf
 _CSS = """
-body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#1d2433;max-width:1280px;margin:0 auto;padding:1.2em 2em 4em}
-h1{font-size:1.7em;margin:.2em 0}h2{margin-top:2em;border-bottom:2px solid #e3e7ee;padding-bottom:.2em}h3{margin-bottom:.3em}
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#1d2433;max-width:1280px;margin:0 auto;\
+padding:1.2em 2em 4em}
+h1{font-size:1.7em;margin:.2em 0}h2{margin-top:2em;border-bottom:2px solid #e3e7ee;padding-bottom:.2em}\
+h3{margin-bottom:.3em}
 .meta{color:#56607a}.meta b{color:#1d2433}
 table{border-collapse:collapse;margin:.6em 0 1em;font-variant-numeric:tabular-nums}
 th,td{border:1px solid #d8dde6;padding:.28em .6em;text-align:left;vertical-align:top}
@@ -108,8 +120,10 @@ pre{background:#f6f8fa;border:1px solid #e3e7ee;padding:.6em;overflow-x:auto;fon
 .note{color:#56607a;font-size:.92em}code{background:#f2f4f8;padding:0 .25em;border-radius:3px}
 .oracle td{color:#56607a;font-style:italic}.published td{color:#3b4357}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:.8em;margin:.6em 0 1em}
-.card{overflow:hidden;border:1px solid #e3e7ee;border-radius:6px;padding:.5em .7em;background:#fff}.card>a{text-decoration:none;color:#204f99}
-.thumbs{display:flex;flex-wrap:wrap;gap:.4em;margin-top:.4em}.thumbs img{max-height:110px;max-width:100%;width:auto;height:auto;border:1px solid #eef0f4}
+.card{overflow:hidden;border:1px solid #e3e7ee;border-radius:6px;padding:.5em .7em;background:#fff}\
+.card>a{text-decoration:none;color:#204f99}
+.thumbs{display:flex;flex-wrap:wrap;gap:.4em;margin-top:.4em}.thumbs img{max-height:110px;max-width:100%;width:auto;\
+height:auto;border:1px solid #eef0f4}
 """
 
 def _e(s) -> str: return html.escape(str(s), quote=True)
@@ -134,7 +148,9 @@ def _status(s) -> str:
 
 def _table(head: list[str], rows: list[list[str]], cls: list[str] | None = None) -> str:
     h = ''.join(f'<th>{c}</th>' for c in head)
-    body = ''.join((f'<tr class="{cls[i]}">' if cls and cls[i] else '<tr>') + ''.join(row) + '</tr>' for i, row in enumerate(rows))
+    body = ''.join(
+        (f'<tr class="{cls[i]}">' if cls and cls[i] else '<tr>') + ''.join(row) + '</tr>' for i, row in enumerate(rows)
+    )
     return f'<div class="wrap"><table><thead><tr>{h}</tr></thead><tbody>{body}</tbody></table></div>'
 
 def _td(v, num=False, raw=False, cls='') -> str:
@@ -149,12 +165,16 @@ def _job_link(r) -> str:
 def _load_run(run_dir: Path) -> tuple[dict, list[dict]]:
     "`run.json` and its records, each completed with its results.json, metric rows and full error."
     run = read_json(run_dir / 'run.json')
-    if run is None: raise RecsysDataError('no run.json: not a report run folder', file=run_dir / 'run.json', fix='run recsys-reports first')
+    if run is None:
+        raise RecsysDataError(
+            'no run.json: not a report run folder', file=run_dir / 'run.json', fix='run recsys-reports first'
+        )
     recs = run['records']
     for r in recs:
         r['results'] = read_json(run_dir / r['dir'] / 'results.json') or {}
         r['rows'] = flatten_metrics(r['results'].get('metrics')) if r['status'] in ('ok', 'cached') else {}
-        if r['status'] == 'failed': r['error_full'] = read_json(run_dir / r['dir'] / 'error.json') or r.get('error') or {}
+        if r['status'] == 'failed':
+            r['error_full'] = read_json(run_dir / r['dir'] / 'error.json') or r.get('error') or {}
     return run, recs
 
 # %% ../nbs/07c_report_page.ipynb #f8f61cf7
@@ -187,12 +207,23 @@ def _metrics_section(run: dict, recs: list[dict], wide: int = 8) -> list[str]:
                                               for i in range(0, len(cells), 3)]))
                 continue
             head = (['job', 'configuration'] if sweep else []) + (['row'] if show_path else []) + [_e(n) for n in names]
-            s.append(_table(head, [([_td(_job_link(r), raw=True), _td(params_slug(r['grid']))] if sweep else [])
-                                   + ([_td(' / '.join(p) or '—')] if show_path else []) + [_td(row.get(n), num=True) for n in names]
-                                   for r, p, row in its]))
+            s.append(
+                _table(
+                    head,
+                    [
+                        ([_td(_job_link(r), raw=True), _td(params_slug(r['grid']))] if sweep else [])
+                        + ([_td(' / '.join(p) or '—')] if show_path else [])
+                        + [_td(row.get(n), num=True) for n in names]
+                        for r, p, row in its
+                    ],
+                )
+            )
         if series:
-            s.append(f'<p class="note">{len(series)} series keyed by numbers ({_e(", ".join(sorted({" / ".join(p) for _, p, _ in series})))}) '
-                     'are left to the notebook\'s figures and results.json.</p>')
+            s.append(
+                f'<p class="note">{len(series)} series keyed by numbers '
+                f'({_e(", ".join(sorted({" / ".join(p) for _, p, _ in series})))}) '
+                'are left to the notebook\'s figures and results.json.</p>'
+            )
     return s
 
 # %% ../nbs/07c_report_page.ipynb #977c49e4
@@ -200,16 +231,29 @@ def _published_section(run: dict, recs: list[dict]) -> list[str]:
     s = ['<h2 id="published">Against the published MovieLens-100K numbers</h2>',
          f'<p class="note">{_e(PUBLISHED_SOURCE)} Our rows report the <code>map</code> key (same definition).</p>']
     if dataset_spec(run['dataset']).published is None:
-        s.append(f'<p class="note">This run used <b>{_e(run["dataset"])}</b> data: the published rows are for MovieLens-100K '
-                 'and are shown for reference only, not as a comparison.</p>')
+        s.append(
+            f'<p class="note">This run used <b>{_e(run["dataset"])}</b> data: the published rows are for '
+            'MovieLens-100K '
+            'and are shown for reference only, not as a comparison.</p>'
+        )
     ours = [(f'ours: {r["key"]} · {" / ".join(p) or "—"}', row, 'ours') for r in recs for p, row in r['rows'].items()
             if any(k in row for k, _ in COMPARE_COLUMNS)]
     rows = ours + [(f'published: {d["algorithm"]}', d, '') for d in PUBLISHED_ML100K.to_dict('records')]
     best = {k: max((row[k] for _, row, _ in rows if _is_num(row.get(k))), default=None) for k, _ in COMPARE_COLUMNS}
-    s.append(_table(['model'] + [lab for _, lab in COMPARE_COLUMNS],
-                    [[_td(lab)] + [_td(row.get(k), num=True, cls='best' if row.get(k) is not None and row.get(k) == best[k] else '')
-                                   for k, _ in COMPARE_COLUMNS] for lab, row, _ in rows],
-                    cls=[c for _, _, c in rows]))
+    s.append(
+        _table(
+            ['model'] + [lab for _, lab in COMPARE_COLUMNS],
+            [
+                [_td(lab)]
+                + [
+                    _td(row.get(k), num=True, cls='best' if row.get(k) is not None and row.get(k) == best[k] else '')
+                    for k, _ in COMPARE_COLUMNS
+                ]
+                for lab, row, _ in rows
+            ],
+            cls=[c for _, _, c in rows],
+        )
+    )
     return s
 
 # %% ../nbs/07c_report_page.ipynb #7096701f
@@ -222,8 +266,13 @@ def _sweeps_section(recs: list[dict], run_dir: Path) -> list[str]:
         keys = list(dict.fromkeys(k for r in rs for k in r['grid']))
         cols = [] if hl is None else list(dict.fromkeys(p for r in rs for p, row in r['rows'].items() if hl[1] in row))
         head = [_e(k) for k in keys] + ['status'] + [_e(' / '.join(p + (hl[1],))) for p in cols] + ['job']
-        rows = [[_td(format_value(r['grid'].get(k, ''))) for k in keys] + [_td(_status(r['status']), raw=True)]
-                + [_td(r['rows'].get(p, {}).get(hl[1]), num=True) for p in cols] + [_td(_job_link(r), raw=True)] for r in rs]
+        rows = [
+            [_td(format_value(r['grid'].get(k, ''))) for k in keys]
+            + [_td(_status(r['status']), raw=True)]
+            + [_td(r['rows'].get(p, {}).get(hl[1]), num=True) for p in cols]
+            + [_td(_job_link(r), raw=True)]
+            for r in rs
+        ]
         s.append(f'<h3>{_e(nb)}: {len(rs)} configurations</h3>' + _table(head, rows))
         ok = [] if hl is None else [r for r in rs if hl[1] in r['rows'].get(hl[0], {})]
         fig = plot_config_sweep([r['grid'] for r in ok], [r['rows'][hl[0]][hl[1]] for r in ok], hl[1],
@@ -243,10 +292,18 @@ def _figures_section(recs: list[dict], run_dir: Path, per_job: int = 12) -> list
         pngs = sorted((run_dir / r['dir']).glob('*.png'))
         if not pngs: continue
         shown.add(r['notebook'])
-        more = f' <span class="note">({len(pngs) - per_job} more in the job folder)</span>' if len(pngs) > per_job else ''
-        s.append(f'<h3>{_job_link(r)}{more}</h3><div class="figs">' + ''.join(
-            f'<figure>{_img(p, p.stem)}<figcaption><a href="{_e(r["dir"])}/{_e(p.name)}">{_e(p.name)}</a></figcaption></figure>'
-            for p in pngs[:per_job]) + '</div>')
+        more = (
+            f' <span class="note">({len(pngs) - per_job} more in the job folder)</span>' if len(pngs) > per_job else ''
+        )
+        s.append(
+            f'<h3>{_job_link(r)}{more}</h3><div class="figs">'
+            + ''.join(
+                f'<figure>{_img(p, p.stem)}<figcaption><a '
+                f'href="{_e(r["dir"])}/{_e(p.name)}">{_e(p.name)}</a></figcaption></figure>'
+                for p in pngs[:per_job]
+            )
+            + '</div>'
+        )
     if not shown: s.append('<p class="note">No job saved figures.</p>')
     return s
 
@@ -281,9 +338,18 @@ def movielens_headline(res: dict, top: int = 2) -> list[tuple[str, dict, str]] |
 # %% ../nbs/07c_report_page.ipynb #e6fad197
 def _headline_table(rows, cols: list[tuple[str, str]]) -> str:
     best = {k: max((v[k] for _, v, c in rows if c != 'oracle' and _is_num(v.get(k))), default=None) for k, _ in cols}
-    return _table(['method'] + [lab for _, lab in cols],
-                  [[_td(lab)] + [_td(v.get(k), num=True, cls='best' if _is_num(v.get(k)) and v.get(k) == best[k] else '')
-                                 for k, _ in cols] for lab, v, _ in rows], cls=[c for _, _, c in rows])
+    return _table(
+        ['method'] + [lab for _, lab in cols],
+        [
+            [_td(lab)]
+            + [
+                _td(v.get(k), num=True, cls='best' if _is_num(v.get(k)) and v.get(k) == best[k] else '')
+                for k, _ in cols
+            ]
+            for lab, v, _ in rows
+        ],
+        cls=[c for _, _, c in rows],
+    )
 
 # %% ../nbs/07c_report_page.ipynb #3bd0585c
 _CHALLENGE_COLUMNS = [('ndcg@5', 'NDCG@5, all carts'), ('ndcg@5 future', 'NDCG@5, future carts'), ('hit@5', 'hit@5'),
@@ -291,10 +357,12 @@ _CHALLENGE_COLUMNS = [('ndcg@5', 'NDCG@5, all carts'), ('ndcg@5 future', 'NDCG@5
 
 def _challenge_note(hl: dict) -> str:
     f = lambda k, fmt='{:.3f}': fmt.format(hl[k]) if _is_num(hl.get(k)) else 'n/a'
-    return (f'<p>NDCG@5 <b>{f("ndcg_all")}</b> on all carts and <b>{f("ndcg_future")}</b> on future carts: '
-            f'{f("x_best_in_session", "{:.2f}")} × the best in-session baseline ({f("best_in_session_all")}), '
-            f'{f("x_oracle", "{:.0%}")} of the oracle ({f("oracle")}); the best order of the shown items, which needs the '
-            f'labels, reaches {f("best_order_of_shown_items")}.</p>')
+    return (
+        f'<p>NDCG@5 <b>{f("ndcg_all")}</b> on all carts and <b>{f("ndcg_future")}</b> on future carts: '
+        f'{f("x_best_in_session", "{:.2f}")} × the best in-session baseline ({f("best_in_session_all")}), '
+        f'{f("x_oracle", "{:.0%}")} of the oracle ({f("oracle")}); the best order of the shown items, which needs the '
+        f'labels, reaches {f("best_order_of_shown_items")}.</p>'
+    )
 
 # %% ../nbs/07c_report_page.ipynb #02431ad6
 def _headline_section(run: dict, recs: list[dict]) -> list[str]:
@@ -319,7 +387,8 @@ def _headline_section(run: dict, recs: list[dict]) -> list[str]:
 
 # %% ../nbs/07c_report_page.ipynb #b2fec377
 def _thumb_uri(png: Path, width: int = 320) -> str:
-    "A small PNG of a figure as a data URI (Pillow, which matplotlib installs), so the page stays self-contained and light."
+    """A small PNG of a figure as a data URI (Pillow, which matplotlib installs), so the page stays self-contained and
+    light."""
     import io
     from PIL import Image
     with Image.open(png) as im:
@@ -342,10 +411,15 @@ def _thumbnails_section(recs: list[dict], run_dir: Path, per_job: int = 2) -> li
         if r['status'] not in ('ok', 'cached') or r['notebook'] in seen: continue
         seen.add(r['notebook'])
         figs, href = report_figures(r, run_dir), f'{_e(r["dir"])}/notebook.html'
-        imgs = ''.join(f'<a href="{href}"><img src="{_thumb_uri(p)}" alt="{_e(r["notebook"])}: {_e(p.stem)}"></a>' for p in figs[:per_job])
+        imgs = ''.join(
+            f'<a href="{href}"><img src="{_thumb_uri(p)}" alt="{_e(r["notebook"])}: {_e(p.stem)}"></a>'
+            for p in figs[:per_job]
+        )
         more = f'{len(figs)} figure{"s" * (len(figs) != 1)}' if figs else 'no figures'
-        cards.append(f'<div class="card"><a href="{href}"><b>{_e(r["notebook"])}</b></a> <span class="note">{more}</span>'
-                     f'<div class="thumbs">{imgs}</div></div>')
+        cards.append(
+            f'<div class="card"><a href="{href}"><b>{_e(r["notebook"])}</b></a> <span class="note">{more}</span>'
+            f'<div class="thumbs">{imgs}</div></div>'
+        )
     return ['<h2 id="reports">Reports</h2>', f'<div class="cards">{"".join(cards)}</div>' if cards else
             '<p class="note">No report completed.</p>']
 
@@ -356,20 +430,36 @@ def _jobs_section(recs: list[dict], run_dir: Path) -> list[str]:
     rows = []
     for r in recs:
         d = r['dir']
-        links = [f'<a href="{_e(d)}/{fn}">{lab}</a>' for fn, lab in (('notebook.html', 'html'), ('notebook.ipynb', 'ipynb'),
-                 ('results.json', 'results'), ('error.json', 'error')) if (run_dir / d / fn).exists()]
+        links = [
+            f'<a href="{_e(d)}/{fn}">{lab}</a>'
+            for fn, lab in (
+                ('notebook.html', 'html'),
+                ('notebook.ipynb', 'ipynb'),
+                ('results.json', 'results'),
+                ('error.json', 'error'),
+            )
+            if (run_dir / d / fn).exists()
+        ]
         extra = ', '.join(f'{k}={format_value(v)}' for k, v in (r.get('params') or {}).items() if k not in _BASE_PARAMS)
         err = r.get('error') or {}
-        note = (f'{err.get("ename")}: {err.get("evalue")}' + (f' (cell index {err["cell_index"]})' if err.get('cell_index') is not None else '')
-                if r['status'] == 'failed' else (r.get('reason') or ''))
+        note = (
+            f'{err.get("ename")}: {err.get("evalue")}'
+            + (f' (cell index {err["cell_index"]})' if err.get('cell_index') is not None else '')
+            if r['status'] == 'failed'
+            else (r.get('reason') or '')
+        )
         rows.append([_td(r['key']), _td(_status(r['status']), raw=True), _td(', '.join(r.get('deps') or []) or '—'),
                      _td(extra or '—'), _td(r.get('threads') or ''), _td(_secs(r.get('wall_s')), raw=True, cls='num'),
                      _td(_secs((r.get('results') or {}).get('duration_s')), raw=True, cls='num'),
                      _td(' · '.join(links) or '—', raw=True), _td(note[:300])])
-    return ['<h2 id="jobs">Jobs</h2>',
-            _table(['job', 'status', 'waits for', 'parameters', 'threads', 'job wall s', 'notebook s', 'outputs', 'note'], rows),
-            '<p class="note">Every job also received <code>dataset</code>, <code>scale</code>, <code>seed</code> and its '
-            '<code>out_dir</code>; "job wall s" includes the kernel start and the HTML conversion.</p>']
+    return [
+        '<h2 id="jobs">Jobs</h2>',
+        _table(
+            ['job', 'status', 'waits for', 'parameters', 'threads', 'job wall s', 'notebook s', 'outputs', 'note'], rows
+        ),
+        '<p class="note">Every job also received <code>dataset</code>, <code>scale</code>, <code>seed</code> and its '
+        '<code>out_dir</code>; "job wall s" includes the kernel start and the HTML conversion.</p>',
+    ]
 
 # %% ../nbs/07c_report_page.ipynb #e5e1c329
 def _errors_section(recs: list[dict], run_dir: Path) -> list[str]:
@@ -378,26 +468,59 @@ def _errors_section(recs: list[dict], run_dir: Path) -> list[str]:
     s = ['<h2 id="errors">Errors</h2>'] if failed or skipped else []
     for r in failed:
         e = r['error_full']
-        where = (f'cell index {e.get("cell_index")} of the notebook (In [{e.get("exec_count")}])' if e.get('where') == 'cell' else 'the runner')
-        s.append(f'<h3>{_e(r["key"])}</h3><p><b>{_e(e.get("ename"))}</b>: {_e(e.get("evalue"))} — in {_e(where)}. '
-                 + (f'<a href="{_e(r["dir"])}/notebook.html">partial notebook</a>' if (run_dir / r['dir'] / 'notebook.html').exists() else '')
-                 + '</p>' + (f'<pre>{_e(e.get("source"))}</pre>' if e.get('source') else '')
-                 + (f'<details><summary>traceback</summary><pre>{_e(e.get("traceback", ""))}</pre></details>' if e.get('traceback') else ''))
+        where = (
+            f'cell index {e.get("cell_index")} of the notebook (In [{e.get("exec_count")}])'
+            if e.get('where') == 'cell'
+            else 'the runner'
+        )
+        s.append(
+            f'<h3>{_e(r["key"])}</h3><p><b>{_e(e.get("ename"))}</b>: {_e(e.get("evalue"))} — in {_e(where)}. '
+            + (
+                f'<a href="{_e(r["dir"])}/notebook.html">partial notebook</a>'
+                if (run_dir / r['dir'] / 'notebook.html').exists()
+                else ''
+            )
+            + '</p>'
+            + (f'<pre>{_e(e.get("source"))}</pre>' if e.get('source') else '')
+            + (
+                f'<details><summary>traceback</summary><pre>{_e(e.get("traceback", ""))}</pre></details>'
+                if e.get('traceback')
+                else ''
+            )
+        )
     if skipped:
         s.append('<ul>' + ''.join(f'<li>{_e(r["key"])} skipped: {_e(r.get("reason"))}</li>' for r in skipped) + '</ul>')
     return s
 
 # %% ../nbs/07c_report_page.ipynb #213f6051
 def _params_section(run: dict) -> list[str]:
-    prm = {'dataset': run['dataset'], 'scale': run['scale'], 'seed': run['seed'], 'K': run.get('K'), **(run.get('params') or {})}
+    prm = {
+        'dataset': run['dataset'],
+        'scale': run['scale'],
+        'seed': run['seed'],
+        'K': run.get('K'),
+        **(run.get('params') or {}),
+    }
     s = ['<h2 id="parameters">Parameters and versions</h2>',
          _table(['parameter', 'value'], [[_td(k), _td(format_value(v))] for k, v in prm.items() if v is not None])]
-    if run.get('grid'): s.append('<p>Sweep grid:</p><pre>' + _e('\n'.join(f'{k}: {json.dumps(v)}' for k, v in run['grid'].items())) + '</pre>')
+    if run.get('grid'):
+        s.append(
+            '<p>Sweep grid:</p><pre>'
+            + _e('\n'.join(f'{k}: {json.dumps(v)}' for k, v in run['grid'].items()))
+            + '</pre>'
+        )
     prep = run.get('prepare') or {}
-    if prep: s.append(f'<p class="note">Data preparation before the jobs: {_e(prep.get("step"))} — {_e(prep.get("dir") or prep.get("note") or "")}</p>')
+    if prep:
+        s.append(
+            f'<p class="note">Data preparation before the jobs: {_e(prep.get("step"))} — '
+            f'{_e(prep.get("dir") or prep.get("note") or "")}</p>'
+        )
     s.append(_table(['package', 'version'], [[_td(k), _td(v)] for k, v in (run.get('versions') or {}).items()]))
-    s.append(f'<p class="note">Notebooks from <code>{_e(run.get("nbs_dir"))}</code>; git commit {_e(run.get("git_commit") or "n/a")}; '
-             f'written {_e(utc_now())} by recsys.reports.</p>')
+    s.append(
+        f'<p class="note">Notebooks from <code>{_e(run.get("nbs_dir"))}</code>; git commit '
+        f'{_e(run.get("git_commit") or "n/a")}; '
+        f'written {_e(utc_now())} by recsys.reports.</p>'
+    )
     return s
 
 # %% ../nbs/07c_report_page.ipynb #7c0f0a01
@@ -409,17 +532,24 @@ def _machine_footer(run: dict, recs: list[dict]) -> str:
     m = next(iter(ms.values()), None) or run.get('machine')
     if not m: return '<footer class="note">Where it ran: not recorded.</footer>'
     simd = m.get('simd') or {}
-    blas = '; '.join(f"{b.get('prefix')} {b.get('version')} ({b.get('architecture')} kernel, {b.get('num_threads')} thread(s))"
-                     for b in m.get('blas') or [])
+    blas = '; '.join(
+        f"{b.get('prefix')} {b.get('version')} ({b.get('architecture')} kernel, {b.get('num_threads')} thread(s))"
+        for b in m.get('blas') or []
+    )
     env = ', '.join(f'{k}={v}' for k, v in (m.get('env') or {}).items())
     other = sorted(k for k, x in ms.items() if x.get('platform_id') != m.get('platform_id'))
-    return ('<footer class="note" id="machine"><b>Where it ran</b>: ' + _e(m.get('cpu')) + f' ({_e(m.get("cores"))} cores) · '
-            f'NumPy SIMD dispatch {_e(", ".join(simd.get("dispatch") or []) or "baseline only")} '
-            f'(baseline {_e(", ".join(simd.get("baseline") or []))}) · BLAS {_e(blas or "none loaded")}'
-            + (f' · environment {_e(env)}' if env else '') + f' · platform id <code>{_e(m.get("platform_id"))}</code>'
-            + (f' · other platforms in jobs: {_e(", ".join(other))}' if other else '')
-            + '. The same seed gives the same numbers on the same platform id; on another CPU the figures may move by the'
-            ' spread measured in benchmarks/CPU_SPREAD.md.</footer>')
+    return (
+        '<footer class="note" id="machine"><b>Where it ran</b>: '
+        + _e(m.get('cpu'))
+        + f' ({_e(m.get("cores"))} cores) · '
+        f'NumPy SIMD dispatch {_e(", ".join(simd.get("dispatch") or []) or "baseline only")} '
+        f'(baseline {_e(", ".join(simd.get("baseline") or []))}) · BLAS {_e(blas or "none loaded")}'
+        + (f' · environment {_e(env)}' if env else '')
+        + f' · platform id <code>{_e(m.get("platform_id"))}</code>'
+        + (f' · other platforms in jobs: {_e(", ".join(other))}' if other else '')
+        + '. The same seed gives the same numbers on the same platform id; on another CPU the figures may move by the'
+        ' spread measured in benchmarks/CPU_SPREAD.md.</footer>'
+    )
 
 # %% ../nbs/07c_report_page.ipynb #454c5669
 def build_index(run_dir) -> Path:
@@ -430,38 +560,58 @@ def build_index(run_dir) -> Path:
     s = [f'<h1>recsys report — {_e(run["run"])}</h1>',
          '<p class="meta">' + ' · '.join(f'{k} <b>{_e(v)}</b>' for k, v in [
              ('dataset', run['dataset']), ('scale', run['scale']), ('seed', run['seed']), ('started', run['started']),
-             ('wall time', f'{run["wall_s"]:.1f} s'), ('workers', run['jobs']), ('commit', (run.get('git_commit') or 'n/a')[:19])]) + '</p>',
+             ('wall time', f'{run["wall_s"]:.1f} s'), ('workers', run['jobs']),
+             ('commit', (run.get('git_commit') or 'n/a')[:19])]) + '</p>',
          '<p>' + ' '.join(f'{_status(k)} {v}' for k, v in c.items()) + f' — {len(recs)} jobs</p>']
     na = [r for r in recs if r['status'] == NA]
     if na:
         s.append('<p class="note">Reports that do not apply to this dataset (not run, not failed): '
-                 + '; '.join(f'<b>{_e(r["key"])}</b> — {_e((r.get("reason") or "").removeprefix("not applicable: "))}' for r in na) + '.</p>')
+                 + '; '.join(f'<b>{_e(r["key"])}</b> — {_e((r.get("reason") or "").removeprefix("not applicable: "))}'
+                             for r in na) + '.</p>')
     if c['failed'] or c['skipped']:
         s.append('<p class="note">Some jobs did not complete: see <a href="#errors">Errors</a>. '
                  'Re-running the same command resumes the run (completed jobs are kept).</p>')
-    details = (_metrics_section(run, recs) + _published_section(run, recs) + _sweeps_section(recs, run_dir) + _figures_section(recs, run_dir)
-               + _jobs_section(recs, run_dir) + _errors_section(recs, run_dir) + _params_section(run))
-    toc = ' · '.join(f'<a href="#{m[1]}">{m[2]}</a>' for m in (re.match(r'<h2 id="([^"]+)">([^<]+)</h2>', x) for x in details) if m)
-    s += (_headline_section(run, recs) + _thumbnails_section(recs, run_dir) + [f'<p class="note">The details: {toc}.</p>'] + details
-          + [_machine_footer(run, recs)])
+    details = (_metrics_section(run, recs) + _published_section(run, recs) + _sweeps_section(recs, run_dir)
+               + _figures_section(recs, run_dir) + _jobs_section(recs, run_dir) + _errors_section(recs, run_dir)
+               + _params_section(run))
+    heads = (re.match(r'<h2 id="([^"]+)">([^<]+)</h2>', x) for x in details)
+    toc = ' · '.join(f'<a href="#{m[1]}">{m[2]}</a>' for m in heads if m)
+    s += (_headline_section(run, recs) + _thumbnails_section(recs, run_dir)
+          + [f'<p class="note">The details: {toc}.</p>'] + details + [_machine_footer(run, recs)])
     page = ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>recsys report — {_e(run["run"])}</title>'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f'<title>recsys report — {_e(run["run"])}</title>'
             f'<style>{_CSS}</style></head><body>\n' + '\n'.join(s) + '\n</body></html>\n')
     index = run_dir / 'index.html'
     with atomic_write(index) as f: f.write(page)
     return make_readable(index)
 
 # %% ../nbs/07c_report_page.ipynb #df9868a1
-_CHROME_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-                 '--disable-component-update', '--disable-sync', '--hide-scrollbars', '--mute-audio']
+_CHROME_FLAGS = [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--hide-scrollbars',
+    '--mute-audio',
+]
 _PROBE = ("<script>window.addEventListener('load',function(){for(const i of document.images){"
           "i.setAttribute('data-rendered',i.complete&&i.naturalWidth>0?'yes':'no')}"
           "document.body.setAttribute('data-checked','1')});</script>")
 
 def find_chromium() -> str | None:
     "The headless browser to use: `$RECSYS_CHROMIUM`, else Debian's `/usr/bin/chromium`, else one on PATH."
-    for c in (os.environ.get('RECSYS_CHROMIUM'), '/usr/bin/chromium', shutil.which('chromium'), shutil.which('chromium-browser'),
-              shutil.which('google-chrome')):
+    for c in (
+        os.environ.get('RECSYS_CHROMIUM'),
+        '/usr/bin/chromium',
+        shutil.which('chromium'),
+        shutil.which('chromium-browser'),
+        shutil.which('google-chrome'),
+    ):
         if c and Path(c).exists(): return c
     return None
 
@@ -478,10 +628,17 @@ class _DomStats(HTMLParser):
     def handle_data(self, data): self.text.append(data)
 
 # %% ../nbs/07c_report_page.ipynb #631fba4b
-def browser_check(index, screenshot=None, chromium: str | None = None, timeout: float = 120, size=(1280, 2400)) -> dict:
+def browser_check(
+    index,                          # the report page to load (`index.html`)
+    screenshot=None,                # a .png path to save a screenshot of the page to (None: no screenshot)
+    chromium: str | None = None,    # the Chromium binary (None: `find_chromium()`)
+    timeout: float = 120,           # seconds each Chromium call may take
+    size=(1280, 2400),              # the browser window, (width, height) in pixels
+) -> dict:
     "Load `index` in headless Chromium: images rendered or broken, table rows, the page text; optionally a screenshot."
     chrome = chromium or find_chromium()
-    if not chrome: raise FileNotFoundError('no chromium found: install Debian\'s chromium package or set RECSYS_CHROMIUM')
+    if not chrome:
+        raise FileNotFoundError('no chromium found: install Debian\'s chromium package or set RECSYS_CHROMIUM')
     index = Path(index).resolve()
     probe = index.with_name(f'.browser-check-{os.getpid()}.html')
     page = index.read_text()
@@ -509,13 +666,19 @@ _TIMING = re.compile(r'(_s$|_sec$|seconds|time|elapsed|duration)', re.I)
 
 def _run_metrics(run_dir: Path) -> dict[str, dict]:
     run = read_json(Path(run_dir) / 'run.json')
-    if run is None: raise RecsysDataError('no run.json: not a report run folder', file=Path(run_dir) / 'run.json', fix='pass a folder recsys-reports wrote')
+    if run is None:
+        raise RecsysDataError(
+            'no run.json: not a report run folder',
+            file=Path(run_dir) / 'run.json',
+            fix='pass a folder recsys-reports wrote',
+        )
     return {r['key']: flatten_metrics((read_json(Path(run_dir) / r['dir'] / 'results.json') or {}).get('metrics'))
             for r in run['records'] if r['status'] in ('ok', 'cached')}
 
 # %% ../nbs/07c_report_page.ipynb #3210aa1f
 def compare_runs(run_a, run_b, timings: bool = False) -> dict:
-    "Metric values of two runs, job by job: `same` (keys), `different` ({key: [(row, metric, a, b)]}), `only_a`, `only_b`."
+    """Metric values of two runs, job by job: `same` (keys), `different` ({key: [(row, metric, a, b)]}), `only_a`,
+    `only_b`."""
     a, b = _run_metrics(run_a), _run_metrics(run_b)
     out = {'same': [], 'different': {}, 'only_a': sorted(set(a) - set(b)), 'only_b': sorted(set(b) - set(a))}
     for key in [k for k in a if k in b]:

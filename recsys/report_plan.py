@@ -23,7 +23,8 @@ def _has_parameters_cell(nb: dict) -> bool:
     return any('parameters' in (c.get('metadata') or {}).get('tags', []) for c in nb.get('cells', []))
 
 def discover_notebooks(nbs_dir=None) -> dict[str, Path]:
-    "Report notebooks in `nbs_dir` (default `<project>/nbs`): `name -> path` for every `*.ipynb` with a `parameters` cell."
+    """Report notebooks in `nbs_dir` (default `<project>/nbs`): `name -> path` for every `*.ipynb` with a `parameters`
+    cell."""
     nbs_dir = Path(nbs_dir) if nbs_dir else checkout_root() / 'nbs'
     out = {}
     for p in sorted(nbs_dir.glob('*.ipynb')):
@@ -47,9 +48,12 @@ def notebook_parameters(path) -> dict[str, str]:
         return {k: v.get('default') for k, v in pm.inspect_notebook(str(path)).items()}
     out = {}
     for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        targets = (
+            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        )
         for t in targets:
-            if isinstance(t, ast.Name): out[t.id] = ast.get_source_segment(src, node.value) if node.value is not None else None
+            if isinstance(t, ast.Name):
+                out[t.id] = ast.get_source_segment(src, node.value) if node.value is not None else None
     return out
 
 # %% ../nbs/07a_report_plan.ipynb #bac6ebd9
@@ -76,8 +80,11 @@ def fixture_notebook(path, parameters: str, *cells: str, title: str | None = Non
 
 # %% ../nbs/07a_report_plan.ipynb #cd32a4a3
 _FIX_PARAMS = "dataset = 'synthetic'\nscale = 'tiny'\nseed = 42\nout_dir = None"
-_FIX_HEAD = ("import json, tempfile, time\nfrom pathlib import Path\nimport numpy as np\n"
-             "from recsys.core import write_results, save_figure\nt0 = time.time()\nout_dir = Path(out_dir or tempfile.mkdtemp())")
+_FIX_HEAD = (
+    "import json, tempfile, time\nfrom pathlib import Path\nimport numpy as np\n"
+    "from recsys.core import write_results, save_figure\nt0 = time.time()\nout_dir = Path(out_dir or "
+    "tempfile.mkdtemp())"
+)
 
 def demo_notebooks(nbs_dir, fail: bool = True, work_s: float = 0.0) -> dict[str, Path]:
     """Write tiny fixture report notebooks into `nbs_dir` (for tests, demos and timing): `01_ingest`, `04_als`
@@ -89,19 +96,26 @@ def demo_notebooks(nbs_dir, fail: bool = True, work_s: float = 0.0) -> dict[str,
     out['01_ingest'] = fixture_notebook(nbs_dir / '01_ingest.ipynb', _FIX_PARAMS, _FIX_HEAD, busy,
         "rng = np.random.default_rng(seed)\nn_rows = int(rng.integers(100, 200))\n"
         "write_results(out_dir, dict(dataset=dataset, scale=scale, seed=seed), started=t0, metrics={'n_rows': n_rows})")
-    out['04_als'] = fixture_notebook(nbs_dir / '04_als.ipynb', _FIX_PARAMS + '\nK = 10\nfactors = 8\nregularization = 0.1',
-        _FIX_HEAD, busy,
+    out['04_als'] = fixture_notebook(
+        nbs_dir / '04_als.ipynb',
+        _FIX_PARAMS + '\nK = 10\nfactors = 8\nregularization = 0.1',
+        _FIX_HEAD,
+        busy,
         "rng = np.random.default_rng([seed, factors])\n"
         "ndcg = 0.2 + 0.1 * np.tanh(factors / 16) - 0.2 * regularization + 0.01 * rng.random()\n"
         "pop = 0.15 + 0.01 * rng.random()\n"
-        "metrics = {'test': {'als': {'map': ndcg / 3, f'ndcg@{K}': ndcg, f'precision@{K}': ndcg * 0.8, f'recall@{K}': ndcg / 2},\n"
-        "                    'popularity': {'map': pop / 3, f'ndcg@{K}': pop, f'precision@{K}': pop * 0.8, f'recall@{K}': pop / 2}}}",
+        "metrics = {'test': {'als': {'map': ndcg / 3, f'ndcg@{K}': ndcg, f'precision@{K}': ndcg * 0.8, f'recall@{K}': "
+        "ndcg / 2},\n"
+        "                    'popularity': {'map': pop / 3, f'ndcg@{K}': pop, f'precision@{K}': pop * 0.8, "
+        "f'recall@{K}': pop / 2}}}",
         "import matplotlib.pyplot as plt\nfig, ax = plt.subplots(figsize=(4, 3))\n"
         "ax.plot(np.arange(1, 11), ndcg * (1 - np.exp(-np.arange(1, 11) / 3)), marker='o')\n"
         "ax.set(title=f'Convergence (factors={factors})', xlabel='iteration', ylabel=f'NDCG@{K}')\n"
         "save_figure(fig, out_dir, 'convergence'); plt.close(fig)",
-        "write_results(out_dir, dict(dataset=dataset, scale=scale, seed=seed, K=K, factors=factors, regularization=regularization),\n"
-        "              started=t0, metrics=metrics)")
+        "write_results(out_dir, dict(dataset=dataset, scale=scale, seed=seed, K=K, factors=factors, "
+        "regularization=regularization),\n"
+        "              started=t0, metrics=metrics)",
+    )
     if fail:
         out['09_broken'] = fixture_notebook(nbs_dir / '09_broken.ipynb', _FIX_PARAMS, _FIX_HEAD, "x = 1",
                                             "raise ValueError('planted failure')", "print('never reached')")
@@ -115,7 +129,8 @@ DEPENDS: dict[str, list[str]] = {
     '05_evaluate': ['04_als', '03_confidence'], '06_recommend': ['05_evaluate', '02_eda'], '08_spark': ['01_ingest']}
 
 def dependencies(names, depends: dict | None = None) -> dict[str, list[str]]:
-    "For each notebook in `names`, the notebooks in `names` it waits for (missing ones bypassed; unknown ones after `01_ingest`)."
+    """For each notebook in `names`, the notebooks in `names` it waits for (missing ones bypassed; unknown ones after
+    `01_ingest`)."""
     depends = DEPENDS if depends is None else depends
     present = list(names)
     def resolve(d, seen=()):
@@ -134,12 +149,15 @@ def dependencies(names, depends: dict | None = None) -> dict[str, list[str]]:
 
 # %% ../nbs/07a_report_plan.ipynb #95018fb2
 def topo_order(deps: dict[str, list[str]]) -> list[str]:
-    "The notebooks in an order where each comes after its dependencies (ties by name); a cycle raises `RecsysDataError`."
+    """The notebooks in an order where each comes after its dependencies (ties by name); a cycle raises
+    `RecsysDataError`."""
     order, state = [], {}
     def visit(n, stack):
         if state.get(n) == 2: return
         if state.get(n) == 1:
-            raise RecsysDataError(f'dependency cycle {" -> ".join(stack + [n])}', fix='edit DEPENDS in recsys.report_plan')
+            raise RecsysDataError(
+                f'dependency cycle {" -> ".join(stack + [n])}', fix='edit DEPENDS in recsys.report_plan'
+            )
         state[n] = 1
         for d in sorted(deps.get(n, [])): visit(d, stack + [n])
         state[n] = 2; order.append(n)
@@ -151,9 +169,17 @@ FEATURES = DATASET_FEATURES   # what a dataset may offer: one home, the registry
 NEEDS: dict[str, tuple[str, ...]] = {
     '01_ingest': ('events',), '02_eda': ('events',), '03_confidence': ('events',), '04_als': ('events',),
     '05_evaluate': ('events',), '06_recommend': ('sessions', 'carts', 'test'), '08_spark': ('events',)}
-_FEATURE_TEXT = {'sessions': 'sessions (a session_id per event)', 'carts': 'add-to-cart events', 'purchases': 'purchase events',
-                 'ratings': 'ratings', 'test': 'test file (the sessions to predict for)', 'test_labels': 'hidden test labels',
-                 'products': 'products file', 'embeddings': 'product embeddings', 'users': 'users file'}
+_FEATURE_TEXT = {
+    'sessions': 'sessions (a session_id per event)',
+    'carts': 'add-to-cart events',
+    'purchases': 'purchase events',
+    'ratings': 'ratings',
+    'test': 'test file (the sessions to predict for)',
+    'test_labels': 'hidden test labels',
+    'products': 'products file',
+    'embeddings': 'product embeddings',
+    'users': 'users file',
+}
 
 def _parquet_any_positive(path, column) -> bool | None:
     "Whether parquet `column` holds a value > 0, from the row groups' statistics (None when they do not say)."
@@ -175,12 +201,17 @@ def _event_kinds(path) -> set[str] | None:
     import pyarrow.parquet as pq, pyarrow.compute as pc
     try:
         if 'event' not in pq.read_schema(path).names: return None
-        return {str(v).lower() for v in pc.unique(pq.read_table(path, columns=['event'])['event']).to_pylist() if v is not None}
+        return {
+            str(v).lower()
+            for v in pc.unique(pq.read_table(path, columns=['event'])['event']).to_pylist()
+            if v is not None
+        }
     except Exception: return None
 
 # %% ../nbs/07a_report_plan.ipynb #5557b5c2
 def _train_features(train, meta: dict) -> dict[str, bool]:
-    "`sessions`, `ratings`, `carts`, `purchases` from a parquet train file's columns and values (`meta`: its dataset.json)."
+    """`sessions`, `ratings`, `carts`, `purchases` from a parquet train file's columns and values (`meta`: its
+    dataset.json)."""
     cols = None
     if train is not None and str(train).endswith('.parquet'):
         try:
@@ -210,8 +241,13 @@ def dataset_features(dataset: str, scale: str = 'tiny', seed: int = 42) -> dict[
     d = Path(dataset); files = dataset_files(d); out = {f: False for f in FEATURES}
     try: meta = json.loads((d / 'dataset.json').read_text())
     except (OSError, ValueError): meta = {}
-    out.update(events=files['train'] is not None, test=files['test'] is not None, test_labels=files['test_labels'] is not None,
-               products=files['products'] is not None, users=files['users'] is not None)
+    out.update(
+        events=files['train'] is not None,
+        test=files['test'] is not None,
+        test_labels=files['test_labels'] is not None,
+        products=files['products'] is not None,
+        users=files['users'] is not None,
+    )
     out.update(_train_features(files['train'], meta))
     if out['products'] and str(files['products']).endswith('.parquet'):
         try:
@@ -233,27 +269,44 @@ def not_applicable(notebook: str, features: dict[str, bool], needs: dict | None 
 
 # %% ../nbs/07a_report_plan.ipynb #416c0e72
 def load_grid(path) -> dict[str, dict[str, list]]:
-    "Read a sweep grid, JSON `{notebook: {parameter: value or [values]}}`: from a file, or given inline (text starting with `{`)."
+    """Read a sweep grid, JSON `{notebook: {parameter: value or [values]}}`: from a file, or given inline (text starting
+    with `{`)."""
     if isinstance(path, str) and path.lstrip().startswith('{'):
-        try: return _check_grid(json.loads(path))
-        except ValueError as e: raise RecsysDataError(f'--grid is not valid JSON: {e}', fix='write {"05_evaluate": {"factors": [32, 64]}} '
-                                                      'or the path of a file holding it') from None
+        try:
+            return _check_grid(json.loads(path))
+        except ValueError as e:
+            raise RecsysDataError(
+                f'--grid is not valid JSON: {e}',
+                fix='write {"05_evaluate": {"factors": [32, 64]}} or the path of a file holding it',
+            ) from None
     path = Path(path)
-    try: grid = json.loads(path.read_text())
-    except OSError as e: raise RecsysDataError(f'cannot read the grid ({e.strerror})', file=path, fix='pass an existing JSON file to --grid') from None
-    except ValueError as e: raise RecsysDataError(f'not valid JSON: {e}', file=path,
-                                                  fix='write {"05_evaluate": {"factors": [32, 64]}}') from None
+    try:
+        grid = json.loads(path.read_text())
+    except OSError as e:
+        raise RecsysDataError(
+            f'cannot read the grid ({e.strerror})', file=path, fix='pass an existing JSON file to --grid'
+        ) from None
+    except ValueError as e:
+        raise RecsysDataError(
+            f'not valid JSON: {e}', file=path, fix='write {"05_evaluate": {"factors": [32, 64]}}'
+        ) from None
     return _check_grid(grid, path)
 
 # %% ../nbs/07a_report_plan.ipynb #75d9c892
 def _check_grid(grid, path=None) -> dict:
     if not isinstance(grid, dict) or not all(isinstance(v, dict) for v in grid.values()):
-        raise RecsysDataError('a grid maps notebook names to {parameter: [values]}', file=path,
-                              example=grid if not isinstance(grid, dict) else None, fix='write {"05_evaluate": {"factors": [32, 64]}}')
+        raise RecsysDataError(
+            'a grid maps notebook names to {parameter: [values]}',
+            file=path,
+            example=grid if not isinstance(grid, dict) else None,
+            fix='write {"05_evaluate": {"factors": [32, 64]}}',
+        )
     for nb, spec in grid.items():
         for k, v in spec.items():
             if isinstance(v, list) and not v:
-                raise RecsysDataError(f'{nb}: parameter {k!r} has an empty list of values', file=path, fix='give at least one value')
+                raise RecsysDataError(
+                    f'{nb}: parameter {k!r} has an empty list of values', file=path, fix='give at least one value'
+                )
     return grid
 
 # %% ../nbs/07a_report_plan.ipynb #43685fdf
@@ -322,9 +375,20 @@ class Job:
     def key(self) -> str: return f'{self.notebook}/{self.slug}'
     def spec(self, env: dict | None = None, kernel_name: str = 'python3', timeout: float | None = None) -> dict:
         "A picklable description for a worker process."
-        return dict(notebook=self.notebook, slug=self.slug, path=str(self.path), params=self.params, grid=self.grid,
-                    out_dir=str(self.out_dir), cwd=str(Path(self.path).parent), env=dict(env or {}), kernel_name=kernel_name,
-                    timeout=timeout, fingerprint=self.fingerprint, deps=list(self.deps))
+        return dict(
+            notebook=self.notebook,
+            slug=self.slug,
+            path=str(self.path),
+            params=self.params,
+            grid=self.grid,
+            out_dir=str(self.out_dir),
+            cwd=str(Path(self.path).parent),
+            env=dict(env or {}),
+            kernel_name=kernel_name,
+            timeout=timeout,
+            fingerprint=self.fingerprint,
+            deps=list(self.deps),
+        )
 
 # %% ../nbs/07a_report_plan.ipynb #81109f12
 def _select(names, only) -> set[str]:
@@ -332,7 +396,8 @@ def _select(names, only) -> set[str]:
     sel = set()
     for o in only:
         hits = [n for n in names if n == o or n.split('_')[0] == o]
-        if not hits: raise RecsysDataError(f'--only {o!r} matches no report notebook', fix=f'choose among {", ".join(names)}')
+        if not hits:
+            raise RecsysDataError(f'--only {o!r} matches no report notebook', fix=f'choose among {", ".join(names)}')
         sel.update(hits)
     return sel
 
@@ -350,16 +415,29 @@ def _notebook_jobs(name: str, path: Path, run_dir: Path, base: dict, spec: dict 
     return jobs
 
 # %% ../nbs/07a_report_plan.ipynb #5ab367f8
-def plan_jobs(run_dir, dataset: str = 'synthetic', scale: str = 'small', seed: int = 42, nbs_dir=None,
-              grid: dict | None = None, only=None, K: int | None = None, params: dict | None = None,
-              depends: dict | None = None, needs: dict | None = None) -> list[Job]:
-    """The run's jobs in dependency order: one per notebook, or one per grid configuration, with the parameters to inject;
-    a job whose notebook needs what the dataset lacks (`NEEDS`, `dataset_features`) carries the reason in `na`."""
+def plan_jobs(
+    run_dir,                        # the run's folder: each job gets its folder under it
+    dataset: str = 'synthetic',     # the dataset every notebook reads ('synthetic', a name or a folder)
+    scale: str = 'small',           # synthetic scale, with dataset='synthetic'
+    seed: int = 42,                 # injected into every notebook; also picks the synthetic data
+    nbs_dir=None,                   # where the report notebooks are (None: `<project>/nbs`)
+    grid: dict | None = None,       # sweeps: {notebook: {parameter: [values]}}, one job per configuration
+    only=None,                      # notebooks to plan, by name or number prefix (None: all)
+    K: int | None = None,           # list length, injected where a notebook declares `K` (None: its own default)
+    params: dict | None = None,     # more parameters, injected where a notebook declares them
+    depends: dict | None = None,    # what each notebook waits for (None: `DEPENDS`)
+    needs: dict | None = None,      # the dataset features each notebook needs (None: `NEEDS`)
+) -> list[Job]:
+    """The run's jobs in dependency order: one per notebook, or one per grid configuration, with the parameters
+    to inject; a job whose notebook needs what the dataset lacks (`NEEDS`, `dataset_features`) carries the reason in
+    `na`."""
     run_dir = Path(run_dir)
     nbs = discover_notebooks(nbs_dir)
     if not nbs:
-        raise RecsysDataError(f'no report notebooks (a cell tagged "parameters") in {nbs_dir or checkout_root() / "nbs"}',
-                              fix='run from the project folder, or pass --nbs DIR')
+        raise RecsysDataError(
+            f'no report notebooks (a cell tagged "parameters") in {nbs_dir or checkout_root() / "nbs"}',
+            fix='run from the project folder, or pass --nbs DIR',
+        )
     grid = _check_grid(dict(grid or {}))
     unknown = sorted(set(grid) - set(nbs))
     if unknown: raise RecsysDataError(f'the grid names {", ".join(unknown)}, which is not a report notebook',
@@ -373,26 +451,33 @@ def plan_jobs(run_dir, dataset: str = 'synthetic', scale: str = 'small', seed: i
         declared_any |= set(declared)
         if name not in selected: continue
         bad = [k for k in grid.get(name, {}) if k not in declared]
-        if bad: raise RecsysDataError(f'the grid sets {", ".join(map(repr, bad))} for {name}, whose parameters cell does not declare it',
-                                      fix=f'{name} declares: {", ".join(sorted(declared))}')
+        if bad:
+            raise RecsysDataError(
+                f'the grid sets {", ".join(map(repr, bad))} for {name}, whose parameters cell does not declare it',
+                fix=f'{name} declares: {", ".join(sorted(declared))}',
+            )
         base = {'dataset': dataset, 'scale': scale, 'seed': int(seed),
                 **{k: v for k, v in extra.items() if v is not None and k in declared}}
-        jobs += _notebook_jobs(name, nbs[name], run_dir, base, grid.get(name), data_fp, [d for d in deps[name] if d in selected],
-                               not_applicable(name, features, needs))
+        jobs += _notebook_jobs(name, nbs[name], run_dir, base, grid.get(name), data_fp,
+                               [d for d in deps[name] if d in selected], not_applicable(name, features, needs))
     missing = sorted(set(params or {}) - declared_any)
-    if missing: raise RecsysDataError(f'--param {", ".join(missing)}: no report notebook declares it', fix='check the spelling')
+    if missing:
+        raise RecsysDataError(f'--param {", ".join(missing)}: no report notebook declares it', fix='check the spelling')
     return jobs
 
 # %% ../nbs/07a_report_plan.ipynb #13f304d5
 def data_fingerprint(dataset) -> str | None:
-    """The content id of a folder dataset: name, size, mtime and first/last-block hash of each of its files (so a cached job
+    """The content id of a folder dataset: name, size, mtime and first/last-block hash of each of its files (so a
+    cached job
     reruns when its input changed). None for a named dataset ('synthetic', 'movielens-100k'), whose name and version fix
     its content."""
     if not (spec := dataset_spec(dataset)).from_files: return None
     d = spec.folder() if spec.folder else Path(str(dataset)).expanduser()
     if not d.is_dir(): return None
     files = sorted(p for p in d.iterdir() if p.is_file() and not p.name.startswith(('.', '_')))
-    return hashlib.sha256(json.dumps([(p.name, file_fingerprint(p, mtime=True)) for p in files]).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps([(p.name, file_fingerprint(p, mtime=True)) for p in files]).encode()).hexdigest()[
+        :16
+    ]
 
 # %% ../nbs/07a_report_plan.ipynb #0a45b5f1
 def is_done(job: Job) -> bool:

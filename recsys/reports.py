@@ -8,8 +8,21 @@ from __future__ import annotations
 import argparse, json, os, time, warnings
 from pathlib import Path
 
-from .core import (RecsysDataError, checkout_root, check_writable, cli_errors, cli_parser, git_commit, machine_info, positive_int,
-                         prepare_output, seed_int, utc_now, versions, write_json)
+from recsys.core import (
+    RecsysDataError,
+    checkout_root,
+    check_writable,
+    cli_errors,
+    cli_parser,
+    git_commit,
+    machine_info,
+    positive_int,
+    prepare_output,
+    seed_int,
+    utc_now,
+    versions,
+    write_json,
+)
 from .datasets import dataset_names
 from .report_plan import (
     DEPENDS, FEATURES, NEEDS, NA, SCALES, discover_notebooks, notebook_parameters, fixture_notebook, demo_notebooks,
@@ -18,9 +31,22 @@ from .report_plan import (
 from .report_jobs import (
     LIBRARY_DIRECTIVES, kernel_env, cell_directives, is_test_only, is_library_cell, report_view, notebook_html, run_job,
     prepare_data, job_priorities, cached_record, na_record, run_jobs, run_lock, triage)
-from .report_page import (
-    PUBLISHED_ML100K, PUBLISHED_SOURCE, COMPARE_COLUMNS, flatten_metrics, headline_metric, plot_config_sweep, plot_sweep, challenge_headline,
-    movielens_headline, report_figures, build_index, find_chromium, browser_check, compare_runs)
+from recsys.report_page import (
+    PUBLISHED_ML100K,
+    PUBLISHED_SOURCE,
+    COMPARE_COLUMNS,
+    flatten_metrics,
+    headline_metric,
+    plot_config_sweep,
+    plot_sweep,
+    challenge_headline,
+    movielens_headline,
+    report_figures,
+    build_index,
+    find_chromium,
+    browser_check,
+    compare_runs,
+)
 from .report_jobs import ipc_kernel_manager as ipc_kernel_manager, retry_once as retry_once   # for the tests
 
 # %% auto #0
@@ -36,19 +62,61 @@ __all__ = ['run_reports', 'format_summary', 'reports_cli', 'DEPENDS', 'FEATURES'
 # %% ../nbs/07_reports.ipynb #bde0220a
 # the names of the three parts keep their old home: `from recsys.reports import ...` works as before the split
 # (as do `run_lock`, `retry_once` and `ipc_kernel_manager`, which tests/test_reports.py reaches through it)
-_all_ = ['DEPENDS', 'FEATURES', 'NEEDS', 'NA', 'SCALES', 'discover_notebooks', 'notebook_parameters',
-         'fixture_notebook', 'demo_notebooks', 'dependencies', 'topo_order', 'dataset_features', 'not_applicable',
-         'load_grid', 'expand_grid', 'params_slug', 'run_name', 'Job', 'plan_jobs', 'data_fingerprint', 'is_done',
-         'LIBRARY_DIRECTIVES', 'kernel_env', 'cell_directives', 'is_test_only', 'is_library_cell', 'report_view',
-         'notebook_html', 'run_job', 'prepare_data', 'job_priorities', 'PUBLISHED_ML100K', 'PUBLISHED_SOURCE',
-         'COMPARE_COLUMNS', 'flatten_metrics', 'headline_metric', 'plot_config_sweep', 'plot_sweep', 'challenge_headline',
-         'movielens_headline', 'report_figures', 'build_index', 'find_chromium', 'browser_check', 'compare_runs']
+_all_ = [
+    'DEPENDS',
+    'FEATURES',
+    'NEEDS',
+    'NA',
+    'SCALES',
+    'discover_notebooks',
+    'notebook_parameters',
+    'fixture_notebook',
+    'demo_notebooks',
+    'dependencies',
+    'topo_order',
+    'dataset_features',
+    'not_applicable',
+    'load_grid',
+    'expand_grid',
+    'params_slug',
+    'run_name',
+    'Job',
+    'plan_jobs',
+    'data_fingerprint',
+    'is_done',
+    'LIBRARY_DIRECTIVES',
+    'kernel_env',
+    'cell_directives',
+    'is_test_only',
+    'is_library_cell',
+    'report_view',
+    'notebook_html',
+    'run_job',
+    'prepare_data',
+    'job_priorities',
+    'PUBLISHED_ML100K',
+    'PUBLISHED_SOURCE',
+    'COMPARE_COLUMNS',
+    'flatten_metrics',
+    'headline_metric',
+    'plot_config_sweep',
+    'plot_sweep',
+    'challenge_headline',
+    'movielens_headline',
+    'report_figures',
+    'build_index',
+    'find_chromium',
+    'browser_check',
+    'compare_runs',
+]
 
 # %% ../nbs/07_reports.ipynb #54ab919f
 def _run_dir(dataset: str, scale: str, seed: int, out=None) -> Path:
     "The run folder: `out`, else `$RECSYS_REPORTS_DIR` (default `<project>/reports`) / the run's name."
     if out: return Path(out).resolve()
-    return (Path(os.environ.get('RECSYS_REPORTS_DIR') or checkout_root() / 'reports') / run_name(dataset, scale, seed)).resolve()
+    return (
+        Path(os.environ.get('RECSYS_REPORTS_DIR') or checkout_root() / 'reports') / run_name(dataset, scale, seed)
+    ).resolve()
 
 # %% ../nbs/07_reports.ipynb #966909af
 def _shown_jobs(plan: list[Job], records: dict, replan) -> list[Job]:
@@ -62,17 +130,31 @@ def _shown_jobs(plan: list[Job], records: dict, replan) -> list[Job]:
 # %% ../nbs/07_reports.ipynb #e753ed48
 def _run_record(run_dir: Path, settings: dict, plan: list[Job], shown: list[Job], records: dict, nbs_dir=None,
                 started: str | None = None, wall_s: float | None = None, prepare: dict | None = None) -> dict:
-    "What `run.json` holds: the run's `settings`, where and when, the counts by status, the versions, the machine and the shown jobs' records."
+    """What `run.json` holds: the run's `settings`, where and when, the counts by status, the versions, the machine and
+    the shown jobs' records."""
     ordered = [{**records[j.key], 'key': j.key, 'dir': f'{j.notebook}/{j.slug}', 'deps': j.deps} for j in shown]
     counts = {s: sum(r['status'] == s for r in ordered) for s in ('ok', 'cached', NA, 'failed', 'skipped')}
     root = checkout_root()
-    return {'run': run_dir.name, 'run_dir': str(run_dir), **settings, 'nbs_dir': str(Path(nbs_dir or root / 'nbs').resolve()),
-            'started': started, 'wall_s': wall_s, 'counts': counts, 'prepare': prepare, 'versions': versions(),
-            'git_commit': git_commit(root), 'machine': machine_info(), 'depends': {j.notebook: j.deps for j in plan}, 'records': ordered}
+    return {
+        'run': run_dir.name,
+        'run_dir': str(run_dir),
+        **settings,
+        'nbs_dir': str(Path(nbs_dir or root / 'nbs').resolve()),
+        'started': started,
+        'wall_s': wall_s,
+        'counts': counts,
+        'prepare': prepare,
+        'versions': versions(),
+        'git_commit': git_commit(root),
+        'machine': machine_info(),
+        'depends': {j.notebook: j.deps for j in plan},
+        'records': ordered,
+    }
 
 # %% ../nbs/07_reports.ipynb #6b0d13ac
 def _write_pages(run_dir: Path, run: dict, screenshot: bool = True) -> tuple[Path, str | None]:
-    "Write `run.json` and `index.html`; with `screenshot` and Chromium at hand, `index.png` too. Returns the index and the screenshot."
+    """Write `run.json` and `index.html`; with `screenshot` and Chromium at hand, `index.png` too. Returns the index and
+    the screenshot."""
     write_json(run_dir / 'run.json', run)
     index, shot = build_index(run_dir), None
     if screenshot and find_chromium():
@@ -81,26 +163,43 @@ def _write_pages(run_dir: Path, run: dict, screenshot: bool = True) -> tuple[Pat
     return index, shot
 
 # %% ../nbs/07_reports.ipynb #0c5c8aa2
-def run_reports(dataset: str = 'synthetic', scale: str = 'small', seed: int = 42, jobs: int | None = None, out=None,
-                grid=None, force: bool = False, only=None, nbs_dir=None, K: int | None = None, params: dict | None = None,
-                timeout: float | None = None, kernel_name: str = 'python3', depends: dict | None = None,
-                prepare: bool = True, screenshot: bool = True, show_progress: bool | None = None, needs: dict | None = None) -> dict:
+def run_reports(
+    dataset: str = 'synthetic',         # the dataset every report reads ('synthetic', a name or a folder)
+    scale: str = 'small',               # synthetic scale, with dataset='synthetic'
+    seed: int = 42,                     # injected into every notebook and its kernel; also picks the synthetic data
+    jobs: int | None = None,            # notebooks run at once, one kernel each (None: the CPU count)
+    out=None,                           # the run's folder (None: `$RECSYS_REPORTS_DIR` or `<project>/reports`, by name)
+    grid=None,                          # sweeps: {notebook: {parameter: [values]}}, or a grid file (`load_grid`)
+    force: bool = False,                # re-run jobs already done in the run's folder
+    only=None,                          # run only these notebooks, by name or number prefix (None: all)
+    nbs_dir=None,                       # where the report notebooks are (None: `<project>/nbs`)
+    K: int | None = None,               # list length, injected where a notebook declares `K`
+    params: dict | None = None,         # more parameters, injected where a notebook declares them
+    timeout: float | None = None,       # seconds per cell (None: no limit)
+    kernel_name: str = 'python3',       # the Jupyter kernel
+    depends: dict | None = None,        # what each notebook waits for (None: `DEPENDS`)
+    prepare: bool = True,               # materialise the data once before the jobs (`prepare_data`)
+    screenshot: bool = True,            # also save `index.png` when Chromium is at hand
+    show_progress: bool | None = None,  # the progress bar (None: when the output is a terminal)
+    needs: dict | None = None,          # the dataset features each notebook needs (None: `NEEDS`)
+) -> dict:
     """Run the report notebooks as papermill jobs; write `<run>/index.html`; return the run's summary.
     Workers are spawned processes: in a script, call this under `if __name__ == '__main__':`."""
     t0, started = time.time(), utc_now()
     dataset = normalise_dataset(dataset, scale)
     run_dir = _run_dir(dataset, scale, seed, out)
     if grid is not None and not isinstance(grid, dict): grid = load_grid(grid)
-    replan = lambda only=None: plan_jobs(run_dir, dataset, scale, seed, nbs_dir=nbs_dir, grid=grid, only=only, K=K, params=params,
-                                         depends=depends, needs=needs)
+    replan = lambda only=None: plan_jobs(run_dir, dataset, scale, seed, nbs_dir=nbs_dir, grid=grid, only=only, K=K,
+                                         params=params, depends=depends, needs=needs)
     plan, n_par = replan(only), max(1, int(jobs or os.cpu_count() or 1))
     with run_lock(run_dir):
         records, todo = triage(plan, force)
-        prep = prepare_data(dataset, scale, seed, kernel_env(seed)) if (prepare and todo) else {'step': 'none', 'note': 'not needed'}
+        prep = (prepare_data(dataset, scale, seed, kernel_env(seed)) if (prepare and todo)
+                else {'step': 'none', 'note': 'not needed'})
         run_jobs(plan, todo, records, run_dir, seed, n_par, kernel_name, timeout, show_progress)
         shown = _shown_jobs(plan, records, replan) if only else plan
-        settings = {'dataset': dataset, 'scale': scale, 'seed': int(seed), 'K': K, 'params': params or {}, 'grid': grid or {},
-                    'jobs': n_par, 'force': force, 'only': list(only or [])}
+        settings = {'dataset': dataset, 'scale': scale, 'seed': int(seed), 'K': K, 'params': params or {},
+                    'grid': grid or {}, 'jobs': n_par, 'force': force, 'only': list(only or [])}
         run = _run_record(run_dir, settings, plan, shown, records, nbs_dir, started, round(time.time() - t0, 2), prep)
         index, shot = _write_pages(run_dir, run, screenshot)
     c = run['counts']
@@ -110,13 +209,19 @@ def run_reports(dataset: str = 'synthetic', scale: str = 'small', seed: int = 42
 def format_summary(summary: dict) -> str:
     "A few lines for the terminal: counts, failed and skipped jobs, the index page."
     c = summary['counts']
-    lines = [f"recsys-reports: {len(summary['records'])} jobs in {summary['wall_s']:.1f} s with {summary['jobs']} worker(s): "
-             f"{c['ok']} ok, {c['cached']} cached, {c.get(NA, 0)} not applicable, {c['failed']} failed, {c['skipped']} skipped"]
+    lines = [
+        f"recsys-reports: {len(summary['records'])} jobs in {summary['wall_s']:.1f} s with {summary['jobs']} "
+        "worker(s): "
+        f"{c['ok']} ok, {c['cached']} cached, {c.get(NA, 0)} not applicable, {c['failed']} failed, {c['skipped']} "
+        "skipped"
+    ]
     for r in summary['records']:
         if r['status'] == 'failed':
             e = r.get('error') or {}
             cell = f", cell index {e['cell_index']} (In [{e['exec_count']}])" if e.get('cell_index') is not None else ''
-            lines.append(f"  FAILED  {r['key']}: {e.get('ename')}: {str(e.get('evalue'))[:200]}{cell} -> {r['dir']}/error.json")
+            lines.append(
+                f"  FAILED  {r['key']}: {e.get('ename')}: {str(e.get('evalue'))[:200]}{cell} -> {r['dir']}/error.json"
+            )
         elif r['status'] == 'skipped':
             lines.append(f"  skipped {r['key']}: {r.get('reason')}")
         elif r['status'] == NA:
@@ -134,24 +239,49 @@ def _parse_param(s: str) -> tuple[str, object]:
 
 # %% ../nbs/07_reports.ipynb #d80e87d4
 def _parser() -> argparse.ArgumentParser:
-    p = cli_parser('recsys-reports', description='Run the report notebooks with papermill (in parallel) and write reports/<run>/index.html.')
+    p = cli_parser(
+        'recsys-reports',
+        description='Run the report notebooks with papermill (in parallel) and write reports/<run>/index.html.',
+    )
     p.add_argument('--data', '--dataset', dest='dataset', default='synthetic',
                    help=f"{dataset_names(named_only=True)} or a folder of Inditex-format files (--dataset: the same)")
     p.add_argument('--scale', default='small', choices=SCALES, help='synthetic data size (default: small)')
     p.add_argument('--seed', type=seed_int, default=42, help='the one seed of the run (default: 42)')
     p.add_argument('--jobs', type=positive_int, default=None, help='parallel jobs (default: the number of cores)')
     p.add_argument('--out', default=None, help='the run folder (default: reports/<dataset>-<scale>-seed<seed>)')
-    p.add_argument('--grid', default=None, help='sweep grid, inline JSON or a JSON file: {"05_evaluate": {"factors": [32, 64]}}')
-    p.add_argument('--force', action='store_true', help='rerun jobs that are already done (and write into an --out that is not a report run folder)')
-    p.add_argument('--only', nargs='+', default=None, metavar='NB', help='run only these notebooks (names or number prefixes)')
-    p.add_argument('--K', type=positive_int, default=None, help='cut-off K for the notebooks that declare K (default: their own)')
-    p.add_argument('--param', '-p', action='append', default=[], metavar='NAME=VALUE', help='a parameter for the notebooks declaring it')
+    p.add_argument(
+        '--grid', default=None, help='sweep grid, inline JSON or a JSON file: {"05_evaluate": {"factors": [32, 64]}}'
+    )
+    p.add_argument(
+        '--force',
+        action='store_true',
+        help='rerun jobs that are already done (and write into an --out that is not a report run folder)',
+    )
+    p.add_argument(
+        '--only', nargs='+', default=None, metavar='NB', help='run only these notebooks (names or number prefixes)'
+    )
+    p.add_argument(
+        '--K', type=positive_int, default=None, help='cut-off K for the notebooks that declare K (default: their own)'
+    )
+    p.add_argument(
+        '--param',
+        '-p',
+        action='append',
+        default=[],
+        metavar='NAME=VALUE',
+        help='a parameter for the notebooks declaring it',
+    )
     p.add_argument('--nbs', default=None, help='the notebooks folder (default: <project>/nbs)')
     p.add_argument('--timeout', type=float, default=None, help='seconds allowed per cell (default: no limit)')
     p.add_argument('--dry-run', action='store_true', help='print the plan and run nothing')
     p.add_argument('--no-screenshot', action='store_true', help='do not take a Chromium screenshot of the index page')
     p.add_argument('--no-prepare', action='store_true', help='do not materialise the synthetic data before the jobs')
-    p.add_argument('--compare', default=None, metavar='RUN_DIR', help='afterwards, check the metrics equal those of another run folder')
+    p.add_argument(
+        '--compare',
+        default=None,
+        metavar='RUN_DIR',
+        help='afterwards, check the metrics equal those of another run folder',
+    )
     return p
 
 # %% ../nbs/07_reports.ipynb #06e8e2a2
@@ -164,12 +294,16 @@ def _dry_run(a: argparse.Namespace, params: dict) -> int:
     print(f'run folder: {run_dir}')
     for j in plan:
         shown = {k: v for k, v in j.params.items() if k not in ('out_dir', 'run_dir')}
-        print(f"  {j.key:40} {'n/a' if j.na else 'done' if is_done(j) and not a.force else 'todo':4}  waits for: {', '.join(j.deps) or '-':28} {shown}"
-              + (f'  ({j.na})' if j.na else ''))
+        print(
+            f"  {j.key:40} {'n/a' if j.na else 'done' if is_done(j) and not a.force else 'todo':4}  waits for: "
+            f"{', '.join(j.deps) or '-':28} {shown}"
+            + (f'  ({j.na})' if j.na else '')
+        )
     return 0
 
 def _print_comparison(other, run_dir) -> bool:
-    "`--compare`: print how the metrics of `run_dir` compare with those of the run folder `other`; True when none differs."
+    """`--compare`: print how the metrics of `run_dir` compare with those of the run folder `other`; True when none
+    differs."""
     cmp = compare_runs(other, run_dir)
     print(f"compared with {other}: {len(cmp['same'])} jobs with identical metrics, {len(cmp['different'])} different"
           + (f", {len(cmp['only_a']) + len(cmp['only_b'])} in one run only" if cmp['only_a'] or cmp['only_b'] else ''))
@@ -180,17 +314,24 @@ def _print_comparison(other, run_dir) -> bool:
 # %% ../nbs/07_reports.ipynb #42d9c966
 @cli_errors
 def reports_cli(argv=None) -> int:
-    "`recsys-reports`: run the report notebooks; exit 0 when all completed (or do not apply), 1 when some failed or were skipped."
+    """`recsys-reports`: run the report notebooks; exit 0 when all completed (or do not apply), 1 when some failed or
+    were skipped."""
     a = _parser().parse_args(argv)
     import signal, threading
     if threading.current_thread() is threading.main_thread():     # `kill` / `timeout` stop a run like Ctrl-C does
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    if a.jobs is not None and a.jobs < 1: raise RecsysDataError('--jobs must be at least 1', fix='pass --jobs 1 or more')
+    if a.jobs is not None and a.jobs < 1:
+        raise RecsysDataError('--jobs must be at least 1', fix='pass --jobs 1 or more')
     params = dict(_parse_param(s) for s in a.param)
     if a.dry_run: return _dry_run(a, params)
-    if a.out:       # a folder of something else is not silently filled (or, later, cleaned) with report files
-        prepare_output(a.out, 'a report run folder', own=lambda p: (Path(p) / 'run.json').exists() or (Path(p) / '.lock').exists(),
-                       force=a.force, folder=True)
+    if a.out:  # a folder of something else is not silently filled (or, later, cleaned) with report files
+        prepare_output(
+            a.out,
+            'a report run folder',
+            own=lambda p: (Path(p) / 'run.json').exists() or (Path(p) / '.lock').exists(),
+            force=a.force,
+            folder=True,
+        )
         if Path(a.out).is_dir(): check_writable(a.out)
     summary = run_reports(a.dataset, a.scale, a.seed, jobs=a.jobs, out=a.out, grid=a.grid, force=a.force, only=a.only,
                           nbs_dir=a.nbs, K=a.K, params=params, timeout=a.timeout, screenshot=not a.no_screenshot,

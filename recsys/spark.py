@@ -51,16 +51,24 @@ def java_available() -> bool:
 def _require_spark():
     try: import pyspark  # noqa: F401
     except ImportError:
-        raise RecsysDataError('pyspark is not installed', fix="pip install 'recsys[spark]' (pyspark 4.x and Java 17)") from None
+        raise RecsysDataError(
+            'pyspark is not installed', fix="pip install 'recsys[spark]' (pyspark 4.x and Java 17)"
+        ) from None
     if not java_available():
         raise RecsysDataError('no Java runtime found (Spark runs on the JVM)', fix='install Java 17 and set JAVA_HOME')
 
 # %% ../nbs/08_spark.ipynb #39e192d6
 SMALL_JOB_JVM = '-XX:TieredStopAtLevel=1 -XX:+UseSerialGC'
 
-def spark_session(master: str | None = 'local[2]', memory: str = '2g', app_name: str = 'recsys',
-                  shuffle_partitions: int | None = None, checkpoint_dir=None, log_level: str = 'ERROR',
-                  jvm_options: str = '', conf: dict | None = None):
+def spark_session(master: str | None = 'local[2]',  # Spark master; None: spark-submit's (else local[2])
+                  memory: str = '2g',  # driver memory (applies only when a new JVM starts)
+                  app_name: str = 'recsys',  # the application's name
+                  shuffle_partitions: int | None = None,  # shuffle partitions (None: local threads, else Spark's)
+                  checkpoint_dir=None,  # the checkpoint folder (None: one under the temporary folder)
+                  log_level: str = 'ERROR',  # the Spark context's log level
+                  jvm_options: str = '',  # extra driver JVM options (`SMALL_JOB_JVM` for tests and tiny jobs)
+                  conf: dict | None = None,  # more Spark settings, over these defaults
+                 ):
     """A `SparkSession` with sane local settings (see above); `master=None` keeps the cluster manager's choice.
     `shuffle_partitions` defaults to the local thread count, else Spark's default. `jvm_options` go to the driver JVM
     when it starts (`SMALL_JOB_JVM` for tests and tiny jobs)."""
@@ -86,8 +94,10 @@ def spark_session(master: str | None = 'local[2]', memory: str = '2g', app_name:
     if parts: settings.update({'spark.sql.shuffle.partitions': str(parts), 'spark.default.parallelism': str(parts)})
     if threads: settings['spark.local.dir'] = str(Path(tempfile.gettempdir()) / 'recsys-spark-local')
     conf = {k: str(v) for k, v in (conf or {}).items()}
-    if 'spark.driver.extraJavaOptions' in conf:                     # keep the quiet logging with the caller's options
-        conf['spark.driver.extraJavaOptions'] = settings['spark.driver.extraJavaOptions'] + ' ' + conf['spark.driver.extraJavaOptions']
+    if 'spark.driver.extraJavaOptions' in conf:  # keep the quiet logging with the caller's options
+        conf['spark.driver.extraJavaOptions'] = (
+            settings['spark.driver.extraJavaOptions'] + ' ' + conf['spark.driver.extraJavaOptions']
+        )
     settings.update(conf)
     for k, v in settings.items(): b = b.config(k, v)
     spark = b.getOrCreate()
@@ -95,8 +105,10 @@ def spark_session(master: str | None = 'local[2]', memory: str = '2g', app_name:
     sc.setLogLevel(log_level)
     got = sc.getConf().get('spark.driver.memory', None)
     if got != memory and threads:
-        warnings.warn(f'a Spark session was already running with driver memory {got}; {memory} applies only to a new JVM',
-                      stacklevel=2)
+        warnings.warn(
+            f'a Spark session was already running with driver memory {got}; {memory} applies only to a new JVM',
+            stacklevel=2,
+        )
     for k in ('spark.sql.shuffle.partitions', 'spark.sql.session.timeZone'):   # SQL settings do apply to a live session
         if k in settings: spark.conf.set(k, settings[k])
     ck = Path(checkpoint_dir) if checkpoint_dir else Path(tempfile.gettempdir()) / 'recsys-spark-checkpoints'
@@ -121,7 +133,9 @@ def _read_raw(spark, path):
     if name.endswith(('.csv', '.csv.gz')):
         return spark.read.csv(p, header=True, schema=INDITEX_SCHEMA)
     if not p.startswith(('hdfs:', 's3', 'gs:', 'abfs')) and not Path(p).exists():
-        raise RecsysDataError('file not found', file=p, fix='check the path (a parquet file or a folder of parquet parts)')
+        raise RecsysDataError(
+            'file not found', file=p, fix='check the path (a parquet file or a folder of parquet parts)'
+        )
     return spark.read.parquet(p)
 
 # %% ../nbs/08_spark.ipynb #4b5ed1f6
@@ -162,10 +176,12 @@ def read_events(spark, path, validate: bool = True):
     if validate:
         checks = {'rows': F.count(F.lit(1)), 'item': F.sum(F.col('item').isNull().cast('int'))}
         if 'session_id' in cols: checks['session_id'] = F.sum(F.col('session_id').isNull().cast('int'))
-        if 'add_to_cart' in cols: checks['add_to_cart'] = F.sum((~F.col('_ac').isin(0, 1) | F.col('_ac').isNull()).cast('int'))
+        if 'add_to_cart' in cols:
+            checks['add_to_cart'] = F.sum((~F.col('_ac').isin(0, 1) | F.col('_ac').isNull()).cast('int'))
         if tcol: checks[tcol] = F.sum((F.col('ms').isNull()).cast('int'))
         if 'user_id' in cols: checks['user_id'] = F.sum((F.col('_uid') != F.floor(F.col('_uid'))).cast('int'))
-        if 'event' in cols: checks['event'] = F.sum((~F.lower(F.col('event')).isin(*EVENT_NAMES) | F.col('event').isNull()).cast('int'))
+        if 'event' in cols:
+            checks['event'] = F.sum((~F.lower(F.col('event')).isin(*EVENT_NAMES) | F.col('event').isNull()).cast('int'))
         got = out.agg(*[v.alias(k) for k, v in checks.items()]).first().asDict()
         if not got['rows']: raise RecsysDataError('no events (the input is empty)', file=file, fix='check the input')
         fixes = {'item': f'drop the rows without a {item}', 'session_id': 'drop the rows without a session_id',
@@ -175,7 +191,9 @@ def read_events(spark, path, validate: bool = True):
         for k, n in got.items():
             if k != 'rows' and n:
                 col = item if k == 'item' else k
-                raise RecsysDataError('missing or invalid values', file=file, column=col, n_bad=int(n), fix=fixes.get(k))
+                raise RecsysDataError(
+                    'missing or invalid values', file=file, column=col, n_bad=int(n), fix=fixes.get(k)
+                )
     return out.drop(*[c for c in ('_ac', '_uid', 'event') if c in out.columns])
 
 # %% ../nbs/08_spark.ipynb #7b4bac4f
@@ -190,7 +208,8 @@ def aggregate_events(events, key: str = 'user_or_session'):
     if key not in KEYS: raise RecsysDataError(f'unknown key {key!r}', fix=f'use one of {KEYS}')
     ev = events
     if key == 'user':
-        ev = ev.filter(F.col('row_kind') == 0).withColumn('kind', F.lit(0).cast('tinyint')).withColumn('rid', F.col('user_id'))
+        ev = (ev.filter(F.col('row_kind') == 0).withColumn('kind', F.lit(0).cast('tinyint'))
+              .withColumn('rid', F.col('user_id')))
     elif key == 'session':
         ev = ev.withColumn('kind', F.lit(1).cast('tinyint')).withColumn('rid', F.col('session_id'))
     else:
@@ -204,26 +223,31 @@ def aggregate_events(events, key: str = 'user_or_session'):
                   F.max(F.when(F.col('kind') == 1, F.col('rid'))).alias('smax'),
                   F.min('rid').alias('rmin'), F.min('item').alias('imin'), F.max('item').alias('imax'),
                   F.sum(F.col('rid').isNull().cast('int')).alias('no_rid')).first()
-    if b['imax'] is None: raise RecsysDataError('no interactions after applying the key', fix="check the key ('user' drops anonymous rows)")
+    if b['imax'] is None:
+        raise RecsysDataError('no interactions after applying the key',
+                              fix="check the key ('user' drops anonymous rows)")
     if b['no_rid']:
-        raise RecsysDataError('rows without a session_id cannot be keyed by session', column='session_id', n_bad=int(b['no_rid']),
-                              fix="add session_id, or use key='user' to drop anonymous rows")
+        raise RecsysDataError('rows without a session_id cannot be keyed by session', column='session_id',
+                              n_bad=int(b['no_rid']), fix="add session_id, or use key='user' to drop anonymous rows")
     offset = 0 if b['umax'] is None else int(b['umax']) + 1
     top = max(int(b['umax'] or 0), offset + int(b['smax'] or 0))
     if top > INT_MAX or b['imax'] > INT_MAX or b['imin'] < 0 or b['rmin'] < 0:
-        raise RecsysDataError(f'ids do not fit Spark ALS integer ids (rows up to {top}, items {b["imin"]}..{b["imax"]})',
+        raise RecsysDataError('ids do not fit Spark ALS integer ids '
+                              f'(rows up to {top}, items {b["imin"]}..{b["imax"]})',
                               fix='re-number users, sessions or items densely (0..n-1) before training')
     secs = lambda c: (F.col(c) / F.lit(1000.0)).cast('double')
     return pairs.select(
         F.when(F.col('kind') == 0, F.col('rid')).otherwise(F.col('rid') + F.lit(offset)).cast('int').alias('user'),
         F.col('item').cast('int').alias('item'),
-        F.concat(F.when(F.col('kind') == 0, F.lit('u_')).otherwise(F.lit('s_')), F.col('rid').cast('string')).alias('key'),
-        'kind', 'rid', 'views', 'carts', 'purchases', secs('first_ms').alias('first_ts'), secs('last_ms').alias('last_ts'),
-        'last_ms')
+        F.concat(F.when(F.col('kind') == 0, F.lit('u_')).otherwise(F.lit('s_')),
+                 F.col('rid').cast('string')).alias('key'),
+        'kind', 'rid', 'views', 'carts', 'purchases',
+        secs('first_ms').alias('first_ts'), secs('last_ms').alias('last_ts'), 'last_ms')
 
 # %% ../nbs/08_spark.ipynb #9969a126
 def pairs_to_interactions(pairs):
-    "Collect aggregated pairs into `recsys.ingest.Interactions` (rows: users then sessions, ids ascending). Small data only."
+    """Collect aggregated pairs into `recsys.ingest.Interactions` (rows: users then sessions, ids ascending). Small data
+    only."""
     from recsys.ingest import Interactions
     from recsys.interactions import key_strings, row_code
     t = pairs.select('kind', 'rid', 'item', 'views', 'carts', 'purchases', 'first_ts', 'last_ts').toArrow().to_pandas()
@@ -234,14 +258,22 @@ def pairs_to_interactions(pairs):
     shape = (len(rows), len(items))
     m = lambda col, dt: sp.csr_matrix((t[col].to_numpy(dt), (r, c)), shape=shape)
     keys = key_strings(row_code(rows['kind'].to_numpy(), rows['rid'].to_numpy()))
-    return Interactions(keys=keys, items=items, views=m('views', np.float32), carts=m('carts', np.float32),
-                        purchases=m('purchases', np.float32), first_ts=m('first_ts', np.float64), last_ts=m('last_ts', np.float64))
+    return Interactions(
+        keys=keys,
+        items=items,
+        views=m('views', np.float32),
+        carts=m('carts', np.float32),
+        purchases=m('purchases', np.float32),
+        first_ts=m('first_ts', np.float64),
+        last_ts=m('last_ts', np.float64),
+    )
 
 # %% ../nbs/08_spark.ipynb #3544dfaf
 _TRANSFORM = {'seed': 'linear', 'linear': 'linear', 'hu': 'linear', 'hu_log': 'log', 'bm25': 'bm25', 'tfidf': 'tfidf'}
 
 def as_design(design) -> ConfidenceDesign:
-    "A `ConfidenceDesign` from a design, a name ('seed'; 'default': the project's `DEFAULT_DESIGN`), a dict or its JSON."
+    """A `ConfidenceDesign` from a design, a name ('seed'; 'default': the project's `DEFAULT_DESIGN`), a dict or its
+    JSON."""
     if isinstance(design, ConfidenceDesign): return design
     if design is None or design == 'default': return DEFAULT_DESIGN
     if isinstance(design, dict): return ConfidenceDesign.from_dict(design)
@@ -274,7 +306,8 @@ def _universe(pairs, universe):
 
 # %% ../nbs/08_spark.ipynb #7a71c805
 def spark_confidence(pairs, design='default', universe: tuple | None = None, ref_ts: float | None = None):
-    """`pairs` with a `confidence` column (double): the design's c = 1 + alpha·g(s)·decay, as `design.apply` computes it.
+    """`pairs` with a `confidence` column (double): the design's c = 1 + alpha·g(s)·decay, as `design.apply` computes
+    it.
     `universe`: (n_rows, n_items) of the whole data set (BM25/TF-IDF statistics); default: counted from `pairs`."""
     from pyspark.sql import functions as F
     kw = design_kwargs(design)
@@ -285,7 +318,11 @@ def spark_confidence(pairs, design='default', universe: tuple | None = None, ref
     rep = kw['repeat']
     f = {'all': v, 'binary': F.when(v > 0, 1.0).otherwise(0.0), 'log': F.log1p(v)}.get(rep)
     if f is None: raise ValueError(f"repeat must be one of ('all', 'binary', 'log'), got {rep!r}")
-    s = F.lit(float(kw['w_view'])) * f + F.lit(float(kw['w_cart'])) * F.col('carts') + F.lit(float(kw['w_purchase'])) * F.col('purchases')
+    s = (
+        F.lit(float(kw['w_view'])) * f
+        + F.lit(float(kw['w_cart'])) * F.col('carts')
+        + F.lit(float(kw['w_purchase'])) * F.col('purchases')
+    )
     df = pairs.withColumn('_s', s.cast('double'))
     tr = kw['transform']
     if tr == 'linear': g = F.col('_s')
@@ -399,8 +436,15 @@ def spark_leave_last_pairs(pairs, k: int = 1):
     return ranked.filter(~held).drop('_rank', '_n'), ranked.filter(held).drop('_rank', '_n')
 
 # %% ../nbs/08_spark.ipynb #78b8fa41
-def fit_als(ratings, factors: int = 8, reg_param: float = 0.1, alpha: float = 1.0, iterations: int = 10,
-            seed: int = 42, blocks: int | None = None, checkpoint_interval: int = 10):
+def fit_als(ratings,  # a frame of (user, item, rating): the implicit ratings (`spark_ratings`)
+            factors: int = 8,  # ALS rank
+            reg_param: float = 0.1,  # Spark's regParam (`spark_reg` converts implicit's λ)
+            alpha: float = 1.0,  # confidence scale (c = 1 + alpha·r)
+            iterations: int = 10,  # ALS sweeps
+            seed: int = 42,  # Spark ALS's seed
+            blocks: int | None = None,  # ALS user and item blocks (None: the default parallelism)
+            checkpoint_interval: int = 10,  # checkpoint every this many iterations (cuts long lineages)
+           ):
     "Spark MLlib implicit ALS on (user, item, rating): returns the fitted `ALSModel` (factors materialised)."
     from pyspark.ml.recommendation import ALS
     blocks = blocks or max(1, ratings.sparkSession.sparkContext.defaultParallelism)
@@ -411,7 +455,13 @@ def fit_als(ratings, factors: int = 8, reg_param: float = 0.1, alpha: float = 1.
     return als.fit(ratings)
 
 # %% ../nbs/08_spark.ipynb #23ffaf67
-def recommend_unseen(model, seen, users, K: int = 10, base: int = 8, single_call_rows: int = 5_000_000):
+def recommend_unseen(model,  # a fitted `ALSModel` (`fit_als`)
+                     seen,  # a frame of the (user, item) pairs to exclude: the training pairs
+                     users,  # a frame with a `user` column: the rows to recommend for
+                     K: int = 10,  # recommendations per row
+                     base: int = 8,  # each row's seen count is rounded up to a power of this (one call per power)
+                     single_call_rows: int = 5_000_000,  # at most this many candidates: one call for all rows
+                    ):
     """The top-`K` unseen items of each row in `users` (a frame with a `user` column): (user, item, score, rank 1..K).
     `seen`: the (user, item) pairs to exclude — the training pairs. Exact: each row asks Spark for K + its number of
     seen items, rounded up to a power of `base`; when one call for K + the largest number costs at most
@@ -425,9 +475,13 @@ def recommend_unseen(model, seen, users, K: int = 10, base: int = 8, single_call
     n_seen = n_seen.withColumn('_cap', F.pow(F.lit(float(base)), F.greatest(expo, F.lit(0))).cast('long')).cache()
     groups = {int(r['_cap']): (int(r['rows']), int(r['most'])) for r in
               n_seen.groupBy('_cap').agg(F.count(F.lit(1)).alias('rows'), F.max('_n').alias('most')).collect()}
-    if not groups: raise RecsysDataError('none of the rows to recommend for has a training pair', fix='recommend for training rows')
+    if not groups:
+        raise RecsysDataError(
+            'none of the rows to recommend for has a training pair', fix='recommend for training rows'
+        )
     n_rows, most = sum(r for r, _ in groups.values()), max(m for _, m in groups.values())
-    if n_rows * (K + most) <= single_call_rows: parts = [model.recommendForUserSubset(n_seen.select('user'), int(K + most))]
+    if n_rows * (K + most) <= single_call_rows:
+        parts = [model.recommendForUserSubset(n_seen.select('user'), int(K + most))]
     else: parts = [model.recommendForUserSubset(n_seen.filter(F.col('_cap') == c).select('user'), int(K + min(c, m)))
                    for c, (_, m) in sorted(groups.items())]
     cand = reduce(lambda a, b: a.unionByName(b), parts)
@@ -442,13 +496,17 @@ EVALUATOR_METRICS = {'ndcgAtK': 'ndcg@{K}', 'precisionAtK': 'precision@{K}', 're
                      'meanAveragePrecisionAtK': 'map@{K}', 'meanAveragePrecision': 'map'}
 
 def ranking_frame(recs, relevant):
-    "(user, key, prediction array<double> in rank order, label array<double>) for every row of `relevant` (user, item, key)."
+    """(user, key, prediction array<double> in rank order, label array<double>) for every row of `relevant` (user, item,
+    key)."""
     from pyspark.sql import functions as F
     preds = (recs.groupBy('user').agg(F.sort_array(F.collect_list(F.struct('rank', 'item'))).alias('_p'))
              .select('user', F.transform('_p', lambda s: s['item'].cast('double')).alias('prediction')))
-    labels = relevant.groupBy('user', 'key').agg(F.array_sort(F.collect_set(F.col('item').cast('double'))).alias('label'))
-    return (labels.join(preds, 'user', 'left')
-            .select('user', 'key', F.coalesce('prediction', F.array().cast('array<double>')).alias('prediction'), 'label'))
+    labels = relevant.groupBy('user', 'key').agg(
+        F.array_sort(F.collect_set(F.col('item').cast('double'))).alias('label')
+    )
+    return labels.join(preds, 'user', 'left').select(
+        'user', 'key', F.coalesce('prediction', F.array().cast('array<double>')).alias('prediction'), 'label'
+    )
 
 # %% ../nbs/08_spark.ipynb #2840763f
 def evaluator_metrics(frame, K: int) -> dict:
@@ -476,14 +534,21 @@ def collect_frame(frame, K: int) -> tuple[np.ndarray, np.ndarray, list]:
     return keys, recs, labels
 
 # %% ../nbs/08_spark.ipynb #7f425780
-def frame_metrics(keys, recs, labels, K: int, n_items: int) -> dict:
+def frame_metrics(keys,  # the rows' keys, as `collect_frame` returns them (not used here)
+                  recs,  # (rows, K) recommended item ids, -1 where a row has fewer
+                  labels,  # each row's held-out item ids (a list of arrays)
+                  K: int,  # the cut-off
+                  n_items: int,  # the number of items (the relevance matrix is at least this wide)
+                 ) -> dict:
     "`recsys.metrics.ranking_metrics` of collected recommendations (item ids) against held-out item ids."
     lv = np.concatenate(labels) if len(labels) else np.zeros(0, np.int64)
     universe = np.unique(np.concatenate([lv, recs[recs >= 0]]))
     code = lambda ids: np.searchsorted(universe, ids)
     R = np.where(recs >= 0, code(np.where(recs >= 0, recs, universe[0] if len(universe) else 0)), -1)
     rows = np.repeat(np.arange(len(labels)), [len(l) for l in labels])
-    rel = sp.csr_matrix((np.ones(len(lv), np.float32), (rows, code(lv))), shape=(len(labels), max(n_items, len(universe))))
+    rel = sp.csr_matrix(
+        (np.ones(len(lv), np.float32), (rows, code(lv))), shape=(len(labels), max(n_items, len(universe)))
+    )
     return ranking_metrics(R, rel, K)
 
 # %% ../nbs/08_spark.ipynb #8d031d7b
@@ -514,7 +579,8 @@ def crc_sample(keys, n: int | None) -> np.ndarray:
 
 # %% ../nbs/08_spark.ipynb #c3cfed0c
 def _holdout_split(pairs, holdout: int, max_eval_rows: int | None):
-    "(train pairs, held-out pairs of the evaluated rows or None, evaluated rows): each row's `holdout` latest pairs held out."
+    """(train pairs, held-out pairs of the evaluated rows or None, evaluated rows): each row's `holdout` latest pairs
+    held out."""
     if not holdout:
         return pairs, None, _crc_sample(pairs.select('user', 'key').distinct(), max_eval_rows)
     train, held = spark_leave_last_pairs(pairs, holdout)
@@ -548,7 +614,9 @@ def run_spark(spark,  # a SparkSession (`spark_session`)
         nonlocal t
         now = time.perf_counter(); tm[name] = round(now - t, 3); t = now
     pairs = aggregate_events(read_events(spark, path), key).cache()
-    s = pairs.agg(F.count(F.lit(1)).alias('n'), F.countDistinct('user').alias('r'), F.countDistinct('item').alias('i')).first()
+    s = pairs.agg(
+        F.count(F.lit(1)).alias('n'), F.countDistinct('user').alias('r'), F.countDistinct('item').alias('i')
+    ).first()
     universe = (int(s['r']), int(s['i'])); lap('read_aggregate_s')
     train, held, eval_rows = _holdout_split(pairs, holdout, max_eval_rows)
     ratings = spark_ratings(spark_confidence(train, design, universe), alpha).cache()
@@ -579,8 +647,17 @@ def run_spark(spark,  # a SparkSession (`spark_session`)
     return SparkResult(metrics, ev, keys, R, labels, info, tm)
 
 # %% ../nbs/08_spark.ipynb #260353f5
-def run_implicit(X, design='default', K: int = 10, factors: int = 8, regularization: float = 1.0, iterations: int = 10,
-                 holdout: int = 1, seed: int = 42, use_cg: bool = False, max_eval_rows: int | None = None) -> dict:
+def run_implicit(X,  # the events' `Interactions` (`local_interactions`)
+                 design='default',  # the confidence design (name, `ConfidenceDesign` or dict)
+                 K: int = 10,  # recommendations per row
+                 factors: int = 8,  # ALS rank
+                 regularization: float = 1.0,  # implicit's λ
+                 iterations: int = 10,  # ALS sweeps
+                 holdout: int = 1,  # latest pairs held out per row (`leave_last_pairs`)
+                 seed: int = 42,  # the ALS seed
+                 use_cg: bool = False,  # implicit's CG solver (False: exact, like Spark's)
+                 max_eval_rows: int | None = None,  # evaluate at most this many rows (the CRC-32 sample, as in Spark)
+                ) -> dict:
     """The same experiment on one machine: `leave_last_pairs`, the design's confidence, `ALSModel` (implicit), top-K
     unseen, `ranking_metrics`; plus popularity on the same rows. Returns metrics, keys, item-id lists and timings."""
     from recsys.als import ALSModel
@@ -599,15 +676,23 @@ def run_implicit(X, design='default', K: int = 10, factors: int = 8, regularizat
     seen = (C > 0).astype(np.float32)
     pop_ids, _ = PopularityRecommender().fit(seen).recommend(rows, seen, N=K)
     rel_rows = rel[rows]
-    return dict(metrics=ranking_metrics(ids, rel_rows, K), popularity=ranking_metrics(pop_ids, rel_rows, K),
-                keys=X.keys[rows], recs=np.where(ids >= 0, X.items[np.maximum(ids, 0)], -1), rows=rows, relevant=rel_rows,
-                info=dict(train_pairs=int(C.nnz), eval_rows=int(len(rows)), use_cg=bool(use_cg)), timings=tm)
+    return dict(
+        metrics=ranking_metrics(ids, rel_rows, K),
+        popularity=ranking_metrics(pop_ids, rel_rows, K),
+        keys=X.keys[rows],
+        recs=np.where(ids >= 0, X.items[np.maximum(ids, 0)], -1),
+        rows=rows,
+        relevant=rel_rows,
+        info=dict(train_pairs=int(C.nnz), eval_rows=int(len(rows)), use_cg=bool(use_cg)),
+        timings=tm,
+    )
 
 # %% ../nbs/08_spark.ipynb #71dd1749
 PARITY_METRICS = ('ndcg@{K}', 'map@{K}', 'recall@{K}', 'precision@{K}', 'hit_rate@{K}')
 
 def local_interactions(path, key: str = 'user_or_session'):
-    """The events at `path` aggregated on one machine by `recsys.ingest`: MovieLens's `u.data` (tab-separated, no header:
+    """The events at `path` aggregated on one machine by `recsys.ingest`: MovieLens's `u.data` (tab-separated, no
+    header:
     user, item, rating, timestamp) through the ingest module's MovieLens reader, any other file through `aggregate`."""
     from recsys.ingest import aggregate, load_movielens_100k
     p = Path(str(path))
@@ -647,16 +732,30 @@ def parity(spark,  # a SparkSession
     order = {k: n for n, k in enumerate(i['keys'])}
     same_rows = len(s.keys) == len(i['keys']) and all(k in order for k in s.keys)
     same_labels = same_rows and all(
-        np.array_equal(np.sort(lab), np.sort(X.items[i['relevant'][order[k]].indices])) for k, lab in zip(s.keys, s.labels))
+        np.array_equal(np.sort(lab), np.sort(X.items[i['relevant'][order[k]].indices]))
+        for k, lab in zip(s.keys, s.labels)
+    )
     names = [m.format(K=K) for m in PARITY_METRICS]
     diff = {m: s.metrics[m] - i['metrics'][m] for m in names}
     ev_gap = max((abs(s.evaluator[m] - s.metrics[m]) for m in s.evaluator), default=float('nan'))
-    return dict(spark=s.metrics, implicit=i['metrics'], popularity=i['popularity'], spark_evaluator=s.evaluator,
-                diff=diff, evaluator_max_abs_gap=ev_gap, same_eval_rows=bool(same_rows), same_relevant=bool(same_labels),
-                spark_info=s.info, implicit_info=i['info'],
-                timings={'spark': {**s.timings, 'total_s': round(spark_s, 3)},
-                         'implicit': {**i['timings'], 'total_s': round(implicit_s, 3)}},
-                _spark=s, _implicit=i)
+    return dict(
+        spark=s.metrics,
+        implicit=i['metrics'],
+        popularity=i['popularity'],
+        spark_evaluator=s.evaluator,
+        diff=diff,
+        evaluator_max_abs_gap=ev_gap,
+        same_eval_rows=bool(same_rows),
+        same_relevant=bool(same_labels),
+        spark_info=s.info,
+        implicit_info=i['info'],
+        timings={
+            'spark': {**s.timings, 'total_s': round(spark_s, 3)},
+            'implicit': {**i['timings'], 'total_s': round(implicit_s, 3)},
+        },
+        _spark=s,
+        _implicit=i,
+    )
 
 # %% ../nbs/08_spark.ipynb #47bd35ba
 def _resolve_events(data: str, scale: str = 'tiny', seed: int = 42) -> tuple[str, str]:
@@ -672,10 +771,9 @@ def _resolve_events(data: str, scale: str = 'tiny', seed: int = 42) -> tuple[str
 # %% ../nbs/08_spark.ipynb #7da84e7d
 @cli_errors
 def spark_cli(argv=None):
-    "recsys-spark: the Spark ALS job — read events, aggregate, confidence, fit, top-K unseen items (evaluate with --holdout)."
-    import contextlib
-    from recsys.synth import SCALES
-    from recsys.datasets import dataset_names
+    ("recsys-spark: the Spark ALS job — read events, aggregate, confidence, fit, top-K unseen items "
+     "(evaluate with --holdout).")
+    import contextlib; from recsys.synth import SCALES; from recsys.datasets import dataset_names
     ap = cli_parser('recsys-spark', description=spark_cli.__doc__)
     ap.add_argument('data_pos', nargs='?', default=None, metavar='DATA', help='the same as --data')
     ap.add_argument('--data', default=None,
@@ -684,37 +782,45 @@ def spark_cli(argv=None):
     ap.add_argument('--scale', default='tiny', choices=list(SCALES), help='synthetic scale (with --data synthetic)')
     ap.add_argument('--seed', type=seed_int, default=42)
     ap.add_argument('--key', default=None, choices=KEYS, help='row key (default: user_or_session; MovieLens: user)')
-    ap.add_argument('--design', default='default', help="confidence design: 'default' (the project's), a name ('seed', 'bm25' …) or its JSON")
+    ap.add_argument('--design', default='default',
+                    help="confidence design: 'default' (the project's), a name ('seed', 'bm25' …) or its JSON")
     ap.add_argument('--K', type=positive_int, default=10, help='items per row')
-    ap.add_argument('--factors', type=positive_int, default=64); ap.add_argument('--regularization', type=float, default=0.1)
+    ap.add_argument('--factors', type=positive_int, default=64)
+    ap.add_argument('--regularization', type=float, default=0.1)
     ap.add_argument('--iterations', type=positive_int, default=15); ap.add_argument('--alpha', type=float, default=1.0)
-    ap.add_argument('--holdout', type=int, default=0, help='hold out each row\'s N latest pairs and evaluate (0: no evaluation)')
-    ap.add_argument('--max-eval-rows', type=int, default=None, help='rows to recommend for / evaluate (a CRC-32 sample)')
+    ap.add_argument('--holdout', type=int, default=0,
+                    help='hold out each row\'s N latest pairs and evaluate (0: no evaluation)')
+    ap.add_argument('--max-eval-rows', type=int, default=None,
+                    help='rows to recommend for / evaluate (a CRC-32 sample)')
     ap.add_argument('--blocks', type=int, default=None, help='ALS user and item blocks (default: the parallelism)')
     ap.add_argument('--master', default=None, help='Spark master (default: local[2], or what spark-submit set)')
     ap.add_argument('--memory', default='2g', help='driver memory in local mode')
     ap.add_argument('--checkpoint-dir', default=None)
-    ap.add_argument('--out', default=None, help='folder for recommendations.parquet (and metrics.json when local); a local '
-                                                'folder is refused if it holds anything but an earlier recsys-spark output')
-    ap.add_argument('--force', action='store_true', help='replace a local --out even if it is not an earlier recsys-spark output')
+    ap.add_argument('--out', default=None, help='folder for recommendations.parquet (and metrics.json when local); a '
+                    'local folder is refused if it holds anything but an earlier recsys-spark output')
+    ap.add_argument('--force', action='store_true',
+                    help='replace a local --out even if it is not an earlier recsys-spark output')
     a = ap.parse_args(argv)
-    if a.data and a.data_pos and a.data != a.data_pos: ap.error('give the data once: --data DATA (the positional DATA is the same)')
+    if a.data and a.data_pos and a.data != a.data_pos:
+        ap.error('give the data once: --data DATA (the positional DATA is the same)')
     a.data = a.data or a.data_pos or 'synthetic'
     local = bool(a.out) and '://' not in a.out
     if local:
-        out = prepare_output(a.out, 'a recsys-spark output folder', folder=True, force=a.force,
-                             own=lambda p: (Path(p) / 'recommendations.parquet').exists() or (Path(p) / 'metrics.json').exists())
+        own = lambda p: (Path(p) / 'recommendations.parquet').exists() or (Path(p) / 'metrics.json').exists()
+        out = prepare_output(a.out, 'a recsys-spark output folder', folder=True, force=a.force, own=own)
     path, key = _resolve_events(a.data, a.scale, a.seed)
     _require_spark()
     from pyspark.sql import SparkSession
     ours = SparkSession.getActiveSession() is None          # stop only a session this call started
     spark = spark_session(master=a.master, memory=a.memory, app_name='recsys-spark', checkpoint_dir=a.checkpoint_dir)
     try:
-        with (atomic_dir(out) if local else contextlib.nullcontext(a.out)) as target:    # local: written beside, swapped in
-            r = run_spark(spark, path, design=as_design(a.design), K=a.K, factors=a.factors, regularization=a.regularization,
-                          iterations=a.iterations, alpha=a.alpha, holdout=a.holdout, key=a.key or key, seed=a.seed,
-                          blocks=a.blocks, max_eval_rows=a.max_eval_rows, out=None if target is None else str(target))
-            summary = {'data': path, 'metrics': r.metrics, 'evaluator': r.evaluator, 'info': r.info, 'timings': r.timings}
+        with (atomic_dir(out) if local else contextlib.nullcontext(a.out)) as target:  # local: write beside, swap in
+            r = run_spark(spark, path, design=as_design(a.design), K=a.K, factors=a.factors,
+                          regularization=a.regularization, iterations=a.iterations, alpha=a.alpha, holdout=a.holdout,
+                          key=a.key or key, seed=a.seed, blocks=a.blocks, max_eval_rows=a.max_eval_rows,
+                          out=None if target is None else str(target))
+            summary = {'data': path, 'metrics': r.metrics, 'evaluator': r.evaluator, 'info': r.info,
+                       'timings': r.timings}
             text = json.dumps(summary, indent=1, default=str)
             if local: (Path(target) / 'metrics.json').write_text(text)
     finally:

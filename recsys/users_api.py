@@ -56,20 +56,30 @@ def _with_entry_index(df: pd.DataFrame, file) -> pd.DataFrame:
     if 'entry' not in df.columns: df['entry'] = df.groupby('user_id', sort=False).cumcount()
     df['entry'] = df['entry'].astype(np.int64)
     if df.duplicated(['user_id', 'entry']).any():
-        raise RecsysDataError('duplicate (user_id, entry) pairs', file=file, column='entry',
-                              n_bad=int(df.duplicated(['user_id', 'entry']).sum()), fix='number each user\'s entries 0, 1, ...')
+        raise RecsysDataError(
+            'duplicate (user_id, entry) pairs',
+            file=file,
+            column='entry',
+            n_bad=int(df.duplicated(['user_id', 'entry']).sum()),
+            fix='number each user\'s entries 0, 1, ...',
+        )
     return df[ENTRY_COLUMNS].sort_values(['user_id', 'entry'], kind='stable').reset_index(drop=True)
 
 # %% ../nbs/01d_users_api.ipynb #fb48fc65
 def read_users_file(path) -> pd.DataFrame:
-    "The users table (one row per entry) from a file or a data directory (`users_entries.parquet` > `users_entries.csv` > `users.parquet` > `users.csv`: entries first, so users with several entries keep them)."
+    """The users table (one row per entry) from a file or a data directory (`users_entries.parquet` >
+    `users_entries.csv` > `users.parquet` > `users.csv`: entries first, so users with several entries keep them)."""
     path = Path(path)
     if path.is_dir():
         for name in ('users_entries.parquet', 'users_entries.csv', 'users.parquet', 'users.csv'):
             if (path / name).exists(): path = path / name; break
         else:
-            raise RecsysDataError('no users file in the data directory', file=path,
-                                  fix='generate one with recsys-synth, or point --data at a folder holding users_entries.parquet, users.parquet or users.csv')
+            raise RecsysDataError(
+                'no users file in the data directory',
+                file=path,
+                fix='generate one with recsys-synth, or point --data at a folder holding users_entries.parquet, '
+                    'users.parquet or users.csv',
+            )
     if not path.exists(): raise RecsysDataError('file not found', file=path, fix='check the path')
     df = pd.read_csv(path) if path.suffix == '.csv' else pd.read_parquet(path)
     return _with_entry_index(df, path)
@@ -104,7 +114,8 @@ def parse_user(body: bytes | str, user_id: int) -> dict[str, list]:
             or (isinstance(uid, float) and not uid.is_integer()) or int(uid) != user_id):
         raise MalformedResponse(f'wrong user_id {uid!r} (asked for {user_id})')
     vals = d.get('values')
-    if not isinstance(vals, dict): raise MalformedResponse('missing key values' if vals is None else 'values is not an object')
+    if not isinstance(vals, dict):
+        raise MalformedResponse('missing key values' if vals is None else 'values is not an object')
     out = {}
     for k in VALUE_KEYS:
         if k not in vals: raise MalformedResponse(f'missing key values.{k}')
@@ -124,7 +135,11 @@ def parse_id_list(body: bytes | str) -> list[int]:
     try: d = json.loads(body)
     except (ValueError, UnicodeDecodeError): raise MalformedResponse('bad JSON') from None
     if not isinstance(d, list): raise MalformedResponse(f'a JSON {type(d).__name__}, not a list of ids')
-    bad = [x for x in d if isinstance(x, bool) or not isinstance(x, (int, float)) or (isinstance(x, float) and not x.is_integer())]
+    bad = [
+        x
+        for x in d
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or (isinstance(x, float) and not x.is_integer())
+    ]
     if bad: raise MalformedResponse(f'{len(bad)} ids are not integers, e.g. {bad[0]!r}')
     return [int(x) for x in d]
 
@@ -162,7 +177,9 @@ class Faults:
 
     def __post_init__(self):
         self.poison_ids = frozenset(int(i) for i in self.poison_ids)
-        ps = dict(p_429=self.p_429, p_500=self.p_500, p_drop=self.p_drop, p_malformed=self.p_malformed, p_slow=self.p_slow)
+        ps = dict(
+            p_429=self.p_429, p_500=self.p_500, p_drop=self.p_drop, p_malformed=self.p_malformed, p_slow=self.p_slow
+        )
         bad = {k: v for k, v in ps.items() if not 0 <= v <= 1}
         if bad: raise ValueError(f'fault probabilities must lie in [0, 1]: {bad}')
         if self.p_429 + self.p_500 + self.p_drop + self.p_malformed > 1:
@@ -174,12 +191,18 @@ class Faults:
         return bool(self.p_429 or self.p_500 or self.p_drop or self.p_malformed or self.p_slow or self.poison_ids)
 
     def decide(self, uid: int, n: int) -> tuple[str | None, bool]:
-        "The fault (None, '429', '500', 'drop', 'malformed:<kind>') and whether it is slow, for the `n`-th request for `uid`."
+        """The fault (None, '429', '500', 'drop', 'malformed:<kind>') and whether it is slow, for the `n`-th request for
+        `uid`."""
         if uid in self.poison_ids: return f'malformed:{MALFORMED_KINDS[uid % len(MALFORMED_KINDS)]}', False
         if self.fault_limit is not None and n >= self.fault_limit: return None, False
         slow = self.p_slow > 0 and _uniform(self.seed, uid, n, 1) < self.p_slow
         x, fault = _uniform(self.seed, uid, n, 0), None
-        for kind, p in (('429', self.p_429), ('500', self.p_500), ('drop', self.p_drop), ('malformed', self.p_malformed)):
+        for kind, p in (
+            ('429', self.p_429),
+            ('500', self.p_500),
+            ('drop', self.p_drop),
+            ('malformed', self.p_malformed),
+        ):
             if x < p: fault = kind; break
             x -= p
         if fault == 'malformed':
@@ -215,7 +238,8 @@ def encode_users(entries: pd.DataFrame) -> dict[int, bytes]:
 
 # %% ../nbs/01d_users_api.ipynb #9341c402
 def _fault_response(request, holder, uid: int, body: bytes, fault: str, stats):
-    "The response of an injected `fault` ('429', '500', 'drop' or 'malformed:<kind>'); `holder.faults` is read now (it can change live)."
+    """The response of an injected `fault` ('429', '500', 'drop' or 'malformed:<kind>'); `holder.faults` is read now (it
+    can change live)."""
     from aiohttp import web
     stats[fault.split(':')[0]] += 1
     if fault == '429':
@@ -233,7 +257,8 @@ def _fault_response(request, holder, uid: int, body: bytes, fault: str, stats):
 
 # %% ../nbs/01d_users_api.ipynb #57b50eec
 async def _respond(holder, seen: dict, stats, request, uid: int, body: bytes):
-    "Answer the `seen[uid]`-th request for `uid` (-1: the id list) with `body`, or with the fault `holder.faults` decides."
+    """Answer the `seen[uid]`-th request for `uid` (-1: the id list) with `body`, or with the fault `holder.faults`
+    decides."""
     from aiohttp import web
     stats['requests'] += 1
     n = seen[uid]; seen[uid] = n + 1
@@ -252,7 +277,8 @@ async def _respond(holder, seen: dict, stats, request, uid: int, body: bytes):
 
 # %% ../nbs/01d_users_api.ipynb #6b38898c
 def make_app(entries: pd.DataFrame, faults: Faults | None = None, holder=None):
-    "The aiohttp application serving `entries`; `holder.faults` (if given) is read on every request, so it can change live."
+    """The aiohttp application serving `entries`; `holder.faults` (if given) is read on every request, so it can change
+    live."""
     from aiohttp import web
     bodies = encode_users(entries)
     ids_body = json.dumps(sorted(bodies)).encode()
@@ -281,7 +307,8 @@ def make_app(entries: pd.DataFrame, faults: Faults | None = None, holder=None):
 
 # %% ../nbs/01d_users_api.ipynb #27cd1545
 class UsersServer:
-    "The users API on `http://127.0.0.1:port`, served from a background thread (`with UsersServer(entries) as s: s.url`)."
+    """The users API on `http://127.0.0.1:port`, served from a background thread (`with UsersServer(entries) as s:
+    s.url`)."""
     def __init__(self, users, faults: Faults | None = None, port: int = 0):
         self.entries = users if isinstance(users, pd.DataFrame) else read_users_file(users)
         self.faults, self.port, self.stats = faults or Faults(), int(port), None
@@ -304,7 +331,8 @@ class UsersServer:
 # %% ../nbs/01d_users_api.ipynb #66545eab
 @patch
 def _serve(self: UsersServer, ready: threading.Event, err: list):
-    "The server thread: its own event loop serving `make_app` until `stop`; `ready` is set once listening (or failed: `err`)."
+    """The server thread: its own event loop serving `make_app` until `stop`; `ready` is set once listening (or failed:
+    `err`)."""
     from aiohttp import web
     loop = asyncio.new_event_loop(); self._loop = loop
     try:
@@ -323,7 +351,8 @@ def _serve(self: UsersServer, ready: threading.Event, err: list):
 # %% ../nbs/01d_users_api.ipynb #9517d4b5
 @patch
 def start(self: UsersServer) -> UsersServer:
-    "Start serving; returns once the port is bound (`self.port`: the port taken when 0 was asked), raising if it cannot be."
+    """Start serving; returns once the port is bound (`self.port`: the port taken when 0 was asked), raising if it
+    cannot be."""
     ready, err = threading.Event(), []
     self._thread = threading.Thread(target=self._serve, args=(ready, err), name='recsys-users-server', daemon=True)
     self._thread.start(); ready.wait()
@@ -377,7 +406,8 @@ def default_checkpoint(out) -> Path:
 
 # %% ../nbs/01d_users_api.ipynb #6b483e84
 class Checkpoint:
-    "The append-only, fsync'd JSON-lines record of finished users (see above); a context manager holding an exclusive lock."
+    """The append-only, fsync'd JSON-lines record of finished users (see above); a context manager holding an exclusive
+    lock."""
     def __init__(self, path):
         self.path = Path(path); self._f = None
         self.torn = self.bad_lines = 0
@@ -417,7 +447,8 @@ def _repair(self: Checkpoint):
 
 # %% ../nbs/01d_users_api.ipynb #77f632df
 def _checkpoint_record(line: bytes) -> dict:
-    "The record of one checkpoint line: an int `user_id` and either `values` (equal-length lists) or an `error`; ValueError, KeyError or TypeError otherwise."
+    """The record of one checkpoint line: an int `user_id` and either `values` (equal-length lists) or an `error`;
+    ValueError, KeyError or TypeError otherwise."""
     r = json.loads(line)
     uid = r['user_id']
     if isinstance(uid, bool) or not isinstance(uid, int): raise ValueError
@@ -472,7 +503,8 @@ def failure_line(uid: int, error: str, attempts: int) -> str:
 
 # %% ../nbs/01d_users_api.ipynb #5840cebd
 def entries_from_checkpoint(path, ids=None) -> pd.DataFrame:
-    "The entries table (`ENTRY_COLUMNS`) of the users that succeeded in checkpoint `path` (only `ids` if given), first success per user."
+    """The entries table (`ENTRY_COLUMNS`) of the users that succeeded in checkpoint `path` (only `ids` if given), first
+    success per user."""
     want = None if ids is None else set(ids)
     seen = set()
     cols = {c: [] for c in ENTRY_COLUMNS}
@@ -484,7 +516,9 @@ def entries_from_checkpoint(path, ids=None) -> pd.DataFrame:
         v = r['values']; k = len(v['country'])
         cols['user_id'].extend([uid] * k); cols['entry'].extend(range(k))
         for key in VALUE_KEYS: cols[key].extend(v[key])
-    df = pd.DataFrame({'user_id': np.array(cols['user_id'], dtype=np.int64), 'entry': np.array(cols['entry'], dtype=np.int64)})
+    df = pd.DataFrame(
+        {'user_id': np.array(cols['user_id'], dtype=np.int64), 'entry': np.array(cols['entry'], dtype=np.int64)}
+    )
     for key in INT_KEYS:
         s = pd.Series(cols[key], dtype='Int64')
         df[key] = s.astype(np.int64) if not s.isna().any() else s
@@ -509,7 +543,8 @@ def write_parquet(df: pd.DataFrame, path, source: dict | None = None) -> Path:
     "Write `df` to parquet atomically; `source` (e.g. the base URL) goes into the file's metadata."
     import pyarrow as pa, pyarrow.parquet as pq
     t = pa.Table.from_pandas(df, preserve_index=False)
-    if source is not None: t = t.replace_schema_metadata({**(t.schema.metadata or {}), SOURCE_KEY: json.dumps(source).encode()})
+    if source is not None:
+        t = t.replace_schema_metadata({**(t.schema.metadata or {}), SOURCE_KEY: json.dumps(source).encode()})
     with atomic_write(path, 'wb') as f: pq.write_table(t, f)
     return Path(path)
 
@@ -578,7 +613,8 @@ def _transient(reason) -> bool:
 
 # %% ../nbs/01d_users_api.ipynb #48067d27
 def bind_checkpoint(ckpt: Path, source: dict, force: bool = False):
-    """Tie checkpoint `ckpt` to the `source` (base URL) that produced it, in `<ckpt>.source.json`: a checkpoint of another
+    """Tie checkpoint `ckpt` to the `source` (base URL) that produced it, in `<ckpt>.source.json`: a checkpoint of
+    another
     source is refused (with `force`: discarded), so a rerun against another server never mixes two servers' users."""
     side = ckpt.with_name(ckpt.name + '.source.json')
     old = None
@@ -586,9 +622,12 @@ def bind_checkpoint(ckpt: Path, source: dict, force: bool = False):
     has_work = ckpt.exists() and ckpt.stat().st_size > 0
     if has_work and old is not None and old != source:
         if not force:
-            raise RecsysDataError(f"the checkpoint was written for {old.get('base_url')}, not {source.get('base_url')}",
-                                  file=str(ckpt), fix='rerun with the same --base-url to resume, give this server its own '
-                                  '--out/--checkpoint, or add --force to discard that checkpoint')
+            raise RecsysDataError(
+                f"the checkpoint was written for {old.get('base_url')}, not {source.get('base_url')}",
+                file=str(ckpt),
+                fix='rerun with the same --base-url to resume, give this server its own '
+                '--out/--checkpoint, or add --force to discard that checkpoint',
+            )
         ckpt.unlink()
     if old != source:
         ckpt.parent.mkdir(parents=True, exist_ok=True)
@@ -650,8 +689,10 @@ def read_ids(path) -> list[int]:
     if not path.exists(): raise RecsysDataError('file not found', file=path, fix='check the --ids path')
     text = path.read_text()
     if text.lstrip().startswith('['):
-        try: return parse_id_list(text)
-        except MalformedResponse as e: raise RecsysDataError(str(e), file=path, fix='a JSON list of integer ids') from None
+        try:
+            return parse_id_list(text)
+        except MalformedResponse as e:
+            raise RecsysDataError(str(e), file=path, fix='a JSON list of integer ids') from None
     toks = [t for t in re.split(r'[\s,]+', text) if t]
     bad = [t for t in toks if not re.fullmatch(r'[+-]?\d+', t)]
     if bad: raise RecsysDataError('not an integer id', file=path, n_bad=len(bad), example=bad[0],
@@ -678,13 +719,15 @@ def _resumed(ck: Checkpoint) -> set:
 
 # %% ../nbs/01d_users_api.ipynb #f591cf38
 class _Fetcher:
-    "The fetch loop of one harvest: workers take users (a retry that is due, else a fresh user) and queue checkpoint lines."
+    """The fetch loop of one harvest: workers take users (a retry that is due, else a fresh user) and queue checkpoint
+    lines."""
     def __init__(self, session, base: str, policy: RetryPolicy, rng, ck: Checkpoint, res: HarvestResult, todo: list,
                  sync_interval: float = 0.25, show_progress: bool | None = None):
         self.session, self.base, self.policy, self.rng, self.ck, self.res = session, base, policy, rng, ck, res
         self.sync_interval, self.failures = sync_interval, collections.Counter()   # cause -> users that failed for it
         self.loop = asyncio.get_running_loop()
-        self.fresh, self.n, self.heap, self.seq = iter(todo), len(todo), [], 0     # heap: (due time, seq, uid, attempts)
+        # heap: (due time, seq, uid, attempts)
+        self.fresh, self.n, self.heap, self.seq = iter(todo), len(todo), [], 0
         self.pending, self.lock, self.finished = [], asyncio.Lock(), asyncio.Event()
         self.bar = progress(total=len(todo), desc='users', unit='user',
                             disable=None if show_progress is None else not show_progress)
@@ -710,7 +753,8 @@ async def flusher(self: _Fetcher):
 # %% ../nbs/01d_users_api.ipynb #5e53483b
 @patch
 async def next_job(self: _Fetcher) -> tuple[int, int] | None:
-    "(uid, attempts so far) of a retry that is due, else of a fresh user, else of the next retry once due; None: all done."
+    """(uid, attempts so far) of a retry that is due, else of a fresh user, else of the next retry once due; None: all
+    done."""
     while True:
         now = self.loop.time()
         if self.heap and self.heap[0][0] <= now: return heapq.heappop(self.heap)[2:]
@@ -722,7 +766,8 @@ async def next_job(self: _Fetcher) -> tuple[int, int] | None:
 # %% ../nbs/01d_users_api.ipynb #c7b338ca
 @patch
 async def worker(self: _Fetcher):
-    "Fetch users until none is left: a success or a last failure is queued as a checkpoint line, a retry goes to the heap."
+    """Fetch users until none is left: a success or a last failure is queued as a checkpoint line, a retry goes to the
+    heap."""
     res, policy = self.res, self.policy
     while (job := await self.next_job()) is not None:
         uid, attempts = job
@@ -732,14 +777,17 @@ async def worker(self: _Fetcher):
             self.pending.append(success_line(uid, r[1])); res.fetched += 1; self.bar.update(1)
         elif r[0] == 'retry' and attempts < policy.max_attempts:
             res.retried += 1; self.seq += 1
-            heapq.heappush(self.heap, (self.loop.time() + policy.delay(attempts, self.rng, r[2]), self.seq, uid, attempts))
+            heapq.heappush(
+                self.heap, (self.loop.time() + policy.delay(attempts, self.rng, r[2]), self.seq, uid, attempts)
+            )
         else:
             self.pending.append(failure_line(uid, r[1], attempts)); self.failures[_cause(r[1])] += 1; self.bar.update(1)
 
 # %% ../nbs/01d_users_api.ipynb #4fc42dbf
 @patch
 async def run(self: _Fetcher, concurrency: int):
-    "Run `concurrency` workers (at most one per user) and the flusher; the lines still pending are appended whatever happens."
+    """Run `concurrency` workers (at most one per user) and the flusher; the lines still pending are appended whatever
+    happens."""
     fl = asyncio.create_task(self.flusher())
     try:
         await asyncio.gather(*[self.worker() for _ in range(min(concurrency, max(1, self.n)))])
@@ -773,21 +821,23 @@ def _write_outputs(res: HarvestResult, ids: list, last_error: dict, failed_out: 
         with contextlib.suppress(FileNotFoundError): failed_out.unlink()
 
 # %% ../nbs/01d_users_api.ipynb #57ad6183
-async def harvest_async(base_url: str, # the API root, e.g. `http://127.0.0.1:8000`
-                        out, # the entries parquet; `.../users.parquet` gives the data-folder layout (see `output_paths`)
-                        ids=None, # the user ids to fetch (default: `GET /users`)
-                        *,
-                        concurrency: int = 64, # requests in flight
-                        timeout: float = 10.0, # seconds per request
-                        policy: RetryPolicy | None = None, # attempts and backoff (default `RetryPolicy()`)
-                        checkpoint=None, # the checkpoint file (default `<out stem>.checkpoint.jsonl`)
-                        seed: int | None = None, # seed of the backoff jitter
-                        sync_interval: float = 0.25, # seconds between fsync'd checkpoint batches
-                        show_progress: bool | None = None, # a progress bar (None: unless `recsys.core.quiet()`)
-                        validate: bool = True, # check the entries with the ingestion schema before writing them
-                        force: bool = False, # discard a checkpoint written for another base URL
-                       ) -> HarvestResult:
-    "Fetch every user (of `ids`, else of `GET /users`) into `out` (entries parquet) and its siblings; resumable. See `harvest`."
+async def harvest_async(
+    base_url: str,  # the API root, e.g. `http://127.0.0.1:8000`
+    out,  # the entries parquet; `.../users.parquet` gives the data-folder layout (see `output_paths`)
+    ids=None,  # the user ids to fetch (default: `GET /users`)
+    *,
+    concurrency: int = 64,  # requests in flight
+    timeout: float = 10.0,  # seconds per request
+    policy: RetryPolicy | None = None,  # attempts and backoff (default `RetryPolicy()`)
+    checkpoint=None,  # the checkpoint file (default `<out stem>.checkpoint.jsonl`)
+    seed: int | None = None,  # seed of the backoff jitter
+    sync_interval: float = 0.25,  # seconds between fsync'd checkpoint batches
+    show_progress: bool | None = None,  # a progress bar (None: unless `recsys.core.quiet()`)
+    validate: bool = True,  # check the entries with the ingestion schema before writing them
+    force: bool = False,  # discard a checkpoint written for another base URL
+) -> HarvestResult:
+    """Fetch every user (of `ids`, else of `GET /users`) into `out` (entries parquet) and its siblings; resumable. See
+    `harvest`."""
     t0 = time.perf_counter()
     base = _check_base_url(base_url)
     if concurrency < 1: raise ValueError('concurrency must be at least 1')
@@ -833,10 +883,19 @@ from .core import seed_int
 def _users_parser():
     p = cli_parser('recsys-users', description='Fetch every user of the users API into parquet, resumably.')
     p.add_argument('--base-url', required=True, help='the API root, e.g. http://127.0.0.1:8000')
-    p.add_argument('--out', required=True, type=Path, help='DIR/users.parquet: users.parquet (one row per user) + users_entries.parquet + users_failed.txt; any other '
-                                                       'X.parquet: X.parquet (entries) + X_users.parquet + X_failed.txt')
-    p.add_argument('--force', action='store_true', help='replace outputs that are not this server\'s earlier harvest, and discard '
-                                                        'a checkpoint of another server')
+    p.add_argument(
+        '--out',
+        required=True,
+        type=Path,
+        help='DIR/users.parquet: users.parquet (one row per user) + users_entries.parquet + users_failed.txt; any '
+             'other '
+        'X.parquet: X.parquet (entries) + X_users.parquet + X_failed.txt',
+    )
+    p.add_argument(
+        '--force',
+        action='store_true',
+        help='replace outputs that are not this server\'s earlier harvest, and discard a checkpoint of another server',
+    )
     p.add_argument('--concurrency', type=int, default=64, help='requests in flight (default 64)')
     p.add_argument('--ids', type=Path, help='file of user ids to fetch (default: GET /users)')
     p.add_argument('--checkpoint', type=Path, help='checkpoint file (default <out stem>.checkpoint.jsonl)')
@@ -855,7 +914,9 @@ def _check_users_outputs(base_url: str, out, force: bool = False):
     e, u, f = output_paths(out)
     prepare_output(e, f'a users harvest of {base}', own=mine, force=force)
     prepare_output(u, f'a users harvest of {base}', own=mine, force=force)
-    prepare_output(f, 'a failed-ids list', own=lambda p: all(t.strip().isdigit() for t in p.read_text().split()), force=force)
+    prepare_output(
+        f, 'a failed-ids list', own=lambda p: all(t.strip().isdigit() for t in p.read_text().split()), force=force
+    )
 
 # %% ../nbs/01d_users_api.ipynb #4e279ea2
 @cli_errors
@@ -872,9 +933,14 @@ def users_cli(argv=None):
                   checkpoint=a.checkpoint, seed=a.seed, force=a.force)
     print(res.summary(), flush=True)
     if res.incomplete:
-        print(f'error: {res.incomplete:,} users failed with timeouts, dropped connections or server errors (is the server up?); '
-              f'no output was written (the earlier one, if any, is untouched); the {res.requested - res.incomplete:,} others are '
-              f'in the checkpoint {res.checkpoint}. Fix: run the same command again to resume', file=sys.stderr)
+        print(
+            f'error: {res.incomplete:,} users failed with timeouts, dropped connections or server errors (is the '
+            'server up?); '
+            f'no output was written (the earlier one, if any, is untouched); the {res.requested - res.incomplete:,} '
+            'others are '
+            f'in the checkpoint {res.checkpoint}. Fix: run the same command again to resume',
+            file=sys.stderr,
+        )
         sys.exit(1)
     if not res.ok:
         print(f'error: {res.failed:,} users never succeeded; their ids are in {res.failed_out}; '
@@ -884,14 +950,30 @@ def users_cli(argv=None):
 # %% ../nbs/01d_users_api.ipynb #f5382622
 def _serve_parser():
     p = cli_parser('recsys-users-serve', description='Serve the users API on 127.0.0.1, with optional faults.')
-    p.add_argument('--data', required=True, type=Path, help='folder (or file) holding users_entries.parquet/.csv, users.parquet or users.csv')
+    p.add_argument(
+        '--data',
+        required=True,
+        type=Path,
+        help='folder (or file) holding users_entries.parquet/.csv, users.parquet or users.csv',
+    )
     p.add_argument('--port', type=int, default=8000, help='port on 127.0.0.1 (0: a free one; default 8000)')
     p.add_argument('--limit', type=int, default=None, help='serve only the first N users')
     f = Faults()
-    for name, help_ in [('p_429', 'probability of a 429'), ('retry_after', 'seconds in Retry-After'), ('p_500', 'probability of a 500'),
-                        ('p_drop', 'probability of a dropped connection'), ('p_malformed', 'probability of a malformed body'),
-                        ('p_slow', 'probability of a slow answer'), ('slow_s', 'seconds a slow answer waits')]:
-        p.add_argument('--' + name.replace('_', '-'), type=float, default=getattr(f, name), help=f'{help_} (default {getattr(f, name)})')
+    for name, help_ in [
+        ('p_429', 'probability of a 429'),
+        ('retry_after', 'seconds in Retry-After'),
+        ('p_500', 'probability of a 500'),
+        ('p_drop', 'probability of a dropped connection'),
+        ('p_malformed', 'probability of a malformed body'),
+        ('p_slow', 'probability of a slow answer'),
+        ('slow_s', 'seconds a slow answer waits'),
+    ]:
+        p.add_argument(
+            '--' + name.replace('_', '-'),
+            type=float,
+            default=getattr(f, name),
+            help=f'{help_} (default {getattr(f, name)})',
+        )
     p.add_argument('--fault-limit', type=int, default=None, help='at most N faulty answers per user')
     p.add_argument('--poison-ids', default='', help='comma-separated ids whose every answer is malformed')
     p.add_argument('--seed', type=seed_int, default=0, help='seed of the fault draws')
@@ -905,9 +987,18 @@ def serve_cli(argv=None):
     from aiohttp import web
     p = _serve_parser(); a = p.parse_args(argv)
     try:
-        faults = Faults(p_429=a.p_429, retry_after=a.retry_after, p_500=a.p_500, p_drop=a.p_drop, p_malformed=a.p_malformed,
-                        p_slow=a.p_slow, slow_s=a.slow_s, fault_limit=a.fault_limit, seed=a.seed,
-                        poison_ids=[int(x) for x in a.poison_ids.split(',') if x.strip()])
+        faults = Faults(
+            p_429=a.p_429,
+            retry_after=a.retry_after,
+            p_500=a.p_500,
+            p_drop=a.p_drop,
+            p_malformed=a.p_malformed,
+            p_slow=a.p_slow,
+            slow_s=a.slow_s,
+            fault_limit=a.fault_limit,
+            seed=a.seed,
+            poison_ids=[int(x) for x in a.poison_ids.split(',') if x.strip()],
+        )
     except ValueError as e: p.error(str(e))
     entries = read_users_file(a.data)
     if a.limit is not None:
