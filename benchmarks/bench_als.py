@@ -154,13 +154,15 @@ def main(argv=None):
         )
     full = statistics.median(wall[('engine', 'implicit')])
     print(
-        f"fixed cost (0 iterations): implicit {fixed['implicit'] * 1000:.1f} ms, ALSModel {fixed['recsys'] * 1000:.1f} ms: "
+        f"fixed cost (0 iterations): implicit {fixed['implicit'] * 1000:.1f} ms, "
+        f"ALSModel {fixed['recsys'] * 1000:.1f} ms: "
         f"ALSModel adds {added * 1000:+.1f} ms = {added / full:+.2%} of one {a.iterations}-iteration fit"
     )
     for clock in ('wall', 'cpu'):
         print(
             f'{clock}: ALSModel default (loss on) vs implicit default (loss off): '
-            f"{next(r['default_vs_default'] for r in rows if r['clock'] == clock):.3f}  (the loss is one more pass per iteration)"
+            f"{next(r['default_vs_default'] for r in rows if r['clock'] == clock):.3f}"
+            '  (the loss is one more pass per iteration)'
         )
     res = {
         'params': vars(a) | {'out': str(a.out) if a.out else None},

@@ -25,7 +25,8 @@ from recsys.evaluate import Recommender, ranking_metrics
 
 
 def make_case(n_users, n_items, K, seed=0):
-    "Relevance: 1-40 items per user (some users none); recommendations: K distinct items, popular items favoured, some lists short."
+    """Relevance: 1-40 items per user (some users none); recommendations: K distinct items, popular items favoured,
+    some lists short."""
     rng = np.random.default_rng(seed)
     pop = rng.permutation(np.arange(1, n_items + 1) ** -0.8)
     p = pop / pop.sum()  # a long tail, as in shop data
@@ -164,7 +165,8 @@ def rank_case(n_users, n_items, K, runs, factors=64, seed=1):
         f'({", ".join(f"{t:.3f}" for t in ts_new)}) over {runs} runs'
     )
     print(
-        f'ratio (old dense float64 / new blocked float32, same run): {t_old / t_new:.1f}x; identical top-{K} lists: {same:.2%}'
+        f'ratio (old dense float64 / new blocked float32, same run): {t_old / t_new:.1f}x; '
+        f'identical top-{K} lists: {same:.2%}'
     )
     return t_old, t_new, same
 
@@ -194,7 +196,8 @@ def main(argv=None):
     print(f'{a.users:,} users x {a.items:,} items, K={a.k}, {rel.nnz:,} relevant pairs; BLAS {blas_info()}')
     ours, t_ours, ts = timed(lambda: ranking_metrics(recs, rel, a.k), a.runs)
     print(
-        f'ranking_metrics, {a.users:,} users: median {t_ours:.3f} s over {a.runs} runs ({", ".join(f"{t:.3f}" for t in ts)})'
+        f'ranking_metrics, {a.users:,} users: median {t_ours:.3f} s over {a.runs} runs '
+        f'({", ".join(f"{t:.3f}" for t in ts)})'
     )
     n = min(a.pandas_users, a.users)
     r_sub, rel_sub = recs[:n], rel[:n]
@@ -204,7 +207,8 @@ def main(argv=None):
     )
     theirs, t_pd, ts = timed(lambda: pandas_metrics(r_sub, rel_sub, a.k), a.pandas_runs)
     print(
-        f'per-user pandas, {n:,} users: median {t_pd:.3f} s over {a.pandas_runs} runs ({", ".join(f"{t:.3f}" for t in ts)})'
+        f'per-user pandas, {n:,} users: median {t_pd:.3f} s over {a.pandas_runs} runs '
+        f'({", ".join(f"{t:.3f}" for t in ts)})'
     )
     worst = max(abs(ours_sub[k] - theirs[k]) for k in theirs)
     print(f'largest difference between the two over {len(theirs)} metrics: {worst:.2e}')

@@ -9,7 +9,7 @@ Targets (issue 12, on the project's 2-core, 24 GB machine): train + predict <= 1
 above 12 GB (12e9 bytes) peak RSS. Writes benchmarks/out/bench_full.json (and a log per stage next to it); the data
 (~1 GB) and the model are deleted afterwards unless --keep.
 
-    .venv/bin/python benchmarks/bench_full.py                    # full scale: 46.5 M events, 557 k users, 43.7 k products
+    .venv/bin/python benchmarks/bench_full.py                    # full scale: 46.5M events, 557k users, 43.7k products
     .venv/bin/python benchmarks/bench_full.py --scale small      # a minute or two: a check of the script itself
     .venv/bin/python benchmarks/bench_full.py --keep --reuse-data  # keep the files; reuse them on the next run
 
@@ -160,7 +160,8 @@ def main(argv=None):
         res['stages'][name] = r
         ok = r['returncode'] == 0 and not r['timed_out']
         print(
-            f"   {name}: {'ok' if ok else 'FAILED (exit %s%s)' % (r['returncode'], ', timed out' if r['timed_out'] else '')}"
+            f"   {name}: "
+            f"{'ok' if ok else 'FAILED (exit %s%s)' % (r['returncode'], ', timed out' if r['timed_out'] else '')}"
             f" wall {r['wall_s']:.1f} s, CPU {r['cpu_s']:.1f} s, peak RSS {r['peak_rss_mib']:,.0f} MiB "
             f"(tree {r['peak_tree_rss_mib'] or float('nan'):,.0f} MiB)",
             flush=True,
@@ -219,7 +220,8 @@ def main(argv=None):
             sc = score(recs, data)
             res['ndcg@5'], res['ndcg@5 future'] = sc['all'], sc['future']
             print(
-                f"   NDCG@5 against the hidden labels: {sc['all']['overall']:.4f} all carts, {sc['future']['overall']:.4f} "
+                f"   NDCG@5 against the hidden labels: {sc['all']['overall']:.4f} all carts, "
+                f"{sc['future']['overall']:.4f} "
                 f"future carts ({', '.join(f'{k} {v:.4f}' for k, v in sc['all'].items() if k != 'overall')})"
             )
             # the same model's linear blend (--ranker linear; not part of the timed run) and the trivial baselines
@@ -265,7 +267,8 @@ def main(argv=None):
             'memory': ('met' if met_m else 'MISSED') if a.scale == 'full' else 'n/a (not full scale)',
         }
         print(
-            f"\ntrain + predict: {tp:.1f} s wall ({tp / 60:.1f} min; target <= {TARGET_S / 60:.0f} min: {res['verdict']['time']}), "
+            f"\ntrain + predict: {tp:.1f} s wall ({tp / 60:.1f} min; "
+            f"target <= {TARGET_S / 60:.0f} min: {res['verdict']['time']}), "
             f"peak RSS {rss * 2**20 / 1e9:.2f} GB (target <= {TARGET_RSS_GB:g} GB: {res['verdict']['memory']})"
         )
     else:

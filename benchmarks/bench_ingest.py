@@ -187,7 +187,8 @@ def main():
             runs[name].append(json.loads(r.stdout.strip().splitlines()[-1]))
             x = runs[name][-1]
             print(
-                f'  rep {rep + 1} {name:13s} wall {x["wall_s"]:6.2f} s  cpu {x["cpu_s"]:6.2f} s  rss {x["peak_rss_mib"]:6.0f} MiB',
+                f'  rep {rep + 1} {name:13s} wall {x["wall_s"]:6.2f} s  cpu {x["cpu_s"]:6.2f} s  '
+                f'rss {x["peak_rss_mib"]:6.0f} MiB',
                 flush=True,
             )
     res = {}
@@ -208,7 +209,8 @@ def main():
             same = v == r['result'][k] if not isinstance(v, float) else abs(v - r['result'][k]) <= 1e-6 * max(1, abs(v))
             assert same, f'{name} disagrees with {a.only[0]} on {k}: {r["result"][k]} vs {v}'
     print(
-        f'\n{"pipeline":13s} {"median wall":>12s} {"events/s":>12s} {"median CPU":>11s} {"events/CPU-s":>13s} {"peak RSS":>10s}'
+        f'\n{"pipeline":13s} {"median wall":>12s} {"events/s":>12s} '
+        f'{"median CPU":>11s} {"events/CPU-s":>13s} {"peak RSS":>10s}'
     )
     for name, r in res.items():
         print(
@@ -219,7 +221,8 @@ def main():
         for name in res:
             if name != 'recsys':
                 print(
-                    f'recsys vs {name}: {res[name]["median_wall_s"] / res["recsys"]["median_wall_s"]:.1f}x faster (wall), '
+                    f'recsys vs {name}: '
+                    f'{res[name]["median_wall_s"] / res["recsys"]["median_wall_s"]:.1f}x faster (wall), '
                     f'{res[name]["median_cpu_s"] / res["recsys"]["median_cpu_s"]:.1f}x less CPU'
                 )
     print(f'results agree: {ref["shape"][0]:,} rows x {ref["shape"][1]:,} items, {ref["nnz"]:,} pairs')

@@ -85,7 +85,8 @@ def main(argv=None):
     print(f'wall s per run: {", ".join(f"{x:.3f}" for x in wall)}')
     print(f'median: {w:.3f} s wall -> {n / w:,.0f} sessions/s; {c:.3f} s CPU -> {n / c:,.0f} sessions/s of CPU time')
     print(
-        f'linear blend alone: median {wl:.3f} s wall -> {n / wl:,.0f} sessions/s; {cl:.3f} s CPU -> {n / cl:,.0f} sessions/s '
+        f'linear blend alone: median {wl:.3f} s wall -> {n / wl:,.0f} sessions/s; '
+        f'{cl:.3f} s CPU -> {n / cl:,.0f} sessions/s '
         f'of CPU time; two-stage / linear: {w / wl:.1f}x the wall time'
     )
     print(

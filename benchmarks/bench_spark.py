@@ -9,8 +9,8 @@ ratio Spark / implicit for implicit's default solver (conjugate gradient) and fo
 Spark does), and the median of the per-repeat ratios (steadier when other jobs share the machine: both fits of one
 repeat see similar load). It also times one end-to-end run per engine: parquet -> aggregated -> confidence -> fitted.
 
-    python benchmarks/bench_spark.py                      # small synthetic (~0.9M pairs), rank 64, 10 iterations, 3 repeats
-    python benchmarks/bench_spark.py --tiny               # seconds: a smoke test
+    python benchmarks/bench_spark.py          # small synthetic (~0.9M pairs), rank 64, 10 iterations, 3 repeats
+    python benchmarks/bench_spark.py --tiny   # seconds: a smoke test
     python benchmarks/bench_spark.py --out benchmarks/out/bench_spark.json
 """
 

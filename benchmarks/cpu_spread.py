@@ -69,9 +69,9 @@ def run_one(
     "Execute nbs/<nb>.ipynb with papermill in a fresh process under `env_extra`; keep its results.json."
     OUT.mkdir(parents=True, exist_ok=True)
     params = params or {}
-    dest = (
-        OUT
-        / f'{nb}-{scale}{"-" + tag if tag else ""}-{setting}{f"-{threads}threads" if threads != 1 else ""}-seed{seed}.json'
+    dest = OUT / (
+        f'{nb}-{scale}{"-" + tag if tag else ""}-{setting}'
+        f'{f"-{threads}threads" if threads != 1 else ""}-seed{seed}.json'
     )
     with tempfile.TemporaryDirectory() as d:
         env = {
@@ -96,8 +96,8 @@ def run_one(
         if r.returncode:
             raise RuntimeError(f'{nb} {setting} seed {seed} failed:\n{r.stderr[-3000:]}')
         rec = json.loads((Path(d) / 'results.json').read_text())
-        rec['_spread'] = dict(notebook=nb, setting=setting, seed=seed, scale=scale, env=env_extra, params=params, tag=tag, threads=threads,
-                              wall_s=round(time.time() - t0, 1))  # fmt: skip
+        rec['_spread'] = dict(notebook=nb, setting=setting, seed=seed, scale=scale, env=env_extra, params=params,
+                              tag=tag, threads=threads, wall_s=round(time.time() - t0, 1))  # fmt: skip
         dest.write_text(json.dumps(rec, indent=1))
     print(f'{nb} {tag} {setting:17s} seed {seed:3d}: {time.time() - t0:5.1f} s', flush=True)
     return dest
@@ -138,7 +138,8 @@ def _tag(s: dict) -> str:
 
 
 def regression_table(runs: list[dict]):
-    "How far a real change moves each pinned figure: tagged variants against the untagged native run, and 06's ablation."
+    """How far a real change moves each pinned figure: tagged variants against the untagged native run,
+    and 06's ablation."""
     import pandas as pd
 
     def key(s):
@@ -235,10 +236,12 @@ def write_summary(runs: list[dict]) -> str:
         '',
         f'Written by `benchmarks/cpu_spread.py` from {len(runs)} runs on {machine.get("cpu")} '
         f'(NumPy dispatch {machine.get("simd", {}).get("dispatch")}, OpenBLAS kernels '
-        f'{sorted({b.get("architecture") for b in machine.get("blas", [])})}), commit {runs[0].get("git_commit") if runs else None}. '
+        f'{sorted({b.get("architecture") for b in machine.get("blas", [])})}), '
+        f'commit {runs[0].get("git_commit") if runs else None}. '
         'Each run is a report notebook under papermill with one BLAS thread, as in tests/test_functional.py.',
         '',
-        '`cpu_spread` is the largest max - min of a figure across the imitated CPUs at one seed (over all seeds measured);'
+        '`cpu_spread` is the largest max - min of a figure across the imitated CPUs at one seed'
+        ' (over all seeds measured);'
         ' `seed_sd` is the standard deviation across seeds on this CPU (another dataset, not another machine).',
         '',
         _md(sp) if len(sp) else '(no runs)',
@@ -247,7 +250,8 @@ def write_summary(runs: list[dict]) -> str:
     rg = regression_table(runs)
     if len(rg):
         lines += ['## Regressions: how far a real change moves a figure', '',
-                  'A tolerance is useful when a real change moves the figure beyond it. Variants run on this CPU at seed 42'
+                  'A tolerance is useful when a real change moves the figure beyond it.'
+                  ' Variants run on this CPU at seed 42'
                   ' (`--param`, `--tag`) against the same run unchanged, and 06\'s own ablation (the ranker refitted'
                   ' without one feature group or candidate source, scored on the same test).', '',
                   _md(rg), '']  # fmt: skip

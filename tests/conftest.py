@@ -26,7 +26,8 @@ def pytest_configure(config):
 
 # ---------------------------------------------------------------- report notebooks under papermill ----
 def run_report(notebook: str, out: Path, **params) -> dict:
-    "Execute nbs/<notebook>.ipynb with papermill into `out` (one BLAS thread, seed 42 unless given) and return its results.json."
+    """Execute nbs/<notebook>.ipynb with papermill into `out` (one BLAS thread, seed 42 unless given) and return its
+    results.json."""
     import papermill as pm
 
     env = {'OMP_NUM_THREADS': '1', 'OPENBLAS_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1', 'JUPYTER_PLATFORM_DIRS': '1'}

@@ -235,7 +235,8 @@ def test_full_scale_scores_with_the_hidden_labels_and_shows_the_trainer_stages()
 
 
 def test_full_scale_compares_with_the_otto_recipe():
-    "bench_full's comparison holds the OTTO co-visitation recipe beside the trivial baselines and the oracle (issue 26)."
+    """bench_full's comparison holds the OTTO co-visitation recipe beside the trivial baselines and the oracle
+    (issue 26)."""
     import bench_full
     from recsys.synth import ensure_synthetic
 

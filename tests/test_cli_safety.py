@@ -1,4 +1,5 @@
-"""Issue 19: the installed commands never lose a user's work, refuse wrong models, and fail with one line, never a traceback.
+"""Issue 19: the installed commands never lose a user's work, refuse wrong models, and fail with one line, never a
+traceback.
 
 Every case runs a real console script from `.venv/bin` in a subprocess and checks its exit status, that the last line of
 stderr names the file or flag and the fix, that stderr holds no traceback, and that every file that existed before the
@@ -350,7 +351,8 @@ def test_ingest_check_into_a_closed_pipe():
 
 
 def _kill_mid_write(cmd, out: Path, tries: int = 6):
-    "Run `cmd` (which replaces folder `out`) and SIGKILL it once its temporary sibling exists; True if caught mid-write."
+    """Run `cmd` (which replaces folder `out`) and SIGKILL it once its temporary sibling exists; True if caught
+    mid-write."""
     for _ in range(tries):
         p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
         pat = f'.{out.name}.{p.pid}.'

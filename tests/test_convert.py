@@ -102,7 +102,8 @@ def test_train_predict_score_on_the_converted_folder(taobao, tmp_path):
 
 
 def test_buckets_do_not_change_the_result(taobao, tmp_path):
-    "Pass 1 spread over many buckets (as for a 100 M-row log) gives the same train rows, sessions and test as one bucket."
+    """Pass 1 spread over many buckets (as for a 100 M-row log) gives the same train rows, sessions and test as one
+    bucket."""
     from recsys.convert import convert_log
 
     kw = dict(user=1, item=2, category=3, event=4, time=5, header=False, event_map=taobao['event_map'])

@@ -230,7 +230,8 @@ def test_metrics_match_ranx():
 # ---------------------------------------------------------------- the Microsoft Recommenders split ------------------
 def ms_stratified_split(data, ratio=0.75, filter_by='user', seed=42, col_user='user_id', col_item='item_id'):
     """The Microsoft Recommenders 1.2.x rule (recommenders/datasets/python_splitters.py, `_do_stratification`, random,
-    two-way ratio), in plain pandas: one uniform per row in file order, sort by (group, random), train = rank <= round(ratio n)."""
+    two-way ratio), in plain pandas: one uniform per row in file order, sort by (group, random),
+    train = rank <= round(ratio n)."""
     data = data.copy()
     split_by_column = col_user if filter_by == 'user' else col_item
     np.random.seed(seed)

@@ -56,7 +56,8 @@ def test_03_confidence_synthetic_tiny(report_03_tiny):
 
 @pytest.mark.reports
 def test_05_evaluate_synthetic_tiny(tmp_path, papermill_report):
-    "The session protocol on tiny synthetic data (tune='tiny'): ALS, the strongest baselines and the oracle, NDCG@5 on the test."
+    """The session protocol on tiny synthetic data (tune='tiny'): ALS, the strongest baselines and the oracle, NDCG@5 on
+    the test."""
     res = papermill_report('05_evaluate', tmp_path, dataset='synthetic', scale='tiny')
     test = {k: v['ndcg@5'] for k, v in res['metrics']['test'].items()}
     near(
@@ -89,8 +90,9 @@ def test_05_evaluate_synthetic_tiny(tmp_path, papermill_report):
     reason='MovieLens-100K is not in ../shared/data (no download in tests)',
 )
 def test_05_evaluate_movielens_100k_default(tmp_path, monkeypatch, papermill_report):
-    """MovieLens-100K, the benchmark's split (Recommenders 1.2.x rule), ALS_DEFAULTS['movielens'] with tune='none': the test
-    numbers 05's search record quotes (nDCG@10 0.4906, MAP 0.1548, P@10 0.4269, R@10 0.2342), and the published targets."""
+    """MovieLens-100K, the benchmark's split (Recommenders 1.2.x rule), ALS_DEFAULTS['movielens'] with tune='none':
+    the test numbers 05's search record quotes (nDCG@10 0.4906, MAP 0.1548, P@10 0.4269, R@10 0.2342), and the
+    published targets."""
     from recsys.core import cache_dir
 
     if not (cache_dir('ml-100k', create=False) / 'u.data').exists():

@@ -1,6 +1,7 @@
 """Ingestion end to end, on files on disk and through the installed command: round trips against a pandas reference
 (CSV and parquet, every key), the messages bad files get on both the reading and the streamed path, pickle safety,
-the on-disk cache, MovieLens without network, `recsys-ingest`. Unit checks live in the notebooks (01b, 01e-01g, 01_ingest)."""
+the on-disk cache, MovieLens without network, `recsys-ingest`. Unit checks live in the notebooks (01b, 01e-01g,
+01_ingest)."""
 
 import json, os, pickle, subprocess, sys
 from pathlib import Path

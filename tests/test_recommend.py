@@ -108,7 +108,8 @@ def test_two_commands_raw_files_to_valid_predictions(data, model_dir, tmp_path):
 
 
 def test_linear_only_model(data, tmp_path):
-    "`recsys-train --ranker linear` writes the first release's model: no sources, no ranker; asking it for one is an error."
+    """`recsys-train --ranker linear` writes the first release's model: no sources, no ranker; asking it for one is an
+    error."""
     out = tmp_path / 'lin'
     r = cli('recsys-train', '--data', data, '--out', out, *FAST, '--val-sessions', '500', '--ranker', 'linear')
     assert r.returncode == 0, r.stderr

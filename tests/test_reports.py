@@ -105,7 +105,8 @@ def test_index_page_content(env, run1):
     assert f'{m4:.4f}' in page
     assert (env / 'run' / '_sweeps' / '04_als.png').exists()
     assert '<script' not in page.lower()
-    # the page opens with the headline (none in these fixtures: said), then one card per completed report, then the details
+    # the page opens with the headline (none in these fixtures: said), then one card per completed report,
+    # then the details
     assert (
         page.index('id="headline"') < page.index('id="reports"') < page.index('id="metrics"') < page.index('id="jobs"')
     )
@@ -117,7 +118,8 @@ def test_index_page_content(env, run1):
 
 
 def _add_challenge_job(run: Path) -> None:
-    "A completed job shaped like 06_recommend's (metrics.headline, metrics.baselines, table, figures) added to a run folder."
+    """A completed job shaped like 06_recommend's (metrics.headline, metrics.baselines, table, figures) added to a run
+    folder."""
     import matplotlib
 
     matplotlib.use('Agg')
@@ -201,7 +203,8 @@ def test_index_opens_with_the_challenge_headline_and_thumbnails(env, run1, tmp_p
 
 
 def test_report_page_leaves_out_library_cells(tmp_path):
-    "notebook_html on an executed-looking notebook: exports, hidden imports and test-only cells gone; prose, parameters, outputs kept."
+    """notebook_html on an executed-looking notebook: exports, hidden imports and test-only cells gone; prose,
+    parameters, outputs kept."""
     import nbformat
 
     nb = nbformat.v4.new_notebook()
@@ -398,7 +401,8 @@ SHARED_ML100K = ROOT.parent / 'shared' / 'data' / 'ml-100k'
 
 
 def _ml100k_home(tmp_path) -> dict:
-    "RECSYS_DATA_HOME for MovieLens-100K: the cache when it holds u.data, else links to ../shared (never copied into the repo)."
+    """RECSYS_DATA_HOME for MovieLens-100K: the cache when it holds u.data, else links to ../shared (never copied into
+    the repo)."""
     from recsys.core import cache_dir
 
     if (cache_dir('ml-100k', create=False) / 'u.data').exists():

@@ -1,4 +1,5 @@
-"""`recsys-synth` as a user runs it: a subprocess writing files; determinism; CSV; errors; the lock of ensure_synthetic."""
+"""`recsys-synth` as a user runs it: a subprocess writing files; determinism; CSV; errors; the lock of
+ensure_synthetic."""
 
 import hashlib, json, os, shutil, subprocess, sys
 from pathlib import Path
