@@ -259,7 +259,8 @@ class ALSModel:
 def fit(self: ALSModel, confidence, show_progress: bool | None = None, initial_factors=None, callback=None) -> ALSModel:
     "Factorise `confidence` (rows × items, values = confidence as `implicit` reads them); returns self."
     C = _check_matrix(confidence, 'confidence')
-    import implicit.cpu.als, implicit.gpu  # noqa: F401 — load implicit (and scipy's BLAS) first: the thread limit covers loaded libraries only
+    # load implicit (and scipy's BLAS) first: the thread limit covers loaded libraries only
+    import implicit.cpu.als, implicit.gpu  # noqa: F401
 
     use_gpu = self.use_gpu
     if use_gpu:

@@ -639,11 +639,9 @@ def explain(
         r = np.repeat(has, ids.shape[1]); ok = ids.ravel() >= 0
         neighbours = pd.DataFrame({'rank': r[ok] + 1, 'partnumber': model.cat_items[top[r[ok]]],
                                    'neighbour': model.items[ids.ravel()[ok]], 'similarity': sims.ravel()[ok]})
+    nb_pos = positions_in(model.items, neighbours['neighbour'].to_numpy(np.int64))
     neighbours = pd.concat([neighbours.reset_index(drop=True),
-                            _attrs(model,
-                                   np.maximum(model.cat_of_item[positions_in(model.items,
-                                                                             neighbours['neighbour'].to_numpy(np.int64))],
-                                              0))], axis=1)
+                            _attrs(model, np.maximum(model.cat_of_item[nb_pos], 0))], axis=1)
     vi = np.unique(positions_in(model.cat_items, one.row_item)); vi = vi[vi >= 0]
     viewed = pd.concat([pd.DataFrame({'partnumber': model.cat_items[vi]}), _attrs(model, vi)], axis=1)
     return {'viewed': viewed, 'recommendations': rec, 'drivers': drivers, 'neighbours': neighbours}

@@ -426,21 +426,7 @@ def test_public_functions_with_five_or_more_parameters_use_docments():
         if p.stem not in ('__init__', '_modidx')
         for name, missing in _undocumented(p).items()
     }
-    # Not yet given docments (issue 27 item 5, unfinished): the list can only shrink; documenting one makes this fail
-    # until it is taken off.
-    pending = {
-        'report_page.browser_check',
-        'report_plan.plan_jobs',
-        'reports.run_reports',
-        'spark.fit_als',
-        'spark.frame_metrics',
-        'spark.recommend_unseen',
-        'spark.run_implicit',
-        'spark.spark_session',
-    }
-    extra = sorted(set(found) - pending)
-    assert not extra, f'{len(extra)} functions without docments:\n' + '\n'.join(f'{k}: {found[k]}' for k in extra)
-    assert set(found) == pending, f'documented now, take off `pending`: {sorted(pending - set(found))}'
+    assert not found, f'{len(found)} functions without docments:\n' + '\n'.join(f'{k}: {v}' for k, v in found.items())
 
 
 def _exported_cells(nb: Path) -> list[tuple[int, int]]:
