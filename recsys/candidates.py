@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from fastcore.basics import patch
 
 from .core import RecsysDataError, atomic_write
-from .arrays import pair_keys, ragged_ranges, run_positions
+from .arrays import pair_keys, ragged_ranges, run_positions, unique_sorted
 
 # %% auto #0
 __all__ = ['CAND_COLUMNS', 'COVIS_KINDS', 'SOURCE_FILES', 'generate', 'top_k_per_session', 'shown_candidates', 'session_matrix',
@@ -33,17 +33,33 @@ def _frame(session, item, score, rank) -> pd.DataFrame:
                          'score': np.asarray(score, np.float32), 'rank': np.asarray(rank, np.int32)})
 
 # %% ../nbs/06c_candidates.ipynb #b6c3a285
+def _order_by_score(session: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """The stable order of rows by session, then float32 score descending: one stable argsort of an int64 key (session
+    in the high 32 bits, the score's bits made order-preserving in the low 32). Rows already in (session, item) order
+    keep it among equal scores. NaN scores or sessions beyond 2**31 fall back to `np.lexsort`."""
+    s32 = score.astype(np.float32) + np.float32(0)               # -0.0 -> 0.0: equal scores get equal bits
+    if np.isnan(s32).any() or session.min() < 0 or session.max() >= 2 ** 31:
+        return np.lexsort((-s32, session))
+    b = s32.view(np.int32).astype(np.int64)
+    mono = np.where(b < 0, b ^ 0x7FFFFFFF, b)                    # signed ints in the order of the floats
+    return np.argsort((session << 32) | (0x7FFFFFFF - mono), kind='stable')
+
 def top_k_per_session(session, item, score, k: int | None = None) -> pd.DataFrame:
-    """(session, item, score, rank): duplicate (session, item) scores summed, each session ordered by score
-    (ties: lower item first), rank 0 = best, only rank < `k` kept. Vectorised: one unique, one lexsort."""
+    """(session, item, score, rank): duplicate (session, item) scores summed, each session ordered by score (as the
+    float32 `score` column holds it; ties: lower item first), rank 0 = best, only rank < `k` kept. Vectorised: rows
+    put in (session, item) order (no work when they come so, as from a CSR product), duplicates summed by one unique
+    only when there are some, then one stable argsort of a composite key."""
     session, item = np.asarray(session, np.int64), np.asarray(item, np.int64)
     score = np.asarray(score, np.float64)
     if session.size == 0: return _frame([], [], [], [])
-    n = int(item.max()) + 1
-    key, inv = np.unique(session * n + item, return_inverse=True)
-    score = np.bincount(inv.ravel(), weights=score, minlength=key.size)
-    session, item = key // n, key % n
-    o = np.lexsort((item, -score, session))
+    n = int(item.max()) + 1; key = session * n + item
+    if not (key[1:] > key[:-1]).all():                          # not sorted, or duplicates
+        if unique_sorted(key).size < key.size:                  # duplicates: sum them (in row order, as bincount adds)
+            key, inv = np.unique(key, return_inverse=True)
+            score = np.bincount(inv.ravel(), weights=score, minlength=key.size)
+        else: o = np.argsort(key); key, score = key[o], score[o]
+        session, item = key // n, key % n
+    o = _order_by_score(session, score)
     session, item, score = session[o], item[o], score[o]
     rank = run_positions(session)
     keep = slice(None) if k is None else rank < k
@@ -349,17 +365,17 @@ def als_candidates(model, user_items, k: int = 50, filter_seen: bool = False) ->
 def recall_at_k(cands: dict, labels: pd.DataFrame, ks=(20, 50, 100)) -> pd.DataFrame:
     """Share of `labels` (columns session, item) inside each source's top K and inside the union of them;
     mean candidates."""
-    lab = np.unique(pair_keys(labels['session'], labels['item'])); n_s = max(pd.unique(labels['session']).size, 1)
+    lab = unique_sorted(pair_keys(labels['session'], labels['item'])); n_s = max(pd.unique(labels['session']).size, 1)
     lab_s = set(np.asarray(labels['session']).tolist())
     out = {}
     for K in ks:
         union = []
         for name, c in cands.items():
-            c = c[c['rank'] < K]; key = np.unique(pair_keys(c['session'], c['item'])); union.append(key)
+            c = c[c['rank'] < K]; key = unique_sorted(pair_keys(c['session'], c['item'])); union.append(key)
             in_lab = np.isin(c['session'].to_numpy(), list(lab_s))
             out.setdefault(name, {})[f'recall@{K}'] = np.isin(lab, key).mean() if lab.size else np.nan
             out[name][f'cands@{K}'] = in_lab.sum() / n_s
-        u = np.unique(np.concatenate(union)) if union else np.zeros(0, np.int64)
+        u = unique_sorted(np.concatenate(union)) if union else np.zeros(0, np.int64)
         out.setdefault('union', {})[f'recall@{K}'] = np.isin(lab, u).mean() if lab.size else np.nan
         out['union'][f'cands@{K}'] = np.isin(u >> 32, list(lab_s)).sum() / n_s
     cols = [f'recall@{K}' for K in ks] + [f'cands@{K}' for K in ks]
@@ -369,14 +385,17 @@ def recall_at_k(cands: dict, labels: pd.DataFrame, ks=(20, 50, 100)) -> pd.DataF
 def merge_candidates(cands: dict, max_rank: int | None = None) -> pd.DataFrame:
     """One row per (session, item) proposed by any source (rank < `max_rank`), sorted, with `{source}_score` (0 where
     absent), `{source}_rank` (NaN where absent), `{source}_{extra}` for a source's extra columns (NaN where absent) and
-    `n_sources`."""
+    `n_sources`. Each source's pairs must be distinct (as `top_k_per_session` makes them). One argsort of all the
+    sources' pair keys gives both the distinct pairs and where each source's rows go."""
     parts = {n: (c if max_rank is None else c[c['rank'] < max_rank]) for n, c in cands.items()}
-    keys = np.unique(np.concatenate([pair_keys(c['session'], c['item']) for c in parts.values()]
-                                    or [np.zeros(0, np.int64)]))
+    allk = np.concatenate([pair_keys(c['session'], c['item']) for c in parts.values()] or [np.zeros(0, np.int64)])
+    o = np.argsort(allk); sk = allk[o]
+    first = np.r_[True, sk[1:] != sk[:-1]] if sk.size else np.zeros(0, bool)
+    keys = sk[first]; where = np.empty(allk.size, np.int64); where[o] = np.cumsum(first) - 1
     out = {'session': (keys >> 32).astype(np.int64), 'item': (keys & 0xFFFFFFFF).astype(np.int32)}
-    n_src = np.zeros(keys.size, np.int16)
+    n_src = np.zeros(keys.size, np.int16); off = 0
     for n, c in parts.items():
-        pos = np.searchsorted(keys, pair_keys(c['session'], c['item']))
+        pos = where[off:off + len(c)]; off += len(c)
         sc = np.zeros(keys.size, np.float32); sc[pos] = c['score'].to_numpy()
         rk = np.full(keys.size, np.nan, np.float32); rk[pos] = c['rank'].to_numpy()
         out[f'{n}_score'], out[f'{n}_rank'] = sc, rk; n_src[pos] += 1

@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from .core import RecsysDataError
 
 # %% auto #0
-__all__ = ['METRICS', 'metric_keys', 'hits_at_k', 'per_user_metrics', 'ranking_metrics']
+__all__ = ['METRICS', 'metric_keys', 'hits_at_k', 'per_user_metrics', 'ranking_metrics', 'paired_bootstrap']
 
 # %% ../nbs/00a_metrics.ipynb #4005736d
 METRICS = ('ndcg@K', 'map', 'map@K', 'precision@K', 'recall@K', 'hit_rate@K', 'mrr@K', 'coverage@K')
@@ -149,3 +149,16 @@ def ranking_metrics(recs, relevant, K: int, item_popularity: np.ndarray | None =
         per_user = np.where(valid, info[np.where(valid, Rk, 0)], 0.0).sum(1) / np.maximum(valid.sum(1), 1)
         out[f'novelty@{K}'] = float(per_user[valid.any(1)].mean()) if valid.any() else float('nan')
     return {k: out[k] for k in metric_keys(K, item_popularity is not None)}
+
+# %% ../nbs/00a_metrics.ipynb #6f38d8b4
+def paired_bootstrap(a, b, n_boot: int = 2000, seed: int = 42, level: float = 0.95) -> dict:
+    """Mean of `b - a` over the sessions where both are finite, with its paired-bootstrap percentile interval at
+    `level` (`n_boot` seeded resamples of the sessions): keys a, b, diff, lo, hi, n."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape: raise RecsysDataError(f'paired values need the same shape, got {a.shape} and {b.shape}')
+    ok = np.isfinite(a) & np.isfinite(b); d = b[ok] - a[ok]; n = int(d.size)
+    if n == 0: return dict(a=float('nan'), b=float('nan'), diff=float('nan'), lo=float('nan'), hi=float('nan'), n=0)
+    rng = np.random.default_rng(seed)
+    means = np.concatenate([d[rng.integers(0, n, (min(n_boot - i, 256), n))].mean(1) for i in range(0, n_boot, 256)])
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return dict(a=float(a[ok].mean()), b=float(b[ok].mean()), diff=float(d.mean()), lo=float(lo), hi=float(hi), n=n)

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from fastcore.basics import patch
 
 from .core import RecsysDataError, atomic_write, derive_seed
-from .arrays import int64_column, pair_dots, pair_keys, pair_values, positions_in, ragged_ranges
+from .arrays import int64_column, pair_dots, pair_keys, pair_values, positions_in, ragged_ranges, unique_sorted
 from .candidates import label_candidates, merge_candidates, top_k_per_session
 from .metrics import per_user_metrics
 
@@ -42,26 +42,23 @@ def _group_match(cs, ci, row_session, row_item, item_group) -> np.ndarray:
     return np.where(g[ci] >= 0, share, np.nan)
 
 # %% ../nbs/06d_ranker.ipynb #56b86213
-def _embedding_similarity(cs, ci, row_session, row_item, X, present,
-                          chunk: int = 1_000_000) -> tuple[np.ndarray, np.ndarray]:
-    "(max, mean) cosine of each candidate to its session's distinct shown items with an embedding; NaN where undefined."
-    key = np.unique(pair_keys(row_session, row_item))
+def _embedding_similarity(cs, ci, row_session, row_item, X, present) -> tuple[np.ndarray, np.ndarray]:
+    """(max, mean) cosine of each candidate to its session's distinct shown items with an embedding; NaN where undefined.
+    One pass per position j of the shown items: the candidates whose session shows more than j items, dotted with
+    their session's j-th item by `pair_dots` (cache-sized chunks; one big gather of all pairs was 5x slower)."""
+    key = unique_sorted(pair_keys(row_session, row_item))
     ss, si = key >> 32, key & 0xFFFFFFFF
     ok = present[si]; ss, si = ss[ok], si[ok]
     n_sess = int(max(cs.max(initial=0), ss.max(initial=0))) + 1
     n_sh = np.bincount(ss, minlength=n_sess); start = np.cumsum(n_sh) - n_sh
     L = np.where(present[ci], n_sh[cs], 0)
-    mx, mean = np.full(cs.size, np.nan), np.full(cs.size, np.nan)
-    bounds = np.searchsorted(np.cumsum(L), np.arange(chunk, L.sum() + chunk, chunk), side='right')
-    lo = 0
-    for hi in np.unique(np.r_[np.minimum(bounds, cs.size), cs.size]):
-        rows = np.arange(lo, hi); Lr = L[lo:hi]; lo = hi
-        if Lr.sum() == 0: continue
-        idx = ragged_ranges(start[cs[rows]], Lr)
-        sim = np.einsum('ij,ij->i', X[np.repeat(ci[rows], Lr)], X[si[idx]])
-        has = Lr > 0; off = (np.cumsum(Lr) - Lr)[has]
-        mx[rows[has]] = np.maximum.reduceat(sim, off); mean[rows[has]] = np.add.reduceat(sim, off) / Lr[has]
-    return mx, mean
+    mx, total = np.full(cs.size, -np.inf), np.zeros(cs.size)
+    for j in range(int(L.max(initial=0))):
+        r = np.flatnonzero(L > j)
+        d = pair_dots(X, X, ci[r], si[start[cs[r]] + j])
+        mx[r] = np.maximum(mx[r], d); total[r] += d
+    has = L > 0
+    return np.where(has, mx, np.nan), np.where(has, total / np.maximum(L, 1), np.nan)
 
 # %% ../nbs/06d_ranker.ipynb #ed04dac3
 def candidate_features(
@@ -80,28 +77,29 @@ def candidate_features(
     `item_stats`), family/section match with the shown rows, embedding similarity to the shown items
     (`embeddings` = (L2-normalised matrix, present mask), from `normalise_embeddings`), session length, page types of
     the shown rows (pagetype != 24) and `session_info`'s columns (one row per session; numeric) as `sess_*`."""
-    out = merged.copy()
-    cs, ci = out['session'].to_numpy(np.int64), out['item'].to_numpy(np.int64)
+    out = {}                                                          # the new columns, one frame at the end
+    f32 = lambda x: np.asarray(x, np.float32)                          # every feature the ranker reads is float32
+    cs, ci = merged['session'].to_numpy(np.int64), merged['item'].to_numpy(np.int64)
     rs, ri = np.asarray(row_session, np.int64), np.asarray(row_item, np.int64)
     n_sess = int(max(cs.max(initial=-1), rs.max(initial=-1))) + 1
     if stats is not None:
-        out['item_log_views'] = np.log1p(stats['views'].to_numpy()[ci])
-        out['item_carts'] = stats['carts'].to_numpy()[ci]
-        out['item_shrunk_rate'] = stats['shrunk_rate'].to_numpy()[ci]
-    if item_family is not None: out['family_match'] = _group_match(cs, ci, rs, ri, item_family)
-    if item_section is not None: out['section_match'] = _group_match(cs, ci, rs, ri, item_section)
+        out['item_log_views'] = f32(np.log1p(stats['views'].to_numpy()[ci]))
+        out['item_carts'] = f32(stats['carts'].to_numpy()[ci])
+        out['item_shrunk_rate'] = f32(stats['shrunk_rate'].to_numpy()[ci])
+    if item_family is not None: out['family_match'] = f32(_group_match(cs, ci, rs, ri, item_family))
+    if item_section is not None: out['section_match'] = f32(_group_match(cs, ci, rs, ri, item_section))
     if embeddings is not None:
-        out['emb_max'], out['emb_mean'] = _embedding_similarity(cs, ci, rs, ri, *embeddings)
-    out['sess_rows'] = np.bincount(rs, minlength=n_sess)[cs]
-    out['sess_items'] = np.bincount(np.unique(pair_keys(rs, ri)) >> 32, minlength=n_sess)[cs]
+        out['emb_max'], out['emb_mean'] = map(f32, _embedding_similarity(cs, ci, rs, ri, *embeddings))
+    out['sess_rows'] = f32(np.bincount(rs, minlength=n_sess)[cs])
+    out['sess_items'] = f32(np.bincount(unique_sorted(pair_keys(rs, ri)) >> 32, minlength=n_sess)[cs])
     if row_pagetype is not None:
         other = ~np.isin(np.asarray(row_pagetype, np.float64), [24.0]) & ~np.isnan(np.asarray(row_pagetype, np.float64))
-        out['pagetype_session'] = np.bincount(rs[other], minlength=n_sess)[cs]
+        out['pagetype_session'] = f32(np.bincount(rs[other], minlength=n_sess)[cs])
         keys, cnt = np.unique(pair_keys(rs[other], ri[other]), return_counts=True)
-        out['pagetype_item'] = _lookup_values(keys, cnt.astype(np.float64), pair_keys(cs, ci))
+        out['pagetype_item'] = f32(_lookup_values(keys, cnt.astype(np.float64), pair_keys(cs, ci)))
     if session_info is not None:
-        for c in session_info.columns: out[f'sess_{c}'] = np.asarray(session_info[c], np.float64)[cs]
-    return out
+        for c in session_info.columns: out[f'sess_{c}'] = f32(np.asarray(session_info[c], np.float64)[cs])
+    return pd.concat([merged, pd.DataFrame(out, index=merged.index)], axis=1)     # merged's columns are not copied
 
 # %% ../nbs/06d_ranker.ipynb #62d3fbcb
 FEATURE_GROUPS = {'shown': ('shown_',), 'covis': ('covis_',), 'embedding': ('embedding_', 'emb_'),
@@ -164,6 +162,7 @@ class Ranker:
                            min_child_samples=int(min_child_samples), **params)
         self.early_stopping_rounds, self.eval_at = int(early_stopping_rounds), int(eval_at)
         self.booster_, self.best_iteration_ = None, None
+        self.predict_threads = 0                     # prediction: all cores (training keeps `num_threads`)
 
     def __repr__(self):
         n = 'not fitted' if self.booster_ is None else f'{self.booster_.num_trees()} trees'
@@ -174,12 +173,15 @@ class Ranker:
         if missing: raise RecsysDataError(f'the feature table lacks {len(missing)} feature(s) of the model',
                                           example=missing[0],
                                           fix='build features with the same sources and options as at training')
-        return X[self.features].to_numpy(np.float64)
+        M = np.empty((len(X), len(self.features)), np.float32, order='F')   # column by column: LightGBM reads it as is
+        for j, f in enumerate(self.features): M[:, j] = X[f].to_numpy()
+        return M
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        "Scores of the rows of `X` (higher = better), from the booster cut at its best iteration."
+        """Scores of the rows of `X` (higher = better), from the booster cut at its best iteration, on `predict_threads`
+        threads (each row's score is the same on any number of threads; 0 = all cores)."""
         if self.booster_ is None: raise RuntimeError('Ranker is not fitted: call fit(...) or Ranker.load(dir)')
-        return self.booster_.predict(self._matrix(X), num_threads=self.num_threads)
+        return self.booster_.predict(self._matrix(X), num_threads=self.predict_threads)
 
 # %% ../nbs/06d_ranker.ipynb #1f65db8c
 def _by_session(X: pd.DataFrame, y, session):
@@ -381,10 +383,10 @@ def rank_sessions(
     sessions,                # `recsys.sessions.Sessions` to recommend for
     events=None,             # the Arrow table `sessions` was read from, or None
     K: int | None = None,    # partnumbers per session (None: the model's K)
-    k: int = 50,             # candidates per source and session
+    k: int | None = None,    # candidates per source and session (None: the model's `cand_k`, as it was trained)
 ) -> np.ndarray:
     "Top-`K` partnumbers (sessions x K) by the ranker over `session_table`'s candidates (K defaults to the model's)."
-    K = K or model.params['K']
+    K = K or model.params['K']; k = k or model.params.get('cand_k', 50)
     F, _ = session_table(model, sources, sessions, events, k=k)
     top = top_k_items(F['session'], F['item'], ranker.predict(F), len(sessions), K)
     if (top < 0).any(): raise RecsysDataError(f'fewer than K={K} candidates for some sessions',

@@ -277,7 +277,7 @@ def train_model(
     warm_start: bool = True,                # start the final fit from the chosen validation model (else: cold)
     show_progress: bool | None = None,      # stage log and ALS progress bars (None: unless RECSYS_QUIET is set)
     ranker: str = 'lightgbm',               # the last stage: 'lightgbm' (sources + LambdaRank) or 'linear' (the blend)
-    cand_k: int = 50,                       # candidates per source and session (lightgbm)
+    cand_k: int = 20,                       # candidates per source and session (lightgbm)
     covis_rows: int | None = 8_000_000,     # co-visitation counted on the latest this many rows (None: all)
     ranker_params: dict | None = None,      # to `recsys.ranker.fit_ranker`
     source_params: dict | None = None,      # to `recsys.candidates.fit_sources` (`top_n`, `group_top_n`, ...)
@@ -458,7 +458,7 @@ def _add_tuning_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
     ap.add_argument('--ranker', default='lightgbm', choices=list(RANKERS),
                     help='the last stage: lightgbm = candidate sources + a LambdaRank ranker over them; linear = the '
                          'tuned blend alone (the first release\'s model)')
-    ap.add_argument('--cand-k', type=positive_int, default=50,
+    ap.add_argument('--cand-k', type=positive_int, default=20,
                     help='candidates per source and session (with --ranker lightgbm)')
     return ap
 

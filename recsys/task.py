@@ -12,12 +12,12 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .core import RecsysDataError, cli_errors, cli_parser, positive_int
-from .metrics import per_user_metrics
+from .metrics import paired_bootstrap, per_user_metrics
 
 # %% auto #0
 __all__ = ['SHOWN_ROWS_P', 'KIND_SHARES', 'USER_KINDS', 'KINDS', 'RETURNING_SHARE', 'ChallengeTest', 'challenge_test', 'score',
-           'shown_items', 'baselines', 'baseline_table', 'load_target', 'read_predictions', 'score_folder',
-           'score_table', 'score_cli']
+           'session_scores', 'compare_scores', 'shown_items', 'baselines', 'baseline_table', 'load_target',
+           'read_predictions', 'score_folder', 'score_table', 'score_cli']
 
 # %% ../nbs/00b_task.ipynb #027502a8
 SHOWN_ROWS_P = 0.82 ** np.arange(10); SHOWN_ROWS_P = SHOWN_ROWS_P / SHOWN_ROWS_P.sum()
@@ -204,6 +204,22 @@ def score(recs, labels: pd.DataFrame, sessions: pd.DataFrame | None = None, K: i
                 for k in sorted(s[col].unique())}
     return out
 
+# %% ../nbs/00b_task.ipynb #4838cb22
+def session_scores(recs, labels: pd.DataFrame, K: int = 5) -> pd.DataFrame:
+    "NDCG@K per labelled session (index) on all carts (`all`) and on future carts only (`future`, NaN without any)."
+    r = _rec_frame(recs); r = r[r['rank'] < K].drop_duplicates(['session_id', 'partnumber'])
+    lab = labels.drop_duplicates(['session_id', 'partnumber'])
+    shown = lab['shown'].to_numpy(bool) if 'shown' in lab else np.zeros(len(lab), bool)
+    out = pd.DataFrame({'all': _per_session(r, lab, K)['ndcg']})
+    fut = _per_session(r, lab[~shown], K)['ndcg'] if (~shown).any() else pd.Series(dtype=np.float64)
+    return out.assign(future=fut.reindex(out.index))
+
+def compare_scores(recs_a, recs_b, labels: pd.DataFrame, K: int = 5, n_boot: int = 2000, seed: int = 42) -> pd.DataFrame:
+    "NDCG@K of two submissions `a` and `b` on all / future carts, and `b - a` with its paired-bootstrap 95 % interval."
+    sa, sb = session_scores(recs_a, labels, K), session_scores(recs_b, labels, K)
+    rows = {f'{p} carts': paired_bootstrap(sa[p], sb[p], n_boot, seed) for p in ('all', 'future')}
+    return pd.DataFrame(rows).T[['a', 'b', 'diff', 'lo', 'hi', 'n']]
+
 # %% ../nbs/00b_task.ipynb #0a36336f
 def shown_items(session_id, partnumber, time) -> pd.DataFrame:
     "The distinct shown products of each session with their view count and last view time."
@@ -356,8 +372,15 @@ def score_cli(argv=None):
     ap.add_argument('--predictions', default='predictions_3.json', help='the predictions file')
     ap.add_argument('--k', type=positive_int, default=5, help='cut-off K of NDCG@K and hit@K')
     ap.add_argument('--json', action='store_true', help='print the scores as JSON')
+    ap.add_argument('--against', default=None,
+                    help='another predictions file: print the paired difference (this - that) with its 95 %% interval')
     a = ap.parse_args(argv)
     s = score_folder(a.data, a.predictions, a.k)
+    cmp = None
+    if a.against:
+        lab = _label_files(a.data)[0]
+        cmp = compare_scores(read_predictions(a.against), read_predictions(a.predictions), lab, a.k)
+        s['against'] = {'file': str(a.against), **{k: _finite(v) for k, v in cmp.to_dict('index').items()}}
     if a.json: print(json.dumps(_finite(s), indent=1)); return 0
     print(f"{a.predictions} on {a.data}: {s['sessions']:,} labelled sessions, {s['labels']:,} labels")
     print(score_table(s))
@@ -365,4 +388,7 @@ def score_cli(argv=None):
         print(f"warning: {s['missing_sessions']:,} labelled sessions have no predictions (scored 0)")
     if s['extra_sessions']: print(f"note: {s['extra_sessions']:,} predicted sessions have no labels (ignored)")
     if not s['shown_flag']: print('note: the labels have no shown flag: "future carts" counts every label')
+    if cmp is not None:
+        print(f'against {a.against} (paired bootstrap over sessions, 95 % interval of this - that):')
+        print(cmp.round(4).to_string())
     return 0
