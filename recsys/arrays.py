@@ -14,7 +14,7 @@ from .core import RecsysDataError
 
 # %% auto #0
 __all__ = ['int64_column', 'local_times_ms', 'positions_in', 'pair_values', 'pair_dots', 'pair_keys', 'ragged_ranges',
-           'run_positions', 'unique_sorted']
+           'run_positions']
 
 # %% ../nbs/00c_arrays.ipynb #6e008946
 def int64_column(col, name: str, file=None, nullable: bool = False) -> np.ndarray:
@@ -97,13 +97,3 @@ def run_positions(s: np.ndarray) -> np.ndarray:
     pos = np.arange(s.size)
     first = np.r_[True, s[1:] != s[:-1]]
     return pos - np.maximum.accumulate(np.where(first, pos, 0))
-
-# %% ../nbs/00c_arrays.ipynb #f09b38cd
-def unique_sorted(x) -> np.ndarray:
-    "The sorted distinct values of `x`, as `np.unique(x)` gives them, by one sort (1-D integer arrays; else np.unique)."
-    x = np.asarray(x)
-    if x.ndim != 1 or x.dtype.kind not in 'iub': return np.unique(x)
-    s = np.sort(x)
-    if s.size < 2: return s
-    keep = np.empty(s.size, bool); keep[0] = True; np.not_equal(s[1:], s[:-1], out=keep[1:])
-    return s[keep]

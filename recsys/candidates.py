@@ -14,8 +14,8 @@ import pandas as pd
 import scipy.sparse as sp
 from fastcore.basics import patch
 
-from .core import RecsysDataError, atomic_write
-from .arrays import pair_keys, ragged_ranges, run_positions, unique_sorted
+from .core import RecsysDataError, atomic_write, unique_sorted
+from .arrays import pair_keys, ragged_ranges, run_positions
 
 # %% auto #0
 __all__ = ['CAND_COLUMNS', 'COVIS_KINDS', 'SOURCE_FILES', 'generate', 'top_k_per_session', 'shown_candidates', 'session_matrix',
@@ -30,7 +30,8 @@ CAND_COLUMNS = ('session', 'item', 'score', 'rank')
 
 def _frame(session, item, score, rank) -> pd.DataFrame:
     return pd.DataFrame({'session': np.asarray(session, np.int64), 'item': np.asarray(item, np.int32),
-                         'score': np.asarray(score, np.float32), 'rank': np.asarray(rank, np.int32)})
+                         'score': np.asarray(score, np.float32), 'rank': np.asarray(rank, np.int32)},
+                        copy=False)                   # one block per column: no stacking copy
 
 # %% ../nbs/06c_candidates.ipynb #b6c3a285
 def _order_by_score(session: np.ndarray, score: np.ndarray) -> np.ndarray:
@@ -221,7 +222,7 @@ def item_item_candidates(M, S, k: int = 50, exclude_shown: bool = False) -> pd.D
     C = sp.csr_matrix(S, dtype=np.float32) @ sp.csr_matrix(M, dtype=np.float32)
     if exclude_shown:
         C = C - C.multiply(sp.csr_matrix(S) != 0); C.eliminate_zeros()
-    C = C.tocoo()
+    C.sort_indices(); C = C.tocoo()                     # (session, item) order: top_k_per_session sorts no more
     return top_k_per_session(C.row, C.col, C.data, k)
 
 # %% ../nbs/06c_candidates.ipynb #3a4fe2f7
@@ -402,7 +403,7 @@ def merge_candidates(cands: dict, max_rank: int | None = None) -> pd.DataFrame:
         for col in c.columns.difference(list(CAND_COLUMNS)):
             x = np.full(keys.size, np.nan, np.float32); x[pos] = c[col].to_numpy(); out[f'{n}_{col}'] = x
     out['n_sources'] = n_src
-    return pd.DataFrame(out)
+    return pd.DataFrame(out, copy=False)               # one block per column: no stacking copy
 
 # %% ../nbs/06c_candidates.ipynb #650118f3
 def label_candidates(merged: pd.DataFrame, labels: pd.DataFrame) -> np.ndarray:
@@ -562,7 +563,7 @@ def _group_session_candidates(T: sp.csr_matrix, rs, ri, n_sessions: int, groups:
     g = groups[ri]; ok = g >= 0
     rows = np.bincount(rs, minlength=n_sessions).astype(np.float64)
     G = sp.csr_matrix((1.0 / rows[rs[ok]], (rs[ok], g[ok])), shape=(n_sessions, T.shape[0]))
-    C = (G @ T).tocoo()
+    C = G @ T; C.sort_indices(); C = C.tocoo()
     return top_k_per_session(C.row, C.col, C.data, k)
 
 # %% ../nbs/06c_candidates.ipynb #22976378

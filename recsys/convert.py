@@ -17,7 +17,7 @@ from fastcore.basics import patch
 from pyarrow import csv as pacsv
 
 from .core import (HelpWithDefaults, RecsysDataError, atomic_dir, derive_seed, file_fingerprint, positive_int,
-                         prepare_output, progress, seed_int)
+                         prepare_output, progress, seed_int, unique_sorted)
 from .readers import open_zip_csv
 from .synth import TEST_SCHEMA, TRAIN_SCHEMA
 from .task import challenge_test
@@ -639,7 +639,7 @@ def _write_log_test(tmp: Path, T: dict, hist_users, roles, lf, cut, last_day, mi
         if len(T['sid']) and (T['e'] >= 1).any():
             c = T['e'] >= 1
             most = int(pd.DataFrame({'s': T['sid'][c], 'i': T['i'][c]}).drop_duplicates().groupby('s').size().max())
-        n_sess = len(np.unique(T['sid']))
+        n_sess = len(unique_sorted(T['sid']))
         raise RecsysDataError(f'no test session: of the {n_sess:,} sessions starting on the test day(s) {when}, none '
                               f'carts {min_carts} or more distinct products (the most in one session: {most})',
                               file=lf.file, column=roles.get('event', roles['time']),

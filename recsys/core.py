@@ -18,7 +18,7 @@ __all__ = ['positive_int', 'seed_int', 'SIMD_KNOBS', 'TRACKED_PACKAGES', 'projec
            'replace_path', 'atomic_dir', 'HelpWithDefaults', 'cli_parser', 'iso_date', 'file_fingerprint', 'cpu_model',
            'simd_info', 'machine_info', 'digest', 'versions', 'git_commit', 'write_results', 'save_figure',
            'json_ready', 'file_sha256', 'csr_positions', 'canonical_csr', 'checkout_root', 'read_notebook', 'read_json',
-           'utc_now', 'make_readable', 'write_json']
+           'utc_now', 'make_readable', 'write_json', 'unique_sorted']
 
 # %% ../nbs/00_core.ipynb #483ad04f
 def project_root(start: Path | str | None = None) -> Path:
@@ -563,3 +563,13 @@ def write_json(path, obj):
     "Write `obj` as indented JSON to `path` atomically (other types as `str`), readable by others (`make_readable`)."
     with atomic_write(path) as f: json.dump(obj, f, indent=2, default=str)
     make_readable(path)
+
+# %% ../nbs/00_core.ipynb #de4912ac
+def unique_sorted(x) -> np.ndarray:
+    "The sorted distinct values of `x`, as `np.unique(x)` gives them, by one sort (1-D integer arrays; else np.unique)."
+    x = np.asarray(x)
+    if x.ndim != 1 or x.dtype.kind not in 'iub': return np.unique(x)
+    s = np.sort(x)
+    if s.size < 2: return s
+    keep = np.empty(s.size, bool); keep[0] = True; np.not_equal(s[1:], s[:-1], out=keep[1:])
+    return s[keep]

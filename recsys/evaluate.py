@@ -13,7 +13,7 @@ import pandas as pd
 import scipy.sparse as sp
 from fastcore.basics import patch
 
-from .core import RecsysDataError, canonical_csr, derive_seed, progress
+from .core import RecsysDataError, canonical_csr, derive_seed, progress, unique_sorted
 from .metrics import METRICS, hits_at_k, metric_keys, per_user_metrics, ranking_metrics
 from .task import KINDS, RETURNING_SHARE, SHOWN_ROWS_P, challenge_test
 
@@ -786,7 +786,7 @@ def session_split(
     hist = protocol_frame(history_events, with_cart=True)
     test = protocol_frame(test_events, with_cart=False)
     lab = pd.DataFrame(labels)[['session_id', 'partnumber']].astype('int64').drop_duplicates()
-    items = np.unique(np.concatenate([hist['partnumber'].to_numpy(), test['partnumber'].to_numpy(),
+    items = unique_sorted(np.concatenate([hist['partnumber'].to_numpy(), test['partnumber'].to_numpy(),
                                       lab['partnumber'].to_numpy(),
                                       np.asarray(extra_items if extra_items is not None else [], dtype=np.int64)]))
     # history rows: one per registered user, one per anonymous session
@@ -799,7 +799,7 @@ def session_split(
     country = _mode_per_row(hrow, hist['country'].to_numpy(), len(codes))
     # test sessions: only those with a label
     test = test[test['session_id'].isin(lab['session_id'])]
-    sids = np.unique(test['session_id'].to_numpy())
+    sids = unique_sorted(test['session_id'].to_numpy())
     lab = lab[lab['session_id'].isin(sids)]
     srow = np.searchsorted(sids, test['session_id'].to_numpy())
     S = canonical_csr(sp.csr_matrix((np.ones(len(test), np.float32),

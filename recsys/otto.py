@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from .core import unique_sorted
 from .arrays import ragged_ranges, run_positions
 from .candidates import covisitation, event_rows
 from .convert import DAY_MS
@@ -136,7 +137,7 @@ def otto_baseline(train,                    # the train events: an Arrow table o
         train = (pq.read_table(train, columns=cols) if str(train).endswith('.parquet')
                  else read_train(train).select(cols))
     pn = np.asarray(train['partnumber'].to_numpy(zero_copy_only=False), np.int64)
-    cat = np.unique(np.r_[pn, np.asarray(sessions.row_item, np.int64)]); del pn
+    cat = unique_sorted(np.r_[pn, np.asarray(sessions.row_item, np.int64)]); del pn
     rows = event_rows(train, cat); del train
     t1 = _time.perf_counter(); st = {}
     covis = otto_covisitation(rows['session'], rows['item'], rows['time'], rows['cart'], len(cat), ('carts', 'buy2buy'),

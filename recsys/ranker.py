@@ -13,8 +13,8 @@ import pandas as pd
 import scipy.sparse as sp
 from fastcore.basics import patch
 
-from .core import RecsysDataError, atomic_write, derive_seed
-from .arrays import int64_column, pair_dots, pair_keys, pair_values, positions_in, ragged_ranges, unique_sorted
+from .core import RecsysDataError, atomic_write, derive_seed, unique_sorted
+from .arrays import int64_column, pair_dots, pair_keys, pair_values, positions_in, ragged_ranges
 from .candidates import label_candidates, merge_candidates, top_k_per_session
 from .metrics import per_user_metrics
 
@@ -99,7 +99,7 @@ def candidate_features(
         out['pagetype_item'] = f32(_lookup_values(keys, cnt.astype(np.float64), pair_keys(cs, ci)))
     if session_info is not None:
         for c in session_info.columns: out[f'sess_{c}'] = f32(np.asarray(session_info[c], np.float64)[cs])
-    return pd.concat([merged, pd.DataFrame(out, index=merged.index)], axis=1)     # merged's columns are not copied
+    return pd.concat([merged, pd.DataFrame(out, index=merged.index, copy=False)], axis=1)   # no column copied
 
 # %% ../nbs/06d_ranker.ipynb #62d3fbcb
 FEATURE_GROUPS = {'shown': ('shown_',), 'covis': ('covis_',), 'embedding': ('embedding_', 'emb_'),

@@ -15,7 +15,7 @@ import pyarrow as pa
 import scipy.sparse as sp
 from fastcore.basics import patch
 
-from .core import RecsysDataError
+from .core import RecsysDataError, unique_sorted
 from .arrays import int64_column, local_times_ms, pair_dots, pair_values, positions_in
 from .ingest import Interactions, read_test
 from .confidence import (
@@ -69,7 +69,7 @@ def read_sessions(events, session_ids=None, file=None) -> Sessions:
     ctry = int64_column(events['country'], 'country', file, nullable=True) if 'country' in names else np.full(n, np.nan)
     ctry = np.nan_to_num(ctry, nan=-1).astype(np.int64)
     ts = local_times_ms(events)
-    ids = np.unique(sid if session_ids is None else np.concatenate([sid, np.asarray(session_ids, dtype=np.int64)]))
+    ids = unique_sorted(sid if session_ids is None else np.concatenate([sid, np.asarray(session_ids, dtype=np.int64)]))
     rs = np.searchsorted(ids, sid).astype(np.int64)
     u = np.full(len(ids), np.nan); np.fmax.at(u, rs, uid)
     c = np.full(len(ids), -1, np.int64); np.maximum.at(c, rs, ctry)
@@ -569,7 +569,7 @@ BASELINES = {
 def session_kinds(sessions: Sessions, train: pa.Table) -> np.ndarray:
     ("The challenge's kind of each session: returning (its id is in `train`) or new, known (its user is in `train`) or "
      "unknown.")
-    sids = np.unique(int64_column(train['session_id'], 'session_id'))
+    sids = unique_sorted(int64_column(train['session_id'], 'session_id'))
     uids = int64_column(train['user_id'], 'user_id', nullable=True); uids = np.unique(uids[~np.isnan(uids)])
     ret = np.isin(sessions.session_id, sids)
     known = ~np.isnan(sessions.user_id) & np.isin(sessions.user_id, uids)

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .core import (RecsysDataError, atomic_dir, cli_errors, cli_parser, data_dir, derive_seed, positive_int,
-                         prepare_output, progress, seed_everything, seed_int)
+                         prepare_output, progress, seed_everything, seed_int, unique_sorted)
 from .task import KINDS, ChallengeTest, challenge_test
 
 # %% auto #0
@@ -447,8 +447,8 @@ def _table_totals(t: pa.Table) -> dict:
     pair = sid.astype(np.int64) * np.int64(item.max() + 1) + item           # (session, product) as one integer
     sessions, per_session = np.unique(sid, return_counts=True)
     return dict(rows=t.num_rows, cart_rows=int(cart.sum()), anonymous_rows=t['user_id'].null_count,
-                sessions=len(sessions), sessions_with_cart=len(np.unique(sid[cart])),
-                carted_pairs=len(np.unique(pair[cart])), distinct_pairs=len(np.unique(pair)),
+                sessions=len(sessions), sessions_with_cart=len(unique_sorted(sid[cart])),
+                carted_pairs=len(unique_sorted(pair[cart])), distinct_pairs=len(unique_sorted(pair)),
                 longest_session=int(per_session.max()))
 
 def _add_totals(tot: dict, more: dict) -> dict:
@@ -879,7 +879,7 @@ def _pair_figures(r: dict, family: pd.Series) -> dict:
 def _favourite_family(r: dict, fam: np.ndarray) -> float:
     "How often a logged-in session's main family is its user's favourite family over the earlier days."
     day = r['date']; lg = ~np.isnan(r['user_id'])
-    D = np.unique(day)[-2] if (day == day.max()).mean() < 0.03 else day.max()      # the last full day
+    D = unique_sorted(day)[-2] if (day == day.max()).mean() < 0.03 else day.max()      # the last full day
     top = lambda df, by: (df.groupby(by + ['f']).size().rename('n').reset_index()
                          .sort_values(['n', 'f'], ascending=[False, True]).drop_duplicates(by))
     h = top(pd.DataFrame({'u': r['user_id'][lg & (day < D)], 'f': fam[lg & (day < D)]}), ['u']).set_index('u')['f']

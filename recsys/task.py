@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .core import RecsysDataError, cli_errors, cli_parser, positive_int
+from .core import RecsysDataError, cli_errors, cli_parser, positive_int, unique_sorted
 from .metrics import paired_bootstrap, per_user_metrics
 
 # %% auto #0
@@ -67,8 +67,8 @@ class ChallengeTest:
 def _label_pairs(ss, it, ct, in_test, in_shown, n_items_max):
     "Distinct carted (session, item) pairs of the test part, whether each was shown, and per-session counts."
     key = ss * n_items_max + it
-    lab = np.unique(key[in_test & ct])
-    shown = np.isin(lab, np.unique(key[in_shown]))
+    lab = unique_sorted(key[in_test & ct])
+    shown = np.isin(lab, unique_sorted(key[in_shown]))
     return lab // n_items_max, lab % n_items_max, shown
 
 def _user_kinds(uid_s, returning, history_users) -> np.ndarray:
@@ -170,8 +170,8 @@ def _rec_frame(recs) -> pd.DataFrame:
 def _per_session(r: pd.DataFrame, lab: pd.DataFrame, K: int) -> pd.DataFrame:
     """NDCG@K and hit@K per labelled session, by `recsys.metrics.per_user_metrics`
     (the project's one implementation of the metrics)."""
-    sids = np.unique(lab['session_id'].to_numpy(np.int64))
-    items = np.unique(np.r_[r['partnumber'].to_numpy(np.int64), lab['partnumber'].to_numpy(np.int64)])
+    sids = unique_sorted(lab['session_id'].to_numpy(np.int64))
+    items = unique_sorted(np.r_[r['partnumber'].to_numpy(np.int64), lab['partnumber'].to_numpy(np.int64)])
     r = r[np.isin(r['session_id'].to_numpy(np.int64), sids)]
     ids = np.full((len(sids), K), -1, np.int64)
     ids[np.searchsorted(sids, r['session_id'].to_numpy(np.int64)), r['rank'].to_numpy()] = np.searchsorted(

@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import scipy.sparse as sp
 
-from .core import RecsysDataError, derive_seed
+from .core import RecsysDataError, derive_seed, unique_sorted
 from .metrics import per_user_metrics
 from .evaluate import KINDS, event_days
 from .task import RETURNING_SHARE, SHOWN_ROWS_P, challenge_test
@@ -52,7 +52,7 @@ class ValidationSplit:
 def _last_full_day(day: np.ndarray, sid: np.ndarray) -> int:
     "The latest day with at least half the median number of sessions per day (one day at a time: bounded memory)."
     d0 = int(day.min()); u = np.flatnonzero(np.bincount(day - d0)) + d0
-    cnt = np.array([np.unique(sid[day == d]).size for d in u])
+    cnt = np.array([unique_sorted(sid[day == d]).size for d in u])
     return int(u[cnt >= 0.5 * np.median(cnt)][-1])
 
 def _history_users(uid: np.ndarray, hist: np.ndarray, chunk: int = 1 << 22) -> np.ndarray:
