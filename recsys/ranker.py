@@ -168,20 +168,28 @@ class Ranker:
         n = 'not fitted' if self.booster_ is None else f'{self.booster_.num_trees()} trees'
         return f'Ranker({len(self.features or [])} features, seed={self.seed}, {n})'
 
-    def _matrix(self, X: pd.DataFrame) -> np.ndarray:
+    def _matrix(self, X: pd.DataFrame, rows: slice = slice(None), out: np.ndarray | None = None) -> np.ndarray:
+        "Rows `rows` of the features as a float32 column-major matrix (into `out` when given: no new pages to touch)."
         missing = [f for f in self.features if f not in X.columns]
         if missing: raise RecsysDataError(f'the feature table lacks {len(missing)} feature(s) of the model',
                                           example=missing[0],
                                           fix='build features with the same sources and options as at training')
-        M = np.empty((len(X), len(self.features)), np.float32, order='F')   # column by column: LightGBM reads it as is
-        for j, f in enumerate(self.features): M[:, j] = X[f].to_numpy()
+        n = len(range(*rows.indices(len(X))))
+        M = np.empty((n, len(self.features)), np.float32, order='F') if out is None else out[:n]
+        for j, f in enumerate(self.features): M[:, j] = X[f].to_numpy()[rows]
         return M
 
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
+    def predict(self, X: pd.DataFrame, chunk: int = 1 << 18) -> np.ndarray:
         """Scores of the rows of `X` (higher = better), from the booster cut at its best iteration, on `predict_threads`
-        threads (each row's score is the same on any number of threads; 0 = all cores)."""
+        threads (each row's score is the same on any number of threads; 0 = all cores), `chunk` rows at a time
+        through one reused buffer (a matrix of the whole table cost more in fresh memory pages than LightGBM's
+        predictions of it)."""
         if self.booster_ is None: raise RuntimeError('Ranker is not fitted: call fit(...) or Ranker.load(dir)')
-        return self.booster_.predict(self._matrix(X), num_threads=self.predict_threads)
+        out, buf = np.empty(len(X)), np.empty((min(chunk, len(X)), len(self.features)), np.float32, order='F')
+        for a in range(0, len(X), chunk):
+            M = self._matrix(X, slice(a, a + chunk), buf)
+            out[a:a + len(M)] = self.booster_.predict(M, num_threads=self.predict_threads)
+        return out
 
 # %% ../nbs/06d_ranker.ipynb #1f65db8c
 def _by_session(X: pd.DataFrame, y, session):
