@@ -389,8 +389,9 @@ def predict_file(
 
 # %% ../nbs/06_recommend.ipynb #f15fee22
 def is_model_dir(p) -> bool:
-    "An earlier `recsys-train` output: a folder whose manifest.json has the session-model format."
-    try: return json.loads((Path(p) / 'manifest.json').read_text()).get('format') == MODEL_FORMAT
+    "An earlier `recsys-train` output: a folder whose manifest.json has a session-model format (this one or older)."
+    try: return str(json.loads((Path(p) / 'manifest.json').read_text()).get('format')).startswith(
+        MODEL_FORMAT.rsplit('/', 1)[0] + '/')
     except (OSError, ValueError, AttributeError): return False
 
 def is_predictions_file(p) -> bool:
