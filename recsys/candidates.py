@@ -454,7 +454,14 @@ class SessionRows:
             self.cache['linear'] = candidates(self.model, self.sessions, self.profile_weight)
         return self.cache['linear']
 
-def session_rows(row_session, row_item, row_time, n_sessions: int, n_items: int, **kw) -> SessionRows:
+def session_rows(
+    row_session,      # session index (0..n_sessions-1) of each shown row
+    row_item,         # catalogue position of each shown row
+    row_time,         # time of each shown row (ms)
+    n_sessions: int,  # number of sessions
+    n_items: int,     # catalogue size
+    **kw,             # the other fields of `SessionRows` (`sessions=`, `model=`, `half_life=`, ...)
+) -> SessionRows:
     "`SessionRows` of shown rows given as any integer arrays (`kw`: the other fields)."
     rs, ri, rt = (np.asarray(a, np.int64) for a in (row_session, row_item, row_time))
     return SessionRows(rs, ri, rt, int(n_sessions), int(n_items), **kw)
@@ -730,7 +737,13 @@ def serve_sources(src: CandidateSources, q: SessionRows, k: int = 50) -> dict:
         if c is not None: out[name] = c
     return out
 
-def source_pair_features(src: CandidateSources, q: SessionRows, names, session, item) -> dict:
+def source_pair_features(
+    src: CandidateSources,  # the fitted sources
+    q: SessionRows,         # the sessions served
+    names,                  # the sources whose pair features to compute (those without any are skipped)
+    session,                # session index of each candidate
+    item,                   # catalogue position of each candidate
+) -> dict:
     "{column: float32 values} of the pair features of the sources `names` at the (session, item) candidates."
     out = {}
     for name in names:

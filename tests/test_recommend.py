@@ -67,8 +67,12 @@ def test_two_commands_raw_files_to_valid_predictions(data, model_dir, tmp_path):
     assert {'validation candidate sources', 'validation candidates', 'ranker fit'} <= set(stages)
     assert man['stages'] == ['linear', 'lightgbm'] and man['params']['ranker'] == 'lightgbm'
     from recsys.candidates import SOURCES
-    assert {p.name for p in (model_dir / 'sources').iterdir()} == {'sources.json', 'items.npz',
-                                                                   *(f'source_{n}.npz' for n in SOURCES)}
+
+    assert {p.name for p in (model_dir / 'sources').iterdir()} == {
+        'sources.json',
+        'items.npz',
+        *(f'source_{n}.npz' for n in SOURCES),
+    }
     assert {p.name for p in (model_dir / 'ranker').iterdir()} == {'ranker.txt', 'ranker.json'}
     assert all(s['wall_s'] >= 0 and s['peak_rss_mib'] > 0 for s in man['info']['stages'])
     assert not list(model_dir.rglob('*.pkl')) and not list(model_dir.rglob('*.pickle'))
