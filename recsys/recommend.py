@@ -184,6 +184,7 @@ def _validation_ranker(warm: SessionModel, v: dict, st: Stages, products, seed: 
     hashes = {'candidate sources: co-visitation': digest(src_v.covis),
               'candidate sources: embedding': digest(src_v.emb, src_v.embedding),
               'candidate sources: groups': digest(src_v.stats, src_v.group_top),
+              'candidate sources: session kNN': digest(src_v.states.get('sknn', {})),
               'validation candidate table': digest(Fv, yv), 'ranker model': digest(rk.booster_.model_to_string())}
     info = dict(rk.info_, candidates_per_session=round(len(Fv) / max(len(vs), 1), 1), features=len(rk.features),
                 recall=recall.round(6).to_dict('index'), **_holdout_scores(rk, Fv, Lv, len(vs), seed, warm.params['K']))
