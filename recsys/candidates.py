@@ -15,15 +15,15 @@ import scipy.sparse as sp
 from fastcore.basics import patch
 
 from .core import RecsysDataError, atomic_write, unique_sorted
-from .arrays import pair_keys, ragged_ranges, run_positions
+from .arrays import pair_keys, run_positions
 
 # %% auto #0
-__all__ = ['CAND_COLUMNS', 'COVIS_KINDS', 'SOURCE_FILES', 'generate', 'top_k_per_session', 'shown_candidates', 'session_matrix',
-           'prune_top_n', 'covisitation', 'item_item_candidates', 'normalise_embeddings', 'embedding_neighbours',
-           'item_stats', 'group_top_items', 'group_candidates', 'history_candidates', 'popularity_candidates',
-           'als_candidates', 'recall_at_k', 'merge_candidates', 'label_candidates', 'event_rows',
-           'catalogue_embeddings', 'reduce_embeddings', 'CandidateSources', 'fit_sources', 'save_sources',
-           'load_sources']
+__all__ = ['CAND_COLUMNS', 'COVIS_KINDS', 'SOURCES', 'generate', 'SOURCES_FORMAT', 'SOURCE_FILES', 'top_k_per_session',
+           'shown_candidates', 'session_matrix', 'prune_top_n', 'covisitation', 'item_item_candidates',
+           'normalise_embeddings', 'embedding_neighbours', 'item_stats', 'group_top_items', 'als_candidates',
+           'recall_at_k', 'merge_candidates', 'label_candidates', 'event_rows', 'catalogue_embeddings',
+           'reduce_embeddings', 'Source', 'register_source', 'SessionRows', 'session_rows', 'CandidateSources',
+           'fit_sources', 'serve_sources', 'source_pair_features', 'save_sources', 'load_sources']
 
 # %% ../nbs/06c_candidates.ipynb #01394f13
 CAND_COLUMNS = ('session', 'item', 'score', 'rank')
@@ -279,76 +279,14 @@ def group_top_items(item_group, item_value, top_n: int = 50) -> sp.csr_matrix:
     return sp.csr_matrix((t['score'].to_numpy(), (t['session'].to_numpy(), t['item'].to_numpy())),
                          shape=(n_groups, g.size))
 
-# %% ../nbs/06c_candidates.ipynb #0f6055db
-def group_candidates(
-    row_session,      # session index of each shown row
-    row_item,         # item index of each shown row
-    n_sessions: int,  # number of sessions
-    item_group,       # group (family or section) of each item
-    item_value,       # score of each item within its group
-    top_n: int = 50,  # items kept per group
-    k: int = 50,      # candidates kept per session
-) -> pd.DataFrame:
-    "Top items of the shown items' groups: score = (share of the session's rows in the group) x `item_value`."
-    T = group_top_items(item_group, item_value, top_n)
-    g = np.asarray(item_group, np.int64)[np.asarray(row_item, np.int64)]
-    s = np.asarray(row_session, np.int64); ok = g >= 0
-    rows = np.bincount(s, minlength=n_sessions).astype(np.float64)
-    G = sp.csr_matrix((1.0 / rows[s[ok]], (s[ok], g[ok])), shape=(n_sessions, T.shape[0]))
-    C = (G @ T).tocoo()
+# %% ../nbs/06c_candidates.ipynb #ed6c57d8
+def _group_session_candidates(T: sp.csr_matrix, rs, ri, n_sessions: int, groups: np.ndarray, k: int) -> pd.DataFrame:
+    "Top sellers of the shown items' groups (`T`, groups x items): score = share of the session's rows in the group x the item's value."
+    g = groups[ri]; ok = g >= 0
+    rows = np.bincount(rs, minlength=n_sessions).astype(np.float64)
+    G = sp.csr_matrix((1.0 / rows[rs[ok]], (rs[ok], g[ok])), shape=(n_sessions, T.shape[0]))
+    C = G @ T; C.sort_indices(); C = C.tocoo()
     return top_k_per_session(C.row, C.col, C.data, k)
-
-# %% ../nbs/06c_candidates.ipynb #4cfcd1e4
-def history_candidates(
-    train_user,                # user key of each training row (-1: anonymous)
-    train_item,                # item index of each training row
-    train_cart,                # cart flag of each training row
-    session_user,              # user key of each session (-1: anonymous)
-    n_items: int,              # catalogue size
-    k: int = 50,               # candidates kept per session
-    cart_weight: float = 9.0,  # score of a cart relative to a row
-) -> pd.DataFrame:
-    """Items the session's user viewed or carted in train (user keys >= 0; -1 = anonymous):
-    score = rows + cart_weight x carts."""
-    u = np.asarray(train_user, np.int64); ok = u >= 0
-    w = 1.0 + cart_weight * np.asarray(train_cart, bool)[ok]
-    users, inv = np.unique(u[ok], return_inverse=True)
-    H = sp.csr_matrix((w, (inv, np.asarray(train_item, np.int64)[ok])), shape=(users.size, n_items)); H.sum_duplicates()
-    su = np.asarray(session_user, np.int64)
-    pos = np.clip(np.searchsorted(users, su), 0, max(users.size - 1, 0))
-    found = np.flatnonzero((su >= 0) & (users.size > 0) & (users[pos] == su) if users.size else np.zeros(su.size, bool))
-    C = H[pos[found]].tocoo()
-    return top_k_per_session(found[C.row], C.col, C.data, k)
-
-# %% ../nbs/06c_candidates.ipynb #a9e2f65a
-def popularity_candidates(
-    train_item,                # item index of each training row
-    n_items: int,              # catalogue size
-    n_sessions: int,           # number of sessions
-    k: int = 50,               # candidates per session
-    train_cart=None,           # cart flag of each training row (None: no carts)
-    cart_weight: float = 9.0,  # score of a cart relative to a row
-    train_group=None,          # group of each training row (None: one global ranking)
-    session_group=None,        # group of each session, with `train_group`
-) -> pd.DataFrame:
-    """The `k` most popular items (score = rows + cart_weight x carts) for every session; with `train_group` (per train
-    row) and `session_group` (per session), each session gets its group's own top `k` (none if its group is unseen)."""
-    item = np.asarray(train_item, np.int64)
-    w = np.ones(item.size) if train_cart is None else 1.0 + cart_weight * np.asarray(train_cart, bool)
-    if train_group is None:
-        g, sg = np.zeros(item.size, np.int64), np.zeros(n_sessions, np.int64)
-    else:
-        g, sg = np.asarray(train_group, np.int64), np.asarray(session_group, np.int64)
-    groups, ginv = np.unique(g, return_inverse=True)
-    top = top_k_per_session(ginv, item, w, k)                      # sorted by group code, then rank
-    start = np.searchsorted(top['session'].to_numpy(), np.arange(groups.size))
-    length = np.bincount(top['session'].to_numpy(), minlength=groups.size)
-    code = np.searchsorted(groups, sg); code = np.clip(code, 0, max(groups.size - 1, 0))
-    seen = (groups.size > 0) & (groups[code] == sg) if groups.size else np.zeros(n_sessions, bool)
-    L = np.where(seen, length[code] if groups.size else 0, 0)
-    idx = ragged_ranges(start[code] if groups.size else np.zeros(n_sessions, np.int64), L)
-    return _frame(np.repeat(np.arange(n_sessions), L), top['item'].to_numpy()[idx], top['score'].to_numpy()[idx],
-                  top['rank'].to_numpy()[idx])
 
 # %% ../nbs/06c_candidates.ipynb #da0c9476
 def als_candidates(model, user_items, k: int = 50, filter_seen: bool = False) -> pd.DataFrame:
@@ -452,8 +390,6 @@ def catalogue_embeddings(products: pd.DataFrame | None, cat_items) -> tuple[np.n
     return out, ok
 
 # %% ../nbs/06c_candidates.ipynb #3cc85c25
-SOURCE_FILES = ('sources.json', 'sources.npz')
-
 def _group_codes(catalogue: pd.DataFrame, col: str) -> np.ndarray:
     if col not in catalogue: return np.full(len(catalogue), -1, np.int64)
     return np.nan_to_num(pd.to_numeric(catalogue[col], errors='coerce').to_numpy(np.float64), nan=-1).astype(np.int64)
@@ -468,28 +404,6 @@ def reduce_embeddings(X: np.ndarray, ok: np.ndarray, dim: int = 32, seed: int = 
     Z, _ = normalise_embeddings(Z, ok)
     return Z, float(p.explained_variance_ratio_.sum())
 
-# %% ../nbs/06c_candidates.ipynb #c8249efa
-@dataclass(eq=False)
-class CandidateSources:
-    "The item-side candidate sources fitted on training rows, indexed by catalogue position (see above)."
-    covis: dict                  # kind -> items x items CSR (top_n per row)
-    embedding: sp.csr_matrix | None   # items x items CSR of cosine neighbours, or None without embeddings
-    emb: np.ndarray              # items x d reduced, L2-normalised embeddings (zero rows where absent)
-    emb_ok: np.ndarray           # items: has an embedding
-    family: np.ndarray           # items: family code (-1 none)
-    section: np.ndarray          # items: section code (-1 none)
-    stats: pd.DataFrame          # items: views, carts, cart_rate, shrunk_rate
-    group_top: dict              # 'family' / 'section' -> groups x items CSR of top sellers by shrunk cart rate
-    params: dict = field(default_factory=dict)
-    info: dict = field(default_factory=dict)
-
-    @property
-    def n_items(self) -> int: return len(self.family)
-    def __repr__(self):
-        return (f"CandidateSources({self.n_items:,} items; "
-                f"co-visitation {', '.join(f'{k} {m.nnz:,}' for k, m in self.covis.items())}; "
-                f"embedding {'none' if self.embedding is None else f'{self.embedding.nnz:,}'})")
-
 # %% ../nbs/06c_candidates.ipynb #9868f5ba
 def _recent(rows: dict, max_rows: int | None) -> dict:
     "The rows of the latest whole days (by time) that fit in `max_rows` (all rows if they fit, or if None)."
@@ -501,7 +415,305 @@ def _recent(rows: dict, max_rows: int | None) -> dict:
     m = np.isin(day, keep_days if keep_days.size else d[-1:])
     return {k: v[m] for k, v in rows.items()}
 
-# %% ../nbs/06c_candidates.ipynb #1043c596
+# %% ../nbs/06c_candidates.ipynb #a5ee0e0f
+from collections.abc import Callable
+
+@dataclass(frozen=True)
+class Source:
+    "A candidate source: `fit(rows, catalogue, params) -> state`, `generate(state, sessions, k) -> frame`."
+    name: str                     # its key in `SOURCES`, the prefix of its columns in the ranker's table
+    fit: Callable                 # fit(rows, catalogue, params) -> its state: a dict of arrays and CSR matrices
+    generate: Callable            # generate(state, sessions: SessionRows, k) -> (session, item, score, rank, *extras)
+    extras: tuple = ()            # extra columns of its frames: `{name}_{extra}` in the ranker's table
+    features: tuple = ()          # more columns of the ranker's table that belong to it (exact names)
+    pair_features: Callable | None = None   # pair_features(state, sessions, session, item) -> {column: values}
+    group: str | None = None      # its group in the ablation (None: its own name)
+    needs_model: bool = False     # generate reads the session model (`sessions.model`): the blend's parts
+
+    @property
+    def columns(self) -> tuple:
+        "Every column of the ranker's table that belongs to this source, by exact name."
+        return (f'{self.name}_score', f'{self.name}_rank', *(f'{self.name}_{e}' for e in self.extras), *self.features)
+
+SOURCES: dict = {}
+
+def register_source(name: str, fit: Callable, generate: Callable, **kw) -> Source:
+    "Add the source `name` to `SOURCES` (replacing one of that name); `kw`: the other fields of `Source`."
+    if not name.isidentifier(): raise RecsysDataError(f'bad source name {name!r}', fix='use a Python identifier')
+    SOURCES[name] = s = Source(name, fit, generate, **kw)
+    return s
+
+# %% ../nbs/06c_candidates.ipynb #f1b4a85c
+@dataclass(eq=False)
+class SessionRows:
+    "The sessions a source serves: their shown rows as catalogue positions and, for the blend's parts, the model."
+    row_session: np.ndarray       # session index (0..n_sessions-1) of each shown row
+    row_item: np.ndarray          # catalogue position of each shown row
+    row_time: np.ndarray          # time of each shown row (ms)
+    n_sessions: int               # number of sessions
+    n_items: int                  # catalogue size
+    half_life: float = 2.0        # recency half-life (rows) of the session matrix of the item-to-item sources
+    sessions: object = None       # the `recsys.sessions.Sessions` served (users, countries): the blend's parts
+    model: object = None          # the fitted `recsys.sessions.SessionModel`: the blend's parts
+    profile_weight: float | None = None   # the blend's profile weight (None: the model's)
+    cache: dict = field(default_factory=dict)   # what sources share: the session matrix, the blend's candidates
+
+    def matrix(self) -> sp.csr_matrix:
+        "Sessions x items CSR of the shown rows, recency-weighted (`session_matrix`), built once."
+        if 'S' not in self.cache:
+            self.cache['S'] = session_matrix(self.row_session, self.row_item, self.n_sessions, self.n_items,
+                                             row_time=self.row_time, half_life=self.half_life)
+        return self.cache['S']
+
+    def linear(self):
+        "The session model's blend (`recsys.sessions.candidates`: its pairs, fold-in factors `U`, profile `P`), once."
+        if self.model is None or self.sessions is None:
+            raise RecsysDataError('this source reads the session model', fix='give SessionRows its model and sessions')
+        if 'linear' not in self.cache:
+            from recsys.sessions import candidates
+            self.cache['linear'] = candidates(self.model, self.sessions, self.profile_weight)
+        return self.cache['linear']
+
+def session_rows(
+    row_session,      # session index (0..n_sessions-1) of each shown row
+    row_item,         # catalogue position of each shown row
+    row_time,         # time of each shown row (ms)
+    n_sessions: int,  # number of sessions
+    n_items: int,     # catalogue size
+    **kw,             # the other fields of `SessionRows` (`sessions=`, `model=`, `half_life=`, ...)
+) -> SessionRows:
+    "`SessionRows` of shown rows given as any integer arrays (`kw`: the other fields)."
+    rs, ri, rt = (np.asarray(a, np.int64) for a in (row_session, row_item, row_time))
+    return SessionRows(rs, ri, rt, int(n_sessions), int(n_items), **kw)
+
+# %% ../nbs/06c_candidates.ipynb #b719e3e5
+@dataclass(eq=False)
+class CandidateSources:
+    "Every registered source's fitted state, plus the catalogue's item arrays the ranker's features read."
+    states: dict                 # source name -> its state (a dict of arrays / CSR matrices), in `SOURCES` order
+    family: np.ndarray           # items: family code (-1 none)
+    section: np.ndarray          # items: section code (-1 none)
+    stats: pd.DataFrame          # items: views, carts, cart_rate, shrunk_rate
+    params: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+    @property
+    def n_items(self) -> int: return len(self.family)
+    @property
+    def covis(self) -> dict:
+        "kind -> the co-visitation matrix (items x items CSR) of that source."
+        return {k: self.states[f'covis_{k}']['matrix'] for k in COVIS_KINDS
+                if 'matrix' in self.states.get(f'covis_{k}', {})}
+    @property
+    def embedding(self) -> sp.csr_matrix | None: return self.states.get('embedding', {}).get('neighbours')
+    @property
+    def emb(self) -> np.ndarray:
+        "Items x d reduced, L2-normalised embeddings (zero rows where absent; d = 0 without embeddings)."
+        return self.states.get('embedding', {}).get('emb', np.zeros((self.n_items, 0), np.float32))
+    @property
+    def emb_ok(self) -> np.ndarray: return self.states.get('embedding', {}).get('emb_ok', np.zeros(self.n_items, bool))
+    @property
+    def group_top(self) -> dict:
+        "'family' / 'section' -> groups x items CSR of top sellers by shrunk cart rate."
+        return {g: self.states[g]['top'] for g in ('family', 'section') if 'top' in self.states.get(g, {})}
+    def __repr__(self):
+        return (f"CandidateSources({self.n_items:,} items; {len(self.states)} sources: {', '.join(self.states)}; "
+                f"co-visitation {', '.join(f'{k} {m.nnz:,}' for k, m in self.covis.items())}; "
+                f"embedding {'none' if self.embedding is None else f'{self.embedding.nnz:,}'})")
+
+# %% ../nbs/06c_candidates.ipynb #d8bf998b
+def _fit_nothing(rows, catalogue, params) -> dict:
+    "No state: the source reads only the sessions it serves (or the session model they carry)."
+    return {}
+
+def _generate_shown(state, q, k):
+    "The session's own items (`shown_candidates`), all of them: `recency` and `first` come along as extras."
+    return shown_candidates(q.row_session, q.row_item, q.row_time)
+
+register_source('shown', _fit_nothing, _generate_shown, extras=('recency', 'first'))
+
+# %% ../nbs/06c_candidates.ipynb #e25a12ef
+def _recent_rows(rows: dict, params: dict) -> dict:
+    "The rows co-visitation reads (`_recent`, the latest `covis_rows`), cut once for its three kinds."
+    c = params.setdefault('cache', {})
+    if 'recent' not in c:
+        c['recent'] = _recent(rows, params.get('covis_rows'))
+        params['info']['covis_rows'] = int(c['recent']['session'].size)
+    return c['recent']
+
+def _covis_source(kind: str):
+    "(fit, generate) of the co-visitation source of `kind`: the matrix of `covisitation`, times the session's row."
+    def fit(rows, catalogue, params):
+        r = _recent_rows(rows, params); params['info'][kind] = {}
+        M = covisitation(r['session'], r['item'], r['time'], r['cart'], len(catalogue), kind,
+                         top_n=params.get('top_n', 20), info=params['info'][kind])
+        if kind == COVIS_KINDS[-1]: params['cache'].pop('recent')        # the last kind frees the rows
+        return {'matrix': M}
+    def generate(state, q, k): return item_item_candidates(state['matrix'], q.matrix(), k=k)
+    return fit, generate
+
+for _kind in COVIS_KINDS: register_source(f'covis_{_kind}', *_covis_source(_kind), group='covis')
+
+# %% ../nbs/06c_candidates.ipynb #5329ebb7
+def _fit_embedding(rows, catalogue, params) -> dict:
+    """Cosine neighbours on the first `nn_dim` principal components of `params['embeddings']` (matrix, present mask)
+    and the embeddings reduced to `emb_dim` (the ranker's similarity features); lent by `params['reuse']` (sources
+    fitted on the same catalogue) when it has them: they depend on the catalogue only. No embeddings: no state."""
+    n, info, reuse = len(catalogue), params['info'], params.get('reuse')
+    if reuse is not None and reuse.n_items == n and 'neighbours' in reuse.states.get('embedding', {}):
+        info.update({k: reuse.info[k] for k in ('emb_variance_kept', 'embedding_seconds') if k in reuse.info},
+                    embedding_reused=True)
+        return dict(reuse.states['embedding'])
+    if params.get('embeddings') is None: return {}
+    X, ok = normalise_embeddings(*params['embeddings'])
+    if ok.sum() <= 1: return {}
+    te, seed = _time.perf_counter(), params.get('seed', 42)
+    Xn, info['nn_variance_kept'] = reduce_embeddings(X, ok, params.get('nn_dim', 128), seed)   # 1280-d -> 128
+    nn = embedding_neighbours(Xn, top_n=params.get('top_n', 20), present=ok); del Xn
+    emb, info['emb_variance_kept'] = reduce_embeddings(X, ok, params.get('emb_dim', 32), seed)
+    info['embedding_seconds'] = round(_time.perf_counter() - te, 3)
+    return {'neighbours': nn, 'emb': emb, 'emb_ok': ok}
+
+def _generate_embedding(state, q, k):
+    "The shown items' embedding neighbours (None without embeddings)."
+    if 'neighbours' not in state: return None
+    return item_item_candidates(state['neighbours'], q.matrix(), k=k)
+
+register_source('embedding', _fit_embedding, _generate_embedding, features=('emb_max', 'emb_mean'))
+
+# %% ../nbs/06c_candidates.ipynb #2e1d5f6f
+def _group_source(col: str):
+    "(fit, generate) of the top sellers of the shown items' groups in the catalogue's column `col`."
+    def fit(rows, catalogue, params):
+        codes = _group_codes(catalogue, col)
+        if not (codes >= 0).any(): return {}
+        return {'codes': codes,
+                'top': group_top_items(codes, params['stats']['shrunk_rate'], top_n=params.get('group_top_n', 100))}
+    def generate(state, q, k):
+        if 'top' not in state: return None
+        return _group_session_candidates(state['top'], q.row_session, q.row_item, q.n_sessions, state['codes'], k)
+    return fit, generate
+
+register_source('family', *_group_source('family'), features=('family_match',), group='family_section')
+register_source('section', *_group_source('cod_section'), features=('section_match',), group='family_section')
+
+# %% ../nbs/06c_candidates.ipynb #f695933e
+def _to_catalogue(model, s, model_item, score, k: int) -> pd.DataFrame:
+    "Pairs over the session model's items (its ALS columns) as catalogue positions, unknown items dropped, top `k`."
+    c = model.cat_of_item[np.asarray(model_item, np.int64)]; ok = c >= 0
+    return top_k_per_session(np.asarray(s, np.int64)[ok], c[ok], np.asarray(score, np.float64)[ok], k)
+
+def _generate_blend(state, q, k):
+    "The linear blend's top `k` (`recsys.sessions.candidates`, scored with the model's weights)."
+    lin = q.linear()
+    return top_k_per_session(lin.s, lin.item, lin.score(q.model.weights), k)
+
+def _generate_als(state, q, k):
+    "ALS fold-in (`als_candidates`): the top `k` of every session with an input row (its views, its profile)."
+    from recsys.sessions import session_inputs
+    X = session_inputs(q.model, q.sessions, q.profile_weight)[0]; has = np.flatnonzero(np.diff(X.indptr) > 0)
+    c = als_candidates(q.model.als, X[has], k=k)
+    return _to_catalogue(q.model, has[c['session'].to_numpy()], c['item'], c['score'], k)
+
+def _als_pairs(state, q, s, item) -> dict:
+    "`als_dot` of every candidate: its session's fold-in factors times the item's (NaN: an item without factors)."
+    from recsys.arrays import pair_dots
+    lin, m = q.linear(), q.model; mcol = m.item_of_cat[item]
+    return {'als_dot': np.where(mcol >= 0, pair_dots(lin.U, m.als.item_factors, s, np.maximum(mcol, 0)), np.nan)}
+
+def _generate_history(state, q, k):
+    "The `k` strongest items of each session's profile (its user's training row, its own earlier part)."
+    P = q.linear().P
+    return _to_catalogue(q.model, np.repeat(np.arange(P.shape[0]), np.diff(P.indptr)), P.indices, P.data, k)
+
+def _history_pairs(state, q, s, item) -> dict:
+    "`history_value` of every candidate: log(1 + its value in the session's profile)."
+    from recsys.arrays import pair_values
+    return {'history_value': np.log1p(pair_values(q.linear().P, s, q.model.item_of_cat[item]))}
+
+register_source('blend', _fit_nothing, _generate_blend, needs_model=True)
+register_source('als', _fit_nothing, _generate_als, features=('als_dot',), pair_features=_als_pairs, needs_model=True)
+register_source('history', _fit_nothing, _generate_history, features=('history_value',), pair_features=_history_pairs,
+                needs_model=True)
+
+# %% ../nbs/06c_candidates.ipynb #ef81d9de
+def _named_lists(model, prefix: str, codes) -> np.ndarray:
+    "Row of `model.lists` named `<prefix>:<code>` for each code (-1: none), vectorised over sessions."
+    from recsys.arrays import positions_in
+    named = sorted((int(n.split(':')[1]), i) for i, n in enumerate(model.list_names) if n.startswith(f'{prefix}:'))
+    keys, rows = (np.array([p[j] for p in named], np.int64) for j in (0, 1))
+    codes = np.nan_to_num(np.asarray(codes, np.float64), nan=-1).astype(np.int64)
+    pos = positions_in(keys, codes)
+    return np.where(pos >= 0, rows[np.maximum(pos, 0)] if rows.size else -1, -1)
+
+def _list_candidates(model, which, k: int) -> pd.DataFrame:
+    "Each session's list `which` (a row of `model.lists`, -1: none): score 1 for its first item, falling by 1/length."
+    which = np.asarray(which, np.int64); s = np.flatnonzero(which >= 0)
+    L = model.lists[which[s]]; G = L.shape[1]
+    li, ss, sc = L.ravel(), np.repeat(s, G), np.tile((G - np.arange(G)) / max(G, 1), s.size); ok = li >= 0
+    return top_k_per_session(ss[ok], li[ok], sc[ok], k)
+
+def _generate_segment(state, q, k):
+    "The top sellers of the session's user's RFM segment (sessions of users without one: none)."
+    return _list_candidates(q.model, _named_lists(q.model, 'segment', q.model.segment_of(q.sessions.user_id)), k)
+
+def _generate_country(state, q, k):
+    "The top sellers of the session's country."
+    return _list_candidates(q.model, _named_lists(q.model, 'country', q.sessions.country), k)
+
+def _generate_global(state, q, k):
+    "The global top sellers, for every session."
+    g = q.model.list_names.index('global') if 'global' in q.model.list_names else -1
+    return _list_candidates(q.model, np.full(q.n_sessions, g), k)
+
+for _name, _gen in (('segment', _generate_segment), ('country', _generate_country), ('global', _generate_global)):
+    register_source(_name, _fit_nothing, _gen, group='popularity', needs_model=True)
+
+# %% ../nbs/06c_candidates.ipynb #833f5228
+def _fit_sknn(rows, catalogue, params) -> dict:
+    """The latest `sknn_sessions` training sessions (by their last row) as a binary sessions x items CSR, oldest
+    first, and the neighbourhood's sizes (`sknn_sample`, `sknn_neighbours`)."""
+    s, t = np.asarray(rows['session'], np.int64), np.asarray(rows['time'], np.int64)
+    if s.size == 0: return {}
+    keys, inv = np.unique(s, return_inverse=True)
+    last = np.full(keys.size, np.iinfo(np.int64).min); np.maximum.at(last, inv, t)
+    keep = np.lexsort((keys, last))[-int(params.get('sknn_sessions', 50_000)):]        # oldest .. newest
+    row = np.full(keys.size, -1, np.int64); row[keep] = np.arange(keep.size); r = row[inv]; ok = r >= 0
+    M = sp.csr_matrix((np.ones(int(ok.sum()), np.float32), (r[ok], np.asarray(rows['item'], np.int64)[ok])),
+                      shape=(keep.size, len(catalogue)))
+    M.sum_duplicates(); M.data[:] = 1.0
+    return {'sessions': M, 'sample': np.array(int(params.get('sknn_sample', 500))),
+            'neighbours': np.array(int(params.get('sknn_neighbours', 100)))}
+
+def _decayed_rows(q) -> sp.csr_matrix:
+    "Sessions x items: each shown item weighted 1 - p/L (p rows before the session's last, L rows), L2-normalised."
+    rs, ri = q.row_session, q.row_item
+    o = np.lexsort((-q.row_time, rs)); p = np.empty(rs.size, np.int64); p[o] = run_positions(rs[o])
+    L = np.bincount(rs, minlength=q.n_sessions)[rs]; w = 1.0 - p / np.maximum(L, 1)
+    key = pair_keys(rs, ri); o = np.lexsort((-w, key)); o = o[np.diff(key[o], prepend=-1) != 0]  # latest row
+    Q = sp.csr_matrix((w[o], (rs[o], ri[o])), shape=(q.n_sessions, q.n_items))
+    norm = np.sqrt(np.asarray(Q.multiply(Q).sum(1)).ravel())
+    return sp.csr_matrix(sp.diags(1.0 / np.maximum(norm, 1e-12)) @ Q, dtype=np.float32)
+
+def _generate_sknn(state, q, k, block: int = 1024):
+    """V-SKNN (Ludewig & Jannach 2018): cosine of the session's decayed vector with each past session; of the past
+    sessions sharing an item, the `sample` most recent, of those the `neighbours` most similar; an item's score is
+    the sum of the similarities of the neighbours holding it. Vectorised per block of sessions."""
+    if 'sessions' not in state: return None
+    M = state['sessions']; MT = sp.csr_matrix(M.T)
+    inv_len = (1.0 / np.sqrt(np.maximum(np.diff(M.indptr), 1))).astype(np.float32)
+    Q, parts = _decayed_rows(q), []
+    for b0 in range(0, q.n_sessions, block):
+        Sim = sp.csr_matrix((Q[b0:b0 + block] @ MT) @ sp.diags(inv_len))
+        R = Sim.copy(); R.data = R.indices.astype(np.float32) + 1          # recency: later rows are newer sessions
+        Sim = prune_top_n(Sim.multiply(prune_top_n(R, int(state['sample'])) > 0).tocsr(), int(state['neighbours']))
+        C = (Sim @ M).tocoo(); parts.append((C.row + b0, C.col, C.data))
+    s, i, v = (np.concatenate([p[j] for p in parts]) if parts else np.zeros(0) for j in range(3))
+    return top_k_per_session(s, i, v, k)
+
+register_source('sknn', _fit_sknn, _generate_sknn)
+
+# %% ../nbs/06c_candidates.ipynb #97aea3b5
 def fit_sources(
     rows: dict,                             # training rows, from `event_rows`
     catalogue: pd.DataFrame,                # the products: one row per catalogue position
@@ -513,60 +725,53 @@ def fit_sources(
     emb_dim: int = 32,                      # stored dimension of the embedding neighbours' vectors
     nn_dim: int = 128,                    # principal components the cosine neighbours use when the embeddings have more
     seed: int = 42,                         # seeds the principal components and the neighbour search
-    progress=None,                          # called as `progress(name)` before each step, if given
+    progress=None,                          # called as `progress(name)` before each source's fit, if given
     reuse: CandidateSources | None = None,  # sources fitted on the same catalogue: their embedding part is reused
+    **more,                                 # more parameters a source reads (e.g. `sknn_sessions`), kept in `params`
 ) -> CandidateSources:
-    """Fit every item-side source on training `rows` (from `event_rows`): co-visitation (on the most recent
-    `covis_rows`), embedding neighbours (`embeddings` = (matrix, present mask) aligned with `catalogue`; cosine on their
-    first `nn_dim` principal components when they have more), family and
-    section top sellers, item statistics. `progress(name)`, if given, is called before each step. The embedding part
-    depends on the catalogue only: `reuse` (sources fitted on the same catalogue) lends its own instead of recomputing
-    it."""
-    t0 = _time.perf_counter(); n = len(catalogue); info = {}
+    """Fit every source of `SOURCES` on training `rows` (from `event_rows`), in order: each `fit(rows, catalogue,
+    params)` gets these parameters plus `embeddings`, `reuse`, the item statistics (`stats`, from `item_stats`) and the
+    shared `info` dict it may record into. The embedding part depends on the catalogue only: `reuse` (sources fitted
+    on the same catalogue) lends its own instead of recomputing it."""
+    t0 = _time.perf_counter(); info = {}
     step = progress or (lambda name: None)
-    recent = _recent(rows, covis_rows); covis = {}
-    info['covis_rows'] = int(recent['session'].size)
-    for kind in COVIS_KINDS:
-        step(f'co-visitation {kind}'); info[kind] = {}
-        covis[kind] = covisitation(recent['session'], recent['item'], recent['time'], recent['cart'], n, kind,
-                                   top_n=top_n,
-                                   info=info[kind])
-    del recent
-    step('item statistics and top sellers')
-    stats = item_stats(rows['item'], rows['cart'], n)
-    fam, sec = _group_codes(catalogue, 'family'), _group_codes(catalogue, 'cod_section')
-    group_top = {g: group_top_items(codes, stats['shrunk_rate'], top_n=group_top_n)
-                 for g, codes in (('family', fam), ('section', sec)) if (codes >= 0).any()}
-    nn, emb, ok = None, np.zeros((n, 0), np.float32), np.zeros(n, bool)
-    if reuse is not None and reuse.n_items == n and reuse.embedding is not None:
-        nn, emb, ok = reuse.embedding, reuse.emb, reuse.emb_ok
-        info.update({k: reuse.info[k] for k in ('emb_variance_kept', 'embedding_seconds') if k in reuse.info},
-                    embedding_reused=True)
-    elif embeddings is not None:
-        step('embedding neighbours')
-        X, ok = normalise_embeddings(*embeddings)
-        if ok.sum() > 1:
-            te = _time.perf_counter()
-            Xn, info['nn_variance_kept'] = reduce_embeddings(X, ok, nn_dim, seed)    # 1280-d -> 128: 10x fewer flops
-            nn = embedding_neighbours(Xn, top_n=top_n, present=ok); del Xn
-            emb, info['emb_variance_kept'] = reduce_embeddings(X, ok, emb_dim, seed)
-            info['embedding_seconds'] = round(_time.perf_counter() - te, 3)
-        del X
-    info['seconds'] = round(_time.perf_counter() - t0, 3)
+    step('item statistics'); stats = item_stats(rows['item'], rows['cart'], len(catalogue))
     params = dict(top_n=int(top_n), group_top_n=int(group_top_n), covis_rows=covis_rows, emb_dim=int(emb_dim),
-                  nn_dim=int(nn_dim), seed=int(seed))
-    return CandidateSources(covis, nn, emb, ok, fam, sec, stats, group_top, params, info)
+                  nn_dim=int(nn_dim), seed=int(seed), **more)
+    ctx = dict(params, embeddings=embeddings, reuse=reuse, stats=stats, info=info, cache={})
+    states = {}
+    for name, s in SOURCES.items(): step(name); states[name] = s.fit(rows, catalogue, ctx)
+    info['seconds'] = round(_time.perf_counter() - t0, 3)
+    return CandidateSources(states, _group_codes(catalogue, 'family'), _group_codes(catalogue, 'cod_section'), stats,
+                            params, info)
 
-# %% ../nbs/06c_candidates.ipynb #ed6c57d8
-def _group_session_candidates(T: sp.csr_matrix, rs, ri, n_sessions: int, groups: np.ndarray, k: int) -> pd.DataFrame:
-    "`group_candidates` with the group's top sellers already fitted (`T`, groups x items)."
-    g = groups[ri]; ok = g >= 0
-    rows = np.bincount(rs, minlength=n_sessions).astype(np.float64)
-    G = sp.csr_matrix((1.0 / rows[rs[ok]], (rs[ok], g[ok])), shape=(n_sessions, T.shape[0]))
-    C = G @ T; C.sort_indices(); C = C.tocoo()
-    return top_k_per_session(C.row, C.col, C.data, k)
+# %% ../nbs/06c_candidates.ipynb #a472c10a
+def serve_sources(src: CandidateSources, q: SessionRows, k: int = 50) -> dict:
+    """Every fitted source's candidates for the sessions `q`: {name: (session, item, score, rank, *extras)}, in
+    `SOURCES` order; sources that propose nothing (no state to propose from) and, without `q.model`, the blend's
+    parts are left out."""
+    out = {}
+    for name, s in SOURCES.items():
+        if name not in src.states or (s.needs_model and q.model is None): continue
+        c = s.generate(src.states[name], q, k)
+        if c is not None: out[name] = c
+    return out
 
-# %% ../nbs/06c_candidates.ipynb #22976378
+def source_pair_features(
+    src: CandidateSources,  # the fitted sources
+    q: SessionRows,         # the sessions served
+    names,                  # the sources whose pair features to compute (those without any are skipped)
+    session,                # session index of each candidate
+    item,                   # catalogue position of each candidate
+) -> dict:
+    "{column: float32 values} of the pair features of the sources `names` at the (session, item) candidates."
+    out = {}
+    for name in names:
+        f = SOURCES[name].pair_features if name in SOURCES else None
+        if f is None: continue
+        out.update({c: np.asarray(v, np.float32) for c, v in f(src.states[name], q, session, item).items()})
+    return out
+
 @patch
 def generate(
     self: CandidateSources,
@@ -576,60 +781,79 @@ def generate(
     n_sessions: int,         # number of sessions
     k: int = 50,             # candidates kept per session and source
     half_life: float = 2.0,  # recency half-life, in rows, of the shown items' weights
+    **kw,                    # more `SessionRows` fields: `sessions=`, `model=` serve the blend's parts too
 ) -> dict:
-    """Every item-side source's candidates for sessions given by their shown rows (session index, catalogue position,
-    time): {'shown', 'covis_<kind>', 'embedding', 'family', 'section'} -> (session, item, score, rank) frames."""
-    rs, ri, rt = (np.asarray(a, np.int64) for a in (row_session, row_item, row_time))
-    S = session_matrix(rs, ri, n_sessions, self.n_items, row_time=rt, half_life=half_life)
-    out = {'shown': shown_candidates(rs, ri, rt)}
-    for kind, M in self.covis.items(): out[f'covis_{kind}'] = item_item_candidates(M, S, k=k)
-    if self.embedding is not None: out['embedding'] = item_item_candidates(self.embedding, S, k=k)
-    for g, T in self.group_top.items():
-        out[g] = _group_session_candidates(T, rs, ri, n_sessions, self.family if g == 'family' else self.section, k)
-    return out
+    """Every source's candidates for sessions given by their shown rows (session index, catalogue position, time):
+    {name: (session, item, score, rank [, extras])} (`serve_sources`)."""
+    return serve_sources(self, session_rows(row_session, row_item, row_time, n_sessions, self.n_items,
+                                            half_life=half_life, **kw), k)
 
 # a function of the module too, as before (@patch leaves the name None)
 generate = CandidateSources.generate  # noqa: F811
 _all_ = ['generate']
 
-# %% ../nbs/06c_candidates.ipynb #c43fe311
+# %% ../nbs/06c_candidates.ipynb #a2288ae6
+SOURCES_FORMAT = 'recsys.candidate-sources/2'
+
+def _state_arrays(state: dict) -> dict:
+    "A state as plain arrays for `np.savez`: a CSR matrix `m` as `m__data`, `m__indices`, `m__indptr`, `m__shape`."
+    out = {}
+    for key, v in state.items():
+        if sp.issparse(v):
+            m = sp.csr_matrix(v)
+            out.update({f'{key}__data': m.data, f'{key}__indices': m.indices, f'{key}__indptr': m.indptr,
+                        f'{key}__shape': np.array(m.shape, np.int64)})
+        else: out[key] = np.asarray(v)
+    return out
+
+def _state_of(z) -> dict:
+    "`_state_arrays` read back: the state again."
+    out = {k: z[k] for k in z.files if '__' not in k}
+    for key in {k.split('__')[0] for k in z.files if k.endswith('__shape')}:
+        out[key] = sp.csr_matrix((z[f'{key}__data'], z[f'{key}__indices'], z[f'{key}__indptr']),
+                                 shape=tuple(z[f'{key}__shape']))
+    return out
+
 def save_sources(src: CandidateSources, d) -> Path:
-    "Write `src` into the folder `d` as `sources.npz` (arrays, no pickle) and `sources.json` (parameters, info)."
+    """Write `src` into the folder `d`: `items.npz` (item arrays), one `source_<name>.npz` per source (its state, no
+    pickle) and `sources.json` (format, the sources in order, parameters, info)."""
     import json
     d = Path(d); d.mkdir(parents=True, exist_ok=True)
-    arrays = {'emb': src.emb, 'emb_ok': src.emb_ok, 'family': src.family, 'section': src.section,
-              **{f'stats_{c}': src.stats[c].to_numpy() for c in src.stats.columns}}
-    mats = {**{f'covis_{k}': m for k, m in src.covis.items()}, **{f'top_{g}': m for g, m in src.group_top.items()}}
-    if src.embedding is not None: mats['embedding'] = src.embedding
-    for name, m in mats.items():
-        m = sp.csr_matrix(m)
-        arrays.update({f'{name}__data': m.data, f'{name}__indices': m.indices, f'{name}__indptr': m.indptr,
-                       f'{name}__shape': np.array(m.shape, np.int64)})
-    with atomic_write(d / 'sources.npz', 'wb') as f: np.savez(f, **arrays)
-    meta = {'format': 'recsys.candidate-sources/1', 'matrices': sorted(mats), 'stats': list(src.stats.columns),
+    items = {'family': src.family, 'section': src.section, **{f'stats_{c}': src.stats[c].to_numpy() for c in src.stats}}
+    with atomic_write(d / 'items.npz', 'wb') as f: np.savez(f, **items)
+    for name, state in src.states.items():
+        with atomic_write(d / f'source_{name}.npz', 'wb') as f: np.savez(f, **_state_arrays(state))
+    meta = {'format': SOURCES_FORMAT, 'sources': list(src.states), 'stats': list(src.stats.columns),
             'params': src.params, 'info': src.info}
     with atomic_write(d / 'sources.json') as f: json.dump(meta, f, indent=1, default=float)
     return d
 
-# %% ../nbs/06c_candidates.ipynb #f0ed09f0
+# %% ../nbs/06c_candidates.ipynb #754d1ee6
+SOURCE_FILES = ('sources.json', 'items.npz')
+
 def load_sources(d) -> CandidateSources:
-    "Read what `save_sources` wrote; a missing or foreign file is a `RecsysDataError` naming it."
+    """Read what `save_sources` wrote; a missing file, an older format (models trained before the source registry)
+    or a source this version does not have is a `RecsysDataError` naming the file and the fix."""
     import json
     d = Path(d)
-    for f in SOURCE_FILES:
-        if not (d / f).exists(): raise RecsysDataError('the candidate sources are missing', file=str(d / f),
-                                                       fix='retrain the model')
+    if not (d / SOURCE_FILES[0]).exists():
+        raise RecsysDataError('the candidate sources are missing', file=str(d / SOURCE_FILES[0]),
+                              fix='retrain the model')
     meta = json.loads((d / 'sources.json').read_text())
-    if meta.get('format') != 'recsys.candidate-sources/1':
-        raise RecsysDataError(f"unknown candidate-sources format {meta.get('format')!r}", file=str(d / 'sources.json'),
-                              fix='retrain the model with this version of recsys')
-    with np.load(d / 'sources.npz', allow_pickle=False) as z:
-        def mat(name):
-            return sp.csr_matrix((z[f'{name}__data'], z[f'{name}__indices'], z[f'{name}__indptr']),
-                                 shape=tuple(z[f'{name}__shape']))
-        covis = {k: mat(f'covis_{k}') for k in COVIS_KINDS if f'covis_{k}' in meta['matrices']}
-        top = {g: mat(f'top_{g}') for g in ('family', 'section') if f'top_{g}' in meta['matrices']}
-        nn = mat('embedding') if 'embedding' in meta['matrices'] else None
-        stats = pd.DataFrame({c: z[f'stats_{c}'] for c in meta['stats']})
-        return CandidateSources(covis, nn, z['emb'], z['emb_ok'], z['family'], z['section'], stats, top, meta['params'],
-                                meta['info'])
+    if meta.get('format') != SOURCES_FORMAT:
+        raise RecsysDataError(f"candidate-sources format {meta.get('format')!r}, this version reads {SOURCES_FORMAT!r}",
+                              file=str(d / 'sources.json'),
+                              fix='retrain the model with this version of recsys (recsys-train)')
+    files = [SOURCE_FILES[1], *(f'source_{n}.npz' for n in meta['sources'])]
+    for f in files:
+        if not (d / f).exists(): raise RecsysDataError('the candidate sources are incomplete', file=str(d / f),
+                                                       fix='retrain the model')
+    if bad := [n for n in meta['sources'] if n not in SOURCES]:
+        raise RecsysDataError(f'candidate source {bad[0]!r} is not registered in this version of recsys',
+                              file=str(d / 'sources.json'), fix='retrain the model with this version of recsys')
+    with np.load(d / 'items.npz', allow_pickle=False) as z:
+        fam, sec, stats = z['family'], z['section'], pd.DataFrame({c: z[f'stats_{c}'] for c in meta['stats']})
+    states = {}
+    for n in meta['sources']:
+        with np.load(d / f'source_{n}.npz', allow_pickle=False) as z: states[n] = _state_of(z)
+    return CandidateSources(states, fam, sec, stats, meta['params'], meta['info'])

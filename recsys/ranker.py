@@ -14,8 +14,10 @@ import scipy.sparse as sp
 from fastcore.basics import patch
 
 from .core import RecsysDataError, atomic_write, derive_seed, unique_sorted
-from .arrays import int64_column, pair_dots, pair_keys, pair_values, positions_in, ragged_ranges
-from .candidates import label_candidates, merge_candidates, top_k_per_session
+from .arrays import int64_column, pair_dots, pair_keys, positions_in
+from recsys.candidates import (
+    SOURCES, label_candidates, merge_candidates, serve_sources, session_rows, source_pair_features, top_k_per_session,
+)
 from .metrics import per_user_metrics
 
 # %% auto #0
@@ -102,10 +104,10 @@ def candidate_features(
     return pd.concat([merged, pd.DataFrame(out, index=merged.index, copy=False)], axis=1)   # no column copied
 
 # %% ../nbs/06d_ranker.ipynb #62d3fbcb
-FEATURE_GROUPS = {'shown': ('shown_',), 'covis': ('covis_',), 'embedding': ('embedding_', 'emb_'),
-                  'family_section': ('family_', 'section_'), 'blend': ('blend_',), 'history': ('history',),
-                  'popularity': ('popular', 'item_', 'group_pop'), 'als': ('als',), 'pagetype': ('pagetype_',),
-                  'session': ('sess_',)}
+FEATURE_GROUPS = {'popularity': ('item_log_views', 'item_carts', 'item_shrunk_rate', 'item_rate', 'item_pop'),
+                  'pagetype': ('pagetype_session', 'pagetype_item'),
+                  'session': ('sess_rows', 'sess_items', 'sess_device', 'sess_country', 'sess_user_kind',
+                              'sess_segment')}
 ID_COLUMNS = ('session', 'item')
 
 def feature_columns(frame: pd.DataFrame) -> list[str]:
@@ -114,11 +116,12 @@ def feature_columns(frame: pd.DataFrame) -> list[str]:
 
 # %% ../nbs/06d_ranker.ipynb #80654097
 def feature_groups(columns) -> dict[str, list[str]]:
-    "{group: its columns} by `FEATURE_GROUPS` prefixes; the rest (e.g. `n_sources`) in 'other'."
+    """{group: its columns}: each registered source's columns (exact names) in its group, the table's own features by
+    `FEATURE_GROUPS` (exact names); the rest (e.g. `n_sources`) in 'other'."""
+    owner = {c: g for g, cs in FEATURE_GROUPS.items() for c in cs}
+    owner.update({c: s.group or s.name for s in SOURCES.values() for c in s.columns})
     out = {}
-    for c in columns:
-        g = next((g for g, ps in FEATURE_GROUPS.items() if c.startswith(ps)), 'other')
-        out.setdefault(g, []).append(c)
+    for c in columns: out.setdefault(owner.get(c, 'other'), []).append(c)
     return out
 
 # %% ../nbs/06d_ranker.ipynb #6e04c943
@@ -306,29 +309,22 @@ def session_table(
     profile_weight: float | None = None,   # weight of the user's profile in the blend (None: the model's)
 ) -> tuple[pd.DataFrame, dict]:
     """(features, candidates by source) for every session of `sessions` (`recsys.sessions.Sessions`, read from
-    `events`): the `sources`' candidates plus the session model's blend, restricted to the items the model may
-    recommend, and the features of every (session, candidate) row (see above). Rows are sorted by (session, catalogue
-    position)."""
-    from recsys.sessions import FEATURES, candidates
+    `events`): every registered source's candidates (`serve_sources`, the blend's parts reading `model`), restricted to
+    the items the model may recommend, with the sources' pair features and the features of every (session, candidate)
+    row (see above). Rows are sorted by (session, catalogue position)."""
     n, NC = len(sessions), len(model.cat_items)
     if sources.n_items != NC:
         raise RecsysDataError(f'the candidate sources cover {sources.n_items:,} items, the model\'s catalogue {NC:,}',
                               fix='fit the sources on the model\'s catalogue (retrain)')
-    lin = candidates(model, sessions, profile_weight)
     ci = positions_in(model.cat_items, sessions.row_item); ok = ci >= 0
     rs, ri, rt = sessions.row_session[ok], ci[ok], sessions.row_time[ok]
-    cands = sources.generate(rs, ri, rt, n, k=k)
-    cands['blend'] = top_k_per_session(lin.s, lin.item, lin.score(model.weights), k)
+    q = session_rows(rs, ri, rt, n, NC, sessions=sessions, model=model, profile_weight=profile_weight)
+    cands = serve_sources(sources, q, k)
     cands = {name: c[model.allowed[c['item'].to_numpy()]].reset_index(drop=True) for name, c in cands.items()}
     merged = merge_candidates(cands)
     ms, mi = merged['session'].to_numpy(np.int64), merged['item'].to_numpy(np.int64)
-    mcol = model.item_of_cat[mi]
-    merged['als'] = np.where(mcol >= 0, pair_dots(lin.U, model.als.item_factors, ms, np.maximum(mcol, 0)),
-                             np.nan).astype(np.float32)
-    merged['history'] = np.log1p(pair_values(lin.P, ms, mcol)).astype(np.float32)
+    for f, v in source_pair_features(sources, q, cands, ms, mi).items(): merged[f] = v
     for f in ('item_rate', 'item_pop'): merged[f] = model.item_stats[f].to_numpy()[mi].astype(np.float32)
-    merged['group_pop'] = _lookup_pairs(lin.s, lin.item, lin.F[:, FEATURES.index('group_pop')],
-                                        ms, mi).astype(np.float32)
     pt, dev = session_extras(events, sessions)
     ur, _ = model.profile_rows(sessions)
     info = pd.DataFrame({'device': dev, 'country': sessions.country.astype(np.float64),
@@ -340,11 +336,6 @@ def session_table(
                            embeddings=(sources.emb, sources.emb_ok) if sources.emb_ok.any() else None,
                            row_pagetype=pt[ok], session_info=info)
     return F, cands
-
-# %% ../nbs/06d_ranker.ipynb #6a64a137
-def _lookup_pairs(s, i, v, qs, qi) -> np.ndarray:
-    "v at the (s, i) pairs equal to (qs, qi), 0 where absent."
-    return _lookup_values(pair_keys(s, i), np.asarray(v, np.float64), pair_keys(qs, qi))
 
 # %% ../nbs/06d_ranker.ipynb #b0a19bbf
 def table_labels(F: pd.DataFrame, sessions, cat_items, labels: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:

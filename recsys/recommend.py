@@ -184,6 +184,7 @@ def _validation_ranker(warm: SessionModel, v: dict, st: Stages, products, seed: 
     hashes = {'candidate sources: co-visitation': digest(src_v.covis),
               'candidate sources: embedding': digest(src_v.emb, src_v.embedding),
               'candidate sources: groups': digest(src_v.stats, src_v.group_top),
+              'candidate sources: session kNN': digest(src_v.states.get('sknn', {})),
               'validation candidate table': digest(Fv, yv), 'ranker model': digest(rk.booster_.model_to_string())}
     info = dict(rk.info_, candidates_per_session=round(len(Fv) / max(len(vs), 1), 1), features=len(rk.features),
                 recall=recall.round(6).to_dict('index'), **_holdout_scores(rk, Fv, Lv, len(vs), seed, warm.params['K']))
@@ -389,8 +390,9 @@ def predict_file(
 
 # %% ../nbs/06_recommend.ipynb #f15fee22
 def is_model_dir(p) -> bool:
-    "An earlier `recsys-train` output: a folder whose manifest.json has the session-model format."
-    try: return json.loads((Path(p) / 'manifest.json').read_text()).get('format') == MODEL_FORMAT
+    "An earlier `recsys-train` output: a folder whose manifest.json has a session-model format (this one or older)."
+    try: return str(json.loads((Path(p) / 'manifest.json').read_text()).get('format')).startswith(
+        MODEL_FORMAT.rsplit('/', 1)[0] + '/')
     except (OSError, ValueError, AttributeError): return False
 
 def is_predictions_file(p) -> bool:

@@ -96,7 +96,7 @@ def catalogue_frame(products=None, items=None) -> pd.DataFrame:
 FEATURES = ('viewed', 'log_views', 'recency', 'als', 'history', 'item_rate', 'item_pop', 'group_pop')
 DEFAULT_WEIGHTS = {'viewed': 10.0, 'log_views': 1.0, 'recency': 0.1, 'als': 0.3, 'history': 0.03, 'item_rate': 0.3,
                    'item_pop': 0.03, 'group_pop': 0.1}
-MODEL_FORMAT = 'recsys.session-model/1'
+MODEL_FORMAT = 'recsys.session-model/2'   # 2: the candidate sources' registry
 
 def _weights(w: dict | None) -> np.ndarray:
     "A weight dict as a vector over `FEATURES` (missing = 0); unknown names refused."

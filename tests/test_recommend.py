@@ -58,7 +58,7 @@ def model_dir(data, tmp_path_factory):
 
 def test_two_commands_raw_files_to_valid_predictions(data, model_dir, tmp_path):
     man = json.loads((model_dir / 'manifest.json').read_text())
-    assert man['format'] == 'recsys.session-model/1' and man['info']['validation']['split']['sessions'] > 0
+    assert man['format'] == 'recsys.session-model/2' and man['info']['validation']['split']['sessions'] > 0
     # the final fit continued from the validation model (a third of --iterations 3), and every stage was measured
     assert man['info']['final_fit']['warm_start'] and man['info']['final_fit']['iterations'] == 1
     assert man['params']['iterations'] == 3 and man['info']['final_fit']['rows_matched'] > 0.5
@@ -66,7 +66,13 @@ def test_two_commands_raw_files_to_valid_predictions(data, model_dir, tmp_path):
     assert stages[0] == 'read products and users' and stages[-2:] == ['warm start', 'final fit']
     assert {'validation candidate sources', 'validation candidates', 'ranker fit'} <= set(stages)
     assert man['stages'] == ['linear', 'lightgbm'] and man['params']['ranker'] == 'lightgbm'
-    assert {p.name for p in (model_dir / 'sources').iterdir()} == {'sources.json', 'sources.npz'}
+    from recsys.candidates import SOURCES
+
+    assert {p.name for p in (model_dir / 'sources').iterdir()} == {
+        'sources.json',
+        'items.npz',
+        *(f'source_{n}.npz' for n in SOURCES),
+    }
     assert {p.name for p in (model_dir / 'ranker').iterdir()} == {'ranker.txt', 'ranker.json'}
     assert all(s['wall_s'] >= 0 and s['peak_rss_mib'] > 0 for s in man['info']['stages'])
     assert not list(model_dir.rglob('*.pkl')) and not list(model_dir.rglob('*.pickle'))
@@ -125,9 +131,14 @@ def test_linear_only_model(data, tmp_path):
     m2 = tmp_path / 'm2'
     r = cli('recsys-train', '--data', data, '--out', m2, *FAST, '--val-sessions', '500', '--no-tune')
     assert r.returncode == 0, r.stderr
-    (m2 / 'sources' / 'sources.npz').unlink()
+    (m2 / 'sources' / 'source_covis_view_cart.npz').unlink()
     r = cli('recsys-predict', '--data', data, '--model', m2, '--out', p)
-    assert r.returncode == 2 and 'sources.npz' in r.stderr
+    assert r.returncode == 2 and 'source_covis_view_cart.npz' in r.stderr
+    # a model folder of the format before the sources' registry: refused, naming the file and the fix
+    man = json.loads((m2 / 'manifest.json').read_text())
+    (m2 / 'manifest.json').write_text(json.dumps(dict(man, format='recsys.session-model/1')))
+    r = cli('recsys-predict', '--data', data, '--model', m2, '--out', p)
+    assert r.returncode == 2 and 'manifest.json' in r.stderr and 'retrain' in r.stderr
 
 
 def test_unknown_items_empty_sessions_unknown_users(data, model_dir, tmp_path):
