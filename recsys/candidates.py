@@ -5,7 +5,7 @@
 # %% ../nbs/06c_candidates.ipynb #a7be61f7
 from __future__ import annotations
 
-import time as _time
+import os, time as _time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from fastcore.basics import patch
 
 from .core import RecsysDataError, atomic_write, unique_sorted
-from .arrays import pair_keys, run_positions
+from .arrays import pair_keys, ragged_ranges, run_positions
 
 # %% auto #0
 __all__ = ['CAND_COLUMNS', 'COVIS_KINDS', 'SOURCES', 'generate', 'SOURCES_FORMAT', 'SOURCE_FILES', 'top_k_per_session',
@@ -609,11 +609,15 @@ def _generate_blend(state, q, k):
     return top_k_per_session(lin.s, lin.item, lin.score(q.model.weights), k)
 
 def _generate_als(state, q, k):
-    "ALS fold-in (`als_candidates`): the top `k` of every session with an input row (its views, its profile)."
-    from recsys.sessions import session_inputs
-    X = session_inputs(q.model, q.sessions, q.profile_weight)[0]; has = np.flatnonzero(np.diff(X.indptr) > 0)
-    c = als_candidates(q.model.als, X[has], k=k)
-    return _to_catalogue(q.model, has[c['session'].to_numpy()], c['item'], c['score'], k)
+    """ALS fold-in: the top `k` items by the session's folded-in factors (the blend's own, `q.linear().U`: one
+    fold-in for both) of every session with an input row (its views, its profile)."""
+    from implicit.cpu.topk import topk
+    lin, m = q.linear(), q.model
+    has = np.flatnonzero(lin.U.any(1))
+    if has.size == 0: return None
+    ids, sc = topk(m.als.item_factors, lin.U[has], min(k, m.als.item_factors.shape[0]), num_threads=0)
+    ok = (ids >= 0) & np.isfinite(sc)
+    return _to_catalogue(m, np.repeat(has, ok.sum(1)), ids[ok], sc[ok], k)
 
 def _als_pairs(state, q, s, item) -> dict:
     "`als_dot` of every candidate: its session's fold-in factors times the item's (NaN: an item without factors)."
@@ -695,21 +699,28 @@ def _decayed_rows(q) -> sp.csr_matrix:
     norm = np.sqrt(np.asarray(Q.multiply(Q).sum(1)).ravel())
     return sp.csr_matrix(sp.diags(1.0 / np.maximum(norm, 1e-12)) @ Q, dtype=np.float32)
 
-def _generate_sknn(state, q, k, block: int = 1024):
+def _generate_sknn(state, q, k, block: int = 2048):
     """V-SKNN (Ludewig & Jannach 2018): cosine of the session's decayed vector with each past session; of the past
     sessions sharing an item, the `sample` most recent, of those the `neighbours` most similar; an item's score is
-    the sum of the similarities of the neighbours holding it. Vectorised per block of sessions."""
+    the sum of the similarities of the neighbours holding it. Vectorised per block of sessions: past sessions are
+    stored oldest first, so a row's `sample` most recent are its last stored entries (no sort), and each block's
+    top `k` is taken before the next (bounded memory)."""
     if 'sessions' not in state: return None
     M = state['sessions']; MT = sp.csr_matrix(M.T)
     inv_len = (1.0 / np.sqrt(np.maximum(np.diff(M.indptr), 1))).astype(np.float32)
+    sample, nbrs = int(state['sample']), int(state['neighbours'])
     Q, parts = _decayed_rows(q), []
     for b0 in range(0, q.n_sessions, block):
-        Sim = sp.csr_matrix((Q[b0:b0 + block] @ MT) @ sp.diags(inv_len))
-        R = Sim.copy(); R.data = R.indices.astype(np.float32) + 1          # recency: later rows are newer sessions
-        Sim = prune_top_n(Sim.multiply(prune_top_n(R, int(state['sample'])) > 0).tocsr(), int(state['neighbours']))
-        C = (Sim @ M).tocoo(); parts.append((C.row + b0, C.col, C.data))
-    s, i, v = (np.concatenate([p[j] for p in parts]) if parts else np.zeros(0) for j in range(3))
-    return top_k_per_session(s, i, v, k)
+        Sim = sp.csr_matrix(Q[b0:b0 + block] @ MT); Sim.sort_indices()
+        cnt = np.diff(Sim.indptr); take = np.minimum(cnt, sample)
+        idx = ragged_ranges(Sim.indptr[1:] - take, take)                      # the most recent `sample` per row
+        r, c = np.repeat(np.arange(cnt.size), take), Sim.indices[idx]
+        t = top_k_per_session(r, c, Sim.data[idx] * inv_len[c], nbrs)        # the `neighbours` most similar
+        N = sp.csr_matrix((t['score'].to_numpy(), (t['session'].to_numpy(), t['item'].to_numpy())),
+                          shape=(cnt.size, M.shape[0]))
+        C = N @ M; C.sort_indices(); C = C.tocoo()
+        parts.append(top_k_per_session(C.row + b0, C.col, C.data, k))
+    return pd.concat(parts, ignore_index=True) if parts else None
 
 register_source('sknn', _fit_sknn, _generate_sknn)
 
@@ -746,16 +757,21 @@ def fit_sources(
                             params, info)
 
 # %% ../nbs/06c_candidates.ipynb #a472c10a
-def serve_sources(src: CandidateSources, q: SessionRows, k: int = 50) -> dict:
+def serve_sources(src: CandidateSources, q: SessionRows, k: int = 50, threads: int | None = None) -> dict:
     """Every fitted source's candidates for the sessions `q`: {name: (session, item, score, rank, *extras)}, in
     `SOURCES` order; sources that propose nothing (no state to propose from) and, without `q.model`, the blend's
-    parts are left out."""
-    out = {}
-    for name, s in SOURCES.items():
-        if name not in src.states or (s.needs_model and q.model is None): continue
-        c = s.generate(src.states[name], q, k)
-        if c is not None: out[name] = c
-    return out
+    parts are left out. The sources run side by side on `threads` threads (None: one per core; each source's result
+    does not depend on it): what they share (`q.matrix()`, `q.linear()`) is built once before."""
+    from concurrent.futures import ThreadPoolExecutor
+    names = [n for n, s in SOURCES.items() if n in src.states and not (s.needs_model and q.model is None)]
+    q.matrix()
+    if q.model is not None and q.sessions is not None: q.linear()
+    run = lambda name: SOURCES[name].generate(src.states[name], q, k)
+    threads = threads or os.cpu_count() or 1
+    if threads > 1:
+        with ThreadPoolExecutor(threads) as ex: got = list(ex.map(run, names))
+    else: got = [run(n) for n in names]
+    return {n: c for n, c in zip(names, got) if c is not None}
 
 def source_pair_features(
     src: CandidateSources,  # the fitted sources

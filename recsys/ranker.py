@@ -320,7 +320,10 @@ def session_table(
     rs, ri, rt = sessions.row_session[ok], ci[ok], sessions.row_time[ok]
     q = session_rows(rs, ri, rt, n, NC, sessions=sessions, model=model, profile_weight=profile_weight)
     cands = serve_sources(sources, q, k)
-    cands = {name: c[model.allowed[c['item'].to_numpy()]].reset_index(drop=True) for name, c in cands.items()}
+    def allowed(c):                                    # the items the model may recommend (no copy when all are)
+        ok = model.allowed[c['item'].to_numpy()]
+        return c if ok.all() else c[ok].reset_index(drop=True)
+    cands = {name: allowed(c) for name, c in cands.items()}
     merged = merge_candidates(cands)
     ms, mi = merged['session'].to_numpy(np.int64), merged['item'].to_numpy(np.int64)
     for f, v in source_pair_features(sources, q, cands, ms, mi).items(): merged[f] = v
