@@ -2,7 +2,7 @@
 
 Stages, each in its own process (wall time, CPU time, peak RSS of the process and of its process tree):
   generate  recsys-synth --scale full --out DIR          (stands in for downloading the data: not in the target)
-  train     recsys-train --data DIR --out MODEL_DIR --factors 64 --iterations 15
+  train     recsys-train --data DIR --out MODEL_DIR --factors 64 --iterations 8   (the session model's default)
   predict   recsys-predict --data DIR --model MODEL_DIR --out predictions_3.json
 Training starts from the raw files: any interactions cache in DIR (DIR/_cache) is removed first.
 Targets (issues 12 and 26, on the project's 2-core, 24 GB machine): train + predict <= 10 minutes of wall time
@@ -111,7 +111,7 @@ def main(argv=None):
     ap.add_argument('--scale', default='full', choices=['tiny', 'small', 'full'])
     ap.add_argument('--seed', type=int, default=42)
     ap.add_argument('--factors', type=int, default=64)
-    ap.add_argument('--iterations', type=int, default=15)
+    ap.add_argument('--iterations', type=int, default=8)
     ap.add_argument(
         '--work',
         type=Path,
