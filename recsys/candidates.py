@@ -281,7 +281,8 @@ def group_top_items(item_group, item_value, top_n: int = 50) -> sp.csr_matrix:
 
 # %% ../nbs/06c_candidates.ipynb #ed6c57d8
 def _group_session_candidates(T: sp.csr_matrix, rs, ri, n_sessions: int, groups: np.ndarray, k: int) -> pd.DataFrame:
-    "Top sellers of the shown items' groups (`T`, groups x items): score = share of the session's rows in the group x the item's value."
+    """Top sellers of the shown items' groups (`T`, groups x items): score = share of the session's rows in the group
+    x the item's value."""
     g = groups[ri]; ok = g >= 0
     rows = np.bincount(rs, minlength=n_sessions).astype(np.float64)
     G = sp.csr_matrix((1.0 / rows[rs[ok]], (rs[ok], g[ok])), shape=(n_sessions, T.shape[0]))

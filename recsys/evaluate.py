@@ -15,6 +15,7 @@ from fastcore.basics import patch
 
 from .core import RecsysDataError, canonical_csr, derive_seed, progress, unique_sorted
 from .metrics import METRICS, hits_at_k, metric_keys, per_user_metrics, ranking_metrics
+from .metrics import paired_bootstrap  # noqa: F401  (its old home: recsys.evaluate.paired_bootstrap still works)
 from .task import KINDS, RETURNING_SHARE, SHOWN_ROWS_P, challenge_test
 
 # %% auto #0
@@ -24,9 +25,9 @@ __all__ = ['PROTOCOLS', 'ELEMENTWISE_DESIGNS', 'events_frame', 'ALS_DEFAULTS', '
            'GroupPopularityRecommender', 'OwnHistoryRecommender', 'ItemKNNRecommender', 'EmbeddingRecommender',
            'EASERecommender', 'ALSRecommender', 'HistoryBlend', 'protocol_frame', 'SessionSplit', 'session_split',
            'challenge_split', 'session_groups', 'evaluate_sessions', 'oracle_session_metrics', 'embeddings_for',
-           'inditex_splits', 'ratings_frame', 'train_input', 'evaluate', 'fit_evaluate', 'compare', 'paired_bootstrap',
-           'compare_sessions', 'param_grid', 'grid_search', 'plot_sweep', 'als_grid', 'METRICS', 'metric_keys',
-           'hits_at_k', 'per_user_metrics', 'ranking_metrics', 'KINDS', 'PUBLISHED_ML100K']
+           'inditex_splits', 'ratings_frame', 'train_input', 'evaluate', 'fit_evaluate', 'compare', 'compare_sessions',
+           'param_grid', 'grid_search', 'plot_sweep', 'als_grid', 'METRICS', 'metric_keys', 'hits_at_k',
+           'per_user_metrics', 'ranking_metrics', 'KINDS', 'PUBLISHED_ML100K']
 
 # %% ../nbs/05_evaluate.ipynb #a80ccf4e
 _all_ = ['METRICS', 'metric_keys', 'hits_at_k', 'per_user_metrics', 'ranking_metrics', 'KINDS']
@@ -1064,24 +1065,6 @@ def compare(
             ids, _ = m.recommend(rows, split.train, N=K, filter_seen=kw.get('filter_seen', True))
             per_user[name] = per_user_metrics(ids, split.test[rows], K)[f'ndcg@{K}'].to_numpy()
     return pd.DataFrame(out).T, kinds
-
-# %% ../nbs/05_evaluate.ipynb #626b3e02
-def paired_bootstrap(
-    a,                    # per-unit metric of one model
-    b,                    # per-unit metric of the other, same units
-    n_boot: int = 2000,   # bootstrap resamples
-    seed: int = 42,       # random seed
-    level: float = 0.95,  # interval coverage
-) -> dict:
-    """Mean of `a - b` over paired units (users, sessions) and its percentile bootstrap interval: is a model's lead
-    over another larger than the noise of the test set?"""
-    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
-    d = d[np.isfinite(d)]
-    if not len(d): return dict(diff=float('nan'), lo=float('nan'), hi=float('nan'), n=0)
-    rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, len(d), (n_boot, len(d)))].mean(1)
-    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-    return dict(diff=float(d.mean()), lo=float(lo), hi=float(hi), n=int(len(d)))
 
 # %% ../nbs/05_evaluate.ipynb #92766343
 def compare_sessions(

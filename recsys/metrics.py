@@ -151,14 +151,22 @@ def ranking_metrics(recs, relevant, K: int, item_popularity: np.ndarray | None =
     return {k: out[k] for k in metric_keys(K, item_popularity is not None)}
 
 # %% ../nbs/00a_metrics.ipynb #6f38d8b4
-def paired_bootstrap(a, b, n_boot: int = 2000, seed: int = 42, level: float = 0.95) -> dict:
-    """Mean of `b - a` over the sessions where both are finite, with its paired-bootstrap percentile interval at
-    `level` (`n_boot` seeded resamples of the sessions): keys a, b, diff, lo, hi, n."""
+def paired_bootstrap(
+    a,                    # per-unit metric of one model (users, sessions; NaN: no value)
+    b,                    # per-unit metric of the other, same units in the same order
+    n_boot: int = 2000,   # bootstrap resamples
+    seed: int = 42,       # random seed
+    level: float = 0.95,  # interval coverage
+) -> dict:
+    """Mean of `a - b` over the paired units where both are finite and its percentile bootstrap interval (`n_boot`
+    seeded resamples of the units): keys diff, lo, hi, n, and the means a and b over the same units. Is a model's
+    lead over another larger than the noise of the test set?"""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if a.shape != b.shape: raise RecsysDataError(f'paired values need the same shape, got {a.shape} and {b.shape}')
-    ok = np.isfinite(a) & np.isfinite(b); d = b[ok] - a[ok]; n = int(d.size)
-    if n == 0: return dict(a=float('nan'), b=float('nan'), diff=float('nan'), lo=float('nan'), hi=float('nan'), n=0)
+    ok = np.isfinite(a) & np.isfinite(b); d = a[ok] - b[ok]
+    if not len(d): return dict(diff=float('nan'), lo=float('nan'), hi=float('nan'), n=0, a=float('nan'), b=float('nan'))
     rng = np.random.default_rng(seed)
-    means = np.concatenate([d[rng.integers(0, n, (min(n_boot - i, 256), n))].mean(1) for i in range(0, n_boot, 256)])
+    means = d[rng.integers(0, len(d), (n_boot, len(d)))].mean(1)
     lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-    return dict(a=float(a[ok].mean()), b=float(b[ok].mean()), diff=float(d.mean()), lo=float(lo), hi=float(hi), n=n)
+    return dict(diff=float(d.mean()), lo=float(lo), hi=float(hi), n=int(len(d)), a=float(a[ok].mean()),
+                b=float(b[ok].mean()))

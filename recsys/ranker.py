@@ -45,9 +45,10 @@ def _group_match(cs, ci, row_session, row_item, item_group) -> np.ndarray:
 
 # %% ../nbs/06d_ranker.ipynb #56b86213
 def _embedding_similarity(cs, ci, row_session, row_item, X, present) -> tuple[np.ndarray, np.ndarray]:
-    """(max, mean) cosine of each candidate to its session's distinct shown items with an embedding; NaN where undefined.
-    One pass per position j of the shown items: the candidates whose session shows more than j items, dotted with
-    their session's j-th item by `pair_dots` (cache-sized chunks; one big gather of all pairs was 5x slower)."""
+    """(max, mean) cosine of each candidate to its session's distinct shown items with an embedding; NaN where
+    undefined. One pass per position j of the shown items: the candidates whose session shows more than j items,
+    dotted with their session's j-th item by `pair_dots` (cache-sized chunks; one big gather of all pairs was 5x
+    slower)."""
     key = unique_sorted(pair_keys(row_session, row_item))
     ss, si = key >> 32, key & 0xFFFFFFFF
     ok = present[si]; ss, si = ss[ok], si[ok]

@@ -54,7 +54,7 @@ def _dataset(data, scale='tiny', seed=42) -> RecsysDataset:
 # %% ../nbs/06_recommend.ipynb #df7bd295
 DESIGN_CANDIDATES = (None,)   # None = recsys.confidence.DEFAULT_DESIGN; give several and the validation split picks one
 SESSION_ALS_ITERATIONS = 8    # the validation fit's ALS iterations: 15 cost 186 s more at full scale for +0.0000 NDCG@5
-CAND_K = 50                   # candidates per source and session: 20 lost 0.003 NDCG@5 at full scale (recall 0.52 -> 0.40)
+CAND_K = 50                   # candidates per source and session: 20 lost 0.003 NDCG@5 at full scale (recall .52->.40)
 
 def refit_iterations_for(iterations: int) -> int:
     "The warm final fit's default iterations: a third of the validation fit's, rounded, at least 1 (15 -> 5, 8 -> 3)."

@@ -214,10 +214,20 @@ def session_scores(recs, labels: pd.DataFrame, K: int = 5) -> pd.DataFrame:
     fut = _per_session(r, lab[~shown], K)['ndcg'] if (~shown).any() else pd.Series(dtype=np.float64)
     return out.assign(future=fut.reindex(out.index))
 
-def compare_scores(recs_a, recs_b, labels: pd.DataFrame, K: int = 5, n_boot: int = 2000, seed: int = 42) -> pd.DataFrame:
+def compare_scores(
+    recs_a,                # one submission: {session_id: [partnumbers]} or (session ids, matrix)
+    recs_b,                # the other, on the same test
+    labels: pd.DataFrame,  # the hidden labels (session_id, partnumber, shown)
+    K: int = 5,            # the cut-off
+    n_boot: int = 2000,    # bootstrap resamples
+    seed: int = 42,        # random seed
+) -> pd.DataFrame:
     "NDCG@K of two submissions `a` and `b` on all / future carts, and `b - a` with its paired-bootstrap 95 % interval."
     sa, sb = session_scores(recs_a, labels, K), session_scores(recs_b, labels, K)
-    rows = {f'{p} carts': paired_bootstrap(sa[p], sb[p], n_boot, seed) for p in ('all', 'future')}
+    rows = {}
+    for p in ('all', 'future'):
+        r = paired_bootstrap(sb[p], sa[p], n_boot, seed)               # b - a
+        rows[f'{p} carts'] = dict(a=r['b'], b=r['a'], diff=r['diff'], lo=r['lo'], hi=r['hi'], n=r['n'])
     return pd.DataFrame(rows).T[['a', 'b', 'diff', 'lo', 'hi', 'n']]
 
 # %% ../nbs/00b_task.ipynb #0a36336f
