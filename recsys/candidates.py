@@ -616,7 +616,7 @@ def _generate_als(state, q, k):
     lin, m = q.linear(), q.model
     has = np.flatnonzero(lin.U.any(1))
     if has.size == 0: return None
-    ids, sc = topk(m.als.item_factors, lin.U[has], min(k, m.als.item_factors.shape[0]), num_threads=0)
+    ids, sc = topk(m.als.item_factors, lin.U[has], min(k, m.als.item_factors.shape[0]), num_threads=1)
     ok = (ids >= 0) & np.isfinite(sc)
     return _to_catalogue(m, np.repeat(has, ok.sum(1)), ids[ok], sc[ok], k)
 
