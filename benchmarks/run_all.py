@@ -389,7 +389,7 @@ def fig_full(j, out, argv):
             rows=[('error', j['error'])],
             headline='did not run to the end',
             ratio='',
-            target='<= 15 min, <= 12 GB',
+            target='<= 10 min, <= 12 GB',
             verdict='FAILED',
         )
     rows = []
@@ -482,7 +482,7 @@ def fig_full(j, out, argv):
         '' if j['scale'] == 'full' else f" ({j['scale']} scale)"
     )
     return dict(
-        rows=rows, headline=head, ratio='', target='train + predict <= 15 min; peak RSS <= 12 GB', verdict=verdict
+        rows=rows, headline=head, ratio='', target='train + predict <= 10 min; peak RSS <= 12 GB', verdict=verdict
     )
 
 
