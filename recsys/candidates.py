@@ -615,7 +615,7 @@ def _generate_als(state, q, k):
     from implicit.cpu.topk import topk
     lin, m = q.linear(), q.model
     has = np.flatnonzero(lin.U.any(1))
-    if has.size == 0: return None
+    if has.size == 0: return _frame([], [], [], [])            # no session with input: none, but the columns stay
     ids, sc = topk(m.als.item_factors, lin.U[has], min(k, m.als.item_factors.shape[0]), num_threads=1)
     ok = (ids >= 0) & np.isfinite(sc)
     return _to_catalogue(m, np.repeat(has, ok.sum(1)), ids[ok], sc[ok], k)
@@ -721,7 +721,7 @@ def _generate_sknn(state, q, k, block: int = 2048):
                           shape=(cnt.size, M.shape[0]))
         C = N @ M; C.sort_indices(); C = C.tocoo()
         parts.append(top_k_per_session(C.row + b0, C.col, C.data, k))
-    return pd.concat(parts, ignore_index=True) if parts else None
+    return pd.concat(parts, ignore_index=True) if parts else _frame([], [], [], [])
 
 register_source('sknn', _fit_sknn, _generate_sknn)
 
