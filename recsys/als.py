@@ -346,6 +346,17 @@ def recommend_new(self: ALSModel, user_items, N: int = 10, filter_seen: bool = T
                                             filter_already_liked_items=filter_seen, recalculate_user=True)
     return _clean_topk(ids, scores, N)
 
+# %% ../nbs/04_als.ipynb #2b35eace
+@patch
+def top_items(self: ALSModel, factors, N: int = 10):
+    """Top-`N` items (ids, scores; id -1 where none) for rows of user `factors` (e.g. from `fold_in`): what
+    `recommend_new` returns for the rows that fold in to them, without solving again."""
+    from implicit.cpu.topk import topk
+    self._require_fit()
+    U = np.ascontiguousarray(np.asarray(factors, np.float32).reshape(-1, self.item_factors.shape[1]))
+    with blas_threads(1): ids, scores = topk(self.item_factors, U, min(N, self.item_factors.shape[0]), num_threads=1)
+    return _clean_topk(ids, scores, N)
+
 # %% ../nbs/04_als.ipynb #c7fff6a2
 @patch
 def fold_in(self: ALSModel, user_items) -> np.ndarray:

@@ -14,16 +14,16 @@ import pandas as pd
 import scipy.sparse as sp
 from fastcore.basics import patch
 
-from .core import RecsysDataError, atomic_write, unique_sorted
+from .core import RecsysDataError, atomic_write, blas_threads, unique_sorted
 from .arrays import pair_keys, ragged_ranges, run_positions
 
 # %% auto #0
-__all__ = ['CAND_COLUMNS', 'COVIS_KINDS', 'SOURCES', 'generate', 'SOURCES_FORMAT', 'SOURCE_FILES', 'top_k_per_session',
-           'shown_candidates', 'session_matrix', 'prune_top_n', 'covisitation', 'item_item_candidates',
-           'normalise_embeddings', 'embedding_neighbours', 'item_stats', 'group_top_items', 'als_candidates',
-           'recall_at_k', 'merge_candidates', 'label_candidates', 'event_rows', 'catalogue_embeddings',
-           'reduce_embeddings', 'Source', 'register_source', 'SessionRows', 'session_rows', 'CandidateSources',
-           'fit_sources', 'serve_sources', 'source_pair_features', 'save_sources', 'load_sources']
+__all__ = ['CAND_COLUMNS', 'COVIS_KINDS', 'SOURCES', 'generate', 'SOURCES_FORMAT', 'SOURCE_FILES', 'order_by_score',
+           'top_k_per_session', 'shown_candidates', 'session_matrix', 'prune_top_n', 'covisitation',
+           'item_item_candidates', 'normalise_embeddings', 'embedding_neighbours', 'item_stats', 'group_top_items',
+           'als_candidates', 'recall_at_k', 'merge_index', 'merge_candidates', 'label_candidates', 'event_rows',
+           'catalogue_embeddings', 'reduce_embeddings', 'Source', 'register_source', 'SessionRows', 'session_rows',
+           'CandidateSources', 'fit_sources', 'serve_sources', 'source_pair_features', 'save_sources', 'load_sources']
 
 # %% ../nbs/06c_candidates.ipynb #01394f13
 CAND_COLUMNS = ('session', 'item', 'score', 'rank')
@@ -34,7 +34,7 @@ def _frame(session, item, score, rank) -> pd.DataFrame:
                         copy=False)                   # one block per column: no stacking copy
 
 # %% ../nbs/06c_candidates.ipynb #b6c3a285
-def _order_by_score(session: np.ndarray, score: np.ndarray) -> np.ndarray:
+def order_by_score(session: np.ndarray, score: np.ndarray) -> np.ndarray:
     """The stable order of rows by session, then float32 score descending: one stable argsort of an int64 key (session
     in the high 32 bits, the score's bits made order-preserving in the low 32). Rows already in (session, item) order
     keep it among equal scores. NaN scores or sessions beyond 2**31 fall back to `np.lexsort`."""
@@ -60,7 +60,7 @@ def top_k_per_session(session, item, score, k: int | None = None) -> pd.DataFram
             score = np.bincount(inv.ravel(), weights=score, minlength=key.size)
         else: o = np.argsort(key); key, score = key[o], score[o]
         session, item = key // n, key % n
-    o = _order_by_score(session, score)
+    o = order_by_score(session, score)
     session, item, score = session[o], item[o], score[o]
     rank = run_positions(session)
     keep = slice(None) if k is None else rank < k
@@ -322,25 +322,37 @@ def recall_at_k(cands: dict, labels: pd.DataFrame, ks=(20, 50, 100)) -> pd.DataF
     return pd.DataFrame(out).T[cols]
 
 # %% ../nbs/06c_candidates.ipynb #5ab07806
-def merge_candidates(cands: dict, max_rank: int | None = None) -> pd.DataFrame:
-    """One row per (session, item) proposed by any source (rank < `max_rank`), sorted, with `{source}_score` (0 where
-    absent), `{source}_rank` (NaN where absent), `{source}_{extra}` for a source's extra columns (NaN where absent) and
-    `n_sources`. Each source's pairs must be distinct (as `top_k_per_session` makes them). One argsort of all the
-    sources' pair keys gives both the distinct pairs and where each source's rows go."""
+def merge_index(cands: dict, max_rank: int | None = None) -> tuple[dict, np.ndarray, dict]:
+    """(the sources' frames, rank < `max_rank`; the distinct (session, item) pair keys, sorted; {source: the position
+    of each of its rows among the keys}). One argsort of all the sources' pair keys gives both."""
     parts = {n: (c if max_rank is None else c[c['rank'] < max_rank]) for n, c in cands.items()}
     allk = np.concatenate([pair_keys(c['session'], c['item']) for c in parts.values()] or [np.zeros(0, np.int64)])
     o = np.argsort(allk); sk = allk[o]
     first = np.r_[True, sk[1:] != sk[:-1]] if sk.size else np.zeros(0, bool)
-    keys = sk[first]; where = np.empty(allk.size, np.int64); where[o] = np.cumsum(first) - 1
+    where = np.empty(allk.size, np.int64); where[o] = np.cumsum(first) - 1
+    offs = np.cumsum([0] + [len(c) for c in parts.values()])
+    return parts, sk[first], {n: where[a:b] for n, a, b in zip(parts, offs[:-1], offs[1:])}
+
+def merge_candidates(cands: dict, max_rank: int | None = None, index: tuple | None = None,
+                     rows: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per (session, item) proposed by any source (rank < `max_rank`), sorted, with `{source}_score` (0 where
+    absent), `{source}_rank` (NaN where absent), `{source}_{extra}` for a source's extra columns (NaN where absent) and
+    `n_sources`. Each source's pairs must be distinct (as `top_k_per_session` makes them). `index`: `merge_index`'s
+    result, when the caller has it; `rows`: sorted positions among its keys, the only rows built (a first cut)."""
+    parts, keys, where = merge_index(cands, max_rank) if index is None else index
+    if rows is not None:                                  # only these rows: each source's rows mapped onto them
+        new = np.full(keys.size, -1, np.int64); new[rows] = np.arange(rows.size); keys = keys[rows]
+        where = {n: new[w] for n, w in where.items()}
     out = {'session': (keys >> 32).astype(np.int64), 'item': (keys & 0xFFFFFFFF).astype(np.int32)}
-    n_src = np.zeros(keys.size, np.int16); off = 0
+    n_src = np.zeros(keys.size, np.int16)
     for n, c in parts.items():
-        pos = where[off:off + len(c)]; off += len(c)
-        sc = np.zeros(keys.size, np.float32); sc[pos] = c['score'].to_numpy()
-        rk = np.full(keys.size, np.nan, np.float32); rk[pos] = c['rank'].to_numpy()
+        pos = where[n]; sel = slice(None)
+        if rows is not None: sel = pos >= 0; pos = pos[sel]
+        sc = np.zeros(keys.size, np.float32); sc[pos] = c['score'].to_numpy()[sel]
+        rk = np.full(keys.size, np.nan, np.float32); rk[pos] = c['rank'].to_numpy()[sel]
         out[f'{n}_score'], out[f'{n}_rank'] = sc, rk; n_src[pos] += 1
         for col in c.columns.difference(list(CAND_COLUMNS)):
-            x = np.full(keys.size, np.nan, np.float32); x[pos] = c[col].to_numpy(); out[f'{n}_{col}'] = x
+            x = np.full(keys.size, np.nan, np.float32); x[pos] = c[col].to_numpy()[sel]; out[f'{n}_{col}'] = x
     out['n_sources'] = n_src
     return pd.DataFrame(out, copy=False)               # one block per column: no stacking copy
 
@@ -430,6 +442,7 @@ class Source:
     pair_features: Callable | None = None   # pair_features(state, sessions, session, item) -> {column: values}
     group: str | None = None      # its group in the ablation (None: its own name)
     needs_model: bool = False     # generate reads the session model (`sessions.model`): the blend's parts
+    default: bool = True          # fitted by default (False: only when `fit_sources(sources=...)` names it)
 
     @property
     def columns(self) -> tuple:
@@ -466,13 +479,14 @@ class SessionRows:
                                              row_time=self.row_time, half_life=self.half_life)
         return self.cache['S']
 
-    def linear(self):
-        "The session model's blend (`recsys.sessions.candidates`: its pairs, fold-in factors `U`, profile `P`), once."
+    def linear(self, n_top: int = 0):
+        """The session model's blend (`recsys.sessions.candidates`: its pairs, fold-in factors `U`, profile `P`, the
+        fold-in's top list `als_top`, at least `n_top` long), once."""
         if self.model is None or self.sessions is None:
             raise RecsysDataError('this source reads the session model', fix='give SessionRows its model and sessions')
         if 'linear' not in self.cache:
             from recsys.sessions import candidates
-            self.cache['linear'] = candidates(self.model, self.sessions, self.profile_weight)
+            self.cache['linear'] = candidates(self.model, self.sessions, self.profile_weight, n_top)
         return self.cache['linear']
 
 def session_rows(
@@ -610,13 +624,17 @@ def _generate_blend(state, q, k):
     return top_k_per_session(lin.s, lin.item, lin.score(q.model.weights), k)
 
 def _generate_als(state, q, k):
-    """ALS fold-in: the top `k` items by the session's folded-in factors (the blend's own, `q.linear().U`: one
-    fold-in for both) of every session with an input row (its views, its profile)."""
-    from implicit.cpu.topk import topk
-    lin, m = q.linear(), q.model
-    has = np.flatnonzero(lin.U.any(1))
+    """ALS fold-in: the top `k` items by the session's folded-in factors (the blend's own, `q.linear()`: one fold-in
+    and one top-k list for both) of every session with an input row (its views, its profile)."""
+    lin, m = q.linear(n_top=k), q.model
+    top = getattr(lin, 'als_top', None)
+    if top is not None and top[1].shape[1] >= min(k, m.als.item_factors.shape[0]):
+        has, ids, sc = top[0], top[1][:, :k], top[2][:, :k]
+    else:                                                      # a blend built without the list: compute it
+        has = np.flatnonzero(lin.U.any(1))
+        if has.size == 0: return _frame([], [], [], [])
+        ids, sc = m.als.top_items(lin.U[has], k)
     if has.size == 0: return _frame([], [], [], [])            # no session with input: none, but the columns stay
-    ids, sc = topk(m.als.item_factors, lin.U[has], min(k, m.als.item_factors.shape[0]), num_threads=1)
     ok = (ids >= 0) & np.isfinite(sc)
     return _to_catalogue(m, np.repeat(has, ok.sum(1)), ids[ok], sc[ok], k)
 
@@ -723,7 +741,7 @@ def _generate_sknn(state, q, k, block: int = 2048):
         parts.append(top_k_per_session(C.row + b0, C.col, C.data, k))
     return pd.concat(parts, ignore_index=True) if parts else _frame([], [], [], [])
 
-register_source('sknn', _fit_sknn, _generate_sknn)
+register_source('sknn', _fit_sknn, _generate_sknn, default=False)   # opt-in: see below
 
 # %% ../nbs/06c_candidates.ipynb #97aea3b5
 def fit_sources(
@@ -739,20 +757,26 @@ def fit_sources(
     seed: int = 42,                         # seeds the principal components and the neighbour search
     progress=None,                          # called as `progress(name)` before each source's fit, if given
     reuse: CandidateSources | None = None,  # sources fitted on the same catalogue: their embedding part is reused
+    sources=None,                           # names of the sources to fit, or 'all' (None: those with `default`)
     **more,                                 # more parameters a source reads (e.g. `sknn_sessions`), kept in `params`
 ) -> CandidateSources:
-    """Fit every source of `SOURCES` on training `rows` (from `event_rows`), in order: each `fit(rows, catalogue,
+    """Fit the sources of `SOURCES` (those with `default`, or the ones `sources` names) on training `rows` (from
+    `event_rows`), in registry order: each `fit(rows, catalogue,
     params)` gets these parameters plus `embeddings`, `reuse`, the item statistics (`stats`, from `item_stats`) and the
     shared `info` dict it may record into. The embedding part depends on the catalogue only: `reuse` (sources fitted
     on the same catalogue) lends its own instead of recomputing it."""
     t0 = _time.perf_counter(); info = {}
     step = progress or (lambda name: None)
+    if sources == 'all': sources = list(SOURCES)
+    if sources is not None and (bad := [s for s in sources if s not in SOURCES]):
+        raise RecsysDataError(f'unknown candidate source {bad[0]!r}', fix=f'use some of {list(SOURCES)} or "all"')
+    names = [n for n, s in SOURCES.items() if (s.default if sources is None else n in sources)]
     step('item statistics'); stats = item_stats(rows['item'], rows['cart'], len(catalogue))
     params = dict(top_n=int(top_n), group_top_n=int(group_top_n), covis_rows=covis_rows, emb_dim=int(emb_dim),
-                  nn_dim=int(nn_dim), seed=int(seed), **more)
+                  nn_dim=int(nn_dim), seed=int(seed), sources=names, **more)
     ctx = dict(params, embeddings=embeddings, reuse=reuse, stats=stats, info=info, cache={})
     states = {}
-    for name, s in SOURCES.items(): step(name); states[name] = s.fit(rows, catalogue, ctx)
+    for name in names: step(name); states[name] = SOURCES[name].fit(rows, catalogue, ctx)
     info['seconds'] = round(_time.perf_counter() - t0, 3)
     return CandidateSources(states, _group_codes(catalogue, 'family'), _group_codes(catalogue, 'cod_section'), stats,
                             params, info)
@@ -762,16 +786,25 @@ def serve_sources(src: CandidateSources, q: SessionRows, k: int = 50, threads: i
     """Every fitted source's candidates for the sessions `q`: {name: (session, item, score, rank, *extras)}, in
     `SOURCES` order; sources that propose nothing (no state to propose from) and, without `q.model`, the blend's
     parts are left out. The sources run side by side on `threads` threads (None: one per core; each source's result
-    does not depend on it): what they share (`q.matrix()`, `q.linear()`) is built once before."""
+    does not depend on it). What they share is built once: the session matrix before, the blend (`q.linear()`, with
+    the ALS top list `k` long) as the first task, beside the sources that do not read it; those that do wait for it."""
     from concurrent.futures import ThreadPoolExecutor
     names = [n for n, s in SOURCES.items() if n in src.states and not (s.needs_model and q.model is None)]
     q.matrix()
-    if q.model is not None and q.sessions is not None: q.linear()
-    run = lambda name: SOURCES[name].generate(src.states[name], q, k)
+    with_model = q.model is not None and q.sessions is not None
     threads = threads or os.cpu_count() or 1
     if threads > 1:
-        with ThreadPoolExecutor(threads) as ex: got = list(ex.map(run, names))
-    else: got = [run(n) for n in names]
+        with blas_threads(1), ThreadPoolExecutor(threads) as ex:     # the BLAS limit set and restored here, once
+            lin = ex.submit(q.linear, k) if with_model else None
+            def run(name):
+                if SOURCES[name].needs_model and lin is not None: lin.result()    # the blend, built once
+                return SOURCES[name].generate(src.states[name], q, k)
+            order = sorted(names, key=lambda n: SOURCES[n].needs_model)          # the blend's parts last
+            futs = {n: ex.submit(run, n) for n in order}
+            got = [futs[n].result() for n in names]
+    else:
+        if with_model: q.linear(k)
+        got = [SOURCES[n].generate(src.states[n], q, k) for n in names]
     return {n: c for n, c in zip(names, got) if c is not None}
 
 def source_pair_features(

@@ -5,7 +5,7 @@
 # %% ../nbs/00_core.ipynb #2084d8d7
 from __future__ import annotations
 
-import argparse, contextlib, datetime as _dt, glob, json, os, random, shutil, subprocess, sys, tempfile, time
+import argparse, contextlib, datetime as _dt, glob, json, os, random, shutil, subprocess, sys, tempfile, threading, time
 from importlib import metadata
 from pathlib import Path
 
@@ -60,11 +60,23 @@ def derive_seed(seed: int, *names: str) -> int:
     return int(ss.generate_state(1)[0])
 
 # %% ../nbs/00_core.ipynb #87b58729
+_BLAS = {'lock': threading.Lock(), 'depth': 0, 'limits': None}
+
 @contextlib.contextmanager
 def blas_threads(n: int = 1):
-    "Limit BLAS libraries to `n` threads inside the block (threadpoolctl)."
+    """Limit BLAS libraries to `n` threads inside the block (threadpoolctl). The limit is process-wide, so blocks
+    that overlap in several threads share one: the first to enter sets it, the last to leave restores it. Code that
+    runs such blocks on a thread pool enters one itself around the pool: OpenBLAS's limit set in one thread and
+    restored from another was measured to stay set."""
     from threadpoolctl import threadpool_limits
-    with threadpool_limits(limits=n, user_api='blas') as lim: yield lim
+    with _BLAS['lock']:
+        if _BLAS['depth'] == 0: _BLAS['limits'] = threadpool_limits(limits=n, user_api='blas')
+        _BLAS['depth'] += 1; lim = _BLAS['limits']
+    try: yield lim
+    finally:
+        with _BLAS['lock']:
+            _BLAS['depth'] -= 1
+            if _BLAS['depth'] == 0: _BLAS['limits'].restore_original_limits(); _BLAS['limits'] = None
 
 def blas_info() -> list[dict]:
     """The BLAS libraries loaded: library, version, the kernel OpenBLAS chose for this CPU (`architecture`), threads

@@ -5,7 +5,7 @@
 # %% ../nbs/06d_ranker.ipynb #c6f91b0d
 from __future__ import annotations
 
-import json, time
+import json, os, time
 from pathlib import Path
 
 import numpy as np
@@ -13,17 +13,19 @@ import pandas as pd
 import scipy.sparse as sp
 from fastcore.basics import patch
 
-from .core import RecsysDataError, atomic_write, derive_seed, unique_sorted
-from .arrays import int64_column, pair_dots, pair_keys, positions_in
+from .core import RecsysDataError, atomic_write, blas_threads, derive_seed, unique_sorted
+from .arrays import int64_column, pair_dots, pair_keys, positions_in, run_positions
 from recsys.candidates import (
-    SOURCES, label_candidates, merge_candidates, serve_sources, session_rows, source_pair_features, top_k_per_session,
+    SOURCES, order_by_score, label_candidates, merge_candidates, merge_index, serve_sources, session_rows,
+    source_pair_features, top_k_per_session,
 )
 from .metrics import per_user_metrics
 
 # %% auto #0
-__all__ = ['FEATURE_GROUPS', 'ID_COLUMNS', 'relevance', 'MODEL_FILE', 'META_FILE', 'candidate_features', 'feature_columns',
-           'feature_groups', 'top_k_items', 'relevance_of_pairs', 'ndcg_at_k', 'Ranker', 'ablation', 'session_extras',
-           'session_table', 'table_labels', 'fit_ranker', 'rank_sessions']
+__all__ = ['FEATURE_GROUPS', 'ID_COLUMNS', 'relevance', 'MODEL_FILE', 'META_FILE', 'CUT_N', 'candidate_features',
+           'feature_columns', 'feature_groups', 'top_k_items', 'relevance_of_pairs', 'ndcg_at_k', 'Ranker', 'ablation',
+           'FirstCut', 'session_extras', 'session_table', 'table_labels', 'fit_ranker', 'session_parts',
+           'rank_sessions']
 
 # %% ../nbs/06d_ranker.ipynb #8cfd46a4
 def _lookup_values(keys: np.ndarray, values: np.ndarray, query: np.ndarray, fill=0.0) -> np.ndarray:
@@ -156,7 +158,7 @@ def ndcg_at_k(recs: np.ndarray, labels: pd.DataFrame, n_items: int, k: int = 5) 
 # %% ../nbs/06d_ranker.ipynb #13f20d3a
 class Ranker:
     "LightGBM LambdaRank over (session, candidate) rows: seeded, fixed threads, text model + feature list on disk."
-    def __init__(self, features: list[str] | None = None, seed: int = 42, num_threads: int = 1, n_estimators: int = 300,
+    def __init__(self, features: list[str] | None = None, seed: int = 42, num_threads: int = 1, n_estimators: int = 60,
                  learning_rate: float = 0.05, num_leaves: int = 31, min_child_samples: int = 20,
                  early_stopping_rounds: int = 30, eval_at: int = 5, **params):
         self.features = None if features is None else list(features)
@@ -167,6 +169,7 @@ class Ranker:
         self.early_stopping_rounds, self.eval_at = int(early_stopping_rounds), int(eval_at)
         self.booster_, self.best_iteration_ = None, None
         self.predict_threads = 0                     # prediction: all cores (training keeps `num_threads`)
+        self.first_cut = None                        # a `FirstCut` in front of it at serving (see below), or None
 
     def __repr__(self):
         n = 'not fitted' if self.booster_ is None else f'{self.booster_.num_trees()} trees'
@@ -241,7 +244,8 @@ def save(self: Ranker, dir) -> Path:
     with atomic_write(d / MODEL_FILE) as f: f.write(self.booster_.model_to_string())
     meta = dict(format=1, features=self.features, seed=self.seed, num_threads=self.num_threads, params=self.params,
                 early_stopping_rounds=self.early_stopping_rounds, eval_at=self.eval_at,
-                best_iteration=self.best_iteration_, lightgbm=lgb.__version__)
+                best_iteration=self.best_iteration_, lightgbm=lgb.__version__,
+                first_cut=None if self.first_cut is None else self.first_cut.to_dict())
     with atomic_write(d / META_FILE) as f: json.dump(meta, f, indent=1)
     return d
 
@@ -267,6 +271,7 @@ def load(cls: Ranker, dir, features: list[str] | None = None) -> Ranker:
     r = cls(features=meta['features'], seed=meta['seed'], num_threads=meta['num_threads'],
             early_stopping_rounds=meta['early_stopping_rounds'], eval_at=meta['eval_at'], **meta['params'])
     r.booster_, r.best_iteration_ = booster, meta['best_iteration']
+    r.first_cut = FirstCut.from_dict(meta.get('first_cut'))          # older rankers have none: no cut
     return r
 
 # %% ../nbs/06d_ranker.ipynb #d30e3edd
@@ -288,6 +293,122 @@ def ablation(
     t = pd.DataFrame(rows).set_index('dropped')
     return t.assign(delta=t['score'] - t.loc['none', 'score'])
 
+# %% ../nbs/06d_ranker.ipynb #12f804f3
+CUT_N = 40     # rows per session the first cut keeps (None or 0: no cut)
+
+def _cut_terms(columns) -> list[tuple[str, str]]:
+    "(column, transform) of the first cut's inputs found among `columns`: per source 'in' and 'recip' of its rank."
+    terms = [(c, t) for c in columns if c.endswith('_rank') for t in ('in', 'recip')]
+    return terms + [(c, t) for c, t in (('n_sources', 'raw'), ('item_pop', 'log1p'), ('item_rate', 'raw'))
+                    if c in columns]
+
+def _cut_value(x: np.ndarray, how: str) -> np.ndarray:
+    x = np.asarray(x, np.float32)
+    if how == 'in': return (~np.isnan(x)).astype(np.float32)
+    if how == 'recip': return np.where(np.isnan(x), np.float32(0), np.float32(1) / (np.float32(1) + x))
+    if how == 'log1p': return np.log1p(np.nan_to_num(x))
+    return np.nan_to_num(x)
+
+
+# %% ../nbs/06d_ranker.ipynb #f1173968
+class FirstCut:
+    """The cascade's cheap first stage: a logistic regression over each source's presence and reciprocal rank, the
+    number of sources and the item's popularity; keeps each session's `n` best rows for the ranker."""
+    def __init__(self, terms=None, weights=None, bias: float = 0.0, n: int | None = CUT_N):
+        self.terms = [tuple(t) for t in (terms or [])]
+        self.weights, self.bias, self.n = [float(w) for w in (weights or [])], float(bias), n
+
+    def __repr__(self): return f'FirstCut({len(self.terms)} terms, n={self.n})'
+
+    def fit(self, F: pd.DataFrame, y, seed: int = 42, max_rows: int = 2_000_000) -> FirstCut:
+        """Fit on the rows of `F` (a `session_table`) with 0/1 target `y`, sessions with a positive only (the others
+        carry no ranking signal); at most `max_rows` rows (sessions drawn, seeded)."""
+        from sklearn.linear_model import LogisticRegression
+        s, y = F['session'].to_numpy(np.int64), np.asarray(y, np.int8)
+        pos = np.bincount(s, weights=y, minlength=int(s.max(initial=-1)) + 1) > 0
+        m = pos[s]
+        if m.sum() > max_rows:
+            keep = np.random.default_rng(derive_seed(seed, 'first-cut')).random(pos.size) < max_rows / m.sum()
+            m &= keep[s]
+        if not m.any() or y[m].min() == y[m].max():
+            raise RecsysDataError('the first cut needs sessions with both labelled and unlabelled candidates',
+                                  fix='use more validation sessions, or train with no cut (cut_n=0)')
+        self.terms = _cut_terms(F.columns)
+        X = np.column_stack([_cut_value(F[c].to_numpy()[m], t) for c, t in self.terms]).astype(np.float64)
+        mu, sd = X.mean(0), X.std(0); sd[sd == 0] = 1.0
+        lr = LogisticRegression(C=1.0, max_iter=1000).fit((X - mu) / sd, y[m])
+        w = lr.coef_[0] / sd
+        self.weights, self.bias = w.tolist(), float(lr.intercept_[0] - (w * mu).sum())
+        return self
+
+# %% ../nbs/06d_ranker.ipynb #2f9e9fe7
+@patch
+def score(self: FirstCut, F: pd.DataFrame) -> np.ndarray:
+    "The cut's score of every row of `F` (float32; higher = better), one pass per term."
+    missing = [c for c, _ in self.terms if c not in F.columns]
+    if missing: raise RecsysDataError(f'the candidate table lacks {len(missing)} column(s) of the first cut',
+                                      example=missing[0], fix='build it with the sources the model was trained with')
+    out = np.full(len(F), self.bias, np.float32)
+    for (c, t), w in zip(self.terms, self.weights): out += np.float32(w) * _cut_value(F[c].to_numpy(), t)
+    return out
+
+@patch
+def keep(self: FirstCut, F: pd.DataFrame, n: int | None = None) -> np.ndarray:
+    """Positions of the rows of `F` the cut keeps: each session's `n` (default `self.n`) best by `score`, ties to
+    the earlier row, in their order in `F`; all rows when `n` is None or 0."""
+    n = self.n if n is None else n
+    if not n: return np.arange(len(F))
+    s = F['session'].to_numpy(np.int64)
+    o = order_by_score(s, self.score(F)) if len(F) else np.zeros(0, np.int64)
+    return np.sort(o[run_positions(s[o]) < n])
+
+# %% ../nbs/06d_ranker.ipynb #49682eb1
+@patch
+def keep_index(self: FirstCut, index: tuple, item_stats: pd.DataFrame, n: int | None = None) -> np.ndarray | None:
+    """`keep` before the table is built: from `merge_index`'s (frames, keys, positions) and the items' `item_pop`
+    and `item_rate`, the positions among the keys of the rows kept (None: all, no cut). The score is the same,
+    bit for bit, as `score` of the built table: the same float32 terms added in the same order, absent sources
+    adding nothing."""
+    n = self.n if n is None else n
+    if not n: return None
+    parts, keys, where = index
+    out = np.full(keys.size, self.bias, np.float32); cnt = None
+    item = (keys & 0xFFFFFFFF).astype(np.int64)
+    for (c, t), w in zip(self.terms, self.weights):
+        w = np.float32(w)
+        if c.endswith('_rank') and c[:-5] in parts:
+            pos = where[c[:-5]]
+            if t == 'recip': out[pos] += w * _cut_value(parts[c[:-5]]['rank'].to_numpy(), 'recip')
+            else: out[pos] += w                                       # 'in': present
+        elif c.endswith('_rank'): continue                            # a source with no frame: absent everywhere
+        elif c == 'n_sources':
+            if cnt is None: cnt = sum(np.bincount(p, minlength=keys.size) for p in where.values())
+            out += w * _cut_value(cnt.astype(np.int16), t)
+        elif c in ('item_pop', 'item_rate'):
+            out += w * _cut_value(item_stats[c].to_numpy()[item].astype(np.float32), t)
+        else: raise RecsysDataError(f'the first cut cannot score {c!r} before the table is built',
+                                    fix='score the built table with FirstCut.keep')
+    s = keys >> 32
+    o = order_by_score(s, out) if keys.size else np.zeros(0, np.int64)
+    return np.sort(o[run_positions(s[o]) < n])
+
+# %% ../nbs/06d_ranker.ipynb #e686d10c
+@patch
+def to_dict(self: FirstCut) -> dict:
+    return dict(terms=[list(t) for t in self.terms], weights=self.weights, bias=self.bias, n=self.n)
+
+@patch(cls_method=True)
+def from_dict(cls: FirstCut, d: dict | None) -> FirstCut | None:
+    return None if not d else cls(d['terms'], d['weights'], d['bias'], d.get('n'))
+
+@patch
+def kept_share(self: FirstCut, F: pd.DataFrame, ranker_score, K: int = 5, n: int | None = None) -> float:
+    "Share of the ranker's top-`K` rows of `F` (by `ranker_score`) that the cut keeps: what it can cost, at most."
+    s = F['session'].to_numpy(np.int64)
+    o = order_by_score(s, np.asarray(ranker_score, np.float32))
+    top = o[run_positions(s[o]) < K]
+    return float(np.isin(top, self.keep(F, n)).mean()) if top.size else float('nan')
+
 # %% ../nbs/06d_ranker.ipynb #659a2d6b
 def session_extras(events, sessions) -> tuple[np.ndarray, np.ndarray]:
     "(page type per row, device per session) of `events`, the table `sessions` was read from (rows in the same order)."
@@ -308,11 +429,15 @@ def session_table(
     events=None,                           # the Arrow table `sessions` was read from (page type, device), or None
     k: int = 50,                           # candidates per source and session
     profile_weight: float | None = None,   # weight of the user's profile in the blend (None: the model's)
+    cut: FirstCut | None = None,           # the first cut: only each session's `cut_n` best rows get the features
+    cut_n: int | None = None,              # rows per session the cut keeps (None: `cut.n`; 0: all)
+    threads: int | None = None,            # the sources side by side on this many threads (None: one per core)
 ) -> tuple[pd.DataFrame, dict]:
     """(features, candidates by source) for every session of `sessions` (`recsys.sessions.Sessions`, read from
     `events`): every registered source's candidates (`serve_sources`, the blend's parts reading `model`), restricted to
     the items the model may recommend, with the sources' pair features and the features of every (session, candidate)
-    row (see above). Rows are sorted by (session, catalogue position)."""
+    row (see above); with a `cut`, only the rows it keeps (the features are built after it). Rows are sorted by
+    (session, catalogue position)."""
     n, NC = len(sessions), len(model.cat_items)
     if sources.n_items != NC:
         raise RecsysDataError(f'the candidate sources cover {sources.n_items:,} items, the model\'s catalogue {NC:,}',
@@ -320,15 +445,18 @@ def session_table(
     ci = positions_in(model.cat_items, sessions.row_item); ok = ci >= 0
     rs, ri, rt = sessions.row_session[ok], ci[ok], sessions.row_time[ok]
     q = session_rows(rs, ri, rt, n, NC, sessions=sessions, model=model, profile_weight=profile_weight)
-    cands = serve_sources(sources, q, k)
+    cands = serve_sources(sources, q, k, threads=threads)
     def allowed(c):                                    # the items the model may recommend (no copy when all are)
         ok = model.allowed[c['item'].to_numpy()]
         return c if ok.all() else c[ok].reset_index(drop=True)
     cands = {name: allowed(c) for name, c in cands.items()}
-    merged = merge_candidates(cands)
+    index = merge_index(cands)
+    keep = None if cut is None else cut.keep_index(index, model.item_stats, cut_n)   # the cut, before the table
+    merged = merge_candidates(cands, index=index, rows=keep); del index
+    mi = merged['item'].to_numpy(np.int64)
+    for f in ('item_rate', 'item_pop'): merged[f] = model.item_stats[f].to_numpy()[mi].astype(np.float32)
     ms, mi = merged['session'].to_numpy(np.int64), merged['item'].to_numpy(np.int64)
     for f, v in source_pair_features(sources, q, cands, ms, mi).items(): merged[f] = v
-    for f in ('item_rate', 'item_pop'): merged[f] = model.item_stats[f].to_numpy()[mi].astype(np.float32)
     pt, dev = session_extras(events, sessions)
     ur, _ = model.profile_rows(sessions)
     info = pd.DataFrame({'device': dev, 'country': sessions.country.astype(np.float64),
@@ -355,13 +483,14 @@ def fit_ranker(
     F: pd.DataFrame,                    # feature table from `session_table` (with the `session` column)
     y,                                  # 0/1 target of each row of `F`
     seed: int = 42,                     # the train/validation draw of sessions and LightGBM's seed
-    valid_share: float = 0.2,           # share of sessions held out for early stopping
+    valid_share: float = 0.0,           # share of sessions held out for early stopping (0: none, all trees kept)
     features: list[str] | None = None,  # feature columns to use (None: every column but the ids)
     **params,                           # more `Ranker` arguments (n_estimators, learning_rate, ...)
 ) -> Ranker:
     """A `Ranker` fit on the rows of `F` with 0/1 target `y`: sessions drawn (seeded) into a training part and a
-    `valid_share` part for early stopping; sessions without a positive candidate carry no ranking signal and are left
-    out of both. The result records the sessions and rows it used in `info_`."""
+    `valid_share` part for early stopping (by default none: every session trains, for `n_estimators` trees; see
+    above); sessions without a positive candidate carry no ranking signal and are left out of both. The result
+    records the sessions and rows it used in `info_`."""
     s = F['session'].to_numpy(np.int64); y = np.asarray(y, np.int8)
     n = int(s.max()) + 1 if s.size else 0
     pos = np.bincount(s, weights=y, minlength=n) > 0
@@ -379,6 +508,19 @@ def fit_ranker(
     return r
 
 # %% ../nbs/06d_ranker.ipynb #8497a671
+def session_parts(sessions, events, parts: int):
+    """`parts` contiguous slices of `sessions` (`recsys.sessions.Sessions`), each with the rows of `events` (the Arrow
+    table it was read from, or None) that belong to it: [(sessions, events)]."""
+    n = len(sessions); bounds = np.linspace(0, n, max(int(parts), 1) + 1).astype(np.int64)
+    same = events is not None and events.num_rows == len(sessions.row_item)
+    out = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        r = (sessions.row_session >= a) & (sessions.row_session < b)
+        sub = type(sessions)(sessions.session_id[a:b], sessions.user_id[a:b], sessions.country[a:b],
+                             sessions.row_session[r] - a, sessions.row_item[r], sessions.row_time[r])
+        out.append((sub, events.filter(r) if same else None))
+    return out
+
 def rank_sessions(
     model,                   # the trained `SessionModel`
     sources,                 # `CandidateSources` fitted on the model's catalogue
@@ -387,11 +529,28 @@ def rank_sessions(
     events=None,             # the Arrow table `sessions` was read from, or None
     K: int | None = None,    # partnumbers per session (None: the model's K)
     k: int | None = None,    # candidates per source and session (None: the model's `cand_k`, as it was trained)
+    cut_n: int | None = None,  # rows per session the ranker's first cut keeps (None: as trained; 0: no cut)
+    threads: int | None = None,  # sessions served in this many parts side by side (None: one per core)
+    min_part: int = 2048,    # ... each of at least this many sessions (fewer sessions: fewer parts)
 ) -> np.ndarray:
-    "Top-`K` partnumbers (sessions x K) by the ranker over `session_table`'s candidates (K defaults to the model's)."
+    """Top-`K` partnumbers (sessions x K) by the ranker over `session_table`'s candidates (K defaults to the model's),
+    after the ranker's first cut (`ranker.first_cut`, if it has one) keeps each session's `cut_n` best (at least K).
+    Sessions do not share anything in this path, so they are served in contiguous parts side by side on `threads`
+    threads (numpy's sorts, the fold-in, the sparse products and LightGBM release the GIL); the result is the same
+    on any number of parts."""
     K = K or model.params['K']; k = k or model.params.get('cand_k', 50)
-    F, _ = session_table(model, sources, sessions, events, k=k)
-    top = top_k_items(F['session'], F['item'], ranker.predict(F), len(sessions), K)
+    cut = getattr(ranker, 'first_cut', None)
+    n = (cut.n if cut is not None else 0) if cut_n is None else int(cut_n)
+    parts = max(1, min(threads or os.cpu_count() or 1, len(sessions) // max(min_part, 1)))
+    def one(sub, ev, src_threads=None):
+        F, _ = session_table(model, sources, sub, ev, k=k, cut=cut if n else None, cut_n=max(n, K),
+                             threads=src_threads)
+        return top_k_items(F['session'], F['item'], ranker.predict(F), len(sub), K)
+    if parts == 1: top = one(sessions, events)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+        with blas_threads(1), ThreadPoolExecutor(parts) as ex:        # the BLAS limit set and restored here, once
+            top = np.concatenate(list(ex.map(lambda p: one(*p, src_threads=1), session_parts(sessions, events, parts))))
     if (top < 0).any(): raise RecsysDataError(f'fewer than K={K} candidates for some sessions',
                                               n_bad=int((top < 0).any(1).sum()))
     return model.cat_items[top]

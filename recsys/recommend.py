@@ -23,7 +23,7 @@ from .sessions import (
     session_confidence, session_inputs, session_kinds, top_k_pairs, session_design)
 from .validation import ValidationSplit, carve_validation, ndcg_by_kind, ndcg_per_session, relevance, tune_weights
 from .candidates import catalogue_embeddings, event_rows, fit_sources, recall_at_k
-from .ranker import fit_ranker, rank_sessions, session_table, table_labels
+from .ranker import CUT_N, FirstCut, fit_ranker, rank_sessions, session_table, table_labels
 from .model_io import load_model, save_model, validate_predictions, write_predictions, catalogue_partnumbers
 
 # the names above keep their old home: `from recsys.recommend import ...` works as before the split
@@ -77,8 +77,10 @@ def warm_factors(model: SessionModel, X: Interactions, seed: int = 42) -> tuple[
 
 # %% ../nbs/06_recommend.ipynb #2f3fd8b0
 def _holdout_scores(rk, F: pd.DataFrame, L: pd.DataFrame, n_sessions: int, seed: int, K: int) -> dict:
-    """NDCG@K on the ranker's early-stopping sessions (those `fit_ranker` held out; slightly optimistic for the ranker,
-    which stopped on them) of the ranker, the linear blend and the shown items by views then recency."""
+    """NDCG@K on a fifth of the validation sessions (those `fit_ranker` holds out with `valid_share=0.2`) of the ranker,
+    the linear blend and the shown items by views then recency; with a first cut, the ranker's NDCG after it and the
+    share of the ranker's top-K rows the cut keeps. The ranker trains on every session by default, so its figures are
+    in-sample (`holdout_in_sample`): read them against each other, not as a test score."""
     from recsys.ranker import ndcg_at_k, top_k_items
     hold = np.random.default_rng(derive_seed(seed, 'ranker', 'early-stopping')).random(n_sessions) < 0.2
     m = hold[F['session'].to_numpy()]; Lh = L[hold[L['session'].to_numpy()]]
@@ -88,9 +90,16 @@ def _holdout_scores(rk, F: pd.DataFrame, L: pd.DataFrame, n_sessions: int, seed:
         rows = m if rows is None else m & rows
         top = top_k_items(F['session'][rows], F['item'][rows], np.asarray(score)[rows], n_sessions, K)
         return round(ndcg_at_k(top, Lh, NC, K), 6)
-    return {'holdout_sessions': int(Lh['session'].nunique()), f'holdout_ndcg@{K}': nd(rk.predict(F)),
-            f'holdout_ndcg@{K}_linear': nd(-F['blend_rank'].fillna(1e9)),
-            f'holdout_ndcg@{K}_shown': nd(-F['shown_rank'], (F['shown_score'] > 0).to_numpy())}
+    p = rk.predict(F)
+    out = {'holdout_sessions': int(Lh['session'].nunique()), 'holdout_in_sample': rk.info_.get('valid_sessions') == 0,
+           f'holdout_ndcg@{K}': nd(p),
+           f'holdout_ndcg@{K}_linear': nd(-F['blend_rank'].fillna(1e9)),
+           f'holdout_ndcg@{K}_shown': nd(-F['shown_rank'], (F['shown_score'] > 0).to_numpy())}
+    if getattr(rk, 'first_cut', None) is not None:
+        kept = np.zeros(len(F), bool); kept[rk.first_cut.keep(F)] = True
+        out.update({f'holdout_ndcg@{K}_first_cut': nd(p, kept), 'first_cut_n': rk.first_cut.n,
+                    f'first_cut_kept_top{K}': round(rk.first_cut.kept_share(F[m], p[m], K), 6)})
+    return out
 
 # %% ../nbs/06_recommend.ipynb #c2bf5520
 def _distinct_designs(design) -> list[ConfidenceDesign]:
@@ -172,9 +181,11 @@ def _tune_on_validation(v: dict, designs: list, st: Stages, fit: dict, hyper: di
 
 # %% ../nbs/06_recommend.ipynb #956d9c6c
 def _validation_ranker(warm: SessionModel, v: dict, st: Stages, products, seed: int, covis_rows: int | None,
-                       cand_k: int, source_params: dict | None, ranker_params: dict | None, keep_table: bool) -> dict:
+                       cand_k: int, source_params: dict | None, ranker_params: dict | None, keep_table: bool,
+                       cut_n: int | None = CUT_N) -> dict:
     """The two-stage model's validation part: candidate sources fitted on the split's history (`v['hrows']`, freed
-    here), the candidate table of its sessions and a LambdaRank ranker on it. Returns the sources (`src_v`) and the
+    here), the candidate table of its sessions, a LambdaRank ranker on it and (`cut_n` > 0) the first cut in front of
+    it, fitted on the same table (`FirstCut`). Returns the sources (`src_v`) and the
     embeddings they used (`emb`), the ranker (`rk`), its record for `model.info`, the `hashes` of what each step made
     and (with `keep_table`) the table."""
     with st('validation candidate sources'):
@@ -188,11 +199,14 @@ def _validation_ranker(warm: SessionModel, v: dict, st: Stages, products, seed: 
         recall = recall_at_k(cands_v, Lv); del cands_v
     with st('ranker fit'):
         rk = fit_ranker(Fv, yv, seed=seed, **(ranker_params or {}))
+    if cut_n:
+        with st('first cut fit'): rk.first_cut = FirstCut(n=int(cut_n)).fit(Fv, yv, seed=seed)
     hashes = {'candidate sources: co-visitation': digest(src_v.covis),
               'candidate sources: embedding': digest(src_v.emb, src_v.embedding),
               'candidate sources: groups': digest(src_v.stats, src_v.group_top),
               'candidate sources: session kNN': digest(src_v.states.get('sknn', {})),
-              'validation candidate table': digest(Fv, yv), 'ranker model': digest(rk.booster_.model_to_string())}
+              'validation candidate table': digest(Fv, yv), 'ranker model': digest(rk.booster_.model_to_string()),
+              'first cut': digest(json.dumps(rk.first_cut.to_dict() if rk.first_cut is not None else None))}
     info = dict(rk.info_, candidates_per_session=round(len(Fv) / max(len(vs), 1), 1), features=len(rk.features),
                 recall=recall.round(6).to_dict('index'), **_holdout_scores(rk, Fv, Lv, len(vs), seed, warm.params['K']))
     return dict(src_v=src_v, emb=emb, rk=rk, info=info, hashes=hashes, table=(Fv, yv) if keep_table else None)
@@ -259,7 +273,8 @@ def _attach_ranker(model: SessionModel, ds: RecsysDataset, st: Stages, vr: dict,
     del emb, src_v
     model.ranker = vr['rk']
     if keep_table: model.validation_table_ = vr['table']
-    model.params.update(ranker='lightgbm', cand_k=int(cand_k), covis_rows=covis_rows, refit_sources=bool(refit_sources))
+    model.params.update(ranker='lightgbm', cand_k=int(cand_k), covis_rows=covis_rows, refit_sources=bool(refit_sources),
+                        cut_n=None if model.ranker.first_cut is None else model.ranker.first_cut.n)
 
 # %% ../nbs/06_recommend.ipynb #a9ece25c
 def train_model(
@@ -286,6 +301,7 @@ def train_model(
     show_progress: bool | None = None,      # stage log and ALS progress bars (None: unless RECSYS_QUIET is set)
     ranker: str = 'lightgbm',               # the last stage: 'lightgbm' (sources + LambdaRank) or 'linear' (the blend)
     cand_k: int = CAND_K,                   # candidates per source and session (lightgbm)
+    cut_n: int | None = CUT_N,              # rows per session the first cut keeps for the ranker (0/None: no cut)
     covis_rows: int | None = 8_000_000,     # co-visitation counted on the latest this many rows (None: all)
     ranker_params: dict | None = None,      # to `recsys.ranker.fit_ranker`
     source_params: dict | None = None,      # to `recsys.candidates.fit_sources` (`top_n`, `group_top_n`, ...)
@@ -294,22 +310,21 @@ def train_model(
     **hyper,                                # to `fit_session_model` (factors, regularization, alpha, n_als, ...)
 ) -> SessionModel:
     """Raw files -> a `SessionModel`. With `tune` (or a two-stage `ranker`), a validation split carved from train (never
-    the test labels) chooses the design, profile weight and blend, and fits the ranker over the candidate sources;
-    the final fit on all the training events starts from the chosen validation model's factors. Each stage's time and
-    memory go to `model.info['stages']`, and a digest of what each made to `model.info['stage_hashes']`."""
+    the test labels) chooses the design, profile weight and blend, and fits the ranker over the candidate sources; the
+    final fit on all the events starts from the chosen validation model's factors. Each stage's time and memory go to
+    `model.info['stages']`, a digest of what each made to `model.info['stage_hashes']`."""
     if ranker not in RANKERS: raise RecsysDataError(f'unknown ranker {ranker!r}', fix=f'use one of {list(RANKERS)}')
     ds = _dataset(data, scale, seed); t0 = time.perf_counter()
-    designs, two_stage = _distinct_designs(design), ranker == 'lightgbm'
-    st, fit = _train_setup(ds, seed, segments_k, show_progress)
-    vr = dict(val=None, design=designs[0], weights=weights)
+    designs = _distinct_designs(design); st, fit = _train_setup(ds, seed, segments_k, show_progress)
+    vr, two_stage = dict(val=None, design=designs[0], weights=weights), ranker == 'lightgbm'
     if (tune and weights is None) or two_stage:
-        vr = _validate(ds, st, designs, fit, hyper, two_stage=two_stage, tuning=tune and weights is None,
-                       warm_start=warm_start, iterations=iterations, profile_weights=profile_weights, weights=weights,
-                       split_kw=dict(day=val_day, max_rows=val_max_rows, min_carts=val_min_carts,
-                                     n_sessions=val_sessions,
-                                     seed=seed, n_days=val_days, max_days=val_max_days, min_sessions=val_min_sessions),
-                       rank_kw=dict(products=fit['products'], seed=seed, covis_rows=covis_rows, cand_k=cand_k,
-                                    source_params=source_params, ranker_params=ranker_params, keep_table=keep_table))
+        vr = _validate(
+            ds, st, designs, fit, hyper, two_stage=two_stage, tuning=tune and weights is None, warm_start=warm_start,
+            iterations=iterations, profile_weights=profile_weights, weights=weights,
+            split_kw=dict(day=val_day, max_rows=val_max_rows, min_carts=val_min_carts, n_sessions=val_sessions,
+                          seed=seed, n_days=val_days, max_days=val_max_days, min_sessions=val_min_sessions),
+            rank_kw=dict(products=fit['products'], seed=seed, covis_rows=covis_rows, cand_k=cand_k, cut_n=cut_n,
+                         source_params=source_params, ranker_params=ranker_params, keep_table=keep_table))
     model, final = _final_fit(ds, st, vr, vr['design'], vr['weights'], iterations, refit_iterations, fit, hyper)
     if two_stage: _attach_ranker(model, ds, st, vr, seed, covis_rows, cand_k, source_params, refit_sources, keep_table)
     else: model.params['ranker'] = 'linear'
@@ -365,6 +380,7 @@ def predict_file(
     products=None,              # the products table: only its partnumbers are recommended (None: the model's catalogue)
     warn_share: float = 0.05,   # warn on stderr above this share of sessions served by popularity alone
     ranker: str | None = None,  # 'lightgbm' or 'linear' (None: the model's own last stage)
+    cut_n: int | None = None,   # rows per session the ranker's first cut keeps (None: as trained; 0: no cut)
 ) -> dict:
     """Recommend for every session of `test` (events or a path), write `out` (predictions_3.json) and validate it.
     `ranker` None uses the model's own last stage (the LightGBM ranker when it has one), 'linear' the tuned blend.
@@ -389,7 +405,8 @@ def predict_file(
               file=sys.stderr, flush=True)
     used = 'lightgbm' if model.ranker is not None and ranker != 'linear' else 'linear'
     if used == 'lightgbm':
-        recs = rank_sessions(model, model.sources, model.ranker, sessions, events, k=model.params.get('cand_k', 50))
+        recs = rank_sessions(model, model.sources, model.ranker, sessions, events, k=model.params.get('cand_k', 50),
+                             cut_n=cut_n)
     else: recs = recommend_sessions(model, sessions)
     write_predictions(out, sessions.session_id, recs)
     summary = validate_predictions(out, sessions, model.cat_items[model.allowed], K=recs.shape[1])
@@ -469,6 +486,9 @@ def _add_tuning_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
                          'tuned blend alone (the first release\'s model)')
     ap.add_argument('--cand-k', type=positive_int, default=CAND_K,
                     help='candidates per source and session (with --ranker lightgbm)')
+    ap.add_argument('--cut', type=int, default=CUT_N, metavar='N',
+                    help=f'the first cut: the ranker sees only the N best candidates of each session by a cheap '
+                         f'model fitted beside it (default: {CUT_N}; 0: no cut, the ranker sees all of them)')
     return ap
 
 # %% ../nbs/06_recommend.ipynb #49779986
@@ -503,6 +523,7 @@ def train_cli(argv=None):
     ap = _train_parser(train_cli.__doc__)
     a = ap.parse_args(argv)
     if a.refit_iterations is not None and a.refit_iterations < 0: ap.error('--refit-iterations must be >= 0')
+    if a.cut < 0: ap.error('--cut must be >= 0 (0: no cut)')
     if a.refit_iterations is not None and (a.no_tune or a.weights is not None or a.cold_refit):
         ap.error('--refit-iterations sets the warm final fit, which needs tuning: drop it, or drop --no-tune / '
                  '--weights / --cold-refit (a cold final fit runs --iterations)')
@@ -518,7 +539,8 @@ def train_cli(argv=None):
                     val_day=a.val_day, weights=a.weights, segments_k=a.segments_k, design=a.design or DESIGN_CANDIDATES,
                     factors=a.factors, regularization=a.regularization, alpha=a.alpha, iterations=a.iterations,
                     refit_iterations=a.refit_iterations, warm_start=not a.cold_refit, n_als=a.n_als, ranker=a.ranker,
-                    cand_k=a.cand_k, val_days=a.val_days, val_min_carts=a.val_min_carts or _dataset_min_carts(ds))
+                    cand_k=a.cand_k, cut_n=a.cut, val_days=a.val_days,
+                    val_min_carts=a.val_min_carts or _dataset_min_carts(ds))
     print(f'{m} -> {out} [{time.perf_counter() - t0:.1f} s]')
     print(stages_table(m.info['stages']).to_string(index=False, float_format=lambda x: f'{x:,.1f}'))
     _print_validation(m)
@@ -543,7 +565,11 @@ def predict_cli(argv=None):
     ap.add_argument('--ranker', default=None, choices=list(RANKERS),
                     help="the last stage (default: the model's own: lightgbm unless it was trained with --ranker "
                          "linear)")
+    ap.add_argument('--cut', type=int, default=None, metavar='N',
+                    help="rows per session the ranker's first cut keeps (default: as the model was trained; 0: no "
+                         "cut, the ranker sees every candidate)")
     a = ap.parse_args(argv)
+    if a.cut is not None and a.cut < 0: ap.error('--cut must be >= 0 (0: no cut)')
     ds = _dataset(a.data, a.scale, a.seed)
     out = prepare_output(a.out, 'a predictions file', own=is_predictions_file, force=a.force,
                          inputs=[a.model, *[p for p in ds.files.values() if p is not None]])
@@ -554,7 +580,7 @@ def predict_cli(argv=None):
     for d in check_model_fits(model, ds, a.model, allow=a.allow_mismatch):
         print(f"warning (--allow-mismatch): the model was trained on '{model.info.get('dataset')}': {d}",
               file=sys.stderr)
-    s = predict_file(model, ds.files['test'], out, products=ds.products, ranker=a.ranker)
+    s = predict_file(model, ds.files['test'], out, products=ds.products, ranker=a.ranker, cut_n=a.cut)
     print(f"{s['path']}: {s['sessions']:,} sessions x {s['K']} products ({s['distinct_items']:,} distinct), validated; "
           f"{s['ranker']} ranker; {s['sessions_no_known_item']:,} sessions with no known item, "
           f"{s['popularity_share']:.1%} served by popularity [{s['seconds']:.2f} s]")

@@ -372,6 +372,7 @@ class Candidates:
     info: dict = field(default_factory=dict)
     U: np.ndarray | None = None          # sessions x factors: the folded-in sessions (zero rows: no input)
     P: sp.csr_matrix | None = None       # sessions x model items: the profile (user's history + earlier part)
+    als_top: tuple | None = None         # (sessions with input, their top model items, scores): the fold-in's top list
 
     def __len__(self): return len(self.s)
     def __repr__(self): return f'Candidates({len(self.s):,} pairs for {len(self.sessions):,} sessions)'
@@ -467,19 +468,24 @@ def _viewed_source(model: SessionModel, sessions: Sessions) -> tuple:
     return vs, vi, {'viewed': np.ones(len(u)), 'log_views': np.log1p(cnt), 'recency': 1.0 / (1.0 + rank)}
 
 # %% ../nbs/06a_sessions.ipynb #81853314
-def _als_source(model: SessionModel, X: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, list]:
+def _als_source(model: SessionModel, X: sp.csr_matrix, n_top: int = 0) -> tuple[np.ndarray, np.ndarray, list, tuple]:
     """Candidates 2: fold every session with input rows `X` in at once (recalculate_user); its `n_als` top items.
-    Returns (the sessions' factors, zero rows where no input; which sessions have input; the source, if any)."""
+    Returns (the sessions' factors, zero rows where no input; which sessions have input; the source, if any; the
+    top list: (sessions with input, their max(`n_als`, `n_top`) top model items (-1: none), scores)). One fold-in and
+    one top-k serve the blend and, with `n_top`, the two-stage model's ALS source."""
     has = np.diff(X.indptr) > 0
     U = np.zeros((X.shape[0], model.als.factors), np.float32)
-    if not has.any(): return U, has, []
-    Xh = X[has]
-    ids, sc = model.als.recommend_new(Xh, N=model.params['n_als'], filter_seen=False)
-    U[has] = model.als.fold_in(Xh)
-    rs = np.repeat(np.flatnonzero(has), ids.shape[1]); ids = ids.ravel()
-    c = np.where((ids >= 0) & np.isfinite(sc.ravel()), model.cat_of_item[np.maximum(ids, 0)], -1)
+    N = min(max(int(model.params['n_als']), int(n_top or 0)), model.als.item_factors.shape[0])
+    if not has.any():
+        return U, has, [], (np.zeros(0, np.int64), np.zeros((0, N), np.int32), np.zeros((0, N), np.float32))
+    U[has] = model.als.fold_in(X[has])
+    rows = np.flatnonzero(has)
+    ids, sc = model.als.top_items(U[has], N)
+    n_als = min(int(model.params['n_als']), N)
+    rs = np.repeat(rows, n_als); b_ids, b_sc = ids[:, :n_als].ravel(), sc[:, :n_als].ravel()
+    c = np.where((b_ids >= 0) & np.isfinite(b_sc), model.cat_of_item[np.maximum(b_ids, 0)], -1)
     good = (c >= 0) & model.allowed[np.maximum(c, 0)]
-    return U, has, [(rs[good], c[good], {})]
+    return U, has, [(rs[good], c[good], {})], (rows, ids, sc)
 
 # %% ../nbs/06a_sessions.ipynb #003bd908
 def _profile_source(model: SessionModel, P: sp.csr_matrix) -> list:
@@ -528,18 +534,20 @@ def _model_features(F: np.ndarray, model: SessionModel, U: np.ndarray, P: sp.csr
     F[:, FEATURES.index('item_pop')] = model.item_stats['item_pop'].to_numpy()[item]
 
 # %% ../nbs/06a_sessions.ipynb #95c863f4
-def candidates(model: SessionModel, sessions: Sessions, profile_weight: float | None = None) -> Candidates:
+def candidates(model: SessionModel, sessions: Sessions, profile_weight: float | None = None,
+               n_top: int = 0) -> Candidates:
     """Every session's candidates and their features in one vectorised pass: viewed items, ALS fold-in top items,
-    the profile's items, the segment/country fallback list and the global list (see the table above)."""
+    the profile's items, the segment/country fallback list and the global list (see the table above). `n_top`: the
+    fold-in's top list kept in `als_top` is at least this long (the two-stage model's ALS source reads it)."""
     NC, t0 = len(model.cat_items), time.perf_counter()
     viewed = _viewed_source(model, sessions)
     X, Cs, P = session_inputs(model, sessions, profile_weight)
-    U, has, als = _als_source(model, X)
+    U, has, als, als_top = _als_source(model, X, n_top)
     s, item, F = _merge_sources([viewed, *als, *_profile_source(model, P), *_popularity_sources(model, sessions)], NC)
     _model_features(F, model, U, P, s, item)
     info = dict(sessions=len(sessions), pairs=len(s), with_input=int(has.sum()),
                 seconds=round(time.perf_counter() - t0, 4))
-    return Candidates(sessions, s, item, F, NC, info, U, P)
+    return Candidates(sessions, s, item, F, NC, info, U, P, als_top)
 
 # %% ../nbs/06a_sessions.ipynb #694146d1
 def recommend_sessions(

@@ -15,12 +15,16 @@ AVX-512 dispatch) at seeds 42 and 0-3. Two kinds of figure came out of it:
   stage digests show ALS and PCA parting first), and on 40 sessions that moves NDCG@5 by up to 0.0105 (all carts) and
   0.0056 (future carts) across the imitated CPUs, and 0.0049 / 0.0074 on a real AMD EPYC (issue 25). So on tiny it
   gets a band of twice the largest measured move and an ordering that held at every seed and CPU; its tight pin is
-  at small scale (1,000 test sessions), checked on the main job's run by .ci/check_reports.py.
+  at small scale (1,000 test sessions), checked on the main job's run by .ci/check_reports.py. Issue 26's ranker
+  (60 trees on every validation session, no early stopping, behind a first cut) did not move at seed 42 under any
+  imitated CPU, but moved by 0.019 / 0.012 at seed 0 (benchmarks/cpu_spread.py, native / no-avx512 /
+  openblas-haswell): the band is twice that now.
 
 What each tolerance still catches (measured; CPU_SPREAD.md, "Regressions"): 05's ALS stopped after one iteration
 moves its NDCG@5 by +0.0185; 06's blend left untuned moves the linear blend by -0.033 (future -0.038); 03's winning
 design and the seed design are 0.032 apart on the test; dropping 06's co-visitation features moves the two-stage model
-by -0.036, beyond its band (an untuned blend's -0.008 does not: that is what the small-scale pin is for).
+by -0.036 (measured on the earlier ranker; now at the edge of the wider band: the small-scale pin, +-0.0068, is what
+catches it and an untuned blend's -0.008).
 """
 
 import json, os
@@ -33,9 +37,9 @@ NBS = ROOT / 'nbs'
 SHARED_ML100K = ROOT.parent / 'shared' / 'data' / 'ml-100k'
 STABLE_TOL = 0.003  # figures with no measured cross-CPU spread (see the module docstring)
 TWO_STAGE_BAND = {
-    'ndcg@5': 0.02,
-    'ndcg@5 future': 0.015,
-}  # 2 x the largest measured cross-CPU move of the two-stage model
+    'ndcg@5': 0.038,
+    'ndcg@5 future': 0.024,
+}  # 2 x the largest measured cross-CPU move of the two-stage model (0.019 / 0.012, issue 26's ranker, seed 0)
 
 pytestmark = pytest.mark.functional
 
@@ -111,7 +115,8 @@ def test_05_evaluate_movielens_100k_default(tmp_path, monkeypatch, papermill_rep
 def test_06_recommend_synthetic_tiny(tmp_path, papermill_report):
     """The challenge's task on tiny synthetic data: the trivial baselines, the oracle and the linear blend pinned to
     STABLE_TOL (no move across CPUs); the two-stage model within TWO_STAGE_BAND of its seed-42 figure on this CPU
-    (0.3426 / 0.0602 since issue 26's registry, V-SKNN and 8 ALS iterations; before: 0.3496 / 0.0614 here, 0.3439 /
+    (0.3547 / 0.0643 since issue 26's first cut and 60-tree ranker; 0.3426 / 0.0602 with the registry, V-SKNN and 8 ALS
+    iterations; before: 0.3496 / 0.0614 here, 0.3439 /
     0.0664 under OpenBLAS's Haswell kernel, 0.3545 / 0.0688 on an AMD EPYC) and above the best in-session baseline
     and popularity (held at seeds 42 and 0-3 under every imitated CPU)."""
     res = papermill_report('06_recommend', tmp_path, dataset='synthetic', scale='tiny')
@@ -133,7 +138,7 @@ def test_06_recommend_synthetic_tiny(tmp_path, papermill_report):
         },
     )
     two = 'two-stage: candidates + LightGBM ranker'
-    for k, want in {'ndcg@5': 0.3426, 'ndcg@5 future': 0.0602}.items():
+    for k, want in {'ndcg@5': 0.3547, 'ndcg@5 future': 0.0643}.items():
         near({f'{two} | {k}': t[f'{two} | {k}']}, {f'{two} | {k}': want}, TWO_STAGE_BAND[k])
     h = res['metrics']['headline']
     assert h['over_otto_all'] == pytest.approx(h['ndcg_all'] - h['otto_all'])  # what the ranker adds over the peer
