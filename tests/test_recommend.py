@@ -64,14 +64,14 @@ def test_two_commands_raw_files_to_valid_predictions(data, model_dir, tmp_path):
     assert man['params']['iterations'] == 3 and man['info']['final_fit']['rows_matched'] > 0.5
     stages = [s['stage'] for s in man['info']['stages']]
     assert stages[0] == 'read products and users' and stages[-2:] == ['warm start', 'final fit']
-    assert {'validation candidate sources', 'validation candidates', 'ranker fit'} <= set(stages)
+    assert {'validation candidate sources', 'validation candidates', 'ranker fit', 'first cut fit'} <= set(stages)
     assert man['stages'] == ['linear', 'lightgbm'] and man['params']['ranker'] == 'lightgbm'
     from recsys.candidates import SOURCES
 
     assert {p.name for p in (model_dir / 'sources').iterdir()} == {
         'sources.json',
         'items.npz',
-        *(f'source_{n}.npz' for n in SOURCES),
+        *(f'source_{n}.npz' for n in SOURCES if SOURCES[n].default),  # the default set (V-SKNN is opt-in)
     }
     assert {p.name for p in (model_dir / 'ranker').iterdir()} == {'ranker.txt', 'ranker.json'}
     assert all(s['wall_s'] >= 0 and s['peak_rss_mib'] > 0 for s in man['info']['stages'])
